@@ -1,0 +1,205 @@
+/**
+ * One run of an agent's OS process: spawned from an argv array (never a shell) as the leader of
+ * its own process group, with a clean environment, its output in a bounded log file, its
+ * `::fleet::` progress lines parsed, and its whole tree watched by the reaper and the sampler.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { accessSync, constants, statSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { delimiter, isAbsolute, join, resolve } from 'node:path';
+import type { Progress } from '../domain/agent';
+import type { ProcessIdentity } from '../domain/agent-workflow';
+import { parseProgressLine } from '../domain/progress-line';
+import { liveGroupMembers, readProcStat, stopGroup, type StopGroupResult } from '../process/proc';
+import type { Reaper } from '../process/reaper';
+import type { ProcessTreeSampler } from '../process/tree-sampler';
+import { AgentLog, LineSplitter } from './agent-log';
+
+/** Variables of the worker's environment an agent inherits; everything else must be asked for. */
+export const INHERITED_ENV = ['PATH', 'HOME', 'USER', 'LOGNAME', 'SHELL', 'LANG', 'LANGUAGE', 'TERM', 'TZ', 'TMPDIR'];
+
+export interface AgentEnvInput {
+  inherited: NodeJS.ProcessEnv;
+  requested?: Record<string, string>;
+  fleet: Record<string, string>;
+}
+
+/** allow-list of the worker's env + LC_* + what the request sets; FLEET_* from the worker always win. */
+export function buildAgentEnv({ inherited, requested, fleet }: AgentEnvInput): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(inherited)) {
+    if (v !== undefined && (INHERITED_ENV.includes(k) || k.startsWith('LC_'))) env[k] = v;
+  }
+  for (const [k, v] of Object.entries(requested ?? {})) {
+    if (!k.startsWith('FLEET_')) env[k] = v;
+  }
+  return { ...env, ...fleet };
+}
+
+export class SpawnError extends Error {
+  constructor(
+    message: string,
+    readonly kind: 'executableNotFound' | 'spawnFailed',
+  ) {
+    super(message);
+  }
+}
+
+/** Finds the executable the way execvp would, so that a missing one fails with a clear message. */
+export function resolveExecutable(command: string, cwd: string, pathVar: string | undefined): string {
+  const canRun = (p: string) => {
+    try {
+      accessSync(p, constants.X_OK);
+      return statSync(p).isFile();
+    } catch {
+      return false;
+    }
+  };
+  if (command.includes('/')) {
+    const full = isAbsolute(command) ? command : resolve(cwd, command);
+    if (canRun(full)) return full;
+    throw new SpawnError(`executable ${JSON.stringify(command)} does not exist or is not executable (resolved to ${full})`, 'executableNotFound');
+  }
+  const dirs = (pathVar ?? '').split(delimiter).filter(Boolean);
+  for (const dir of dirs) {
+    const full = join(dir, command);
+    if (canRun(full)) return full;
+  }
+  throw new SpawnError(
+    `executable ${JSON.stringify(command)} was not found on the agent's PATH (${dirs.join(delimiter) || 'empty'}); install it or give an absolute path in the command`,
+    'executableNotFound',
+  );
+}
+
+export interface SpawnSpec {
+  command: string[];
+  cwd?: string;
+  env: Record<string, string>;
+  logPath: string;
+  maxLogBytes?: number;
+  workerQueue: string;
+}
+
+export interface ExitInfo {
+  exitCode: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+export class AgentProcess {
+  progress: Progress | null = null;
+  lastOutputAt: Date | null = null;
+  readonly startedAt = new Date();
+  readonly exited: Promise<ExitInfo>;
+  private exitInfo: ExitInfo | undefined;
+  private disposed = false;
+
+  private constructor(
+    private readonly child: ChildProcess,
+    readonly identity: ProcessIdentity,
+    readonly log: AgentLog,
+    private readonly reaper: Reaper,
+    private readonly sampler: ProcessTreeSampler,
+  ) {
+    this.exited = new Promise<ExitInfo>((resolveExit) => {
+      child.once('exit', (exitCode, signal) => {
+        this.exitInfo = { exitCode, signal };
+        resolveExit(this.exitInfo);
+      });
+    });
+    const splitter = new LineSplitter((line) => {
+      const parsed = parseProgressLine(line);
+      if (parsed.kind === 'progress') {
+        this.progress = {
+          percent: parsed.report.percent,
+          message: parsed.report.message ?? null,
+          updatedAt: new Date().toISOString(),
+        };
+      }
+    });
+    this.pipe(child.stdout!, splitter);
+    this.pipe(child.stderr!);
+  }
+
+  /** Output goes to the log with backpressure: the agent blocks on a full pipe rather than the worker buffering. */
+  private pipe(stream: NodeJS.ReadableStream, splitter?: LineSplitter): void {
+    stream.on('data', (chunk: Buffer) => {
+      this.lastOutputAt = new Date();
+      splitter?.push(chunk);
+      const wait = this.log.write(chunk);
+      if (wait) {
+        stream.pause();
+        void wait.then(() => stream.resume());
+      }
+    });
+    stream.on('end', () => splitter?.end());
+  }
+
+  static async spawn(spec: SpawnSpec, reaper: Reaper, sampler: ProcessTreeSampler): Promise<AgentProcess> {
+    const cwd = spec.cwd ?? spec.env.HOME ?? process.cwd();
+    try {
+      if (!statSync(cwd).isDirectory()) throw new Error('not a directory');
+    } catch {
+      throw new SpawnError(`working directory ${JSON.stringify(cwd)} does not exist or is not a directory`, 'spawnFailed');
+    }
+    const [cmd, ...args] = spec.command;
+    const executable = resolveExecutable(cmd!, cwd, spec.env.PATH);
+    const log = new AgentLog(spec.logPath, spec.maxLogBytes);
+    const child = spawn(executable, args, {
+      cwd,
+      env: spec.env,
+      detached: true, // own process group: the whole tree can be signalled as one
+      stdio: ['ignore', 'pipe', 'pipe'],
+      argv0: cmd,
+    });
+    await new Promise<void>((resolveSpawn, rejectSpawn) => {
+      child.once('spawn', resolveSpawn);
+      child.once('error', (err) => rejectSpawn(new SpawnError(`could not start ${JSON.stringify(cmd)}: ${err.message}`, 'spawnFailed')));
+    }).catch(async (err) => {
+      await log.close();
+      throw err;
+    });
+    const pid = child.pid!;
+    reaper.watch(pid);
+    sampler.watch(pid);
+    const identity: ProcessIdentity = {
+      pid,
+      pgid: pid,
+      host: hostname(),
+      startTicks: readProcStat(pid)?.startTicks ?? 0,
+      workerQueue: spec.workerQueue,
+    };
+    return new AgentProcess(child, identity, log, reaper, sampler);
+  }
+
+  get exitStatus(): ExitInfo | undefined {
+    return this.exitInfo;
+  }
+
+  resources() {
+    return this.sampler.latest(this.identity.pgid);
+  }
+
+  /** SIGTERM the group, SIGKILL after the grace period, confirm that nothing of it is left. */
+  async stop(graceMs: number): Promise<StopGroupResult> {
+    const result = await stopGroup(this.identity.pgid, graceMs);
+    if (!this.exitInfo) await Promise.race([this.exited, new Promise((r) => setTimeout(r, 2000))]);
+    return result;
+  }
+
+  /** After the leader exits: descendants left in its group are stopped too (no orphans). */
+  async reapDescendants(graceMs = 1000): Promise<void> {
+    if (liveGroupMembers(this.identity.pgid).length > 0) await stopGroup(this.identity.pgid, graceMs);
+  }
+
+  async dispose(): Promise<void> {
+    if (this.disposed) return;
+    this.disposed = true;
+    this.reaper.unwatch(this.identity.pgid);
+    this.sampler.unwatch(this.identity.pgid);
+    // Let the pipes drain what the process wrote before it ended.
+    await Promise.race([new Promise((r) => this.child.once('close', r)), new Promise((r) => setTimeout(r, 1000))]);
+    this.child.stdout?.destroy();
+    this.child.stderr?.destroy();
+    await this.log.close();
+  }
+}

@@ -1,0 +1,253 @@
+/**
+ * The long-running activity behind every agent: one activity attempt = one run of the agent's
+ * process. It heartbeats on a timer (pid, host, progress, CPU and RSS of the process tree), fails
+ * the attempt when the process exits non-zero or stalls (Temporal's RetryPolicy then retries it
+ * with backoff), and stops the whole process group when the attempt is cancelled.
+ */
+import { Context } from '@temporalio/activity';
+import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
+import type { Client } from '@temporalio/client';
+import { hostname } from 'node:os';
+import type { ProcessOutcome, ProcessIdentity, HeartbeatDetails, AgentState } from '../domain/agent-workflow';
+import { AgentFailureType } from '../domain/agent-workflow';
+import type { AgentWorkflowParsedInput } from '../domain/agent-workflow';
+import { isProcessAlive, stopGroup } from '../process/proc';
+import type { Reaper } from '../process/reaper';
+import type { ProcessTreeSampler } from '../process/tree-sampler';
+import { attemptEndedSignal, attemptStartedSignal, getAgentStateQuery } from '../workflows/definitions';
+import { agentLogPath } from './agent-log';
+import { AgentProcess, buildAgentEnv, SpawnError } from './agent-process';
+import { log } from '../logger';
+
+export type SuperviseAgentInput = Pick<AgentWorkflowParsedInput, 'agentId' | 'request' | 'attemptOffset' | 'apiUrl' | 'adopt'>;
+
+export interface AgentActivityDeps {
+  client: Client;
+  logsDir: string;
+  /** The task queue only this worker polls: a handed-over process is adopted there. */
+  workerQueue: string;
+  reaper: Reaper;
+  sampler: ProcessTreeSampler;
+  /** Local heartbeat period; defaults to a quarter of the heartbeat timeout, between 250 ms and 5 s. */
+  heartbeatIntervalMs?: number;
+  maxLogBytes?: number;
+  /** How long a handed-over process waits to be adopted by the next run before it is stopped. */
+  adoptionTimeoutMs?: number;
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+export function createAgentActivities(deps: AgentActivityDeps) {
+  /** Processes this worker owns, by agent id: what a continue-as-new hand-over adopts. */
+  const live = new Map<string, AgentProcess>();
+  const adoptionTimers = new Map<string, NodeJS.Timeout>();
+
+  function release(agentId: string, proc: AgentProcess) {
+    if (live.get(agentId) === proc) live.delete(agentId);
+  }
+
+  function adopt(input: SuperviseAgentInput): AgentProcess | undefined {
+    if (!input.adopt) return undefined;
+    const proc = live.get(input.agentId);
+    const timer = adoptionTimers.get(input.agentId);
+    if (timer) clearTimeout(timer);
+    adoptionTimers.delete(input.agentId);
+    if (proc && proc.identity.pid === input.adopt.pid && !proc.exitStatus) return proc;
+    return undefined;
+  }
+
+  /** A retried attempt never runs beside a living predecessor: stop it first if it is on this host. */
+  async function stopPredecessor(prev: ProcessIdentity | undefined, graceMs: number) {
+    if (!prev || prev.host !== hostname()) {
+      if (prev) log.warn('predecessor on another host; its worker reaper stops it', { host: prev.host, pid: prev.pid });
+      return;
+    }
+    if (!isProcessAlive(prev.pid, prev.startTicks)) {
+      // The leader is gone; descendants may still hold the group.
+      await stopGroup(prev.pgid, graceMs);
+      return;
+    }
+    log.warn('stopping a living predecessor before the new attempt', { pid: prev.pid });
+    const r = await stopGroup(prev.pgid, graceMs);
+    if (!r.gone) {
+      throw ApplicationFailure.retryable(`the previous attempt's process group ${prev.pgid} survived SIGKILL; not starting a second copy`, AgentFailureType.spawnFailed);
+    }
+  }
+
+  async function queryState(agentId: string): Promise<AgentState | undefined> {
+    try {
+      return await deps.client.workflow.getHandle(agentId).query(getAgentStateQuery);
+    } catch {
+      return undefined;
+    }
+  }
+
+  async function notify<T>(agentId: string, send: (h: ReturnType<Client['workflow']['getHandle']>) => Promise<T>) {
+    try {
+      await send(deps.client.workflow.getHandle(agentId));
+    } catch (err) {
+      log.warn('could not signal the agent workflow', { agentId, error: (err as Error).message });
+    }
+  }
+
+  async function superviseAgentProcess(input: SuperviseAgentInput): Promise<ProcessOutcome> {
+    const ctx = Context.current();
+    const req = input.request;
+    const attempt = input.attemptOffset + ctx.info.attempt;
+    const maxAttempts = req.retry?.maxAttempts ?? 1;
+    const { agentId } = input;
+
+    let proc = adopt(input);
+    if (!proc) {
+      const prev = (ctx.info.heartbeatDetails as HeartbeatDetails | undefined) ?? input.adopt;
+      await stopPredecessor(prev, req.terminateGraceMs);
+      const logPath = agentLogPath(deps.logsDir, agentId, attempt);
+      const env = buildAgentEnv({
+        inherited: process.env,
+        requested: req.env,
+        fleet: {
+          FLEET_AGENT_ID: agentId,
+          FLEET_AGENT_TYPE: req.type,
+          FLEET_TASK: req.task,
+          FLEET_ATTEMPT: String(attempt),
+          FLEET_MISSION_ID: req.missionId ?? '',
+          ...(input.apiUrl ? { FLEET_API_URL: input.apiUrl } : {}),
+        },
+      });
+      try {
+        proc = await AgentProcess.spawn(
+          { command: req.command, cwd: req.cwd, env, logPath, maxLogBytes: deps.maxLogBytes, workerQueue: deps.workerQueue },
+          deps.reaper,
+          deps.sampler,
+        );
+      } catch (err) {
+        if (err instanceof SpawnError) {
+          await notify(agentId, (h) => h.signal(attemptEndedSignal, { attempt, exitCode: null, signal: null, error: err.message, willRetry: false, endedAt: new Date().toISOString() }));
+          throw ApplicationFailure.nonRetryable(err.message, err.kind === 'executableNotFound' ? AgentFailureType.executableNotFound : AgentFailureType.spawnFailed);
+        }
+        throw err;
+      }
+      live.set(agentId, proc);
+      log.info('agent process started', { agentId, attempt, pid: proc.identity.pid, logPath });
+      const started = proc;
+      await notify(agentId, (h) => h.signal(attemptStartedSignal, { attempt, pid: started.identity.pid, host: started.identity.host, logPath, startedAt: started.startedAt.toISOString() }));
+    } else {
+      log.info('agent process adopted after continue-as-new', { agentId, pid: proc.identity.pid });
+    }
+    const p = proc;
+
+    const details = (): HeartbeatDetails => ({
+      ...p.identity,
+      attempt,
+      progress: p.progress,
+      resources: p.resources(),
+      lastOutputAt: p.lastOutputAt?.toISOString() ?? null,
+      logPath: p.log.path,
+      startedAt: p.startedAt.toISOString(),
+    });
+    deps.sampler.sample();
+    ctx.heartbeat(details());
+    const hbTimeout = ctx.info.heartbeatTimeoutMs ?? req.heartbeatTimeoutMs;
+    const hbEvery = deps.heartbeatIntervalMs ?? Math.min(5000, Math.max(250, Math.floor(hbTimeout / 4)));
+    const hbTimer = setInterval(() => ctx.heartbeat(details()), hbEvery);
+
+    let stallTimer: NodeJS.Timeout | undefined;
+    const stalled = new Promise<{ kind: 'stall'; idleMs: number }>((resolveStall) => {
+      if (!req.stallTimeoutMs) return;
+      const every = Math.min(5000, Math.max(100, Math.floor(req.stallTimeoutMs / 4)));
+      const lastLocalSign = () => Math.max(p.startedAt.getTime(), p.lastOutputAt?.getTime() ?? 0, Date.parse(p.progress?.updatedAt ?? '') || 0);
+      stallTimer = setInterval(async () => {
+        if (Date.now() - lastLocalSign() < req.stallTimeoutMs) return;
+        // Quiet locally: did the agent report through the REST API (heartbeat or progress)?
+        const state = await queryState(agentId);
+        const remote = Math.max(Date.parse(state?.lastAgentHeartbeatAt ?? '') || 0, Date.parse(state?.progress?.updatedAt ?? '') || 0);
+        const idleMs = Date.now() - Math.max(lastLocalSign(), remote);
+        if (idleMs >= req.stallTimeoutMs) resolveStall({ kind: 'stall', idleMs });
+      }, every);
+    });
+
+    const outcome = await Promise.race([
+      p.exited.then((e) => ({ kind: 'exit' as const, ...e })),
+      ctx.cancelled.catch((err: unknown) => ({ kind: 'cancel' as const, err })),
+      stalled,
+    ]);
+    clearInterval(hbTimer);
+    if (stallTimer) clearInterval(stallTimer);
+
+    const ended = async (error: string, exitCode: number | null, signal: string | null, willRetry: boolean) => {
+      await notify(agentId, (h) => h.signal(attemptEndedSignal, { attempt, exitCode, signal, error, willRetry, endedAt: new Date().toISOString() }));
+    };
+
+    if (outcome.kind === 'exit') {
+      await p.reapDescendants();
+      release(agentId, p);
+      await p.dispose();
+      if (outcome.exitCode === 0) {
+        log.info('agent process succeeded', { agentId, attempt });
+        return { kind: 'exited', exitCode: 0, progress: p.progress };
+      }
+      const how = outcome.exitCode !== null ? `exited with code ${outcome.exitCode}` : `was killed by signal ${outcome.signal}`;
+      const fatal = outcome.exitCode !== null && (req.fatalExitCodes ?? []).includes(outcome.exitCode);
+      const message = `agent process ${how} (attempt ${attempt} of ${maxAttempts}; log ${p.log.path})${fatal ? '; this exit code is marked fatal, not retrying' : ''}`;
+      await ended(message, outcome.exitCode, outcome.signal, !fatal && attempt < maxAttempts);
+      log.warn('agent process failed', { agentId, attempt, exitCode: outcome.exitCode, signal: outcome.signal });
+      const failureDetails = { exitCode: outcome.exitCode, signal: outcome.signal };
+      if (fatal) throw ApplicationFailure.create({ message, type: AgentFailureType.fatalExit, nonRetryable: true, details: [failureDetails] });
+      throw ApplicationFailure.create({ message, type: AgentFailureType.exited, details: [failureDetails] });
+    }
+
+    if (outcome.kind === 'stall') {
+      await p.stop(req.terminateGraceMs);
+      release(agentId, p);
+      await p.dispose();
+      const message = `agent stalled: no output, progress or heartbeat for ${Math.round(outcome.idleMs / 1000)} s (stallTimeoutMs ${req.stallTimeoutMs}); attempt ${attempt} of ${maxAttempts} stopped`;
+      await ended(message, null, null, attempt < maxAttempts);
+      log.warn('agent stalled', { agentId, attempt });
+      throw ApplicationFailure.create({ message, type: AgentFailureType.stalled });
+    }
+
+    // Cancelled: terminate, worker shutdown, timeout, or a hand-over to the next run.
+    const why = ctx.cancellationDetails;
+    if (why?.workerShutdown) {
+      await p.stop(req.terminateGraceMs);
+      release(agentId, p);
+      await p.dispose();
+      log.info('agent process stopped for worker shutdown', { agentId, attempt });
+      throw ApplicationFailure.create({ message: 'the worker shut down while the agent ran; it will run again on a worker', type: AgentFailureType.workerShutdown, nonRetryable: true });
+    }
+    const state = why?.cancelRequested ? await queryState(agentId) : undefined;
+    if (state?.handingOver && !p.exitStatus) {
+      // Keep the process for the next run; stop it if nobody adopts it in time.
+      const timer = setTimeout(async () => {
+        adoptionTimers.delete(agentId);
+        if (live.get(agentId) !== p) return;
+        log.warn('handed-over agent process was not adopted; stopping it', { agentId, pid: p.identity.pid });
+        release(agentId, p);
+        await p.stop(req.terminateGraceMs);
+        await p.dispose();
+      }, deps.adoptionTimeoutMs ?? 60_000);
+      timer.unref();
+      adoptionTimers.set(agentId, timer);
+      log.info('agent process handed over to the next run', { agentId, pid: p.identity.pid });
+      return { kind: 'handedOver', process: p.identity, progress: p.progress };
+    }
+    const graceMs = state?.terminateRequest?.graceMs ?? req.terminateGraceMs;
+    const stopped = await p.stop(graceMs);
+    release(agentId, p);
+    await p.dispose();
+    log.info('agent process terminated', { agentId, attempt, graceful: stopped.graceful, gone: stopped.gone });
+    if (outcome.err instanceof CancelledFailure || outcome.err instanceof Error) throw outcome.err;
+    throw new CancelledFailure('cancelled');
+  }
+
+  /** Stops every process this worker still owns (worker shutdown). */
+  async function stopAll(graceMs: number): Promise<void> {
+    await Promise.all([...live.values()].map((p) => p.stop(graceMs).then(() => p.dispose())));
+    live.clear();
+    await sleep(0);
+  }
+
+  return { activities: { superviseAgentProcess }, stopAll };
+}
+
+export type AgentActivities = ReturnType<typeof createAgentActivities>['activities'];

@@ -1,0 +1,150 @@
+/** `fleet setup`, `fleet up`, `fleet worker`, `fleet api`: the long-running parts. */
+import { Client } from '@temporalio/client';
+import type { Command } from 'commander';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ensureApiToken, tokenFile } from '../../api/auth';
+import { startApiServer, type ApiServer } from '../../api/server';
+import { Reaper } from '../../process/reaper';
+import { findTemporalCli } from '../../temporal/cli-binary';
+import { connectClient, connectWorker, temporalConfigFromEnv, type TemporalConfig } from '../../temporal/connection';
+import { DevServer } from '../../temporal/dev-server';
+import { FleetWorker } from '../../temporal/worker';
+import { InstanceLock } from '../instance-lock';
+import { onShutdown } from '../run-until-signal';
+import * as settings from '../settings';
+
+async function startWorker(cfg: TemporalConfig, queue: string, dir: string, reaper?: Reaper): Promise<{ worker: FleetWorker; client: Client; close: () => Promise<void> }> {
+  const connection = await connectClient(cfg);
+  const client = new Client({ connection, namespace: cfg.namespace });
+  const native = await connectWorker(cfg);
+  const worker = await FleetWorker.create({ connection: native, client, namespace: cfg.namespace, taskQueue: queue, logsDir: settings.logsDir(dir), reaper });
+  const running = worker.run();
+  running.catch((err) => {
+    process.stderr.write(`fleet: the worker stopped: ${(err as Error).message}\n`);
+    process.exit(1);
+  });
+  return {
+    worker,
+    client,
+    close: async () => {
+      await worker.shutdown();
+      await native.close();
+      await connection.close();
+    },
+  };
+}
+
+async function startApi(cfg: TemporalConfig, opts: { host: string; port: number; token: string; queue: string }): Promise<{ api: ApiServer; close: () => Promise<void> }> {
+  const connection = await connectClient(cfg);
+  const client = new Client({ connection, namespace: cfg.namespace });
+  const api = await startApiServer({ client, namespace: cfg.namespace, defaultQueue: opts.queue, uiBaseUrl: cfg.uiUrl, token: opts.token, host: opts.host, port: opts.port });
+  return {
+    api,
+    close: async () => {
+      await api.close();
+      await connection.close();
+    },
+  };
+}
+
+export function registerServiceCommands(program: Command): void {
+  program
+    .command('setup')
+    .description('find or build the Temporal CLI that runs the embedded Temporal server (cached for later runs)')
+    .option('--json', 'print {path, source} as JSON')
+    .action(async (o: { json?: boolean }) => {
+      const found = await findTemporalCli({ install: true });
+      if (o.json) process.stdout.write(`${JSON.stringify(found)}\n`);
+      else process.stdout.write(`Temporal CLI: ${found.path} (from ${found.source})\n`);
+    });
+
+  program
+    .command('up')
+    .description('run everything on this machine: Temporal dev server (SQLite in the data dir, Web UI), a worker and the REST API')
+    .option('--data-dir <dir>', 'where state, logs and the API token live (env FLEET_DATA_DIR, default ~/.fleet)')
+    .option('--api-port <n>', 'REST API port (env FLEET_API_PORT, default 7400)')
+    .option('--api-host <host>', 'REST API bind address (env FLEET_API_HOST, default 127.0.0.1)')
+    .option('--temporal-port <n>', 'Temporal gRPC port (default 7233)')
+    .option('--ui-port <n>', 'Temporal Web UI port (default 8233)')
+    .option('--queue <name>', 'task queue of the worker (env FLEET_TASK_QUEUE, default fleet-agents)')
+    .action(async (o: { dataDir?: string; apiPort?: string; apiHost?: string; temporalPort?: string; uiPort?: string; queue?: string }) => {
+      const dir = settings.dataDir(o.dataDir);
+      mkdirSync(dir, { recursive: true, mode: 0o700 });
+      const lock = InstanceLock.acquire(dir);
+      const reaper = Reaper.start();
+      const cleanups: (() => Promise<void>)[] = [];
+      const stopAll = async () => {
+        for (const c of cleanups.reverse()) await c().catch((err) => process.stderr.write(`fleet: while stopping: ${(err as Error).message}\n`));
+        reaper.close();
+        lock.release();
+      };
+      onShutdown(stopAll);
+      try {
+        const temporalPort = settings.intOption('--temporal-port', o.temporalPort, 7233);
+        const uiPort = settings.intOption('--ui-port', o.uiPort, 8233);
+        const apiPort = settings.apiPort(o.apiPort);
+        const host = settings.apiHost(o.apiHost);
+        const queue = settings.taskQueue(o.queue);
+        const token = ensureApiToken(dir);
+        const cli = await findTemporalCli({ install: true });
+        const server = await DevServer.start({ cliPath: cli.path, dir: join(dir, 'temporal'), port: temporalPort, uiPort, reaper });
+        cleanups.push(() => server.stop());
+        const cfg = temporalConfigFromEnv({}, { address: server.address, namespace: server.namespace, uiUrl: server.uiUrl });
+        const w = await startWorker(cfg, queue, dir, reaper);
+        cleanups.push(w.close);
+        const a = await startApi(cfg, { host, port: apiPort, token, queue });
+        cleanups.push(a.close);
+        cleanups.push(async () => rmSync(settings.endpointsFile(dir), { force: true }));
+        writeFileSync(settings.endpointsFile(dir), JSON.stringify({ apiUrl: a.api.url, temporalAddress: server.address, uiUrl: server.uiUrl, pid: process.pid }), { mode: 0o600 });
+        process.stdout.write(
+          [
+            'FleetTools is up.',
+            `  API        ${a.api.url}   (token: ${process.env.FLEET_API_TOKEN ? 'FLEET_API_TOKEN' : tokenFile(dir)})`,
+            `  Web UI     ${server.uiUrl}`,
+            `  Temporal   ${server.address}   (namespace ${server.namespace}, database ${join(dir, 'temporal', 'temporal.sqlite')})`,
+            `  Worker     task queue ${queue}`,
+            `  Data dir   ${dir}`,
+            `  Temporal CLI ${cli.path} (${cli.source})`,
+            'Press Ctrl-C to stop.',
+            '',
+          ].join('\n'),
+        );
+      } catch (err) {
+        await stopAll();
+        throw err;
+      }
+    });
+
+  program
+    .command('worker')
+    .description('run a worker against a Temporal cluster (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TLS or API key)')
+    .option('--queue <name>', 'task queue to poll (env FLEET_TASK_QUEUE, default fleet-agents)')
+    .option('--data-dir <dir>', 'where agent logs go (env FLEET_DATA_DIR, default ~/.fleet)')
+    .action(async (o: { queue?: string; dataDir?: string }) => {
+      const dir = settings.dataDir(o.dataDir);
+      mkdirSync(dir, { recursive: true, mode: 0o700 });
+      const cfg = temporalConfigFromEnv();
+      const queue = settings.taskQueue(o.queue);
+      const w = await startWorker(cfg, queue, dir);
+      onShutdown(w.close);
+      process.stdout.write(`Worker polling task queue ${queue} on ${cfg.address} (namespace ${cfg.namespace}); own queue ${w.worker.workerQueue}\n`);
+    });
+
+  program
+    .command('api')
+    .description('run the REST API against a Temporal cluster (needs FLEET_API_TOKEN or a token in the data dir)')
+    .option('--api-port <n>', 'port (env FLEET_API_PORT, default 7400)')
+    .option('--api-host <host>', 'bind address (env FLEET_API_HOST, default 127.0.0.1)')
+    .option('--queue <name>', 'default task queue for spawned agents (env FLEET_TASK_QUEUE)')
+    .option('--data-dir <dir>', 'data dir holding the API token (env FLEET_DATA_DIR, default ~/.fleet)')
+    .action(async (o: { apiPort?: string; apiHost?: string; queue?: string; dataDir?: string }) => {
+      const dir = settings.dataDir(o.dataDir);
+      const cfg = temporalConfigFromEnv();
+      const host = settings.apiHost(o.apiHost);
+      const token = ensureApiToken(dir);
+      const a = await startApi(cfg, { host, port: settings.apiPort(o.apiPort), token, queue: settings.taskQueue(o.queue) });
+      onShutdown(a.close);
+      process.stdout.write(`API listening on ${a.api.url} (Temporal ${cfg.address}, namespace ${cfg.namespace})\n`);
+    });
+}

@@ -1,0 +1,32 @@
+#!/usr/bin/env node
+/** `fleet`: the FleetTools command line. */
+import { Command, CommanderError } from 'commander';
+import { ConfigError } from '../temporal/connection';
+import { TemporalCliNotFound } from '../temporal/cli-binary';
+import { CliError } from './api-client';
+import { registerAgentCommands } from './commands/agents';
+import { registerServiceCommands } from './commands/services';
+
+const program = new Command('fleet')
+  .description('Run fleets of AI coding agents as durable Temporal workflows.')
+  .version(require('../../../package.json').version)
+  .option('--api-url <url>', 'FleetTools API base URL (env FLEET_API_URL; default: the one `fleet up` started)')
+  .option('--token <token>', 'API token (env FLEET_API_TOKEN; default: the one `fleet up` stored)')
+  .option('--data-dir <dir>', 'data dir of `fleet up` (env FLEET_DATA_DIR, default ~/.fleet)')
+  .option('--json', 'machine-readable output')
+  .showHelpAfterError()
+  .exitOverride();
+
+registerServiceCommands(program);
+registerAgentCommands(program);
+
+program.parseAsync(process.argv).catch((err: unknown) => {
+  if (err instanceof CommanderError) process.exit(err.exitCode);
+  const e = err as Error;
+  process.stderr.write(`fleet: error: ${e.message}\n`);
+  if (err instanceof CliError && err.hint) process.stderr.write(`hint: ${err.hint}\n`);
+  if (!(err instanceof CliError || err instanceof ConfigError || err instanceof TemporalCliNotFound) && process.env.FLEET_DEBUG) {
+    process.stderr.write(`${e.stack}\n`);
+  }
+  process.exit(err instanceof CliError ? err.exitCode : 1);
+});

@@ -1,0 +1,24 @@
+/** Where things live and which ports they use: flags, then environment, then defaults. */
+import { homedir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { DEFAULT_API_HOST, DEFAULT_API_PORT } from '../api/server';
+import { DEFAULT_TASK_QUEUE } from '../temporal/worker';
+
+export function dataDir(flag?: string, env: NodeJS.ProcessEnv = process.env): string {
+  return resolve(flag ?? env.FLEET_DATA_DIR ?? join(homedir(), '.fleet'));
+}
+
+export function intOption(name: string, value: string | undefined, fallback: number): number {
+  if (value === undefined || value === '') return fallback;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new Error(`${name} must be a port number (0-65535), got ${JSON.stringify(value)}`);
+  return n;
+}
+
+export const apiPort = (flag?: string, env = process.env) => intOption('--api-port / FLEET_API_PORT', flag ?? env.FLEET_API_PORT, DEFAULT_API_PORT);
+export const apiHost = (flag?: string, env = process.env) => flag ?? env.FLEET_API_HOST ?? DEFAULT_API_HOST;
+export const taskQueue = (flag?: string, env = process.env) => flag ?? env.FLEET_TASK_QUEUE ?? DEFAULT_TASK_QUEUE;
+
+/** Written by `fleet up` so that other commands find the API it started. */
+export const endpointsFile = (dir: string) => join(dir, 'endpoints.json');
+export const logsDir = (dir: string) => join(dir, 'logs');

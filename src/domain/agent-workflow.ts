@@ -1,0 +1,138 @@
+/**
+ * Shapes that cross the workflow boundary: the AgentWorkflow's input, its queryable state,
+ * the payloads of its signals, and what the process activity heartbeats and returns.
+ */
+import { z } from 'zod';
+import { AgentId, AgentStatus, Progress, QueueName, ResourceSample, SpawnRequest } from './agent';
+
+export const AgentWorkflowInput = z.object({
+  agentId: AgentId,
+  request: SpawnRequest.extend({ command: SpawnRequest.shape.command.unwrap() }),
+  queue: QueueName,
+  /** Base URL of the REST API that the agent may call (progress, heartbeat). */
+  apiUrl: z.string().nullable(),
+  /** Attempts used by earlier activity executions (after a worker shutdown, or before continue-as-new). */
+  attemptOffset: z.number().int().min(0).default(0),
+  /** State carried over by continue-as-new. */
+  carried: z.lazy(() => AgentStateCarried).optional(),
+  /** A process handed over by the previous run (continue-as-new) that the activity adopts instead of spawning. */
+  adopt: z.lazy(() => ProcessIdentity).optional(),
+  /** Continue-as-new once history has this many events (tests lower it; Temporal's suggestion also triggers it). */
+  maxHistoryEvents: z.number().int().min(20).default(8_000),
+});
+export type AgentWorkflowInput = z.input<typeof AgentWorkflowInput>;
+export type AgentWorkflowParsedInput = z.output<typeof AgentWorkflowInput>;
+
+/** Identifies one OS process across time: pid reuse is detected by the start time. */
+export const ProcessIdentity = z.object({
+  pid: z.number().int(),
+  /** Process group id; the agent is its own group leader so pgid = pid. */
+  pgid: z.number().int(),
+  host: z.string(),
+  /** Start time of the process in clock ticks since boot (/proc/PID/stat field 22). */
+  startTicks: z.number(),
+  /** Worker-specific task queue of the worker that owns the process (for hand-over). */
+  workerQueue: z.string(),
+});
+export type ProcessIdentity = z.infer<typeof ProcessIdentity>;
+
+/** The small details an attempt heartbeats to Temporal. Visible in describe() and to the next attempt. */
+export const HeartbeatDetails = ProcessIdentity.extend({
+  attempt: z.number().int(),
+  progress: Progress.nullable(),
+  resources: ResourceSample.nullable(),
+  lastOutputAt: z.string().nullable(),
+  logPath: z.string(),
+  startedAt: z.string(),
+});
+export type HeartbeatDetails = z.infer<typeof HeartbeatDetails>;
+
+export const AttemptStarted = z.object({
+  attempt: z.number().int(),
+  pid: z.number().int(),
+  host: z.string(),
+  logPath: z.string(),
+  startedAt: z.string(),
+});
+export type AttemptStarted = z.infer<typeof AttemptStarted>;
+
+export const AttemptEnded = z.object({
+  attempt: z.number().int(),
+  exitCode: z.number().int().nullable(),
+  signal: z.string().nullable(),
+  error: z.string().nullable(),
+  willRetry: z.boolean(),
+  endedAt: z.string(),
+});
+export type AttemptEnded = z.infer<typeof AttemptEnded>;
+
+export const TerminateRequest = z.object({
+  graceMs: z.number().int().min(0).max(600_000).optional(),
+  reason: z.string().max(1000).optional(),
+});
+export type TerminateRequest = z.infer<typeof TerminateRequest>;
+
+/** How the process activity ended when it did not throw. */
+export const ProcessOutcome = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('exited'), exitCode: z.number().int(), progress: Progress.nullable() }),
+  /** The process was left running for the next run of the workflow (continue-as-new). */
+  z.object({ kind: z.literal('handedOver'), process: ProcessIdentity, progress: Progress.nullable() }),
+]);
+export type ProcessOutcome = z.infer<typeof ProcessOutcome>;
+
+export const AgentState = z.object({
+  agentId: AgentId,
+  type: SpawnRequest.shape.type,
+  task: z.string(),
+  callsign: z.string().nullable(),
+  runtime: z.string(),
+  missionId: z.string().nullable(),
+  queue: z.string(),
+  status: AgentStatus,
+  /** Attempt number as the user sees it (counts across worker shutdowns and continue-as-new). */
+  attempt: z.number().int(),
+  maxAttempts: z.number().int(),
+  pid: z.number().int().nullable(),
+  host: z.string().nullable(),
+  logPath: z.string().nullable(),
+  progress: Progress.nullable(),
+  lastAgentHeartbeatAt: z.string().nullable(),
+  createdAt: z.string(),
+  startedAt: z.string().nullable(),
+  endedAt: z.string().nullable(),
+  exitCode: z.number().int().nullable(),
+  lastError: z.string().nullable(),
+  terminateRequest: z
+    .object({ graceMs: z.number().int(), reason: z.string().nullable(), requestedAt: z.string() })
+    .nullable(),
+  /** Set while the workflow hands its live process over to its next run (continue-as-new). */
+  handingOver: z.boolean(),
+  runsSoFar: z.number().int(),
+});
+export type AgentState = z.infer<typeof AgentState>;
+
+export const AgentStateCarried = AgentState.pick({
+  status: true,
+  attempt: true,
+  pid: true,
+  host: true,
+  logPath: true,
+  progress: true,
+  lastAgentHeartbeatAt: true,
+  createdAt: true,
+  startedAt: true,
+  exitCode: true,
+  lastError: true,
+  runsSoFar: true,
+});
+export type AgentStateCarried = z.infer<typeof AgentStateCarried>;
+
+/** Error types the process activity throws; the workflow and API key off them. */
+export const AgentFailureType = {
+  exited: 'AgentExited',
+  fatalExit: 'AgentFatalExit',
+  stalled: 'AgentStalled',
+  executableNotFound: 'ExecutableNotFound',
+  spawnFailed: 'SpawnFailed',
+  workerShutdown: 'WorkerShutdown',
+} as const;

@@ -1,0 +1,130 @@
+/**
+ * The agent's shapes, shared by the API, the CLI, the workflows and the activities.
+ * Pure zod: no Node imports, so the workflow bundle can use it.
+ */
+import { z } from 'zod';
+
+export const AGENT_TYPES = ['frontend', 'backend', 'testing', 'documentation', 'security', 'performance'] as const;
+export const AgentType = z.enum(AGENT_TYPES);
+export type AgentType = z.infer<typeof AgentType>;
+
+export const AGENT_STATUSES = ['pending', 'running', 'retrying', 'succeeded', 'failed', 'terminated'] as const;
+export const AgentStatus = z.enum(AGENT_STATUSES);
+export type AgentStatus = z.infer<typeof AgentStatus>;
+
+export const TERMINAL_STATUSES: readonly AgentStatus[] = ['succeeded', 'failed', 'terminated'];
+
+export const HealthState = z.enum(['healthy', 'stale', 'unhealthy', 'stopped']);
+export type HealthState = z.infer<typeof HealthState>;
+
+/** `agt_` followed by a UUID: safe as a workflow id and as a directory name. */
+export const AGENT_ID_PATTERN = /^agt_[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+export const AgentId = z.string().regex(AGENT_ID_PATTERN, 'must look like agt_<uuid>');
+
+/** A task queue name: what a worker polls. Kept to a safe character set. */
+export const QueueName = z
+  .string()
+  .min(1)
+  .max(200)
+  .regex(/^[A-Za-z0-9._:@-]+$/, 'may only contain letters, digits and . _ : @ -');
+
+export const RetryPolicyInput = z
+  .object({
+    maxAttempts: z.number().int().min(1).max(1000).default(3),
+    initialIntervalMs: z.number().int().min(100).max(86_400_000).default(1000),
+    backoffCoefficient: z.number().min(1).max(100).default(2),
+    maxIntervalMs: z.number().int().min(100).max(86_400_000).default(60_000),
+  })
+  .strict()
+  .refine((r) => r.maxIntervalMs >= r.initialIntervalMs, {
+    message: 'maxIntervalMs must be >= initialIntervalMs',
+    path: ['maxIntervalMs'],
+  });
+export type RetryPolicyInput = z.infer<typeof RetryPolicyInput>;
+
+const EnvName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be a valid environment variable name');
+const NoNul = (what: string) => z.string().refine((s) => !s.includes('\0'), `${what} must not contain NUL bytes`);
+
+export const DEFAULT_HEARTBEAT_TIMEOUT_MS = 20_000;
+export const DEFAULT_STALL_TIMEOUT_MS = 10 * 60_000;
+export const DEFAULT_TERMINATE_GRACE_MS = 5_000;
+
+/** What a caller may ask for when spawning an agent (POST /agents/spawn, `fleet agents spawn`). */
+export const SpawnRequest = z
+  .object({
+    type: AgentType,
+    task: NoNul('task').pipe(z.string().max(100_000)).default(''),
+    callsign: z.string().min(1).max(100).regex(/^[\w .:-]+$/, 'may only contain letters, digits, spaces and . _ : -').optional(),
+    runtime: z.string().min(1).max(50).default('exec'),
+    command: z.array(NoNul('command arguments').pipe(z.string().max(100_000))).min(1).max(1000).optional(),
+    cwd: NoNul('cwd').pipe(z.string().min(1).max(4096)).optional(),
+    env: z.record(EnvName, NoNul('env values').pipe(z.string().max(100_000))).optional(),
+    missionId: z.string().min(1).max(200).regex(/^[\w.:-]+$/).optional(),
+    queue: QueueName.optional(),
+    retry: RetryPolicyInput.optional(),
+    /** Exit codes that mean "do not retry": the attempt fails the agent at once. */
+    fatalExitCodes: z.array(z.number().int().min(0).max(255)).max(256).optional(),
+    heartbeatTimeoutMs: z.number().int().min(1000).max(3_600_000).default(DEFAULT_HEARTBEAT_TIMEOUT_MS),
+    /** No output, no progress and no agent heartbeat for this long fails the attempt (0 = never). */
+    stallTimeoutMs: z.number().int().min(0).max(7 * 86_400_000).default(DEFAULT_STALL_TIMEOUT_MS),
+    /** Longest one attempt may run. */
+    timeoutMs: z.number().int().min(1000).max(30 * 86_400_000).optional(),
+    /** Grace between SIGTERM and SIGKILL when the agent is terminated. */
+    terminateGraceMs: z.number().int().min(0).max(600_000).default(DEFAULT_TERMINATE_GRACE_MS),
+  })
+  .strict();
+export type SpawnRequestInput = z.input<typeof SpawnRequest>;
+export type SpawnRequest = z.output<typeof SpawnRequest>;
+
+export const Progress = z.object({
+  percent: z.number().min(0).max(100),
+  message: z.string().max(2000).nullable(),
+  updatedAt: z.string(),
+});
+export type Progress = z.infer<typeof Progress>;
+
+/** Body of a progress report, from the REST API or a `::fleet::` line. */
+export const ProgressReport = z
+  .object({
+    percent: z.number().min(0).max(100),
+    message: z.string().max(2000).optional(),
+  })
+  .strict();
+export type ProgressReport = z.infer<typeof ProgressReport>;
+
+export const ResourceSample = z.object({
+  cpuPercent: z.number(),
+  rssBytes: z.number(),
+  processCount: z.number().int(),
+  sampledAt: z.string(),
+});
+export type ResourceSample = z.infer<typeof ResourceSample>;
+
+/** The agent object of the REST contract (DESIGN). */
+export const Agent = z.object({
+  id: AgentId,
+  type: AgentType,
+  task: z.string(),
+  callsign: z.string().nullable(),
+  status: AgentStatus,
+  runtime: z.string(),
+  pid: z.number().int().nullable(),
+  host: z.string().nullable(),
+  attempt: z.number().int(),
+  maxAttempts: z.number().int(),
+  progress: Progress.nullable(),
+  health: z.object({ state: HealthState, lastHeartbeatAt: z.string().nullable() }),
+  resources: z
+    .object({ cpuPercent: z.number(), rssBytes: z.number(), processCount: z.number().int(), sampledAt: z.string() })
+    .nullable(),
+  startedAt: z.string().nullable(),
+  endedAt: z.string().nullable(),
+  exitCode: z.number().int().nullable(),
+  lastError: z.string().nullable(),
+  nextAttemptAt: z.string().nullable(),
+  missionId: z.string().nullable(),
+  queue: z.string(),
+  logPath: z.string().nullable(),
+  uiUrl: z.string().nullable(),
+});
+export type Agent = z.infer<typeof Agent>;

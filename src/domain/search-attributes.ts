@@ -1,0 +1,12 @@
+/** Custom search attributes that make agents listable by type, status and mission (Temporal visibility). */
+import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
+
+export const AgentTypeKey = defineSearchAttributeKey('FleetAgentType', SearchAttributeType.KEYWORD);
+export const AgentStatusKey = defineSearchAttributeKey('FleetAgentStatus', SearchAttributeType.KEYWORD);
+export const MissionIdKey = defineSearchAttributeKey('FleetMissionId', SearchAttributeType.KEYWORD);
+
+/** Every custom attribute a Temporal namespace must have for FleetTools, as `temporal` CLI flags spell them. */
+export const FLEET_SEARCH_ATTRIBUTES = [AgentTypeKey, AgentStatusKey, MissionIdKey].map((k) => ({
+  name: k.name,
+  type: 'Keyword' as const,
+}));

@@ -1,0 +1,178 @@
+/**
+ * The embedded Temporal server: `temporal server start-dev`, persisted to a SQLite file in the data
+ * dir, with FleetTools' search attributes and the Web UI.
+ *
+ * It runs in its own process group (a Ctrl-C does not reach it before the worker has finished) and
+ * its pid is recorded in the data dir, so that a `fleet up` that died by SIGKILL, leaving the server
+ * behind with the port and the database, is cleaned up by the next start on the same data dir.
+ */
+import { spawn } from 'node:child_process';
+import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { Connection } from '@temporalio/client';
+import { FLEET_SEARCH_ATTRIBUTES } from '../domain/search-attributes';
+import { log } from '../logger';
+import { isProcessAlive, readProcStat, stopGroup } from '../process/proc';
+import type { Reaper } from '../process/reaper';
+
+export interface DevServerOptions {
+  cliPath: string;
+  /** Directory for the SQLite database, the server log and the pid record. */
+  dir: string;
+  ip?: string;
+  port: number;
+  uiPort?: number;
+  /** No Web UI (tests). */
+  headless?: boolean;
+  namespace?: string;
+  reaper?: Reaper;
+  startTimeoutMs?: number;
+}
+
+interface PidRecord {
+  pid: number;
+  startTicks: number;
+  port: number;
+}
+
+export class PortInUse extends Error {
+  override name = 'PortInUse';
+}
+
+export function isPortFree(port: number, host = '127.0.0.1'): Promise<boolean> {
+  return new Promise((resolve) => {
+    const srv = createServer();
+    srv.once('error', () => resolve(false));
+    srv.listen({ port, host, exclusive: true }, () => srv.close(() => resolve(true)));
+  });
+}
+
+export function freePort(host = '127.0.0.1'): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, host, () => {
+      const port = (srv.address() as { port: number }).port;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+export class DevServer {
+  private constructor(
+    readonly pid: number,
+    readonly address: string,
+    readonly uiUrl: string | null,
+    readonly namespace: string,
+    private readonly pidFile: string,
+    private readonly exited: Promise<void>,
+    private readonly reaper?: Reaper,
+  ) {}
+
+  /** Stops a server that an earlier run on this data dir left behind (after a SIGKILL). */
+  static async stopLeftover(dir: string): Promise<boolean> {
+    const pidFile = join(dir, 'server.pid.json');
+    let rec: PidRecord;
+    try {
+      rec = JSON.parse(readFileSync(pidFile, 'utf8')) as PidRecord;
+    } catch {
+      return false;
+    }
+    if (!isProcessAlive(rec.pid, rec.startTicks)) {
+      rmSync(pidFile, { force: true });
+      return false;
+    }
+    log.warn('stopping a Temporal dev server left behind by an earlier run on this data dir', { pid: rec.pid, port: rec.port });
+    const r = await stopGroup(rec.pid, 10_000);
+    if (!r.gone) throw new Error(`the Temporal dev server left behind (pid ${rec.pid}) survived SIGKILL; stop it by hand`);
+    rmSync(pidFile, { force: true });
+    return true;
+  }
+
+  static async start(opts: DevServerOptions): Promise<DevServer> {
+    const ip = opts.ip ?? '127.0.0.1';
+    const namespace = opts.namespace ?? 'default';
+    const uiPort = opts.headless ? undefined : (opts.uiPort ?? opts.port + 1000);
+    mkdirSync(opts.dir, { recursive: true, mode: 0o700 });
+    await DevServer.stopLeftover(opts.dir);
+    for (const [what, port, flag] of [['Temporal', opts.port, '--temporal-port'], ['Temporal Web UI', uiPort, '--ui-port']] as const) {
+      if (port !== undefined && !(await isPortFree(port, ip))) {
+        throw new PortInUse(`port ${port} (${what}) on ${ip} is already in use by another program; free it or pick another port with ${flag}`);
+      }
+    }
+    const args = [
+      'server', 'start-dev',
+      '--db-filename', join(opts.dir, 'temporal.sqlite'),
+      '--ip', ip,
+      '--port', String(opts.port),
+      '--namespace', namespace,
+      '--log-format', 'json',
+      '--log-level', 'warn',
+      ...(uiPort !== undefined ? ['--ui-port', String(uiPort)] : ['--headless']),
+      ...FLEET_SEARCH_ATTRIBUTES.flatMap((a) => ['--search-attribute', `${a.name}=${a.type}`]),
+    ];
+    const logPath = join(opts.dir, 'server.log');
+    const logFd = openSync(logPath, 'a', 0o600);
+    const child = spawn(opts.cliPath, args, { detached: true, stdio: ['ignore', logFd, logFd] });
+    closeSync(logFd);
+    const pid = await new Promise<number>((resolve, reject) => {
+      child.once('spawn', () => resolve(child.pid!));
+      child.once('error', (err) => reject(new Error(`could not start the Temporal dev server (${opts.cliPath}): ${err.message}`)));
+    });
+    opts.reaper?.watch(pid);
+    const pidFile = join(opts.dir, 'server.pid.json');
+    const rec: PidRecord = { pid, startTicks: readProcStat(pid)?.startTicks ?? 0, port: opts.port };
+    writeFileSync(pidFile, JSON.stringify(rec), { mode: 0o600 });
+    let exitedEarly: string | undefined;
+    const exited = new Promise<void>((resolve) =>
+      child.once('exit', (code, signal) => {
+        exitedEarly = `exited with ${signal ?? `code ${code}`}`;
+        resolve();
+      }),
+    );
+    const address = `${ip}:${opts.port}`;
+    const server = new DevServer(pid, address, uiPort !== undefined ? `http://${ip}:${uiPort}` : null, namespace, pidFile, exited, opts.reaper);
+    const deadline = Date.now() + (opts.startTimeoutMs ?? 90_000);
+    for (;;) {
+      if (exitedEarly) {
+        rmSync(pidFile, { force: true });
+        throw new Error(`the Temporal dev server ${exitedEarly} while starting; its log is ${logPath}:\n${tailOf(logPath)}`);
+      }
+      if (await namespaceReady(address, namespace)) return server;
+      if (Date.now() > deadline) {
+        await server.stop();
+        throw new Error(`the Temporal dev server did not become ready on ${address} within ${opts.startTimeoutMs ?? 90_000} ms; its log is ${logPath}:\n${tailOf(logPath)}`);
+      }
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
+
+  async stop(graceMs = 10_000): Promise<void> {
+    await stopGroup(this.pid, graceMs);
+    await Promise.race([this.exited, new Promise((r) => setTimeout(r, 2000))]);
+    this.reaper?.unwatch(this.pid);
+    rmSync(this.pidFile, { force: true });
+  }
+}
+
+async function namespaceReady(address: string, namespace: string): Promise<boolean> {
+  let conn: Connection | undefined;
+  try {
+    conn = await Connection.connect({ address, connectTimeout: '2s' });
+    await conn.workflowService.describeNamespace({ namespace });
+    return true;
+  } catch {
+    return false;
+  } finally {
+    await conn?.close().catch(() => undefined);
+  }
+}
+
+function tailOf(path: string, lines = 15): string {
+  try {
+    return readFileSync(path, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+  } catch {
+    return '(no log)';
+  }
+}

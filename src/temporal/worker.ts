@@ -1,0 +1,120 @@
+/**
+ * A FleetTools worker: runs AgentWorkflows and the process activity on a task queue.
+ *
+ * Besides its task queue it polls a queue of its own (`<queue>@<host>:<pid>:<nonce>`), where the
+ * next run of an agent workflow that continued as new adopts the live process this worker holds.
+ * It starts a reaper, so that its agents' processes die within seconds if this process is killed.
+ */
+import { Client } from '@temporalio/client';
+import { bundleWorkflowCode, NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { createAgentActivities } from '../activities/supervise-agent';
+import { log } from '../logger';
+import { Reaper } from '../process/reaper';
+import { ProcessTreeSampler } from '../process/tree-sampler';
+
+export const DEFAULT_TASK_QUEUE = 'fleet-agents';
+/** Cancellation reaches an activity on its next heartbeat; the SDK's 60 s default would make terminate take a minute. */
+export const DEFAULT_HEARTBEAT_THROTTLE_MS = 2000;
+
+export interface FleetWorkerOptions {
+  connection: NativeConnection;
+  client: Client;
+  namespace: string;
+  taskQueue: string;
+  /** Where agents' logs go: `<logsDir>/<agentId>/attempt-<n>.log`. */
+  logsDir: string;
+  heartbeatThrottleMs?: number;
+  heartbeatIntervalMs?: number;
+  maxConcurrentAgents?: number;
+  maxLogBytes?: number;
+  /** A prebuilt workflow bundle (tests bundle once and share it). */
+  workflowBundle?: { code: string } | { codePath: string };
+  /** The reaper to register agents with; started here when absent. */
+  reaper?: Reaper;
+}
+
+const PREBUILT_BUNDLE = join(__dirname, '..', '..', 'workflow-bundle.js');
+
+export function workflowsPath(): string {
+  return require.resolve('../workflows');
+}
+
+export async function bundleWorkflows(): Promise<{ code: string }> {
+  return bundleWorkflowCode({ workflowsPath: workflowsPath(), logger: quietBundlerLogger });
+}
+
+const quietBundlerLogger = {
+  log: () => undefined,
+  trace: () => undefined,
+  debug: () => undefined,
+  info: () => undefined,
+  warn: (msg: string) => log.warn(msg),
+  error: (msg: string) => log.error(msg),
+};
+
+export class FleetWorker {
+  private running: Promise<void> | undefined;
+
+  private constructor(
+    private readonly workers: Worker[],
+    readonly workerQueue: string,
+    private readonly stopAgents: (graceMs: number) => Promise<void>,
+    private readonly reaper: Reaper,
+    private readonly ownsReaper: boolean,
+  ) {}
+
+  static async create(opts: FleetWorkerOptions): Promise<FleetWorker> {
+    const reaper = opts.reaper ?? Reaper.start();
+    const sampler = new ProcessTreeSampler();
+    const workerQueue = `${opts.taskQueue}@${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
+    const { activities, stopAll } = createAgentActivities({
+      client: opts.client,
+      logsDir: opts.logsDir,
+      workerQueue,
+      reaper,
+      sampler,
+      heartbeatIntervalMs: opts.heartbeatIntervalMs,
+      maxLogBytes: opts.maxLogBytes,
+    });
+    const throttle = opts.heartbeatThrottleMs ?? DEFAULT_HEARTBEAT_THROTTLE_MS;
+    const common: Partial<WorkerOptions> = {
+      connection: opts.connection,
+      namespace: opts.namespace,
+      activities,
+      maxHeartbeatThrottleInterval: throttle,
+      defaultHeartbeatThrottleInterval: throttle,
+      maxConcurrentActivityTaskExecutions: opts.maxConcurrentAgents ?? 1000,
+      // Give the activities time to stop their process groups (SIGTERM, grace, SIGKILL) on shutdown.
+      shutdownGraceTime: '1 second',
+      shutdownForceTime: '30 seconds',
+    };
+    const bundle = opts.workflowBundle ?? (existsSync(PREBUILT_BUNDLE) ? { codePath: PREBUILT_BUNDLE } : undefined);
+    const main = await Worker.create({
+      ...common,
+      taskQueue: opts.taskQueue,
+      ...(bundle ? { workflowBundle: bundle } : { workflowsPath: workflowsPath() }),
+    } as WorkerOptions);
+    const own = await Worker.create({ ...common, taskQueue: workerQueue, maxConcurrentActivityTaskPolls: 1 } as WorkerOptions);
+    return new FleetWorker([main, own], workerQueue, stopAll, reaper, !opts.reaper);
+  }
+
+  /** Runs until shutdown() (or a fatal worker error). */
+  run(): Promise<void> {
+    this.running ??= Promise.all(this.workers.map((w) => w.run())).then(() => undefined);
+    return this.running;
+  }
+
+  /** Graceful stop: running agents are stopped (and retried once a worker is back). */
+  async shutdown(): Promise<void> {
+    for (const w of this.workers) {
+      if (w.getState() === 'RUNNING') w.shutdown();
+    }
+    await this.running?.catch((err) => log.error('worker stopped with an error', { error: (err as Error).message }));
+    await this.stopAgents(5000);
+    if (this.ownsReaper) this.reaper.close();
+  }
+}

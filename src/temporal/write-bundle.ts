@@ -1,0 +1,8 @@
+/** Build step: bundle the workflows once, so that workers start without running webpack. */
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { bundleWorkflows } from './worker';
+
+bundleWorkflows().then(({ code }) => {
+  writeFileSync(join(__dirname, '..', '..', 'workflow-bundle.js'), code);
+});

@@ -1,0 +1,206 @@
+/**
+ * AgentWorkflow: the durable lifecycle of one agent (workflow id = agent id).
+ *
+ * It runs the process activity with the spawn request's RetryPolicy, keeps the agent's state for
+ * queries, mirrors the status into a search attribute for listing, stops the agent on the terminate
+ * signal, and continues as new (handing the live process over to the next run) when history grows.
+ */
+import {
+  ActivityCancellationType,
+  ActivityFailure,
+  allHandlersFinished,
+  ApplicationFailure,
+  CancellationScope,
+  condition,
+  continueAsNew,
+  isCancellation,
+  proxyActivities,
+  setHandler,
+  TimeoutFailure,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
+import { TimeoutType } from '@temporalio/common';
+import type { AgentStatus } from '../domain/agent';
+import { TERMINAL_STATUSES } from '../domain/agent';
+import {
+  AgentFailureType,
+  AgentWorkflowInput,
+  type AgentState,
+  type AgentStateCarried,
+  type ProcessIdentity,
+} from '../domain/agent-workflow';
+import { AgentStatusKey } from '../domain/search-attributes';
+import type { AgentActivities } from '../activities/supervise-agent';
+import {
+  agentHeartbeatSignal,
+  attemptEndedSignal,
+  attemptStartedSignal,
+  getAgentStateQuery,
+  progressSignal,
+  terminateSignal,
+} from './definitions';
+
+/** An attempt with no timeout of its own still needs a start-to-close timeout: ten years. */
+const NO_TIMEOUT_MS = 10 * 365 * 86_400_000;
+/** How long a handed-over process waits for its worker to pick up the adoption. */
+const ADOPTION_SCHEDULE_TO_START = '30 seconds';
+
+export async function AgentWorkflow(rawInput: AgentWorkflowInput): Promise<AgentState> {
+  const input = AgentWorkflowInput.parse(rawInput);
+  const req = input.request;
+  const retry = req.retry ?? { maxAttempts: 1, initialIntervalMs: 1000, backoffCoefficient: 2, maxIntervalMs: 60_000 };
+  const now = () => new Date().toISOString();
+  const carried: Partial<AgentStateCarried> = input.carried ?? {};
+
+  const state: AgentState = {
+    agentId: input.agentId,
+    type: req.type,
+    task: req.task,
+    callsign: req.callsign ?? null,
+    runtime: req.runtime,
+    missionId: req.missionId ?? null,
+    queue: input.queue,
+    status: carried.status ?? 'pending',
+    attempt: carried.attempt ?? 0,
+    maxAttempts: retry.maxAttempts,
+    pid: carried.pid ?? null,
+    host: carried.host ?? null,
+    logPath: carried.logPath ?? null,
+    progress: carried.progress ?? null,
+    lastAgentHeartbeatAt: carried.lastAgentHeartbeatAt ?? null,
+    createdAt: carried.createdAt ?? now(),
+    startedAt: carried.startedAt ?? null,
+    endedAt: null,
+    exitCode: carried.exitCode ?? null,
+    lastError: carried.lastError ?? null,
+    terminateRequest: null,
+    handingOver: false,
+    runsSoFar: (carried.runsSoFar ?? 0) + 1,
+  };
+  const isOver = () => TERMINAL_STATUSES.includes(state.status);
+  const setStatus = (status: AgentStatus) => {
+    if (state.status === status) return;
+    state.status = status;
+    upsertSearchAttributes([{ key: AgentStatusKey, value: status }]);
+  };
+
+  let scope: CancellationScope | undefined;
+
+  setHandler(getAgentStateQuery, () => state);
+  setHandler(attemptStartedSignal, (s) => {
+    if (isOver() || s.attempt < state.attempt) return;
+    Object.assign(state, { attempt: s.attempt, pid: s.pid, host: s.host, logPath: s.logPath });
+    state.startedAt ??= s.startedAt;
+    setStatus('running');
+  });
+  setHandler(attemptEndedSignal, (e) => {
+    if (isOver() || e.attempt < state.attempt) return;
+    Object.assign(state, { attempt: e.attempt, exitCode: e.exitCode, lastError: e.error, pid: null });
+    if (e.willRetry) setStatus('retrying');
+  });
+  setHandler(progressSignal, (p) => {
+    if (isOver()) return;
+    state.progress = { percent: p.percent, message: p.message ?? null, updatedAt: now() };
+    state.lastAgentHeartbeatAt = state.progress.updatedAt;
+  });
+  setHandler(agentHeartbeatSignal, () => {
+    if (!isOver()) state.lastAgentHeartbeatAt = now();
+  });
+  setHandler(terminateSignal, (t) => {
+    if (isOver() || state.terminateRequest) return;
+    state.terminateRequest = { graceMs: t.graceMs ?? req.terminateGraceMs, reason: t.reason ?? null, requestedAt: now() };
+    scope?.cancel();
+  });
+
+  // History must stay bounded for agents that live for days: hand the process to a new run.
+  const needsNewRun = () => workflowInfo().continueAsNewSuggested || workflowInfo().historyLength >= input.maxHistoryEvents;
+  void CancellationScope.nonCancellable(async () => {
+    await condition(() => isOver() || (needsNewRun() && state.status === 'running' && !state.terminateRequest && scope !== undefined));
+    if (isOver()) return;
+    state.handingOver = true;
+    scope!.cancel();
+  });
+
+  const finish = (status: AgentStatus): AgentState => {
+    setStatus(status);
+    state.pid = null;
+    state.endedAt = now();
+    return state;
+  };
+  const newRun = async (adopt: ProcessIdentity | undefined, attemptOffset: number): Promise<never> => {
+    await condition(allHandlersFinished);
+    const { status, attempt, pid, host, logPath, progress, lastAgentHeartbeatAt, createdAt, startedAt, exitCode, lastError, runsSoFar } = state;
+    return continueAsNew<typeof AgentWorkflow>({
+      ...input,
+      attemptOffset,
+      adopt,
+      carried: { status, attempt, pid, host, logPath, progress, lastAgentHeartbeatAt, createdAt, startedAt, exitCode, lastError, runsSoFar },
+    });
+  };
+
+  let attemptOffset = input.attemptOffset;
+  let adopt = input.adopt;
+  for (;;) {
+    if (state.terminateRequest) return finish('terminated');
+    const remaining = retry.maxAttempts - attemptOffset;
+    if (remaining <= 0) {
+      finish('failed');
+      throw ApplicationFailure.nonRetryable(state.lastError ?? 'no attempts left', 'AgentFailed');
+    }
+    const { superviseAgentProcess } = proxyActivities<AgentActivities>({
+      taskQueue: adopt?.workerQueue ?? input.queue,
+      heartbeatTimeout: req.heartbeatTimeoutMs,
+      startToCloseTimeout: req.timeoutMs ?? NO_TIMEOUT_MS,
+      scheduleToStartTimeout: adopt ? ADOPTION_SCHEDULE_TO_START : undefined,
+      cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+      retry: {
+        maximumAttempts: remaining,
+        initialInterval: retry.initialIntervalMs,
+        backoffCoefficient: retry.backoffCoefficient,
+        maximumInterval: retry.maxIntervalMs,
+        nonRetryableErrorTypes: [AgentFailureType.fatalExit, AgentFailureType.executableNotFound, AgentFailureType.spawnFailed, AgentFailureType.workerShutdown],
+      },
+    });
+    scope = new CancellationScope();
+    const activityScope = scope;
+    try {
+      const outcome = await activityScope.run(() =>
+        superviseAgentProcess({ agentId: input.agentId, request: req, attemptOffset, apiUrl: input.apiUrl, adopt }),
+      );
+      if (outcome.kind === 'handedOver') {
+        state.progress = outcome.progress ?? state.progress;
+        return await newRun(outcome.process, state.attempt - 1);
+      }
+      state.exitCode = outcome.exitCode;
+      state.progress = outcome.progress ?? state.progress;
+      state.lastError = null;
+      return finish('succeeded');
+    } catch (err) {
+      if (isCancellation(err)) {
+        // The process was stopped while handing over (it exited meanwhile): the next run starts a new attempt.
+        if (state.handingOver && !state.terminateRequest) return await newRun(undefined, state.attempt);
+        state.terminateRequest ??= { graceMs: req.terminateGraceMs, reason: 'workflow cancelled', requestedAt: now() };
+        state.lastError = `terminated${state.terminateRequest.reason ? `: ${state.terminateRequest.reason}` : ''}`;
+        return finish('terminated');
+      }
+      const cause = err instanceof ActivityFailure ? err.cause : undefined;
+      if (cause instanceof ApplicationFailure && cause.type === AgentFailureType.workerShutdown) {
+        // Not the agent's fault: run the same attempt number again once a worker is back.
+        attemptOffset = Math.max(0, state.attempt - 1);
+        adopt = undefined;
+        setStatus('retrying');
+        continue;
+      }
+      if (adopt && cause instanceof TimeoutFailure && cause.timeoutType === TimeoutType.SCHEDULE_TO_START) {
+        // The worker that held the process is gone (its reaper stopped the process): start afresh.
+        attemptOffset = state.attempt;
+        adopt = undefined;
+        continue;
+      }
+      state.lastError = cause?.message ?? (err as Error).message;
+      finish('failed');
+      throw ApplicationFailure.nonRetryable(state.lastError, 'AgentFailed');
+    }
+  }
+}
