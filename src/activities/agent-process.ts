@@ -92,6 +92,8 @@ export class AgentProcess {
   readonly exited: Promise<ExitInfo>;
   private exitInfo: ExitInfo | undefined;
   private disposed = false;
+  /** Called when a `::fleet::` progress line arrives (the activity heartbeats it at once). */
+  onProgress: (() => void) | undefined;
 
   private constructor(
     private readonly child: ChildProcess,
@@ -114,6 +116,7 @@ export class AgentProcess {
           message: parsed.report.message ?? null,
           updatedAt: new Date().toISOString(),
         };
+        this.onProgress?.();
       }
     });
     this.pipe(child.stdout!, splitter);

@@ -28,7 +28,7 @@ export interface AgentActivityDeps {
   workerQueue: string;
   reaper: Reaper;
   sampler: ProcessTreeSampler;
-  /** Local heartbeat period; defaults to a quarter of the heartbeat timeout, between 250 ms and 5 s. */
+  /** Local heartbeat period (default 1 s, or a quarter of a shorter heartbeat timeout); the worker throttle decides what reaches the server. */
   heartbeatIntervalMs?: number;
   maxLogBytes?: number;
   /** How long a handed-over process waits to be adopted by the next run before it is stopped. */
@@ -147,8 +147,10 @@ export function createAgentActivities(deps: AgentActivityDeps) {
     });
     deps.sampler.sample();
     ctx.heartbeat(details());
+    // Progress is visible at once (the SDK still throttles what reaches the server).
+    p.onProgress = () => ctx.heartbeat(details());
     const hbTimeout = ctx.info.heartbeatTimeoutMs ?? req.heartbeatTimeoutMs;
-    const hbEvery = deps.heartbeatIntervalMs ?? Math.min(5000, Math.max(250, Math.floor(hbTimeout / 4)));
+    const hbEvery = deps.heartbeatIntervalMs ?? Math.min(1000, Math.max(100, Math.floor(hbTimeout / 4)));
     const hbTimer = setInterval(() => ctx.heartbeat(details()), hbEvery);
 
     let stallTimer: NodeJS.Timeout | undefined;
@@ -172,6 +174,7 @@ export function createAgentActivities(deps: AgentActivityDeps) {
       stalled,
     ]);
     clearInterval(hbTimer);
+    p.onProgress = undefined;
     if (stallTimer) clearInterval(stallTimer);
 
     const ended = async (error: string, exitCode: number | null, signal: string | null, willRetry: boolean) => {

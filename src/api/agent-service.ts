@@ -49,6 +49,7 @@ export interface AgentServiceOptions {
 }
 
 const PENDING_ACTIVITY_STARTED = 2;
+const QUERY_DEADLINE_MS = 3000;
 
 export class AgentService {
   constructor(private readonly opts: AgentServiceOptions) {}
@@ -114,10 +115,14 @@ export class AgentService {
     const memo = AgentMemo.safeParse(desc.memo);
     if (desc.type !== 'AgentWorkflow' || !memo.success) throw notFound(`agent ${id}`);
     let state: AgentState | undefined;
-    try {
-      state = await h.query(getAgentStateQuery);
-    } catch {
-      state = undefined; // no worker to answer: fall back to what describe() knows
+    // Until a worker has run the first workflow task there is no state to query (and a query
+    // would wait for a worker); later, a query that no worker answers soon falls back to describe().
+    if (desc.historyLength > 3) {
+      try {
+        state = await this.opts.client.withDeadline(Date.now() + QUERY_DEADLINE_MS, () => h.query(getAgentStateQuery));
+      } catch {
+        state = undefined;
+      }
     }
     const pending = desc.raw.pendingActivities?.[0];
     const hb = decodeHeartbeat(pending?.heartbeatDetails?.payloads);

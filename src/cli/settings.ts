@@ -22,3 +22,12 @@ export const taskQueue = (flag?: string, env = process.env) => flag ?? env.FLEET
 /** Written by `fleet up` so that other commands find the API it started. */
 export const endpointsFile = (dir: string) => join(dir, 'endpoints.json');
 export const logsDir = (dir: string) => join(dir, 'logs');
+
+/** A duration in ms from the environment, or undefined (the component's default). */
+export function optionalMs(name: string, env: NodeJS.ProcessEnv = process.env): number | undefined {
+  const v = env[name];
+  if (v === undefined || v === '') return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) throw new Error(`${name} must be a whole number of milliseconds, got ${JSON.stringify(v)}`);
+  return n;
+}

@@ -111,6 +111,10 @@ export class DevServer {
       '--log-level', 'warn',
       ...(uiPort !== undefined ? ['--ui-port', String(uiPort)] : ['--headless']),
       ...FLEET_SEARCH_ATTRIBUTES.flatMap((a) => ['--search-attribute', `${a.name}=${a.type}`]),
+      // One machine: one partition per task queue, so a task waiting for a worker is dispatched as
+      // soon as one polls (with several partitions a backlog can wait for forwarding).
+      '--dynamic-config-value', 'matching.numTaskqueueReadPartitions=1',
+      '--dynamic-config-value', 'matching.numTaskqueueWritePartitions=1',
     ];
     const logPath = join(opts.dir, 'server.log');
     const logFd = openSync(logPath, 'a', 0o600);

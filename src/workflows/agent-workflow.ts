@@ -29,6 +29,7 @@ import {
   type AgentState,
   type AgentStateCarried,
   type ProcessIdentity,
+  type ProcessOutcome,
 } from '../domain/agent-workflow';
 import { AgentStatusKey } from '../domain/search-attributes';
 import type { AgentActivities } from '../activities/supervise-agent';
@@ -164,18 +165,11 @@ export async function AgentWorkflow(rawInput: AgentWorkflowInput): Promise<Agent
     });
     scope = new CancellationScope();
     const activityScope = scope;
+    let outcome: ProcessOutcome;
     try {
-      const outcome = await activityScope.run(() =>
+      outcome = await activityScope.run(() =>
         superviseAgentProcess({ agentId: input.agentId, request: req, attemptOffset, apiUrl: input.apiUrl, adopt }),
       );
-      if (outcome.kind === 'handedOver') {
-        state.progress = outcome.progress ?? state.progress;
-        return await newRun(outcome.process, state.attempt - 1);
-      }
-      state.exitCode = outcome.exitCode;
-      state.progress = outcome.progress ?? state.progress;
-      state.lastError = null;
-      return finish('succeeded');
     } catch (err) {
       if (isCancellation(err)) {
         // The process was stopped while handing over (it exited meanwhile): the next run starts a new attempt.
@@ -202,5 +196,13 @@ export async function AgentWorkflow(rawInput: AgentWorkflowInput): Promise<Agent
       finish('failed');
       throw ApplicationFailure.nonRetryable(state.lastError, 'AgentFailed');
     }
+    if (outcome.kind === 'handedOver') {
+      state.progress = outcome.progress ?? state.progress;
+      return await newRun(outcome.process, state.attempt - 1);
+    }
+    state.exitCode = outcome.exitCode;
+    state.progress = outcome.progress ?? state.progress;
+    state.lastError = null;
+    return finish('succeeded');
   }
 }

@@ -10,15 +10,25 @@ import { findTemporalCli } from '../../temporal/cli-binary';
 import { connectClient, connectWorker, temporalConfigFromEnv, type TemporalConfig } from '../../temporal/connection';
 import { DevServer } from '../../temporal/dev-server';
 import { FleetWorker } from '../../temporal/worker';
+import { installRuntimeLogging } from '../../temporal/runtime';
 import { InstanceLock } from '../instance-lock';
 import { onShutdown } from '../run-until-signal';
 import * as settings from '../settings';
 
 async function startWorker(cfg: TemporalConfig, queue: string, dir: string, reaper?: Reaper): Promise<{ worker: FleetWorker; client: Client; close: () => Promise<void> }> {
+  installRuntimeLogging();
   const connection = await connectClient(cfg);
   const client = new Client({ connection, namespace: cfg.namespace });
   const native = await connectWorker(cfg);
-  const worker = await FleetWorker.create({ connection: native, client, namespace: cfg.namespace, taskQueue: queue, logsDir: settings.logsDir(dir), reaper });
+  const worker = await FleetWorker.create({
+    connection: native,
+    client,
+    namespace: cfg.namespace,
+    taskQueue: queue,
+    logsDir: settings.logsDir(dir),
+    reaper,
+    heartbeatThrottleMs: settings.optionalMs('FLEET_HEARTBEAT_THROTTLE_MS'),
+  });
   const running = worker.run();
   running.catch((err) => {
     process.stderr.write(`fleet: the worker stopped: ${(err as Error).message}\n`);
@@ -62,13 +72,13 @@ export function registerServiceCommands(program: Command): void {
   program
     .command('up')
     .description('run everything on this machine: Temporal dev server (SQLite in the data dir, Web UI), a worker and the REST API')
-    .option('--data-dir <dir>', 'where state, logs and the API token live (env FLEET_DATA_DIR, default ~/.fleet)')
     .option('--api-port <n>', 'REST API port (env FLEET_API_PORT, default 7400)')
     .option('--api-host <host>', 'REST API bind address (env FLEET_API_HOST, default 127.0.0.1)')
     .option('--temporal-port <n>', 'Temporal gRPC port (default 7233)')
     .option('--ui-port <n>', 'Temporal Web UI port (default 8233)')
     .option('--queue <name>', 'task queue of the worker (env FLEET_TASK_QUEUE, default fleet-agents)')
-    .action(async (o: { dataDir?: string; apiPort?: string; apiHost?: string; temporalPort?: string; uiPort?: string; queue?: string }) => {
+    .action(async (_o: unknown, cmd: Command) => {
+      const o = cmd.optsWithGlobals<{ dataDir?: string; apiPort?: string; apiHost?: string; temporalPort?: string; uiPort?: string; queue?: string }>();
       const dir = settings.dataDir(o.dataDir);
       mkdirSync(dir, { recursive: true, mode: 0o700 });
       const lock = InstanceLock.acquire(dir);
@@ -120,8 +130,8 @@ export function registerServiceCommands(program: Command): void {
     .command('worker')
     .description('run a worker against a Temporal cluster (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TLS or API key)')
     .option('--queue <name>', 'task queue to poll (env FLEET_TASK_QUEUE, default fleet-agents)')
-    .option('--data-dir <dir>', 'where agent logs go (env FLEET_DATA_DIR, default ~/.fleet)')
-    .action(async (o: { queue?: string; dataDir?: string }) => {
+    .action(async (_o: unknown, cmd: Command) => {
+      const o = cmd.optsWithGlobals<{ queue?: string; dataDir?: string }>();
       const dir = settings.dataDir(o.dataDir);
       mkdirSync(dir, { recursive: true, mode: 0o700 });
       const cfg = temporalConfigFromEnv();
@@ -137,8 +147,8 @@ export function registerServiceCommands(program: Command): void {
     .option('--api-port <n>', 'port (env FLEET_API_PORT, default 7400)')
     .option('--api-host <host>', 'bind address (env FLEET_API_HOST, default 127.0.0.1)')
     .option('--queue <name>', 'default task queue for spawned agents (env FLEET_TASK_QUEUE)')
-    .option('--data-dir <dir>', 'data dir holding the API token (env FLEET_DATA_DIR, default ~/.fleet)')
-    .action(async (o: { apiPort?: string; apiHost?: string; queue?: string; dataDir?: string }) => {
+    .action(async (_o: unknown, cmd: Command) => {
+      const o = cmd.optsWithGlobals<{ apiPort?: string; apiHost?: string; queue?: string; dataDir?: string }>();
       const dir = settings.dataDir(o.dataDir);
       const cfg = temporalConfigFromEnv();
       const host = settings.apiHost(o.apiHost);

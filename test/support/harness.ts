@@ -1,0 +1,178 @@
+/**
+ * Test harness: a real Temporal dev server (found or built by the same code as `fleet up`),
+ * workers in this process or as `fleet worker` processes, and the REST API on a free port.
+ * Everything started here is stopped by teardown(), by pid.
+ */
+import { Client, Connection } from '@temporalio/client';
+import { NativeConnection } from '@temporalio/worker';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { startApiServer, type ApiServer } from '../../src/api/server';
+import { findTemporalCli } from '../../src/temporal/cli-binary';
+import { DevServer, freePort } from '../../src/temporal/dev-server';
+import { FleetWorker, type FleetWorkerOptions } from '../../src/temporal/worker';
+import { installRuntimeLogging } from '../../src/temporal/runtime';
+import { stopGroup } from '../../src/process/proc';
+
+export const REPO = resolve(__dirname, '..', '..', '..');
+export const TEST_AGENT = join(REPO, 'test', 'agents', 'test-agent.js');
+export const FLEET_BIN = join(REPO, 'dist', 'src', 'cli', 'main.js');
+export const TOKEN = 'test-token-not-a-secret';
+
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+export async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 30_000, everyMs = 100): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v !== undefined && v !== false) return v as T;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
+    await sleep(everyMs);
+  }
+}
+
+export function readRecords(file: string): Array<{ event: string; attempt: number; pid: number; t: number; childPid?: number | null; env?: Record<string, string>; code?: number }> {
+  if (!existsSync(file)) return [];
+  return readFileSync(file, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l));
+}
+
+export class Harness {
+  readonly workers: FleetWorker[] = [];
+  readonly children: ChildProcess[] = [];
+  readonly apis: ApiServer[] = [];
+  private queueCounter = 0;
+
+  private constructor(
+    readonly tmp: string,
+    readonly server: DevServer,
+    readonly connection: Connection,
+    readonly client: Client,
+    readonly native: NativeConnection,
+  ) {}
+
+  static async start(): Promise<Harness> {
+    installRuntimeLogging();
+    const tmp = mkdtempSync(join(tmpdir(), 'fleet-test-'));
+    const cli = await findTemporalCli({ install: true });
+    let server: DevServer | undefined;
+    // A cold, loaded machine can be slow to bring the server up: try twice.
+    for (let i = 0; i < 2 && !server; i++) {
+      try {
+        server = await DevServer.start({ cliPath: cli.path, dir: join(tmp, `temporal-${i}`), port: await freePort(), headless: true });
+      } catch (err) {
+        if (i === 1) throw err;
+      }
+    }
+    const connection = await Connection.connect({ address: server!.address });
+    const client = new Client({ connection, namespace: server!.namespace });
+    const native = await NativeConnection.connect({ address: server!.address });
+    return new Harness(tmp, server!, connection, client, native);
+  }
+
+  /** A task queue of the test's own. */
+  queue(name = 'q'): string {
+    return `${name}-${process.pid}-${++this.queueCounter}`;
+  }
+
+  path(name: string): string {
+    return join(this.tmp, name);
+  }
+
+  async startWorker(taskQueue: string, opts: Partial<FleetWorkerOptions> = {}): Promise<FleetWorker> {
+    const worker = await FleetWorker.create({
+      connection: this.native,
+      client: this.client,
+      namespace: this.server.namespace,
+      taskQueue,
+      logsDir: join(this.tmp, 'logs'),
+      heartbeatThrottleMs: 500,
+      ...opts,
+    });
+    void worker.run();
+    this.workers.push(worker);
+    return worker;
+  }
+
+  /** `fleet worker` as its own process (to be killed with SIGKILL by a test). */
+  async startWorkerProcess(taskQueue: string, dataDir = join(this.tmp, `worker-${taskQueue}`)): Promise<ChildProcess> {
+    const child = spawn(process.execPath, [FLEET_BIN, 'worker', '--queue', taskQueue, '--data-dir', dataDir], {
+      env: { ...process.env, TEMPORAL_ADDRESS: this.server.address, TEMPORAL_NAMESPACE: this.server.namespace, FLEET_HEARTBEAT_THROTTLE_MS: '500' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    this.children.push(child);
+    let out = '';
+    child.stderr!.on('data', (d) => (out += d));
+    await waitFor(`fleet worker on ${taskQueue} to start (stderr: ${out.slice(-500)})`, () => new Promise<boolean>((resolveReady) => {
+      if (child.exitCode !== null) throw new Error(`fleet worker exited with ${child.exitCode}: ${out.slice(-2000)}`);
+      resolveReady(/Worker polling task queue/.test(readStdout(child)));
+    }), 60_000, 200);
+    return child;
+  }
+
+  async startApi(defaultQueue: string): Promise<ApiServer> {
+    const api = await startApiServer({
+      client: this.client,
+      namespace: this.server.namespace,
+      defaultQueue,
+      uiBaseUrl: 'http://127.0.0.1:8233',
+      token: TOKEN,
+      host: '127.0.0.1',
+      port: 0,
+    });
+    this.apis.push(api);
+    return api;
+  }
+
+  async teardown(): Promise<void> {
+    for (const api of this.apis) await api.close().catch(() => undefined);
+    await Promise.all(this.workers.map((w) => w.shutdown().catch(() => undefined)));
+    for (const c of this.children) {
+      if (c.exitCode === null && c.signalCode === null && c.pid) {
+        c.kill('SIGTERM');
+        await Promise.race([new Promise((r) => c.once('exit', r)), sleep(15_000)]);
+        if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+      }
+    }
+    await this.native.close().catch(() => undefined);
+    await this.connection.close().catch(() => undefined);
+    await this.server.stop();
+    rmSync(this.tmp, { recursive: true, force: true });
+  }
+}
+
+const stdoutBuffers = new WeakMap<ChildProcess, { text: string }>();
+function readStdout(child: ChildProcess): string {
+  let buf = stdoutBuffers.get(child);
+  if (!buf) {
+    const b = { text: '' };
+    stdoutBuffers.set(child, b);
+    child.stdout!.on('data', (d) => (b.text += d));
+    buf = b;
+  }
+  return buf.text;
+}
+
+/** Minimal REST client for the tests. */
+export function api(base: string, token = TOKEN) {
+  return async <T = unknown>(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<{ status: number; body: T }> => {
+    const res = await fetch(`${base}/api/v1${path}`, {
+      method,
+      headers: { authorization: `Bearer ${token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...headers },
+      body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+    });
+    const text = await res.text();
+    return { status: res.status, body: (text ? JSON.parse(text) : undefined) as T };
+  };
+}
+
+export { stopGroup };
