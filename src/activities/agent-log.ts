@@ -3,7 +3,7 @@
  * to `<file>.1` (replacing an older one) and a new file starts, so an attempt never keeps more than
  * twice `maxBytes` on disk however much the agent prints.
  */
-import { createWriteStream, mkdirSync, renameSync, statSync, type WriteStream } from 'node:fs';
+import { createWriteStream, mkdirSync, openSync, renameSync, statSync, type WriteStream } from 'node:fs';
 import { dirname, join } from 'node:path';
 
 export const DEFAULT_MAX_LOG_BYTES = 20 * 1024 * 1024;
@@ -26,7 +26,9 @@ export class AgentLog {
   }
 
   private open(): WriteStream {
-    const s = createWriteStream(this.path, { flags: 'a', mode: 0o600 });
+    // Opened synchronously: a rotation renames the file under the open fd, so earlier writes still
+    // land in the rotated file and never in the new one.
+    const s = createWriteStream(this.path, { fd: openSync(this.path, 'a', 0o600) });
     s.on('error', (err) => process.stderr.write(`${JSON.stringify({ level: 'error', msg: 'agent log write failed', path: this.path, error: err.message })}\n`));
     return s;
   }

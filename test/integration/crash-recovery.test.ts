@@ -1,0 +1,188 @@
+/**
+ * Crashes, with real processes and a real Temporal dev server: a worker killed with SIGKILL (with
+ * and without its reaper), `fleet up` killed with SIGKILL and started again on the same data dir,
+ * and a dev server left behind by a dead run.
+ */
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import type { Agent } from '../../src/domain/agent';
+import { isProcessAlive, listProcesses } from '../../src/process/proc';
+import { findTemporalCli } from '../../src/temporal/cli-binary';
+import { DevServer, freePort, PortInUse } from '../../src/temporal/dev-server';
+import { api, FLEET_BIN, Harness, readRecords, sleep, TEST_AGENT, waitFor } from '../support/harness';
+
+function reaperOf(workerPid: number): number | undefined {
+  return listProcesses().find((p) => p.ppid === workerPid && readFileSync(`/proc/${p.pid}/cmdline`, 'utf8').includes('reaper-main'))?.pid;
+}
+
+describe('crash recovery', { timeout: 600_000 }, () => {
+  let h: Harness;
+  let call: ReturnType<typeof api>;
+  before(async () => {
+    h = await Harness.start();
+    const server = await h.startApi('unused');
+    call = api(server.url);
+  });
+  after(async () => {
+    await h?.teardown();
+  });
+
+  const spawnAgent = async (queue: string, record: string) => {
+    const res = await call<Agent>('POST', '/agents/spawn', {
+      type: 'testing',
+      queue,
+      // attempt 1 runs until killed; later attempts finish in a second
+      command: ['node', TEST_AGENT, '--record', record, '--hang-on', '1', '--sleep-ms', '1000'],
+      heartbeatTimeoutMs: 3000,
+      retry: { maxAttempts: 3, initialIntervalMs: 200, backoffCoefficient: 2, maxIntervalMs: 1000 },
+    });
+    assert.equal(res.status, 201, JSON.stringify(res.body));
+    return res.body;
+  };
+  const ended = (id: string) =>
+    waitFor(`agent ${id} to end`, async () => {
+      const a = (await call<Agent>('GET', `/agents/${id}`)).body;
+      return ['succeeded', 'failed', 'terminated'].includes(a.status) ? a : undefined;
+    }, 90_000, 250);
+
+  it('a worker killed with SIGKILL: its agent dies within seconds and runs again on a new worker', async (t) => {
+    const queue = h.queue('kill');
+    const record = h.path('kill.jsonl');
+    const w1 = await h.startWorkerProcess(queue);
+    const agent = await spawnAgent(queue, record);
+    const first = await waitFor('attempt 1 to start', () => readRecords(record).find((r) => r.attempt === 1), 30_000);
+    await sleep(500);
+
+    const killedAt = Date.now();
+    w1.kill('SIGKILL');
+    await waitFor('attempt 1 process to die after its worker was killed', () => !isProcessAlive(first.pid), 5000, 50);
+    const orphanLifetime = Date.now() - killedAt;
+
+    await h.startWorkerProcess(queue);
+    const second = await waitFor('attempt 2 to start on the new worker', () => readRecords(record).find((r) => r.attempt === 2), 30_000, 50);
+    const done = await ended(agent.id);
+    assert.equal(done.status, 'succeeded', done.lastError ?? '');
+    assert.equal(done.attempt, 2);
+    assert.ok(second.t > killedAt);
+    t.diagnostic(`orphan lifetime after worker SIGKILL: ${orphanLifetime} ms; running again on a new worker ${second.t - killedAt} ms after the kill (heartbeat timeout 3000 ms)`);
+  });
+
+  it('a worker and its reaper both killed: the next attempt stops the living predecessor before it starts', async () => {
+    const queue = h.queue('kill-both');
+    const record = h.path('kill-both.jsonl');
+    const w1 = await h.startWorkerProcess(queue);
+    const agent = await spawnAgent(queue, record);
+    const first = await waitFor('attempt 1 to start', () => readRecords(record).find((r) => r.attempt === 1), 30_000);
+    const reaper = reaperOf(w1.pid!);
+    assert.ok(reaper, 'the worker runs a reaper');
+    process.kill(reaper, 'SIGKILL');
+    w1.kill('SIGKILL');
+    await sleep(1500);
+    assert.ok(isProcessAlive(first.pid), 'with no reaper the old process is still alive');
+
+    await h.startWorkerProcess(queue);
+    await waitFor('attempt 2 to start', () => readRecords(record).find((r) => r.attempt === 2), 30_000, 20);
+    assert.equal(isProcessAlive(first.pid), false, 'the predecessor was stopped before attempt 2 started');
+    const done = await ended(agent.id);
+    assert.equal(done.status, 'succeeded');
+  });
+
+  it('`fleet up` killed with SIGKILL and started again on the same data dir: the agent continues', async (t) => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'fleet-up-'));
+    const [apiPort, temporalPort, uiPort] = [await freePort(), await freePort(), await freePort()];
+    const children: ChildProcess[] = [];
+    const up = async () => {
+      const child = spawn(process.execPath, [FLEET_BIN, 'up', '--data-dir', dataDir, '--api-port', String(apiPort), '--temporal-port', String(temporalPort), '--ui-port', String(uiPort)], {
+        env: { ...process.env, FLEET_API_TOKEN: '', FLEET_HEARTBEAT_THROTTLE_MS: '500' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      children.push(child);
+      let out = '';
+      let err = '';
+      child.stdout!.on('data', (d) => (out += d));
+      child.stderr!.on('data', (d) => (err += d));
+      await waitFor('fleet up to be ready', () => {
+        if (child.exitCode !== null) throw new Error(`fleet up exited ${child.exitCode}: ${err.slice(-2000)}`);
+        return out.includes('FleetTools is up.');
+      }, 120_000, 200);
+      return { child, out: () => out };
+    };
+    try {
+      const first = await up();
+      assert.match(first.out(), new RegExp(`API\\s+http://127.0.0.1:${apiPort}`));
+      assert.match(first.out(), new RegExp(`Web UI\\s+http://127.0.0.1:${uiPort}`));
+      const token = readFileSync(join(dataDir, 'api-token'), 'utf8').trim();
+      assert.equal(statSync(join(dataDir, 'api-token')).mode & 0o777, 0o600, 'the token file is owner-only');
+      const upCall = api(`http://127.0.0.1:${apiPort}`, token);
+      const record = join(dataDir, 'up.jsonl');
+      const spawned = await upCall<Agent>('POST', '/agents/spawn', {
+        type: 'frontend',
+        command: ['node', TEST_AGENT, '--record', record, '--hang-on', '1', '--sleep-ms', '1000'],
+        heartbeatTimeoutMs: 3000,
+        retry: { maxAttempts: 3, initialIntervalMs: 200 },
+      });
+      assert.equal(spawned.status, 201, JSON.stringify(spawned.body));
+      const a1 = await waitFor('attempt 1 to start', () => readRecords(record).find((r) => r.attempt === 1), 30_000);
+      const serverPid = JSON.parse(readFileSync(join(dataDir, 'temporal', 'server.pid.json'), 'utf8')).pid as number;
+
+      first.child.kill('SIGKILL');
+      await waitFor('the agent to die with fleet up', () => !isProcessAlive(a1.pid), 5000, 50);
+      await waitFor('the dev server to be stopped by the reaper', () => !isProcessAlive(serverPid), 15_000, 100);
+      assert.ok(existsSync(join(dataDir, 'fleet-up.lock')), 'the dead run left its lock behind');
+
+      const t0 = Date.now();
+      await up();
+      const done = await waitFor('the agent to finish after the restart', async () => {
+        const a = (await upCall<Agent>('GET', `/agents/${spawned.body.id}`)).body;
+        return a.status === 'succeeded' ? a : undefined;
+      }, 90_000, 250);
+      assert.equal(done.attempt, 2);
+      t.diagnostic(`agent finished ${Date.now() - t0} ms after fleet up was started again`);
+
+      const second = children[1]!;
+      const newServerPid = JSON.parse(readFileSync(join(dataDir, 'temporal', 'server.pid.json'), 'utf8')).pid as number;
+      second.kill('SIGTERM');
+      const code = await new Promise<number | null>((r) => second.once('exit', (c) => r(c)));
+      assert.equal(code, 0, 'Ctrl-C / SIGTERM stops fleet up cleanly');
+      assert.equal(isProcessAlive(newServerPid), false, 'the dev server stopped with it');
+      assert.equal(existsSync(join(dataDir, 'fleet-up.lock')), false);
+    } finally {
+      for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+      await sleep(500);
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+
+  it('a dev server left behind on a data dir is stopped by the next start; a busy port is named', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fleet-leftover-'));
+    const cli = await findTemporalCli({ install: false });
+    const port = await freePort();
+    const orphan = await DevServer.start({ cliPath: cli.path, dir, port, headless: true });
+    // Simulate the dead parent: nobody stops `orphan`; a new start on the same dir and port must work.
+    const next = await DevServer.start({ cliPath: cli.path, dir, port, headless: true });
+    try {
+      assert.equal(isProcessAlive(orphan.pid), false, 'the leftover server was stopped');
+      assert.notEqual(next.pid, orphan.pid);
+      const blocker = createServer();
+      const busy = await freePort();
+      await new Promise<void>((r) => blocker.listen(busy, '127.0.0.1', r));
+      try {
+        await assert.rejects(DevServer.start({ cliPath: cli.path, dir: join(dir, 'other'), port: busy, headless: true }), (err: Error) => {
+          assert.ok(err instanceof PortInUse);
+          assert.match(err.message, new RegExp(`port ${busy}.*--temporal-port`));
+          return true;
+        });
+      } finally {
+        blocker.close();
+      }
+    } finally {
+      await next.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
