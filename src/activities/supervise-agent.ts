@@ -52,8 +52,8 @@ export function createAgentActivities(deps: AgentActivityDeps) {
     const timer = adoptionTimers.get(input.agentId);
     if (timer) clearTimeout(timer);
     adoptionTimers.delete(input.agentId);
-    if (proc && proc.identity.pid === input.adopt.pid && !proc.exitStatus) return proc;
-    return undefined;
+    // Adopted even if it exited meanwhile: its exit is then reported like any other.
+    return proc && proc.identity.pid === input.adopt.pid ? proc : undefined;
   }
 
   /** A retried attempt never runs beside a living predecessor: stop it first if it is on this host. */

@@ -180,6 +180,25 @@ describe('AgentWorkflow with real processes', { timeout: 300_000 }, () => {
     assert.ok(existsSync(done.logPath!));
   });
 
+  it('lists agents by type and status through Temporal visibility, page by page', async () => {
+    const a = await spawn({ type: 'documentation', command: ['node', TEST_AGENT, '--sleep-ms', '100'] });
+    const b = await spawn({ type: 'documentation', command: ['node', TEST_AGENT, '--sleep-ms', '100'] });
+    await Promise.all([ended(a.id), ended(b.id)]);
+    const listed = await waitFor('both agents listed as succeeded documentation agents', async () => {
+      const res = await call<{ agents: Agent[] }>('GET', '/agents?type=documentation&status=succeeded');
+      return res.body.agents.length >= 2 ? res.body.agents : undefined;
+    }, 20_000, 250);
+    assert.deepEqual(new Set(listed.map((x) => x.id)), new Set([a.id, b.id]));
+    assert.ok(listed.every((x) => x.type === 'documentation' && x.status === 'succeeded'));
+    const page1 = await call<{ agents: Agent[]; nextCursor: string | null }>('GET', '/agents?type=documentation&limit=1');
+    assert.equal(page1.body.agents.length, 1);
+    assert.ok(page1.body.nextCursor);
+    const page2 = await call<{ agents: Agent[] }>('GET', `/agents?type=documentation&limit=1&cursor=${page1.body.nextCursor}`);
+    assert.equal(page2.body.agents.length, 1);
+    assert.notEqual(page2.body.agents[0]!.id, page1.body.agents[0]!.id);
+    assert.equal((await call<Agent>('GET', '/agents?status=sleeping')).status, 400);
+  });
+
   it('continues as new when history grows, handing the live process to the next run', async () => {
     const record = h.path('long.jsonl');
     const agentId = `agt_${randomUUID()}`;
