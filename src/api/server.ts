@@ -1,5 +1,5 @@
-/** Starting and stopping the HTTP server; refuses a non-loopback bind without a token. */
-import type { Server } from 'node:http';
+/** Starting and stopping the HTTP server. */
+import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createApp, type AppOptions } from './app';
 
@@ -11,25 +11,21 @@ export interface ApiServer {
   close(): Promise<void>;
 }
 
-export function isLoopback(host: string): boolean {
-  return host === 'localhost' || host === '::1' || host.startsWith('127.');
-}
-
+/** Listens first, so that the app (and the agents it spawns) know the API's real URL, even on port 0. */
 export async function startApiServer(opts: Omit<AppOptions, 'apiUrl'> & { host: string; port: number }): Promise<ApiServer> {
   if (!opts.token) throw new Error('the API needs a token: set FLEET_API_TOKEN (or run `fleet up`, which creates one)');
-  let apiUrl: string | null = null;
-  const app = createApp({ ...opts, get apiUrl() { return apiUrl; } } as AppOptions);
-  const server: Server = await new Promise((resolve, reject) => {
-    const s = app.listen(opts.port, opts.host, () => resolve(s));
-    s.once('error', (err: NodeJS.ErrnoException) =>
+  const server = createServer();
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (err: NodeJS.ErrnoException) =>
       reject(err.code === 'EADDRINUSE' ? new Error(`port ${opts.port} on ${opts.host} is already in use; pick another with --api-port or FLEET_API_PORT`) : err),
     );
+    server.listen(opts.port, opts.host, resolve);
   });
   const { port } = server.address() as AddressInfo;
-  const host = opts.host.includes(':') ? `[${opts.host}]` : opts.host;
-  apiUrl = `http://${host}:${port}`;
+  const url = `http://${opts.host.includes(':') ? `[${opts.host}]` : opts.host}:${port}`;
+  server.on('request', createApp({ ...opts, apiUrl: url }));
   return {
-    url: apiUrl,
+    url,
     close: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());

@@ -20,29 +20,23 @@ export interface ProcStat {
   rssBytes: number;
 }
 
-let pageSize: number | undefined;
-function getPageSize(): number {
-  if (pageSize === undefined) {
+const confCache = new Map<string, number>();
+/** A system constant from getconf (read once), or the fallback. */
+function sysconf(name: 'PAGESIZE' | 'CLK_TCK', fallback: number): number {
+  let v = confCache.get(name);
+  if (v === undefined) {
     try {
-      pageSize = Number(execFileSync('getconf', ['PAGESIZE'], { encoding: 'utf8' }).trim()) || 4096;
+      v = Number(execFileSync('getconf', [name], { encoding: 'utf8' }).trim()) || fallback;
     } catch {
-      pageSize = 4096;
+      v = fallback;
     }
+    confCache.set(name, v);
   }
-  return pageSize;
+  return v;
 }
 
-let clockTicks: number | undefined;
-export function getClockTicksPerSecond(): number {
-  if (clockTicks === undefined) {
-    try {
-      clockTicks = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
-    } catch {
-      clockTicks = 100;
-    }
-  }
-  return clockTicks;
-}
+export const getClockTicksPerSecond = () => sysconf('CLK_TCK', 100);
+const getPageSize = () => sysconf('PAGESIZE', 4096);
 
 /** Parses /proc/PID/stat; undefined when the process does not exist. */
 export function readProcStat(pid: number): ProcStat | undefined {
