@@ -18,6 +18,7 @@ import { attemptEndedSignal, attemptStartedSignal, getAgentStateQuery } from '..
 import { agentLogPath } from './agent-log';
 import { AgentProcess, buildAgentEnv, SpawnError } from './agent-process';
 import { log } from '../logger';
+import { mintAgentToken } from '../api/agent-token';
 
 export type SuperviseAgentInput = Pick<AgentWorkflowParsedInput, 'agentId' | 'request' | 'attemptOffset' | 'apiUrl' | 'adopt'>;
 
@@ -33,7 +34,13 @@ export interface AgentActivityDeps {
   maxLogBytes?: number;
   /** How long a handed-over process waits to be adopted by the next run before it is stopped. */
   adoptionTimeoutMs?: number;
+  /** Key that mints each agent's scoped API token (FLEET_AGENT_TOKEN); none: agents get no token. */
+  agentTokenKey?: Buffer;
 }
+
+/** Resource history kept in heartbeat details: one point per 5 s, the last 60 (5 minutes). */
+const HISTORY_EVERY_MS = 5000;
+const HISTORY_POINTS = 60;
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
@@ -112,6 +119,7 @@ export function createAgentActivities(deps: AgentActivityDeps) {
           FLEET_ATTEMPT: String(attempt),
           FLEET_MISSION_ID: req.missionId ?? '',
           ...(input.apiUrl ? { FLEET_API_URL: input.apiUrl } : {}),
+          ...(deps.agentTokenKey ? { FLEET_AGENT_TOKEN: mintAgentToken(deps.agentTokenKey, agentId) } : {}),
         },
       });
       try {
@@ -136,15 +144,25 @@ export function createAgentActivities(deps: AgentActivityDeps) {
     }
     const p = proc;
 
-    const details = (): HeartbeatDetails => ({
+    const history: HeartbeatDetails['history'] = [];
+    const details = (): HeartbeatDetails => {
+      const r = p.resources();
+      const at = r ? Date.parse(r.sampledAt) : 0;
+      if (r && at - (history.at(-1)?.[0] ?? 0) >= HISTORY_EVERY_MS) {
+        history.push([at, r.cpuPercent, r.rssBytes]);
+        if (history.length > HISTORY_POINTS) history.shift();
+      }
+      return {
       ...p.identity,
       attempt,
       progress: p.progress,
-      resources: p.resources(),
+      resources: r,
       lastOutputAt: p.lastOutputAt?.toISOString() ?? null,
       logPath: p.log.path,
       startedAt: p.startedAt.toISOString(),
-    });
+      history,
+      };
+    };
     deps.sampler.sample();
     ctx.heartbeat(details());
     // Progress is visible at once (the SDK still throttles what reaches the server).

@@ -8,12 +8,13 @@ import { defaultPayloadConverter, type SearchAttributePair } from '@temporalio/c
 import type { temporal } from '@temporalio/proto';
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
-import { Agent, AgentStatus, AgentType, RetryPolicyInput, TERMINAL_STATUSES, type SpawnRequest, type HealthState, type Progress } from '../domain/agent';
+import { Agent, AGENT_STATUSES, AgentStatus, AgentType, RetryPolicyInput, TERMINAL_STATUSES, type SpawnRequest, type HealthState, type Progress } from '../domain/agent';
 import type { AgentState, AgentWorkflowInput, HeartbeatDetails } from '../domain/agent-workflow';
 import { AgentStatusKey, AgentTypeKey, MissionIdKey } from '../domain/search-attributes';
 import { workflowUiUrl } from '../domain/ui-url';
 import { agentHeartbeatSignal, getAgentStateQuery, progressSignal, terminateSignal } from '../workflows/definitions';
 import { ApiError, conflict, notFound } from './errors';
+import type { AgentHealth, AgentResources, SystemHealth } from '../domain/api';
 
 /** What is kept in the workflow memo: enough to show an agent without a worker to answer queries. */
 const AgentMemo = z.object({
@@ -46,6 +47,8 @@ export interface AgentServiceOptions {
   uiBaseUrl: string | null;
   /** Base URL agents use to call the API back (FLEET_API_URL in their environment). */
   apiUrl: string | null;
+  /** Shown in system health. */
+  temporalAddress?: string;
 }
 
 const PENDING_ACTIVITY_STARTED = 2;
@@ -104,6 +107,11 @@ export class AgentService {
   }
 
   async get(id: string): Promise<Agent> {
+    return (await this.inspect(id)).agent;
+  }
+
+  /** The agent, plus what only describe() shows: the running attempt's heartbeat details. */
+  async inspect(id: string): Promise<{ agent: Agent; heartbeat: HeartbeatDetails | undefined; state: AgentState | undefined; heartbeatTimeoutMs: number }> {
     const h = this.handle(id);
     let desc: Awaited<ReturnType<WorkflowHandle['describe']>>;
     try {
@@ -130,7 +138,7 @@ export class AgentService {
     let status: AgentStatus = state?.status ?? (closed ? closedStatus(desc.status.name) : 'pending');
     if (status === 'running' && pending && pending.state !== PENDING_ACTIVITY_STARTED) status = 'retrying';
     const hbAt = pending?.lastHeartbeatTime ? tsToIso(pending.lastHeartbeatTime) : null;
-    return this.view(id, memo.data, {
+    const agent = this.view(id, memo.data, {
       ...state,
       status,
       attempt: Math.max(state?.attempt ?? 0, hb?.attempt ?? 0),
@@ -144,7 +152,75 @@ export class AgentService {
       createdAt: state?.createdAt ?? (desc.startTime ? desc.startTime.toISOString() : undefined),
       endedAt: state?.endedAt ?? (desc.closeTime ? desc.closeTime.toISOString() : null),
     });
+    return { agent, heartbeat: status === 'running' ? hb : undefined, state, heartbeatTimeoutMs: memo.data.heartbeatTimeoutMs };
   }
+
+  async health(id: string): Promise<AgentHealth> {
+    const { agent, state, heartbeatTimeoutMs } = await this.inspect(id);
+    const at = agent.health.lastHeartbeatAt;
+    return {
+      agentId: id,
+      status: agent.status,
+      state: agent.health.state,
+      lastHeartbeatAt: at,
+      heartbeatAgeMs: at ? Date.now() - Date.parse(at) : null,
+      heartbeatTimeoutMs,
+      lastAgentHeartbeatAt: state?.lastAgentHeartbeatAt ?? null,
+      attempt: agent.attempt,
+      maxAttempts: agent.maxAttempts,
+      pid: agent.pid,
+      host: agent.host,
+      lastError: agent.lastError,
+      nextAttemptAt: agent.nextAttemptAt,
+    };
+  }
+
+  async resources(id: string): Promise<AgentResources> {
+    const { agent, heartbeat } = await this.inspect(id);
+    return {
+      agentId: id,
+      status: agent.status,
+      latest: agent.resources,
+      history: (heartbeat?.history ?? []).map(([at, cpuPercent, rssBytes]) => ({ at: new Date(at).toISOString(), cpuPercent, rssBytes })),
+    };
+  }
+
+  /** Agents by status, the workers polling the task queues, and whether Temporal answers. */
+  async systemHealth(queues: string[]): Promise<SystemHealth> {
+    const { client, namespace } = this.opts;
+    const temporal: SystemHealth['temporal'] = { reachable: false, address: this.opts.temporalAddress ?? null, namespace, serverVersion: null, error: null };
+    try {
+      const info = await client.withDeadline(Date.now() + QUERY_DEADLINE_MS, () => client.workflowService.getSystemInfo({}));
+      temporal.reachable = true;
+      temporal.serverVersion = info.serverVersion || null;
+    } catch (err) {
+      temporal.error = (err as Error).message;
+    }
+    const byStatus = Object.fromEntries(AGENT_STATUSES.map((s) => [s, 0])) as Record<AgentStatus, number>;
+    const taskQueues: SystemHealth['taskQueues'] = [];
+    if (temporal.reachable) {
+      await Promise.all(
+        AGENT_STATUSES.map(async (s) => {
+          byStatus[s] = (await client.workflow.count(`WorkflowType = 'AgentWorkflow' AND ${AgentStatusKey.name} = '${s}'`)).count;
+        }),
+      );
+      for (const name of [...new Set([this.opts.defaultQueue, ...queues])]) {
+        const pollers: SystemHealth['taskQueues'][number]['pollers'] = [];
+        for (const [kind, taskQueueType] of [['workflow', 1], ['activity', 2]] as const) {
+          const res = await client.workflowService.describeTaskQueue({ namespace, taskQueue: { name }, taskQueueType });
+          for (const p of res.pollers ?? []) {
+            pollers.push({ identity: p.identity ?? '', lastAccessTime: p.lastAccessTime ? tsToIso(p.lastAccessTime) : null, kind });
+          }
+        }
+        taskQueues.push({ name, pollers });
+      }
+    }
+    const total = Object.values(byStatus).reduce((a, b) => a + b, 0);
+    const workersUp = taskQueues.some((q) => q.pollers.length > 0);
+    return { status: temporal.reachable && workersUp ? 'ok' : 'degraded', temporal, agents: { total, byStatus }, taskQueues, checkedAt: new Date().toISOString() };
+  }
+
+
 
   async list(q: ListAgentsQuery): Promise<{ agents: Agent[]; nextCursor: string | null }> {
     const clauses = [`WorkflowType = 'AgentWorkflow'`];
@@ -170,20 +246,9 @@ export class AgentService {
       }
       throw err;
     }
-    const agents: Agent[] = [];
-    for (const e of res.executions ?? []) {
-      const memo = AgentMemo.safeParse(decodeFields(e.memo?.fields));
-      if (!memo.success || !e.execution?.workflowId) continue;
-      const sa = decodeFields(e.searchAttributes?.indexedFields);
-      const status = AgentStatus.safeParse(sa[AgentStatusKey.name]);
-      agents.push(
-        this.view(e.execution.workflowId, memo.data, {
-          status: status.success ? status.data : 'pending',
-          createdAt: e.startTime ? tsToIso(e.startTime) : undefined,
-          endedAt: e.closeTime ? tsToIso(e.closeTime) : null,
-        }),
-      );
-    }
+    const ids = (res.executions ?? []).map((e) => e.execution?.workflowId).filter((id): id is string => Boolean(id));
+    // Visibility alone cannot tell health, attempt or progress: each listed agent gets the full view.
+    const agents = (await mapLimit(ids, 16, (id) => this.get(id).catch(() => undefined))).filter((a): a is Agent => a !== undefined);
     const token = res.nextPageToken && res.nextPageToken.length > 0 ? Buffer.from(res.nextPageToken).toString('base64url') : null;
     return { agents, nextCursor: token };
   }
@@ -282,15 +347,18 @@ function decodeHeartbeat(payloads: temporal.api.common.v1.IPayload[] | null | un
   }
 }
 
-function decodeFields(fields: Record<string, temporal.api.common.v1.IPayload> | null | undefined): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const [k, p] of Object.entries(fields ?? {})) {
-    try {
-      out[k] = defaultPayloadConverter.fromPayload(p);
-    } catch {
-      /* skip undecodable */
-    }
-  }
+
+
+async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const out: R[] = new Array(items.length);
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(limit, items.length) }, async () => {
+      while (next < items.length) {
+        const i = next++;
+        out[i] = await fn(items[i]!);
+      }
+    }),
+  );
   return out;
 }
-

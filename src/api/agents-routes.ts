@@ -1,52 +1,117 @@
-/** /api/v1/agents routes: validation at the edge, Temporal behind AgentService. */
-import { Router } from 'express';
+/** /agents routes: declared once (validation, access, OpenAPI), Temporal behind AgentService. */
 import { z } from 'zod';
-import { AgentId, ProgressReport, SpawnRequest } from '../domain/agent';
+import { Agent, AgentId, ProgressReport, QueueName, SpawnRequest, TERMINAL_STATUSES } from '../domain/agent';
+import { Accepted, AgentHealth, AgentList, AgentLogTail, AgentResources, ErrorBody, SystemHealth } from '../domain/api';
 import { AgentService, ListAgentsQuery } from './agent-service';
-import { parse, route } from './errors';
+import { followAgentLog, tailAgentLog } from './agent-logs';
+import { ApiError } from './errors';
+import type { RouteRegistry } from './route-registry';
 
-const IdParams = z.object({ id: AgentId });
+const IdParams = z.object({ id: AgentId }).strict();
 const TerminateQuery = z
   .object({ graceMs: z.coerce.number().int().min(0).max(600_000).optional(), reason: z.string().max(1000).optional() })
   .strict();
-const Empty = z.object({}).strict();
+const LogsQuery = z
+  .object({
+    tail: z.coerce.number().int().min(0).max(10_000).default(100),
+    attempt: z.coerce.number().int().min(1).max(100_000).optional(),
+    follow: z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1').default(false),
+  })
+  .strict();
+const SystemHealthQuery = z
+  .object({ queues: z.string().max(2000).optional().transform((v) => (v ? v.split(',').map((q) => QueueName.parse(q.trim())) : [])) })
+  .strict();
+const EmptyBody = z.object({}).strict();
 
-export function agentsRouter(agents: AgentService): Router {
-  const r = Router();
+const err = (description: string) => ({ description, schema: ErrorBody });
+const E400 = { 400: err('invalid input: each bad field is named in details.fields') };
+const E404 = { 404: err('no such agent') };
+const E409 = { 409: err('the agent has already ended') };
 
-  r.post('/spawn', route(async (req, res) => {
-    const body = parse(SpawnRequest, req.body ?? {}, 'body');
-    res.status(201).json(await agents.spawn(body));
-  }));
+export function registerAgentRoutes(routes: RouteRegistry, agents: AgentService, logsDir: string | null): void {
+  routes.add(
+    { method: 'post', path: '/agents/spawn', summary: 'Spawn an agent (an AgentWorkflow running its process)', access: 'admin', body: SpawnRequest, responses: { 201: { description: 'the new agent', schema: Agent }, ...E400 } },
+    async ({ body }) => [201, await agents.spawn(body)],
+  );
 
-  r.get('/', route(async (req, res) => {
-    res.json(await agents.list(parse(ListAgentsQuery, req.query, 'query')));
-  }));
+  routes.add(
+    { method: 'get', path: '/agents', summary: 'List agents (Temporal visibility), newest first, filtered and paginated', access: 'admin', query: ListAgentsQuery, responses: { 200: { description: 'a page of agents', schema: AgentList }, ...E400 } },
+    async ({ query }) => [200, await agents.list(query)],
+  );
 
-  r.get('/:id', route(async (req, res) => {
-    const { id } = parse(IdParams, req.params, 'params');
-    res.json(await agents.get(id));
-  }));
+  routes.add(
+    { method: 'get', path: '/agents/system-health', summary: 'Agents by status, workers polling the task queues, whether Temporal is reachable', access: 'admin', query: SystemHealthQuery, responses: { 200: { description: 'system health', schema: SystemHealth }, ...E400 } },
+    async ({ query }) => [200, await agents.systemHealth(query.queues)],
+  );
 
-  r.delete('/:id', route(async (req, res) => {
-    const { id } = parse(IdParams, req.params, 'params');
-    const q = parse(TerminateQuery, req.query, 'query');
-    res.status(202).json(await agents.terminate(id, q.graceMs, q.reason));
-  }));
+  routes.add(
+    { method: 'get', path: '/agents/:id', summary: 'One agent: status, attempt, progress, health, resources, Web UI link', access: 'admin-or-own-agent', params: IdParams, responses: { 200: { description: 'the agent', schema: Agent }, ...E400, ...E404 } },
+    async ({ params }) => [200, await agents.get(params.id)],
+  );
 
-  r.post('/:id/heartbeat', route(async (req, res) => {
-    const { id } = parse(IdParams, req.params, 'params');
-    parse(Empty, req.body ?? {}, 'body');
-    await agents.heartbeat(id);
-    res.status(202).json({ accepted: true });
-  }));
+  routes.add(
+    { method: 'delete', path: '/agents/:id', summary: 'Terminate: SIGTERM to the process group, SIGKILL after graceMs', access: 'admin', params: IdParams, query: TerminateQuery, responses: { 202: { description: 'terminating; the agent as it was', schema: Agent }, ...E400, ...E404, ...E409 } },
+    async ({ params, query }) => [202, await agents.terminate(params.id, query.graceMs, query.reason)],
+  );
 
-  r.post('/:id/progress', route(async (req, res) => {
-    const { id } = parse(IdParams, req.params, 'params');
-    const body = parse(ProgressReport, req.body ?? {}, 'body');
-    await agents.progress(id, body.percent, body.message);
-    res.status(202).json({ accepted: true });
-  }));
+  routes.add(
+    { method: 'post', path: '/agents/:id/heartbeat', summary: 'The agent says it is alive (counts against stall detection)', access: 'admin-or-own-agent', params: IdParams, body: EmptyBody, responses: { 202: { description: 'recorded', schema: Accepted }, ...E400, ...E404, ...E409 } },
+    async ({ params }) => {
+      await agents.heartbeat(params.id);
+      return [202, { accepted: true }];
+    },
+  );
 
-  return r;
+  routes.add(
+    { method: 'post', path: '/agents/:id/progress', summary: "The agent's progress", access: 'admin-or-own-agent', params: IdParams, body: ProgressReport, responses: { 202: { description: 'recorded', schema: Accepted }, ...E400, ...E404, ...E409 } },
+    async ({ params, body }) => {
+      await agents.progress(params.id, body.percent, body.message);
+      return [202, { accepted: true }];
+    },
+  );
+
+  routes.add(
+    { method: 'get', path: '/agents/:id/health', summary: "Honest health: from the age of the activity's last heartbeat", access: 'admin-or-own-agent', params: IdParams, responses: { 200: { description: 'health', schema: AgentHealth }, ...E400, ...E404 } },
+    async ({ params }) => [200, await agents.health(params.id)],
+  );
+
+  routes.add(
+    { method: 'get', path: '/agents/:id/resources', summary: 'CPU % and RSS of the whole process tree: latest sample and the last 5 minutes', access: 'admin-or-own-agent', params: IdParams, responses: { 200: { description: 'resources', schema: AgentResources }, ...E400, ...E404 } },
+    async ({ params }) => [200, await agents.resources(params.id)],
+  );
+
+  routes.add(
+    {
+      method: 'get',
+      path: '/agents/:id/logs',
+      summary: 'Last lines of an attempt\'s log; follow=true streams new lines as server-sent events until the agent ends',
+      access: 'admin-or-own-agent',
+      params: IdParams,
+      query: LogsQuery,
+      responses: { 200: { description: 'log lines (JSON), or a text/event-stream when following', schema: AgentLogTail, stream: true }, ...E400, ...E404 },
+    },
+    async ({ params, query, res }) => {
+      if (!logsDir) throw new ApiError(404, 'not_found', 'this API server has no logs: agent logs stay on the worker host; run `fleet api` with the data dir the workers use');
+      const agent = await agents.get(params.id);
+      const attempt = query.attempt ?? Math.max(1, agent.attempt);
+      if (query.attempt && query.attempt > Math.max(1, agent.attempt)) throw new ApiError(404, 'not_found', `agent ${params.id} has no attempt ${query.attempt} yet (latest ${agent.attempt})`);
+      const tail = tailAgentLog(logsDir, params.id, attempt, query.tail);
+      if (!query.follow) {
+        if (!tail.exists && agent.attempt > 0) throw new ApiError(404, 'not_found', `no log for attempt ${attempt} of agent ${params.id} on this host (logs stay on the host of the worker that ran it${agent.host ? `: ${agent.host}` : ''})`);
+        return [200, { agentId: params.id, attempt, lines: tail.lines }];
+      }
+      await followAgentLog(res, {
+        logsDir,
+        agentId: params.id,
+        attempt,
+        tail: query.tail,
+        followAttempts: query.attempt === undefined,
+        status: async () => {
+          const a = await agents.get(params.id);
+          return { attempt: a.attempt, ended: TERMINAL_STATUSES.includes(a.status) };
+        },
+      });
+      return undefined;
+    },
+  );
 }

@@ -1,24 +1,39 @@
 /** The Express app: JSON bodies (size-limited), bearer auth on everything but /health, one error shape. */
 import express, { type Express } from 'express';
+import { z } from 'zod';
 import { AgentService, type AgentServiceOptions } from './agent-service';
-import { agentsRouter } from './agents-routes';
-import { bearerAuth } from './auth';
+import { registerAgentRoutes } from './agents-routes';
+import { Authenticator } from './auth';
 import { ApiError, errorHandler } from './errors';
+import { openApiDocument } from './openapi';
+import { RouteRegistry } from './route-registry';
 
 export interface AppOptions extends AgentServiceOptions {
   token: string;
+  /** Where the workers on this host write agent logs (`fleet up`: <data dir>/logs); null: no log routes. */
+  logsDir: string | null;
   bodyLimit?: string;
 }
+
+const VERSION: string = require('../../../package.json').version;
 
 export function createApp(opts: AppOptions): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('query parser', 'simple');
   app.get('/health', (_req, res) => {
-    res.json({ status: 'ok' });
+    res.json({ status: 'ok', version: VERSION });
   });
-  app.use('/api/v1', bearerAuth(opts.token), express.json({ limit: opts.bodyLimit ?? '256kb', strict: true }));
-  app.use('/api/v1/agents', agentsRouter(new AgentService(opts)));
+
+  const routes = new RouteRegistry(new Authenticator(opts.token));
+  registerAgentRoutes(routes, new AgentService(opts), opts.logsDir);
+  routes.add(
+    { method: 'get', path: '/openapi.json', summary: 'This document', access: 'admin', responses: { 200: { description: 'OpenAPI 3.0', schema: z.record(z.string(), z.unknown()) } } },
+    async () => [200, document],
+  );
+  const document = openApiDocument(routes.specs, VERSION);
+
+  app.use('/api/v1', express.json({ limit: opts.bodyLimit ?? '256kb', strict: true }), routes.router);
   app.use((req, _res, next) => next(new ApiError(404, 'not_found', `no route ${req.method} ${req.path}`)));
   app.use(errorHandler);
   return app;

@@ -37,7 +37,7 @@ export class ApiClient {
     this.token = opts.token ?? process.env.FLEET_API_TOKEN ?? (existsSync(file) ? readFileSync(file, 'utf8').trim() : undefined);
   }
 
-  async request<T>(method: string, path: string, body?: unknown): Promise<T> {
+  private async send(method: string, path: string, body?: unknown): Promise<Response> {
     if (!this.token) throw new CliError('no API token', 'pass --token, set FLEET_API_TOKEN, or run `fleet up` (it writes the token to its data dir)');
     let res: Response;
     try {
@@ -49,18 +49,48 @@ export class ApiClient {
     } catch (err) {
       throw new CliError(`cannot reach the FleetTools API at ${this.baseUrl}: ${(err as Error).cause ? String((err as { cause: Error }).cause.message) : (err as Error).message}`, 'is `fleet up` running? Point at another API with --api-url or FLEET_API_URL');
     }
+    if (!res.ok) await this.fail(res);
+    return res;
+  }
+
+  private async fail(res: Response): Promise<never> {
     const text = await res.text();
-    let json: unknown;
+    let e: { code?: string; message?: string } | undefined;
     try {
-      json = text ? JSON.parse(text) : undefined;
+      e = (JSON.parse(text) as { error?: { code?: string; message?: string } }).error;
     } catch {
-      json = undefined;
+      e = undefined;
     }
-    if (!res.ok) {
-      const e = (json as { error?: { code?: string; message?: string } } | undefined)?.error;
-      const hint = res.status === 401 ? 'check --token / FLEET_API_TOKEN' : undefined;
-      throw new CliError(`${res.status} ${e?.code ?? res.statusText}: ${e?.message ?? text.slice(0, 500)}`, hint);
+    const hint = res.status === 401 ? 'check --token / FLEET_API_TOKEN' : res.status === 404 ? 'list agents with `fleet agents ls`' : undefined;
+    throw new CliError(`${res.status} ${e?.code ?? res.statusText}: ${e?.message ?? text.slice(0, 500)}`, hint);
+  }
+
+  async request<T>(method: string, path: string, body?: unknown): Promise<T> {
+    const res = await this.send(method, path, body);
+    const text = await res.text();
+    return (text ? JSON.parse(text) : undefined) as T;
+  }
+
+  /** Reads a server-sent event stream, calling `onEvent` per event until the server ends it. */
+  async stream(path: string, onEvent: (event: string, data: string) => void): Promise<void> {
+    const res = await this.send('GET', path);
+    const decoder = new TextDecoder();
+    let buf = '';
+    for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+      buf += decoder.decode(chunk, { stream: true });
+      let sep: number;
+      while ((sep = buf.indexOf('\n\n')) >= 0) {
+        const block = buf.slice(0, sep);
+        buf = buf.slice(sep + 2);
+        let event = 'message';
+        const data: string[] = [];
+        for (const line of block.split('\n')) {
+          if (line.startsWith('event: ')) event = line.slice(7);
+          else if (line.startsWith('data: ')) data.push(line.slice(6));
+          else if (line === 'data:') data.push('');
+        }
+        onEvent(event, data.join('\n'));
+      }
     }
-    return json as T;
   }
 }

@@ -44,6 +44,8 @@ export const HeartbeatDetails = ProcessIdentity.extend({
   lastOutputAt: z.string().nullable(),
   logPath: z.string(),
   startedAt: z.string(),
+  /** Bounded resource history, oldest first: [epoch ms, CPU %, RSS bytes]. */
+  history: z.array(z.tuple([z.number(), z.number(), z.number()])),
 });
 export type HeartbeatDetails = z.infer<typeof HeartbeatDetails>;
 

@@ -35,6 +35,8 @@ export interface FleetWorkerOptions {
   workflowBundle?: { code: string } | { codePath: string };
   /** The reaper to register agents with; started here when absent. */
   reaper?: Reaper;
+  /** Key for agents' scoped API tokens (see api/agent-token). */
+  agentTokenKey?: Buffer;
 }
 
 const PREBUILT_BUNDLE = join(__dirname, '..', '..', 'workflow-bundle.js');
@@ -79,6 +81,7 @@ export class FleetWorker {
       sampler,
       heartbeatIntervalMs: opts.heartbeatIntervalMs,
       maxLogBytes: opts.maxLogBytes,
+      agentTokenKey: opts.agentTokenKey,
     });
     const throttle = opts.heartbeatThrottleMs ?? DEFAULT_HEARTBEAT_THROTTLE_MS;
     const common: Partial<WorkerOptions> = {

@@ -15,6 +15,7 @@ import { DevServer, freePort } from '../../src/temporal/dev-server';
 import { FleetWorker, type FleetWorkerOptions } from '../../src/temporal/worker';
 import { installRuntimeLogging } from '../../src/temporal/runtime';
 import { stopGroup } from '../../src/process/proc';
+import { agentTokenKey } from '../../src/api/agent-token';
 
 export const REPO = resolve(__dirname, '..', '..', '..');
 export const TEST_AGENT = join(REPO, 'test', 'agents', 'test-agent.js');
@@ -96,6 +97,7 @@ export class Harness {
       taskQueue,
       logsDir: join(this.tmp, 'logs'),
       heartbeatThrottleMs: 500,
+      agentTokenKey: agentTokenKey(TOKEN),
       ...opts,
     });
     void worker.run();
@@ -106,7 +108,7 @@ export class Harness {
   /** `fleet worker` as its own process (to be killed with SIGKILL by a test). */
   async startWorkerProcess(taskQueue: string, dataDir = join(this.tmp, `worker-${taskQueue}`)): Promise<ChildProcess> {
     const child = spawn(process.execPath, [FLEET_BIN, 'worker', '--queue', taskQueue, '--data-dir', dataDir], {
-      env: { ...process.env, TEMPORAL_ADDRESS: this.server.address, TEMPORAL_NAMESPACE: this.server.namespace, FLEET_HEARTBEAT_THROTTLE_MS: '500' },
+      env: { ...process.env, TEMPORAL_ADDRESS: this.server.address, TEMPORAL_NAMESPACE: this.server.namespace, FLEET_HEARTBEAT_THROTTLE_MS: '500', FLEET_API_TOKEN: TOKEN },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     this.children.push(child);
@@ -126,6 +128,8 @@ export class Harness {
       defaultQueue,
       uiBaseUrl: 'http://127.0.0.1:8233',
       token: TOKEN,
+      logsDir: join(this.tmp, 'logs'),
+      temporalAddress: this.server.address,
       host: '127.0.0.1',
       port: 0,
     });

@@ -1,6 +1,8 @@
 /** `fleet agents …`: spawn, list, show and terminate agents through the REST API. */
 import type { Command } from 'commander';
+import { resolve } from 'node:path';
 import { Agent, AGENT_TYPES, SpawnRequest, type SpawnRequestInput } from '../../domain/agent';
+import type { AgentHealth, AgentList, AgentLogTail, AgentResources, SystemHealth } from '../../domain/api';
 import { ApiClient, CliError } from '../api-client';
 import { bytes, colour, progressBar, relativeTime, statusColour, table } from '../format';
 
@@ -72,7 +74,7 @@ export function registerAgentCommands(program: Command): void {
     .usage('<type> [task] [options] -- <command...>')
     .option('--callsign <name>', 'a short name for the agent')
     .option('--runtime <name>', 'how to run it (default exec: the command after --)')
-    .option('--cwd <dir>', 'working directory of the agent process')
+    .option('--cwd <dir>', 'working directory of the agent process (default: the current directory)')
     .option('--mission <id>', 'mission the agent belongs to')
     .option('--queue <name>', 'task queue (the workers that may run it)')
     .option('--env <KEY=VALUE>', 'environment variable for the agent (repeatable)', collect)
@@ -99,7 +101,7 @@ export function registerAgentCommands(program: Command): void {
         callsign: o.callsign as string | undefined,
         runtime: o.runtime as string | undefined,
         command: command.length ? command : undefined,
-        cwd: o.cwd as string | undefined,
+        cwd: resolve((o.cwd as string | undefined) ?? process.cwd()),
         env: Object.keys(env).length ? env : undefined,
         missionId: o.mission as string | undefined,
         queue: o.queue as string | undefined,
@@ -157,4 +159,98 @@ export function registerAgentCommands(program: Command): void {
       const agent = await client(cmd).request<Agent>('DELETE', `/agents/${encodeURIComponent(id)}${q.size ? `?${q}` : ''}`);
       print(cmd, agent, () => `Terminating ${agent.id}`);
     });
+
+  agents
+    .command('health [id]')
+    .description("one agent's health (heartbeat age), or the system's: agents by status, workers, Temporal")
+    .option('--queues <list>', 'also show workers polling these task queues (comma-separated)')
+    .action(async (id: string | undefined, o: { queues?: string }, cmd: Command) => {
+      const api = client(cmd);
+      if (id) {
+        const h = await api.request<AgentHealth>('GET', `/agents/${encodeURIComponent(id)}/health`);
+        print(cmd, h, () =>
+          table([
+            [colour.bold('Agent'), h.agentId],
+            [colour.bold('Status'), statusColour(h.status)],
+            [colour.bold('Health'), statusColour(h.state)],
+            [colour.bold('Last heartbeat'), `${relativeTime(h.lastHeartbeatAt)} (timeout ${h.heartbeatTimeoutMs / 1000} s)`],
+            [colour.bold('Agent heartbeat'), relativeTime(h.lastAgentHeartbeatAt)],
+            [colour.bold('Attempt'), `${h.attempt}/${h.maxAttempts}${h.nextAttemptAt ? ` (next ${relativeTime(h.nextAttemptAt)})` : ''}`],
+            [colour.bold('Process'), h.pid ? `pid ${h.pid} on ${h.host}` : '-'],
+            [colour.bold('Last error'), h.lastError ?? '-'],
+          ]),
+        );
+        return;
+      }
+      const s = await api.request<SystemHealth>('GET', `/agents/system-health${o.queues ? `?queues=${encodeURIComponent(o.queues)}` : ''}`);
+      print(cmd, s, () =>
+        [
+          `System: ${s.status === 'ok' ? colour.green('ok') : colour.red('degraded')}`,
+          `Temporal: ${s.temporal.reachable ? colour.green('reachable') : colour.red(`unreachable (${s.temporal.error})`)} ${s.temporal.address ?? ''} namespace ${s.temporal.namespace}${s.temporal.serverVersion ? `, server ${s.temporal.serverVersion}` : ''}`,
+          `Agents: ${s.agents.total} (${Object.entries(s.agents.byStatus).map(([k, v]) => `${k} ${v}`).join(', ')})`,
+          'Workers:',
+          table([
+            ['QUEUE', 'KIND', 'POLLER', 'LAST POLL'],
+            ...s.taskQueues.flatMap((q) => (q.pollers.length ? q.pollers.map((p) => [q.name, p.kind, p.identity, relativeTime(p.lastAccessTime)]) : [[q.name, '-', colour.red('no worker'), '-']])),
+          ]),
+        ].join('\n'),
+      );
+    });
+
+  agents
+    .command('resources [id]')
+    .description('CPU and memory of an agent\'s whole process tree, or of every running agent')
+    .action(async (id: string | undefined, _o: unknown, cmd: Command) => {
+      const api = client(cmd);
+      const ids = id ? [id] : (await api.request<AgentList>('GET', '/agents?status=running&limit=1000')).agents.map((a) => a.id);
+      const all = await Promise.all(ids.map((i) => api.request<AgentResources>('GET', `/agents/${encodeURIComponent(i)}/resources`)));
+      print(cmd, id ? all[0] : { agents: all }, () =>
+        all.length === 0
+          ? 'No running agents.'
+          : table([
+              ['ID', 'STATUS', 'CPU', 'RSS', 'PROCESSES', 'SAMPLED', 'CPU (5 min)'],
+              ...all.map((r) => [
+                r.agentId,
+                statusColour(r.status),
+                r.latest ? `${r.latest.cpuPercent}%` : '-',
+                bytes(r.latest?.rssBytes),
+                r.latest ? String(r.latest.processCount) : '-',
+                relativeTime(r.latest?.sampledAt ?? null),
+                sparkline(r.history.map((h) => h.cpuPercent)),
+              ]),
+            ]),
+      );
+    });
+
+  agents
+    .command('logs <id>')
+    .description("an agent's output: the last lines of an attempt, or follow it until the agent ends")
+    .option('-f, --follow', 'keep printing new lines (and later attempts) until the agent ends')
+    .option('-n, --tail <n>', 'how many of the last lines', '100')
+    .option('--attempt <n>', 'which attempt (default: the latest)')
+    .action(async (id: string, o: { follow?: boolean; tail: string; attempt?: string }, cmd: Command) => {
+      const api = client(cmd);
+      const q = new URLSearchParams({ tail: o.tail });
+      if (o.attempt) q.set('attempt', o.attempt);
+      const json = cmd.optsWithGlobals<GlobalOpts>().json;
+      if (!o.follow) {
+        const res = await api.request<AgentLogTail>('GET', `/agents/${encodeURIComponent(id)}/logs?${q}`);
+        if (json) process.stdout.write(`${JSON.stringify(res, null, 2)}\n`);
+        else if (res.lines.length) process.stdout.write(`${res.lines.join('\n')}\n`);
+        return;
+      }
+      q.set('follow', 'true');
+      await api.stream(`/agents/${encodeURIComponent(id)}/logs?${q}`, (event, data) => {
+        if (json) process.stdout.write(`${JSON.stringify({ event, data })}\n`);
+        else if (event === 'message') process.stdout.write(`${data}\n`);
+        else if (event === 'attempt') process.stderr.write(colour.dim(`--- attempt ${data} ---\n`));
+      });
+    });
+}
+
+const SPARKS = '▁▂▃▄▅▆▇█';
+function sparkline(values: number[]): string {
+  if (values.length === 0) return '-';
+  const max = Math.max(...values, 1);
+  return values.slice(-20).map((v) => SPARKS[Math.min(SPARKS.length - 1, Math.floor((v / max) * (SPARKS.length - 1)))]).join('');
 }

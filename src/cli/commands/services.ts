@@ -3,7 +3,8 @@ import { Client } from '@temporalio/client';
 import type { Command } from 'commander';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ensureApiToken, tokenFile } from '../../api/auth';
+import { ensureApiToken, readApiToken, tokenFile } from '../../api/auth';
+import { agentTokenKey } from '../../api/agent-token';
 import { startApiServer, type ApiServer } from '../../api/server';
 import { Reaper } from '../../process/reaper';
 import { findTemporalCli } from '../../temporal/cli-binary';
@@ -28,6 +29,7 @@ async function startWorker(cfg: TemporalConfig, queue: string, dir: string, reap
     logsDir: settings.logsDir(dir),
     reaper,
     heartbeatThrottleMs: settings.optionalMs('FLEET_HEARTBEAT_THROTTLE_MS'),
+    agentTokenKey: agentKey(dir),
   });
   const running = worker.run();
   running.catch((err) => {
@@ -45,10 +47,30 @@ async function startWorker(cfg: TemporalConfig, queue: string, dir: string, reap
   };
 }
 
-async function startApi(cfg: TemporalConfig, opts: { host: string; port: number; token: string; queue: string }): Promise<{ api: ApiServer; close: () => Promise<void> }> {
+/** Agents get a token scoped to themselves, derived from the admin token; without one they get none. */
+function agentKey(dir: string): Buffer | undefined {
+  const admin = process.env.FLEET_API_TOKEN || readApiToken(dir);
+  if (!admin) {
+    process.stderr.write('fleet: no API token (FLEET_API_TOKEN or <data dir>/api-token): agents get no FLEET_AGENT_TOKEN and cannot call the API\n');
+    return undefined;
+  }
+  return agentTokenKey(admin);
+}
+
+async function startApi(cfg: TemporalConfig, opts: { host: string; port: number; token: string; queue: string; logsDir: string }): Promise<{ api: ApiServer; close: () => Promise<void> }> {
   const connection = await connectClient(cfg);
   const client = new Client({ connection, namespace: cfg.namespace });
-  const api = await startApiServer({ client, namespace: cfg.namespace, defaultQueue: opts.queue, uiBaseUrl: cfg.uiUrl, token: opts.token, host: opts.host, port: opts.port });
+  const api = await startApiServer({
+    client,
+    namespace: cfg.namespace,
+    temporalAddress: cfg.address,
+    defaultQueue: opts.queue,
+    uiBaseUrl: cfg.uiUrl,
+    token: opts.token,
+    logsDir: opts.logsDir,
+    host: opts.host,
+    port: opts.port,
+  });
   return {
     api,
     close: async () => {
@@ -103,7 +125,7 @@ export function registerServiceCommands(program: Command): void {
         const cfg = temporalConfigFromEnv({}, { address: server.address, namespace: server.namespace, uiUrl: server.uiUrl });
         const w = await startWorker(cfg, queue, dir, reaper);
         cleanups.push(w.close);
-        const a = await startApi(cfg, { host, port: apiPort, token, queue });
+        const a = await startApi(cfg, { host, port: apiPort, token, queue, logsDir: settings.logsDir(dir) });
         cleanups.push(a.close);
         cleanups.push(async () => rmSync(settings.endpointsFile(dir), { force: true }));
         writeFileSync(settings.endpointsFile(dir), JSON.stringify({ apiUrl: a.api.url, temporalAddress: server.address, uiUrl: server.uiUrl, pid: process.pid }), { mode: 0o600 });
@@ -153,7 +175,7 @@ export function registerServiceCommands(program: Command): void {
       const cfg = temporalConfigFromEnv();
       const host = settings.apiHost(o.apiHost);
       const token = ensureApiToken(dir);
-      const a = await startApi(cfg, { host, port: settings.apiPort(o.apiPort), token, queue: settings.taskQueue(o.queue) });
+      const a = await startApi(cfg, { host, port: settings.apiPort(o.apiPort), token, queue: settings.taskQueue(o.queue), logsDir: settings.logsDir(dir) });
       onShutdown(a.close);
       process.stdout.write(`API listening on ${a.api.url} (Temporal ${cfg.address}, namespace ${cfg.namespace})\n`);
     });

@@ -1,0 +1,49 @@
+/** The OpenAPI 3.0 document, generated from the route registry's zod schemas. */
+import { z } from 'zod';
+import type { RouteSpec } from './route-registry';
+
+const toSchema = (s: z.ZodType, io: 'input' | 'output') => z.toJSONSchema(s, { target: 'openapi-3.0', io, unrepresentable: 'any' });
+
+export function openApiDocument(specs: RouteSpec[], version: string): Record<string, unknown> {
+  const paths: Record<string, Record<string, unknown>> = {};
+  for (const spec of specs) {
+    const path = `/api/v1${spec.path.replace(/:(\w+)/g, '{$1}')}`;
+    const parameters: unknown[] = [];
+    for (const [where, obj] of [['path', spec.params], ['query', spec.query]] as const) {
+      if (!obj) continue;
+      const json = toSchema(obj, 'input') as { properties?: Record<string, unknown>; required?: string[] };
+      for (const [name, schema] of Object.entries(json.properties ?? {})) {
+        parameters.push({ name, in: where, required: where === 'path' || (json.required ?? []).includes(name), schema });
+      }
+    }
+    const responses: Record<string, unknown> = {};
+    for (const [status, r] of Object.entries(spec.responses)) {
+      const content: Record<string, unknown> = {};
+      if (r.schema) content['application/json'] = { schema: toSchema(r.schema, 'output') };
+      if (r.stream) content['text/event-stream'] = { schema: { type: 'string' } };
+      responses[status] = { description: r.description, ...(Object.keys(content).length ? { content } : {}) };
+    }
+    if (spec.access !== 'public') {
+      responses['401'] = { description: 'missing or wrong bearer token', content: { 'application/json': { schema: toSchema(errorSchema, 'output') } } };
+    }
+    paths[path] ??= {};
+    paths[path][spec.method] = {
+      summary: spec.summary,
+      operationId: `${spec.method}${spec.path.replace(/[/:-](\w)/g, (_m, c: string) => c.toUpperCase())}`,
+      ...(parameters.length ? { parameters } : {}),
+      ...(spec.body ? { requestBody: { required: true, content: { 'application/json': { schema: toSchema(spec.body, 'input') } } } } : {}),
+      responses,
+      ...(spec.access === 'public' ? { security: [] } : {}),
+    };
+  }
+  return {
+    openapi: '3.0.3',
+    info: { title: 'FleetTools API', version, description: 'Run fleets of AI coding agents as durable Temporal workflows.' },
+    servers: [{ url: '/' }],
+    components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+    security: [{ bearer: [] }],
+    paths,
+  };
+}
+
+const errorSchema = z.object({ error: z.object({ code: z.string(), message: z.string(), details: z.unknown().optional() }) });

@@ -1,0 +1,56 @@
+/** Shapes of REST responses (and of the error body), shared by the API, its OpenAPI document and the CLI. */
+import { z } from 'zod';
+import { Agent, AgentId, AgentStatus, HealthState, ResourceSample } from './agent';
+
+export const ErrorBody = z.object({
+  error: z.object({
+    code: z.string(),
+    message: z.string(),
+    details: z.unknown().optional(),
+  }),
+});
+export type ErrorBody = z.infer<typeof ErrorBody>;
+
+export const AgentList = z.object({ agents: z.array(Agent), nextCursor: z.string().nullable() });
+export type AgentList = z.infer<typeof AgentList>;
+
+export const AgentHealth = z.object({
+  agentId: AgentId,
+  status: AgentStatus,
+  state: HealthState,
+  lastHeartbeatAt: z.string().nullable(),
+  heartbeatAgeMs: z.number().int().nullable(),
+  heartbeatTimeoutMs: z.number().int(),
+  lastAgentHeartbeatAt: z.string().nullable(),
+  attempt: z.number().int(),
+  maxAttempts: z.number().int(),
+  pid: z.number().int().nullable(),
+  host: z.string().nullable(),
+  lastError: z.string().nullable(),
+  nextAttemptAt: z.string().nullable(),
+});
+export type AgentHealth = z.infer<typeof AgentHealth>;
+
+export const AgentResources = z.object({
+  agentId: AgentId,
+  status: AgentStatus,
+  latest: ResourceSample.nullable(),
+  /** Oldest first, one point per 5 s over the last 5 minutes of the running attempt. */
+  history: z.array(z.object({ at: z.string(), cpuPercent: z.number(), rssBytes: z.number() })),
+});
+export type AgentResources = z.infer<typeof AgentResources>;
+
+export const AgentLogTail = z.object({ agentId: AgentId, attempt: z.number().int(), lines: z.array(z.string()) });
+export type AgentLogTail = z.infer<typeof AgentLogTail>;
+
+export const Poller = z.object({ identity: z.string(), lastAccessTime: z.string().nullable(), kind: z.enum(['workflow', 'activity']) });
+export const SystemHealth = z.object({
+  status: z.enum(['ok', 'degraded']),
+  temporal: z.object({ reachable: z.boolean(), address: z.string().nullable(), namespace: z.string(), serverVersion: z.string().nullable(), error: z.string().nullable() }),
+  agents: z.object({ total: z.number().int(), byStatus: z.record(AgentStatus, z.number().int()) }),
+  taskQueues: z.array(z.object({ name: z.string(), pollers: z.array(Poller) })),
+  checkedAt: z.string(),
+});
+export type SystemHealth = z.infer<typeof SystemHealth>;
+
+export const Accepted = z.object({ accepted: z.literal(true) });
