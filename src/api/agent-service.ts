@@ -6,7 +6,7 @@
 import { Client, WorkflowNotFoundError, type WorkflowHandle } from '@temporalio/client';
 import { defaultPayloadConverter, type SearchAttributePair } from '@temporalio/common';
 import type { temporal } from '@temporalio/proto';
-import { randomUUID } from 'node:crypto';
+import { createHmac, randomUUID, timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
 import { Agent, AGENT_STATUSES, AgentStatus, AgentType, RetryPolicyInput, TERMINAL_STATUSES, type SpawnRequest, type HealthState, type Progress } from '../domain/agent';
 import type { AgentState, AgentWorkflowInput, HeartbeatDetails } from '../domain/agent-workflow';
@@ -49,7 +49,12 @@ export interface AgentServiceOptions {
   apiUrl: string | null;
   /** Shown in system health. */
   temporalAddress?: string;
+  /** Signs list cursors. */
+  cursorKey: Buffer;
 }
+
+const badCursor = (why: string) =>
+  new ApiError(400, 'invalid_request', `invalid query: query.cursor: ${why}`, { fields: [{ field: 'query.cursor', message: why }] });
 
 const PENDING_ACTIVITY_STARTED = 2;
 const QUERY_DEADLINE_MS = 3000;
@@ -136,7 +141,14 @@ export class AgentService {
     const hb = decodeHeartbeat(pending?.heartbeatDetails?.payloads);
     const closed = desc.status.name !== 'RUNNING';
     let status: AgentStatus = state?.status ?? (closed ? closedStatus(desc.status.name) : 'pending');
-    if (status === 'running' && pending && pending.state !== PENDING_ACTIVITY_STARTED) status = 'retrying';
+    if (!closed && pending) {
+      // describe() knows what the (maybe unanswered) query cannot: is an attempt running, or waiting after a failure?
+      if (pending.state === PENDING_ACTIVITY_STARTED) {
+        if (status === 'pending') status = 'running';
+      } else if ((pending.attempt ?? 1) > 1 || pending.lastFailure) {
+        status = 'retrying';
+      }
+    }
     const hbAt = pending?.lastHeartbeatTime ? tsToIso(pending.lastHeartbeatTime) : null;
     const agent = this.view(id, memo.data, {
       ...state,
@@ -227,30 +239,41 @@ export class AgentService {
     if (q.type) clauses.push(`${AgentTypeKey.name} = '${q.type}'`);
     if (q.status) clauses.push(`${AgentStatusKey.name} = '${q.status}'`);
     if (q.missionId) clauses.push(`${MissionIdKey.name} = '${q.missionId}'`);
-    let nextPageToken: Uint8Array | undefined;
-    if (q.cursor) {
-      nextPageToken = Buffer.from(q.cursor, 'base64url');
-      if (nextPageToken.length === 0) throw new ApiError(400, 'invalid_request', 'invalid query: query.cursor: not a cursor from a previous page');
-    }
+    const query = clauses.join(' AND ');
+    const nextPageToken = q.cursor ? this.openCursor(q.cursor, query) : undefined;
     let res: temporal.api.workflowservice.v1.IListWorkflowExecutionsResponse;
     try {
       res = await this.opts.client.workflowService.listWorkflowExecutions({
         namespace: this.opts.namespace,
-        query: clauses.join(' AND '),
+        query,
         pageSize: q.limit,
         nextPageToken,
       });
     } catch (err) {
-      if (q.cursor && /token|cursor|invalid/i.test((err as Error).message)) {
-        throw new ApiError(400, 'invalid_request', 'invalid query: query.cursor: not a cursor from a previous page');
-      }
+      if (q.cursor) throw badCursor('Temporal refused it; start again from the first page');
       throw err;
     }
     const ids = (res.executions ?? []).map((e) => e.execution?.workflowId).filter((id): id is string => Boolean(id));
     // Visibility alone cannot tell health, attempt or progress: each listed agent gets the full view.
     const agents = (await mapLimit(ids, 16, (id) => this.get(id).catch(() => undefined))).filter((a): a is Agent => a !== undefined);
-    const token = res.nextPageToken && res.nextPageToken.length > 0 ? Buffer.from(res.nextPageToken).toString('base64url') : null;
-    return { agents, nextCursor: token };
+    const next = res.nextPageToken && res.nextPageToken.length > 0 ? this.sealCursor(Buffer.from(res.nextPageToken), query) : null;
+    return { agents, nextCursor: next };
+  }
+
+  /** Cursors are Temporal page tokens, signed and bound to their filter: a forged or mismatched one is a 400. */
+  private sealCursor(token: Buffer, query: string): string {
+    const mac = createHmac('sha256', this.opts.cursorKey).update(query).update(token).digest().subarray(0, 16);
+    return `${token.toString('base64url')}.${mac.toString('base64url')}`;
+  }
+
+  private openCursor(cursor: string, query: string): Buffer {
+    const [t, m] = cursor.split('.');
+    if (!t || !m) throw badCursor('it is not a cursor from a previous page');
+    const token = Buffer.from(t, 'base64url');
+    const mac = Buffer.from(m, 'base64url');
+    const expected = createHmac('sha256', this.opts.cursorKey).update(query).update(token).digest().subarray(0, 16);
+    if (mac.length !== expected.length || !timingSafeEqual(mac, expected)) throw badCursor('it is not a cursor from a previous page with these filters');
+    return token;
   }
 
   async terminate(id: string, graceMs: number | undefined, reason?: string): Promise<Agent> {

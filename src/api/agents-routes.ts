@@ -19,7 +19,14 @@ const LogsQuery = z
   })
   .strict();
 const SystemHealthQuery = z
-  .object({ queues: z.string().max(2000).optional().transform((v) => (v ? v.split(',').map((q) => QueueName.parse(q.trim())) : [])) })
+  .object({
+    queues: z
+      .string()
+      .max(2000)
+      .default('')
+      .transform((v) => v.split(',').map((q) => q.trim()).filter(Boolean))
+      .pipe(z.array(QueueName)),
+  })
   .strict();
 const EmptyBody = z.object({}).strict();
 

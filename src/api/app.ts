@@ -1,5 +1,6 @@
 /** The Express app: JSON bodies (size-limited), bearer auth on everything but /health, one error shape. */
 import express, { type Express } from 'express';
+import { createHmac } from 'node:crypto';
 import { z } from 'zod';
 import { AgentService, type AgentServiceOptions } from './agent-service';
 import { registerAgentRoutes } from './agents-routes';
@@ -8,7 +9,7 @@ import { ApiError, errorHandler } from './errors';
 import { openApiDocument } from './openapi';
 import { RouteRegistry } from './route-registry';
 
-export interface AppOptions extends AgentServiceOptions {
+export interface AppOptions extends Omit<AgentServiceOptions, 'cursorKey'> {
   token: string;
   /** Where the workers on this host write agent logs (`fleet up`: <data dir>/logs); null: no log routes. */
   logsDir: string | null;
@@ -26,7 +27,8 @@ export function createApp(opts: AppOptions): Express {
   });
 
   const routes = new RouteRegistry(new Authenticator(opts.token));
-  registerAgentRoutes(routes, new AgentService(opts), opts.logsDir);
+  const cursorKey = createHmac('sha256', opts.token).update('fleettools cursor v1').digest();
+  registerAgentRoutes(routes, new AgentService({ ...opts, cursorKey }), opts.logsDir);
   routes.add(
     { method: 'get', path: '/openapi.json', summary: 'This document', access: 'admin', responses: { 200: { description: 'OpenAPI 3.0', schema: z.record(z.string(), z.unknown()) } } },
     async () => [200, document],

@@ -9,6 +9,8 @@
 //   --hang-on N           on attempt N run forever (printing nothing but heartbeat lines)
 //   --ignore-term         ignore SIGTERM (only SIGKILL stops it)
 //   --fork-child          start a child process that sleeps (and ignores SIGTERM too)
+//   --report-via-api      POST a heartbeat and progress {50, "via api"} with FLEET_AGENT_TOKEN, and try
+//                         the token on --other-agent ID; statuses are recorded as event "api"
 const fs = require('node:fs');
 const { spawn } = require('node:child_process');
 const args = process.argv.slice(2);
@@ -33,6 +35,26 @@ const env = {};
 for (const k of Object.keys(process.env)) env[k] = k.startsWith('FLEET_') || k.startsWith('TEST_') || k === 'PATH' || k === 'HOME' ? process.env[k] : '<set>';
 write('start', { env, childPid, argv: process.argv.slice(2) });
 console.log(`agent started: attempt ${attempt} pid ${process.pid}`);
+
+async function reportViaApi() {
+  const call = async (path, body) => {
+    const res = await fetch(`${process.env.FLEET_API_URL}/api/v1${path}`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${process.env.FLEET_AGENT_TOKEN}`, 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
+    return res.status;
+  };
+  const id = process.env.FLEET_AGENT_ID;
+  const statuses = {
+    heartbeat: await call(`/agents/${id}/heartbeat`, {}),
+    progress: await call(`/agents/${id}/progress`, { percent: 50, message: 'via api' }),
+    other: opt('--other-agent') ? await call(`/agents/${opt('--other-agent')}/heartbeat`, {}) : null,
+    spawn: await call('/agents/spawn', { type: 'backend', command: ['true'] }),
+  };
+  write('api', { statuses });
+}
+if (has('--report-via-api')) reportViaApi().catch((err) => write('api', { error: String(err) }));
 
 const forever = () => setInterval(() => {}, 1 << 30);
 if (Number(opt('--stall-on', -1)) === attempt) {
