@@ -1,7 +1,7 @@
 /** The CLI's HTTP client for the REST API: base URL and token from flags, environment, or `fleet up`'s data dir. */
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { DEFAULT_API_HOST, DEFAULT_API_PORT } from '../api/server';
-import { tokenFile } from '../api/auth';
+import { readApiToken } from '../api/auth';
 import * as settings from './settings';
 
 export interface ApiClientOptions {
@@ -32,9 +32,8 @@ export class ApiClient {
     } catch {
       fromUp = undefined;
     }
-    this.baseUrl = (opts.apiUrl ?? process.env.FLEET_API_URL ?? fromUp ?? `http://${DEFAULT_API_HOST}:${DEFAULT_API_PORT}`).replace(/\/+$/, '');
-    const file = tokenFile(dir);
-    this.token = opts.token ?? process.env.FLEET_API_TOKEN ?? (existsSync(file) ? readFileSync(file, 'utf8').trim() : undefined);
+    this.baseUrl = (opts.apiUrl || process.env.FLEET_API_URL || fromUp || `http://${DEFAULT_API_HOST}:${DEFAULT_API_PORT}`).replace(/\/+$/, '');
+    this.token = opts.token || process.env.FLEET_API_TOKEN || readApiToken(dir);
   }
 
   private async send(method: string, path: string, body?: unknown): Promise<Response> {
