@@ -146,21 +146,21 @@ export function createAgentActivities(deps: AgentActivityDeps) {
 
     const history: HeartbeatDetails['history'] = [];
     const details = (): HeartbeatDetails => {
-      const r = p.resources();
-      const at = r ? Date.parse(r.sampledAt) : 0;
-      if (r && at - (history.at(-1)?.[0] ?? 0) >= HISTORY_EVERY_MS) {
-        history.push([at, r.cpuPercent, r.rssBytes]);
+      const resources = p.resources();
+      const at = resources ? Date.parse(resources.sampledAt) : 0;
+      if (resources && at - (history.at(-1)?.[0] ?? 0) >= HISTORY_EVERY_MS) {
+        history.push([at, resources.cpuPercent, resources.rssBytes]);
         if (history.length > HISTORY_POINTS) history.shift();
       }
       return {
-      ...p.identity,
-      attempt,
-      progress: p.progress,
-      resources: r,
-      lastOutputAt: p.lastOutputAt?.toISOString() ?? null,
-      logPath: p.log.path,
-      startedAt: p.startedAt.toISOString(),
-      history,
+        ...p.identity,
+        attempt,
+        progress: p.progress,
+        resources,
+        lastOutputAt: p.lastOutputAt?.toISOString() ?? null,
+        logPath: p.log.path,
+        startedAt: p.startedAt.toISOString(),
+        history,
       };
     };
     deps.sampler.sample();

@@ -124,6 +124,19 @@ describe('fleet CLI against fleet up', { timeout: 300_000 }, () => {
       return x.status === 'terminated' ? x : undefined;
     }, 20_000, 300);
     assert.equal(cDone.health.state, 'stopped');
+
+    // The Temporal Web UI agrees: each agent's link opens, and the UI's own API shows the same status.
+    for (const agent of [a, b, c]) {
+      const x = await json<Agent>('agents', 'status', agent.id);
+      const page = await fetch(x.uiUrl!);
+      assert.equal(page.status, 200, `Web UI page for ${x.id}`);
+      const uiApi = x.uiUrl!.replace(/\/namespaces\//, '/api/v1/namespaces/');
+      const wf = (await (await fetch(uiApi)).json()) as { workflowExecutionInfo: { type: { name: string }; status: string; searchAttributes: { indexedFields: Record<string, { data: string }> } } };
+      assert.equal(wf.workflowExecutionInfo.type.name, 'AgentWorkflow');
+      const uiStatus = JSON.parse(Buffer.from(wf.workflowExecutionInfo.searchAttributes.indexedFields.FleetAgentStatus!.data, 'base64').toString());
+      assert.equal(uiStatus, x.status, `Web UI and CLI agree on ${x.id}`);
+      if (x.status !== 'running') assert.equal(wf.workflowExecutionInfo.status, 'WORKFLOW_EXECUTION_STATUS_COMPLETED');
+    }
   });
 
   it('errors go to stderr with a non-zero exit code and a hint', async () => {
