@@ -1,5 +1,5 @@
 /** One error shape for every route: `{error: {code, message, details?}}`. */
-import type { ErrorRequestHandler, RequestHandler } from 'express';
+import type { ErrorRequestHandler } from 'express';
 import { z } from 'zod';
 import { log } from '../logger';
 
@@ -22,19 +22,6 @@ export function invalid(where: 'body' | 'query' | 'params', error: z.ZodError): 
   const fields = error.issues.map((i) => ({ field: [where, ...i.path].join('.'), message: i.message }));
   return new ApiError(400, 'invalid_request', `invalid ${where}: ${fields.map((f) => `${f.field}: ${f.message}`).join('; ')}`, { fields });
 }
-
-export function parse<S extends z.ZodType>(schema: S, value: unknown, where: 'body' | 'query' | 'params'): z.output<S> {
-  const r = schema.safeParse(value);
-  if (!r.success) throw invalid(where, r.error);
-  return r.data;
-}
-
-/** Wraps an async route so its errors reach the error handler. */
-export const route =
-  (fn: (...args: Parameters<RequestHandler>) => Promise<unknown>): RequestHandler =>
-  (req, res, next) => {
-    fn(req, res, next).catch(next);
-  };
 
 export const errorHandler: ErrorRequestHandler = (err, req, res, _next) => {
   if (err instanceof ApiError) {

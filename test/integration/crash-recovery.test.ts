@@ -92,6 +92,29 @@ describe('crash recovery', { timeout: 600_000 }, () => {
     assert.equal(done.status, 'succeeded');
   });
 
+  it('a worker stopped gracefully (SIGTERM) stops its agent, which runs again with the same attempt number', async () => {
+    const queue = h.queue('graceful');
+    const record = h.path('graceful.jsonl');
+    const w1 = await h.startWorkerProcess(queue);
+    const res = await call<Agent>('POST', '/agents/spawn', {
+      type: 'testing',
+      queue,
+      command: ['node', TEST_AGENT, '--record', record, '--sleep-ms', '4000'],
+      retry: { maxAttempts: 1 },
+    });
+    const first = await waitFor('the first run to start', () => readRecords(record).find((r) => r.event === 'start'), 30_000);
+    w1.kill('SIGTERM');
+    const code = await new Promise<number | null>((r) => w1.once('exit', (c) => r(c)));
+    assert.equal(code, 0, 'the worker shut down cleanly');
+    assert.equal(isProcessAlive(first.pid), false, 'the agent was stopped with its worker');
+    await h.startWorkerProcess(queue);
+    const done = await ended(res.body.id);
+    assert.equal(done.status, 'succeeded', 'maxAttempts 1 was not used up by the shutdown');
+    const starts = readRecords(record).filter((r) => r.event === 'start');
+    assert.deepEqual(starts.map((s) => s.attempt), [1, 1]);
+    assert.equal(done.attempt, 1);
+  });
+
   it('`fleet up` killed with SIGKILL and started again on the same data dir: the agent continues', async (t) => {
     const dataDir = mkdtempSync(join(tmpdir(), 'fleet-up-'));
     const [apiPort, temporalPort, uiPort] = [await freePort(), await freePort(), await freePort()];

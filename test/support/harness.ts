@@ -14,7 +14,6 @@ import { findTemporalCli } from '../../src/temporal/cli-binary';
 import { DevServer, freePort } from '../../src/temporal/dev-server';
 import { FleetWorker, type FleetWorkerOptions } from '../../src/temporal/worker';
 import { installRuntimeLogging } from '../../src/temporal/runtime';
-import { stopGroup } from '../../src/process/proc';
 import { agentTokenKey } from '../../src/api/agent-token';
 
 export const REPO = resolve(__dirname, '..', '..', '..');
@@ -179,4 +178,3 @@ export function api(base: string, token = TOKEN) {
   };
 }
 
-export { stopGroup };
