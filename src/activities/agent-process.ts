@@ -90,6 +90,8 @@ export class AgentProcess {
   lastOutputAt: Date | null = null;
   readonly startedAt = new Date();
   readonly exited: Promise<ExitInfo>;
+  /** Resolves once the process has exited and its stdout/stderr are closed. */
+  private readonly closed: Promise<void>;
   private exitInfo: ExitInfo | undefined;
   private disposed = false;
   /** Called when a `::fleet::` progress line arrives (the activity heartbeats it at once). */
@@ -108,6 +110,7 @@ export class AgentProcess {
         resolveExit(this.exitInfo);
       });
     });
+    this.closed = new Promise<void>((resolveClose) => child.once('close', () => resolveClose()));
     const splitter = new LineSplitter((line) => {
       const parsed = parseProgressLine(line);
       if (parsed.kind === 'progress') {
@@ -200,7 +203,8 @@ export class AgentProcess {
     this.reaper.unwatch(this.identity.pgid);
     this.sampler.unwatch(this.identity.pgid);
     // Let the pipes drain what the process wrote before it ended.
-    await Promise.race([new Promise((r) => this.child.once('close', r)), new Promise((r) => setTimeout(r, 1000))]);
+    // (a descendant that escaped the group may still hold them open: wait at most a second)
+    await Promise.race([this.closed, new Promise((r) => setTimeout(r, 1000))]);
     this.child.stdout?.destroy();
     this.child.stderr?.destroy();
     await this.log.close();

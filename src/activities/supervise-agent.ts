@@ -163,7 +163,6 @@ export function createAgentActivities(deps: AgentActivityDeps) {
         history,
       };
     };
-    deps.sampler.sample();
     ctx.heartbeat(details());
     // Progress is visible at once (the SDK still throttles what reaches the server).
     p.onProgress = () => ctx.heartbeat(details());

@@ -293,9 +293,20 @@ export class AgentService {
     await this.handle(id).signal(progressSignal, { percent, message });
   }
 
+  /** Cheap check for the agents' own calls (heartbeat, progress): one describe(), no query. An agent has ended exactly when its workflow has closed. */
   private async requireLive(id: string): Promise<void> {
-    const agent = await this.get(id);
-    if (TERMINAL_STATUSES.includes(agent.status)) throw conflict(`agent ${id} has already ended (${agent.status})`, { status: agent.status });
+    let desc: Awaited<ReturnType<WorkflowHandle['describe']>>;
+    try {
+      desc = await this.handle(id).describe();
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError) throw notFound(`agent ${id}`);
+      throw err;
+    }
+    if (desc.type !== 'AgentWorkflow') throw notFound(`agent ${id}`);
+    if (desc.status.name !== 'RUNNING') {
+      const status = desc.typedSearchAttributes.get(AgentStatusKey) ?? closedStatus(desc.status.name);
+      throw conflict(`agent ${id} has already ended (${status})`, { status });
+    }
   }
 
   private view(

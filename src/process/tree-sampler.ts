@@ -38,8 +38,8 @@ export class ProcessTreeSampler {
     return this.watched.get(pgid)?.latest ?? null;
   }
 
-  /** One scan of /proc for every watched tree. Public so an agent can take its first sample at once. */
-  sample(): void {
+  /** One scan of /proc for every watched tree. */
+  private sample(): void {
     if (this.watched.size === 0) return;
     const all = listProcesses();
     const children = new Map<number, ProcStat[]>();
