@@ -4,11 +4,13 @@
  * agent-scoped token, honest health, and the OpenAPI document generated from the same schemas.
  */
 import assert from 'node:assert/strict';
+import { spawn as spawnProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { Agent } from '../../src/domain/agent';
 import { AgentHealth, AgentLogTail, AgentResources, ErrorBody, SystemHealth } from '../../src/domain/api';
-import { api, Harness, readRecords, TEST_AGENT, TOKEN, waitFor } from '../support/harness';
+import { freePort } from '../../src/temporal/dev-server';
+import { api, FLEET_BIN, Harness, readRecords, TEST_AGENT, TOKEN, waitFor } from '../support/harness';
 
 describe('REST API', { timeout: 300_000 }, () => {
   let h: Harness;
@@ -151,6 +153,30 @@ describe('REST API', { timeout: 300_000 }, () => {
     const spawnSchema = doc.paths['/api/v1/agents/spawn']!.post!.requestBody!.content['application/json']!.schema;
     assert.deepEqual(spawnSchema.required, ['type']);
     assert.ok('retry' in spawnSchema.properties && 'command' in spawnSchema.properties);
+  });
+
+  it('`fleet api` runs alone against a Temporal cluster (TEMPORAL_ADDRESS) with the token from FLEET_API_TOKEN', async () => {
+    const port = await freePort();
+    const child = spawnProcess(process.execPath, [FLEET_BIN, 'api', '--api-port', String(port), '--queue', queue, '--data-dir', h.path('api-alone')], {
+      env: { ...process.env, TEMPORAL_ADDRESS: h.server.address, FLEET_API_TOKEN: 'alone-token' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    try {
+      let out = '';
+      child.stdout!.on('data', (d) => (out += d));
+      await waitFor('fleet api to listen', () => out.includes(`API listening on http://127.0.0.1:${port}`), 30_000);
+      const alone = api(`http://127.0.0.1:${port}`, 'alone-token');
+      const agent = (await alone<Agent>('POST', '/agents/spawn', { type: 'documentation', command: ['node', TEST_AGENT] })).body;
+      const done = await waitFor('the agent spawned through `fleet api` to succeed', async () => {
+        const a = (await alone<Agent>('GET', `/agents/${agent.id}`)).body;
+        return a.status === 'succeeded' ? a : undefined;
+      }, 30_000, 200);
+      assert.equal(done.queue, queue);
+      assert.equal((await api(`http://127.0.0.1:${port}`)('GET', '/agents')).status, 401, 'the admin token of another API is not valid here');
+    } finally {
+      child.kill('SIGTERM');
+      await new Promise((r) => child.once('exit', r));
+    }
   });
 
   describe('bad input: every route answers 4xx with the one error shape', () => {
