@@ -8,10 +8,10 @@
  * When none works, the error lists what each step found and what to do.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { accessSync, constants, closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, mkdirSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { delimiter, join } from 'node:path';
-import { isProcessAlive } from '../process/proc';
+import { claimPidFile, readLivePidRecord } from '../process/pid-file';
 
 export const TEMPORAL_CLI_MODULE = 'github.com/temporalio/cli/cmd/temporal';
 export const TEMPORAL_CLI_VERSION = 'v1.5.1';
@@ -119,34 +119,16 @@ function notFound(tried: string[]): TemporalCliNotFound {
 /** One build at a time per cache dir; a second process waits for the first to finish. */
 async function withBuildLock<T>(lockPath: string, target: string, progress: (l: string) => void, fn: () => Promise<T>): Promise<T | 'built-by-other'> {
   for (;;) {
-    try {
-      const fd = openSync(lockPath, 'wx');
-      writeFileSync(fd, String(process.pid));
-      closeSync(fd);
-      break;
-    } catch {
-      const holder = Number(readFileSafe(lockPath));
-      if (!holder || !isProcessAlive(holder)) {
-        rmSync(lockPath, { force: true });
-        continue;
-      }
-      progress(`fleet: another process (pid ${holder}) is building the Temporal CLI; waiting for it`);
-      while (isProcessAlive(holder) && existsSync(lockPath)) await new Promise((r) => setTimeout(r, 2000));
-      if (isExecutable(target)) return 'built-by-other';
-    }
+    const holder = claimPidFile(lockPath);
+    if (!holder) break;
+    progress(`fleet: another process (pid ${holder.pid}) is building the Temporal CLI; waiting for it`);
+    while (readLivePidRecord(lockPath)) await new Promise((r) => setTimeout(r, 2000));
+    if (isExecutable(target)) return 'built-by-other';
   }
   try {
     return await fn();
   } finally {
     rmSync(lockPath, { force: true });
-  }
-}
-
-function readFileSafe(p: string): string {
-  try {
-    return readFileSync(p, 'utf8');
-  } catch {
-    return '';
   }
 }
 

@@ -7,13 +7,14 @@
  * behind with the port and the database, is cleaned up by the next start on the same data dir.
  */
 import { spawn } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { Connection } from '@temporalio/client';
 import { FLEET_SEARCH_ATTRIBUTES } from '../domain/search-attributes';
 import { log } from '../logger';
-import { isProcessAlive, readProcStat, stopGroup } from '../process/proc';
+import { stopGroup } from '../process/proc';
+import { pidRecordOf, readLivePidRecord, writePidRecord, type PidRecord } from '../process/pid-file';
 import type { Reaper } from '../process/reaper';
 
 export interface DevServerOptions {
@@ -30,9 +31,7 @@ export interface DevServerOptions {
   startTimeoutMs?: number;
 }
 
-interface PidRecord {
-  pid: number;
-  startTicks: number;
+interface ServerRecord extends PidRecord {
   port: number;
 }
 
@@ -73,16 +72,8 @@ export class DevServer {
   /** Stops a server that an earlier run on this data dir left behind (after a SIGKILL). */
   static async stopLeftover(dir: string): Promise<boolean> {
     const pidFile = join(dir, 'server.pid.json');
-    let rec: PidRecord;
-    try {
-      rec = JSON.parse(readFileSync(pidFile, 'utf8')) as PidRecord;
-    } catch {
-      return false;
-    }
-    if (!isProcessAlive(rec.pid, rec.startTicks)) {
-      rmSync(pidFile, { force: true });
-      return false;
-    }
+    const rec = readLivePidRecord<ServerRecord>(pidFile);
+    if (!rec) return false;
     log.warn('stopping a Temporal dev server left behind by an earlier run on this data dir', { pid: rec.pid, port: rec.port });
     const r = await stopGroup(rec.pid, 10_000);
     if (!r.gone) throw new Error(`the Temporal dev server left behind (pid ${rec.pid}) survived SIGKILL; stop it by hand`);
@@ -126,8 +117,7 @@ export class DevServer {
     });
     opts.reaper?.watch(pid);
     const pidFile = join(opts.dir, 'server.pid.json');
-    const rec: PidRecord = { pid, startTicks: readProcStat(pid)?.startTicks ?? 0, port: opts.port };
-    writeFileSync(pidFile, JSON.stringify(rec), { mode: 0o600 });
+    writePidRecord<ServerRecord>(pidFile, { ...pidRecordOf(pid), port: opts.port });
     let exitedEarly: string | undefined;
     const exited = new Promise<void>((resolve) =>
       child.once('exit', (code, signal) => {
