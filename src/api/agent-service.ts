@@ -9,7 +9,7 @@ import type { temporal } from '@temporalio/proto';
 import { createHmac, randomUUID, timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
 import { Agent, AGENT_STATUSES, AgentStatus, AgentType, RetryPolicyInput, TERMINAL_STATUSES, type SpawnRequest, type HealthState, type Progress } from '../domain/agent';
-import type { AgentState, AgentWorkflowInput, HeartbeatDetails } from '../domain/agent-workflow';
+import { AgentState, type AgentWorkflowInput, type HeartbeatDetails } from '../domain/agent-workflow';
 import { AgentStatusKey, AgentTypeKey, MissionIdKey } from '../domain/search-attributes';
 import { workflowUiUrl } from '../domain/ui-url';
 import { agentHeartbeatSignal, getAgentStateQuery, progressSignal, terminateSignal } from '../workflows/definitions';
@@ -17,14 +17,7 @@ import { ApiError, conflict, notFound } from './errors';
 import type { AgentHealth, AgentResources, SystemHealth } from '../domain/api';
 
 /** What is kept in the workflow memo: enough to show an agent without a worker to answer queries. */
-const AgentMemo = z.object({
-  type: AgentType,
-  task: z.string(),
-  callsign: z.string().nullable(),
-  runtime: z.string(),
-  missionId: z.string().nullable(),
-  queue: z.string(),
-  maxAttempts: z.number().int(),
+const AgentMemo = AgentState.pick({ type: true, task: true, callsign: true, runtime: true, missionId: true, queue: true, maxAttempts: true }).extend({
   heartbeatTimeoutMs: z.number().int(),
 });
 type AgentMemo = z.infer<typeof AgentMemo>;

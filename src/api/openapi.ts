@@ -1,5 +1,6 @@
 /** The OpenAPI 3.0 document, generated from the route registry's zod schemas. */
 import { z } from 'zod';
+import { ErrorBody } from '../domain/api';
 import type { RouteSpec } from './route-registry';
 
 const toSchema = (s: z.ZodType, io: 'input' | 'output') => z.toJSONSchema(s, { target: 'openapi-3.0', io, unrepresentable: 'any' });
@@ -24,7 +25,7 @@ export function openApiDocument(specs: RouteSpec[], version: string): Record<str
       responses[status] = { description: r.description, ...(Object.keys(content).length ? { content } : {}) };
     }
     if (spec.access !== 'public') {
-      responses['401'] = { description: 'missing or wrong bearer token', content: { 'application/json': { schema: toSchema(errorSchema, 'output') } } };
+      responses['401'] = { description: 'missing or wrong bearer token', content: { 'application/json': { schema: toSchema(ErrorBody, 'output') } } };
     }
     paths[path] ??= {};
     paths[path][spec.method] = {
@@ -45,5 +46,3 @@ export function openApiDocument(specs: RouteSpec[], version: string): Record<str
     paths,
   };
 }
-
-const errorSchema = z.object({ error: z.object({ code: z.string(), message: z.string(), details: z.unknown().optional() }) });

@@ -114,9 +114,7 @@ export const Agent = z.object({
   maxAttempts: z.number().int(),
   progress: Progress.nullable(),
   health: z.object({ state: HealthState, lastHeartbeatAt: z.string().nullable() }),
-  resources: z
-    .object({ cpuPercent: z.number(), rssBytes: z.number(), processCount: z.number().int(), sampledAt: z.string() })
-    .nullable(),
+  resources: ResourceSample.nullable(),
   startedAt: z.string().nullable(),
   endedAt: z.string().nullable(),
   exitCode: z.number().int().nullable(),

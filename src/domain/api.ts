@@ -14,20 +14,13 @@ export type ErrorBody = z.infer<typeof ErrorBody>;
 export const AgentList = z.object({ agents: z.array(Agent), nextCursor: z.string().nullable() });
 export type AgentList = z.infer<typeof AgentList>;
 
-export const AgentHealth = z.object({
+export const AgentHealth = Agent.pick({ status: true, attempt: true, maxAttempts: true, pid: true, host: true, lastError: true, nextAttemptAt: true }).extend({
   agentId: AgentId,
-  status: AgentStatus,
   state: HealthState,
   lastHeartbeatAt: z.string().nullable(),
   heartbeatAgeMs: z.number().int().nullable(),
   heartbeatTimeoutMs: z.number().int(),
   lastAgentHeartbeatAt: z.string().nullable(),
-  attempt: z.number().int(),
-  maxAttempts: z.number().int(),
-  pid: z.number().int().nullable(),
-  host: z.string().nullable(),
-  lastError: z.string().nullable(),
-  nextAttemptAt: z.string().nullable(),
 });
 export type AgentHealth = z.infer<typeof AgentHealth>;
 

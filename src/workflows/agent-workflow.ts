@@ -27,7 +27,7 @@ import {
   AgentFailureType,
   AgentWorkflowInput,
   type AgentState,
-  type AgentStateCarried,
+  AgentStateCarried,
   type ProcessIdentity,
   type ProcessOutcome,
 } from '../domain/agent-workflow';
@@ -131,13 +131,8 @@ export async function AgentWorkflow(rawInput: AgentWorkflowInput): Promise<Agent
   };
   const newRun = async (adopt: ProcessIdentity | undefined, attemptOffset: number): Promise<never> => {
     await condition(allHandlersFinished);
-    const { status, attempt, pid, host, logPath, progress, lastAgentHeartbeatAt, createdAt, startedAt, exitCode, lastError, runsSoFar } = state;
-    return continueAsNew<typeof AgentWorkflow>({
-      ...input,
-      attemptOffset,
-      adopt,
-      carried: { status, attempt, pid, host, logPath, progress, lastAgentHeartbeatAt, createdAt, startedAt, exitCode, lastError, runsSoFar },
-    });
+    // The schema's pick decides what is carried over (parsing strips the rest of the state).
+    return continueAsNew<typeof AgentWorkflow>({ ...input, attemptOffset, adopt, carried: AgentStateCarried.parse(state) });
   };
 
   let attemptOffset = input.attemptOffset;
