@@ -10,7 +10,7 @@ import { delimiter, isAbsolute, join, resolve } from 'node:path';
 import type { Progress } from '../domain/agent';
 import type { ProcessIdentity } from '../domain/agent-workflow';
 import { parseProgressLine } from '../domain/progress-line';
-import { liveGroupMembers, readProcStat, stopGroup, type StopGroupResult } from '../process/proc';
+import { readProcStat, stopGroup, type StopGroupResult } from '../process/proc';
 import type { Reaper } from '../process/reaper';
 import type { ProcessTreeSampler } from '../process/tree-sampler';
 import { AgentLog, LineSplitter } from './agent-log';
@@ -190,11 +190,6 @@ export class AgentProcess {
     const result = await stopGroup(this.identity.pgid, graceMs);
     if (!this.exitInfo) await Promise.race([this.exited, new Promise((r) => setTimeout(r, 2000))]);
     return result;
-  }
-
-  /** After the leader exits: descendants left in its group are stopped too (no orphans). */
-  async reapDescendants(graceMs = 1000): Promise<void> {
-    if (liveGroupMembers(this.identity.pgid).length > 0) await stopGroup(this.identity.pgid, graceMs);
   }
 
   async dispose(): Promise<void> {

@@ -42,15 +42,17 @@ export interface AgentActivityDeps {
 const HISTORY_EVERY_MS = 5000;
 const HISTORY_POINTS = 60;
 
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
 export function createAgentActivities(deps: AgentActivityDeps) {
   /** Processes this worker owns, by agent id: what a continue-as-new hand-over adopts. */
   const live = new Map<string, AgentProcess>();
   const adoptionTimers = new Map<string, NodeJS.Timeout>();
 
-  function release(agentId: string, proc: AgentProcess) {
+  /** The process's run is over: stop what is left of its group, forget it, close its log. */
+  async function retire(agentId: string, proc: AgentProcess, graceMs: number) {
+    const stopped = await proc.stop(graceMs);
     if (live.get(agentId) === proc) live.delete(agentId);
+    await proc.dispose();
+    return stopped;
   }
 
   function adopt(input: SuperviseAgentInput): AgentProcess | undefined {
@@ -199,9 +201,7 @@ export function createAgentActivities(deps: AgentActivityDeps) {
     };
 
     if (outcome.kind === 'exit') {
-      await p.reapDescendants();
-      release(agentId, p);
-      await p.dispose();
+      await retire(agentId, p, 1000); // descendants it left in its group
       if (outcome.exitCode === 0) {
         log.info('agent process succeeded', { agentId, attempt });
         return { kind: 'exited', exitCode: 0, progress: p.progress };
@@ -217,9 +217,7 @@ export function createAgentActivities(deps: AgentActivityDeps) {
     }
 
     if (outcome.kind === 'stall') {
-      await p.stop(req.terminateGraceMs);
-      release(agentId, p);
-      await p.dispose();
+      await retire(agentId, p, req.terminateGraceMs);
       const message = `agent stalled: no output, progress or heartbeat for ${Math.round(outcome.idleMs / 1000)} s (stallTimeoutMs ${req.stallTimeoutMs}); attempt ${attempt} of ${maxAttempts} stopped`;
       await ended(message, null, null, attempt < maxAttempts);
       log.warn('agent stalled', { agentId, attempt });
@@ -229,9 +227,7 @@ export function createAgentActivities(deps: AgentActivityDeps) {
     // Cancelled: terminate, worker shutdown, timeout, or a hand-over to the next run.
     const why = ctx.cancellationDetails;
     if (why?.workerShutdown) {
-      await p.stop(req.terminateGraceMs);
-      release(agentId, p);
-      await p.dispose();
+      await retire(agentId, p, req.terminateGraceMs);
       log.info('agent process stopped for worker shutdown', { agentId, attempt });
       throw ApplicationFailure.create({ message: 'the worker shut down while the agent ran; it will run again on a worker', type: AgentFailureType.workerShutdown, nonRetryable: true });
     }
@@ -242,9 +238,7 @@ export function createAgentActivities(deps: AgentActivityDeps) {
         adoptionTimers.delete(agentId);
         if (live.get(agentId) !== p) return;
         log.warn('handed-over agent process was not adopted; stopping it', { agentId, pid: p.identity.pid });
-        release(agentId, p);
-        await p.stop(req.terminateGraceMs);
-        await p.dispose();
+        await retire(agentId, p, req.terminateGraceMs);
       }, deps.adoptionTimeoutMs ?? 60_000);
       timer.unref();
       adoptionTimers.set(agentId, timer);
@@ -252,9 +246,7 @@ export function createAgentActivities(deps: AgentActivityDeps) {
       return { kind: 'handedOver', process: p.identity, progress: p.progress };
     }
     const graceMs = state?.terminateRequest?.graceMs ?? req.terminateGraceMs;
-    const stopped = await p.stop(graceMs);
-    release(agentId, p);
-    await p.dispose();
+    const stopped = await retire(agentId, p, graceMs);
     log.info('agent process terminated', { agentId, attempt, graceful: stopped.graceful, gone: stopped.gone });
     if (outcome.err instanceof CancelledFailure || outcome.err instanceof Error) throw outcome.err;
     throw new CancelledFailure('cancelled');
@@ -262,9 +254,7 @@ export function createAgentActivities(deps: AgentActivityDeps) {
 
   /** Stops every process this worker still owns (worker shutdown). */
   async function stopAll(graceMs: number): Promise<void> {
-    await Promise.all([...live.values()].map((p) => p.stop(graceMs).then(() => p.dispose())));
-    live.clear();
-    await sleep(0);
+    await Promise.all([...live].map(([agentId, p]) => retire(agentId, p, graceMs)));
   }
 
   return { activities: { superviseAgentProcess }, stopAll };
