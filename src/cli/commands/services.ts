@@ -16,10 +16,14 @@ import { InstanceLock } from '../instance-lock';
 import { onShutdown } from '../run-until-signal';
 import * as settings from '../settings';
 
-async function startWorker(cfg: TemporalConfig, queue: string, dir: string, reaper?: Reaper): Promise<{ worker: FleetWorker; client: Client; close: () => Promise<void> }> {
-  installRuntimeLogging();
+/** One client connection per process, shared by its worker and its API. */
+async function openClient(cfg: TemporalConfig): Promise<{ client: Client; close: () => Promise<void> }> {
   const connection = await connectClient(cfg);
-  const client = new Client({ connection, namespace: cfg.namespace });
+  return { client: new Client({ connection, namespace: cfg.namespace }), close: () => connection.close() };
+}
+
+async function startWorker(cfg: TemporalConfig, client: Client, queue: string, dir: string, reaper?: Reaper): Promise<{ worker: FleetWorker; close: () => Promise<void> }> {
+  installRuntimeLogging();
   const native = await connectWorker(cfg);
   const worker = await FleetWorker.create({
     connection: native,
@@ -38,11 +42,9 @@ async function startWorker(cfg: TemporalConfig, queue: string, dir: string, reap
   });
   return {
     worker,
-    client,
     close: async () => {
       await worker.shutdown();
       await native.close();
-      await connection.close();
     },
   };
 }
@@ -57,10 +59,8 @@ function agentKey(dir: string): Buffer | undefined {
   return agentTokenKey(admin);
 }
 
-async function startApi(cfg: TemporalConfig, opts: { host: string; port: number; token: string; queue: string; logsDir: string }): Promise<{ api: ApiServer; close: () => Promise<void> }> {
-  const connection = await connectClient(cfg);
-  const client = new Client({ connection, namespace: cfg.namespace });
-  const api = await startApiServer({
+async function startApi(cfg: TemporalConfig, client: Client, opts: { host: string; port: number; token: string; queue: string; logsDir: string }): Promise<ApiServer> {
+  return startApiServer({
     client,
     namespace: cfg.namespace,
     temporalAddress: cfg.address,
@@ -71,13 +71,6 @@ async function startApi(cfg: TemporalConfig, opts: { host: string; port: number;
     host: opts.host,
     port: opts.port,
   });
-  return {
-    api,
-    close: async () => {
-      await api.close();
-      await connection.close();
-    },
-  };
 }
 
 export function registerServiceCommands(program: Command): void {
@@ -123,16 +116,18 @@ export function registerServiceCommands(program: Command): void {
         const server = await DevServer.start({ cliPath: cli.path, dir: join(dir, 'temporal'), port: temporalPort, uiPort, reaper });
         cleanups.push(() => server.stop());
         const cfg = temporalConfigFromEnv({}, { address: server.address, namespace: server.namespace, uiUrl: server.uiUrl });
-        const w = await startWorker(cfg, queue, dir, reaper);
+        const temporal = await openClient(cfg);
+        cleanups.push(temporal.close);
+        const w = await startWorker(cfg, temporal.client, queue, dir, reaper);
         cleanups.push(w.close);
-        const a = await startApi(cfg, { host, port: apiPort, token, queue, logsDir: settings.logsDir(dir) });
-        cleanups.push(a.close);
+        const api = await startApi(cfg, temporal.client, { host, port: apiPort, token, queue, logsDir: settings.logsDir(dir) });
+        cleanups.push(() => api.close());
         cleanups.push(async () => rmSync(settings.endpointsFile(dir), { force: true }));
-        writeFileSync(settings.endpointsFile(dir), JSON.stringify({ apiUrl: a.api.url, temporalAddress: server.address, uiUrl: server.uiUrl, pid: process.pid }), { mode: 0o600 });
+        writeFileSync(settings.endpointsFile(dir), JSON.stringify({ apiUrl: api.url, temporalAddress: server.address, uiUrl: server.uiUrl, pid: process.pid }), { mode: 0o600 });
         process.stdout.write(
           [
             'FleetTools is up.',
-            `  API        ${a.api.url}   (token: ${process.env.FLEET_API_TOKEN ? 'FLEET_API_TOKEN' : tokenFile(dir)})`,
+            `  API        ${api.url}   (token: ${process.env.FLEET_API_TOKEN ? 'FLEET_API_TOKEN' : tokenFile(dir)})`,
             `  Web UI     ${server.uiUrl}`,
             `  Temporal   ${server.address}   (namespace ${server.namespace}, database ${join(dir, 'temporal', 'temporal.sqlite')})`,
             `  Worker     task queue ${queue}`,
@@ -158,8 +153,12 @@ export function registerServiceCommands(program: Command): void {
       mkdirSync(dir, { recursive: true, mode: 0o700 });
       const cfg = temporalConfigFromEnv();
       const queue = settings.taskQueue(o.queue);
-      const w = await startWorker(cfg, queue, dir);
-      onShutdown(w.close);
+      const temporal = await openClient(cfg);
+      const w = await startWorker(cfg, temporal.client, queue, dir);
+      onShutdown(async () => {
+        await w.close();
+        await temporal.close();
+      });
       process.stdout.write(`Worker polling task queue ${queue} on ${cfg.address} (namespace ${cfg.namespace}); own queue ${w.worker.workerQueue}\n`);
     });
 
@@ -175,8 +174,12 @@ export function registerServiceCommands(program: Command): void {
       const cfg = temporalConfigFromEnv();
       const host = settings.apiHost(o.apiHost);
       const token = ensureApiToken(dir);
-      const a = await startApi(cfg, { host, port: settings.apiPort(o.apiPort), token, queue: settings.taskQueue(o.queue), logsDir: settings.logsDir(dir) });
-      onShutdown(a.close);
-      process.stdout.write(`API listening on ${a.api.url} (Temporal ${cfg.address}, namespace ${cfg.namespace})\n`);
+      const temporal = await openClient(cfg);
+      const api = await startApi(cfg, temporal.client, { host, port: settings.apiPort(o.apiPort), token, queue: settings.taskQueue(o.queue), logsDir: settings.logsDir(dir) });
+      onShutdown(async () => {
+        await api.close();
+        await temporal.close();
+      });
+      process.stdout.write(`API listening on ${api.url} (Temporal ${cfg.address}, namespace ${cfg.namespace})\n`);
     });
 }
