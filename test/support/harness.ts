@@ -112,11 +112,13 @@ export class Harness {
     });
     this.children.push(child);
     let out = '';
-    child.stderr!.on('data', (d) => (out += d));
-    await waitFor(`fleet worker on ${taskQueue} to start (stderr: ${out.slice(-500)})`, () => new Promise<boolean>((resolveReady) => {
-      if (child.exitCode !== null) throw new Error(`fleet worker exited with ${child.exitCode}: ${out.slice(-2000)}`);
-      resolveReady(/Worker polling task queue/.test(readStdout(child)));
-    }), 60_000, 200);
+    let err = '';
+    child.stdout!.on('data', (d) => (out += d));
+    child.stderr!.on('data', (d) => (err += d));
+    await waitFor(`fleet worker on ${taskQueue} to start`, () => {
+      if (child.exitCode !== null) throw new Error(`fleet worker exited with ${child.exitCode}: ${err.slice(-2000)}`);
+      return /Worker polling task queue/.test(out);
+    }, 60_000, 200);
     return child;
   }
 
@@ -151,18 +153,6 @@ export class Harness {
     await this.server.stop();
     rmSync(this.tmp, { recursive: true, force: true });
   }
-}
-
-const stdoutBuffers = new WeakMap<ChildProcess, { text: string }>();
-function readStdout(child: ChildProcess): string {
-  let buf = stdoutBuffers.get(child);
-  if (!buf) {
-    const b = { text: '' };
-    stdoutBuffers.set(child, b);
-    child.stdout!.on('data', (d) => (b.text += d));
-    buf = b;
-  }
-  return buf.text;
 }
 
 /** Minimal REST client for the tests. */
