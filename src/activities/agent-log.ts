@@ -3,13 +3,21 @@
  * to `<file>.1` (replacing an older one) and a new file starts, so an attempt never keeps more than
  * twice `maxBytes` on disk however much the agent prints.
  */
-import { createWriteStream, mkdirSync, openSync, renameSync, statSync, type WriteStream } from 'node:fs';
+import { createWriteStream, mkdirSync, openSync, renameSync, statSync, writeFileSync, type WriteStream } from 'node:fs';
 import { dirname, join } from 'node:path';
 
 export const DEFAULT_MAX_LOG_BYTES = 20 * 1024 * 1024;
 
 export function agentLogPath(logsDir: string, agentId: string, attempt: number): string {
   return join(logsDir, agentId, `attempt-${attempt}.log`);
+}
+
+/** A resumed agent's recovery context, beside its logs (`<logs>/<id>/recovery-context.md`, owner-only); returns the path. */
+export function writeRecoveryContext(logsDir: string, agentId: string, text: string): string {
+  const path = join(logsDir, agentId, 'recovery-context.md');
+  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  writeFileSync(path, text, { mode: 0o600 });
+  return path;
 }
 
 export class AgentLog {

@@ -15,7 +15,7 @@ import { isProcessAlive, stopGroup } from '../process/proc';
 import type { Reaper } from '../process/reaper';
 import type { ProcessTreeSampler } from '../process/tree-sampler';
 import { attemptEndedSignal, attemptStartedSignal, getAgentStateQuery } from '../workflows/definitions';
-import { agentLogPath } from './agent-log';
+import { agentLogPath, writeRecoveryContext } from './agent-log';
 import { AgentProcess, buildAgentEnv, SpawnError } from './agent-process';
 import { log } from '../logger';
 import { mintAgentToken } from '../api/agent-token';
@@ -111,6 +111,7 @@ export function createAgentActivities(deps: AgentActivityDeps) {
       const prev = (ctx.info.heartbeatDetails as HeartbeatDetails | undefined) ?? input.adopt;
       await stopPredecessor(prev, req.terminateGraceMs);
       const logPath = agentLogPath(deps.logsDir, agentId, attempt);
+      const recoveryFile = req.recoveryContext ? writeRecoveryContext(deps.logsDir, agentId, req.recoveryContext) : undefined;
       const env = buildAgentEnv({
         inherited: process.env,
         requested: req.env,
@@ -121,6 +122,7 @@ export function createAgentActivities(deps: AgentActivityDeps) {
           FLEET_ATTEMPT: String(attempt),
           FLEET_MISSION_ID: req.missionId ?? '',
           ...(input.apiUrl ? { FLEET_API_URL: input.apiUrl } : {}),
+          ...(recoveryFile ? { FLEET_RECOVERY_CONTEXT: req.recoveryContext!, FLEET_RECOVERY_FILE: recoveryFile } : {}),
           ...(deps.agentTokenKey ? { FLEET_AGENT_TOKEN: mintAgentToken(deps.agentTokenKey, agentId) } : {}),
         },
       });

@@ -4,23 +4,18 @@
  * listed through Temporal visibility.
  */
 import { Client, WorkflowNotFoundError, type WorkflowHandle } from '@temporalio/client';
-import { defaultPayloadConverter, type SearchAttributePair } from '@temporalio/common';
+import { defaultPayloadConverter } from '@temporalio/common';
 import type { temporal } from '@temporalio/proto';
 import { createHmac, randomUUID, timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
 import { Agent, AGENT_STATUSES, AgentStatus, AgentType, RetryPolicyInput, TERMINAL_STATUSES, type SpawnRequest, type HealthState, type Progress } from '../domain/agent';
-import { AgentState, type AgentWorkflowInput, type HeartbeatDetails } from '../domain/agent-workflow';
-import { AgentStatusKey, AgentTypeKey, MissionIdKey } from '../domain/search-attributes';
+import { AgentMemo, agentMemo, type AgentState, type AgentWorkflowInput, type HeartbeatDetails } from '../domain/agent-workflow';
+import { AgentStatusKey, AgentTypeKey, agentSearchAttributes, MissionIdKey } from '../domain/search-attributes';
 import { workflowUiUrl } from '../domain/ui-url';
 import { agentHeartbeatSignal, getAgentStateQuery, progressSignal, terminateSignal } from '../workflows/definitions';
 import { ApiError, conflict, notFound } from './errors';
+import { mapLimit } from './map-limit';
 import type { AgentHealth, AgentResources, SystemHealth } from '../domain/api';
-
-/** What is kept in the workflow memo: enough to show an agent without a worker to answer queries. */
-const AgentMemo = AgentState.pick({ type: true, task: true, callsign: true, runtime: true, missionId: true, queue: true, maxAttempts: true }).extend({
-  heartbeatTimeoutMs: z.number().int(),
-});
-type AgentMemo = z.infer<typeof AgentMemo>;
 
 export const ListAgentsQuery = z
   .object({
@@ -73,33 +68,15 @@ export class AgentService {
     const agentId = `agt_${randomUUID()}`;
     const queue = body.queue ?? this.opts.defaultQueue;
     const retry = body.retry ?? RetryPolicyInput.parse({});
-    const input: AgentWorkflowInput = {
-      agentId,
-      request: { ...body, command: body.command, retry },
-      queue,
-      apiUrl: this.opts.apiUrl,
-    };
-    const memo: AgentMemo = {
-      type: body.type,
-      task: body.task,
-      callsign: body.callsign ?? null,
-      runtime: body.runtime,
-      missionId: body.missionId ?? null,
-      queue,
-      maxAttempts: retry.maxAttempts,
-      heartbeatTimeoutMs: body.heartbeatTimeoutMs,
-    };
-    const attrs: SearchAttributePair[] = [
-      { key: AgentTypeKey, value: body.type },
-      { key: AgentStatusKey, value: 'pending' },
-      ...(body.missionId ? [{ key: MissionIdKey, value: body.missionId }] : []),
-    ];
+    const request = { ...body, command: body.command, retry };
+    const input: AgentWorkflowInput = { agentId, request, queue, apiUrl: this.opts.apiUrl };
+    const memo = agentMemo(request, queue);
     await this.opts.client.workflow.start('AgentWorkflow', {
       workflowId: agentId,
       taskQueue: queue,
       args: [input],
       memo,
-      typedSearchAttributes: attrs,
+      typedSearchAttributes: agentSearchAttributes(request),
     });
     return this.view(agentId, memo, { status: 'pending', createdAt: new Date().toISOString() });
   }
@@ -372,20 +349,4 @@ function decodeHeartbeat(payloads: temporal.api.common.v1.IPayload[] | null | un
   } catch {
     return undefined;
   }
-}
-
-
-
-async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const out: R[] = new Array(items.length);
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(limit, items.length) }, async () => {
-      while (next < items.length) {
-        const i = next++;
-        out[i] = await fn(items[i]!);
-      }
-    }),
-  );
-  return out;
 }

@@ -4,6 +4,13 @@ import { createHmac } from 'node:crypto';
 import { z } from 'zod';
 import { AgentService, type AgentServiceOptions } from './agent-service';
 import { registerAgentRoutes } from './agents-routes';
+import type { CheckpointStore } from '../activities/checkpoint-store';
+import { COORDINATION_WORKFLOW_ID } from '../domain/coordination';
+import { CheckpointService } from './checkpoint-service';
+import { CoordinationService } from './coordination-service';
+import { registerCoordinationRoutes } from './coordination-routes';
+import { MissionService } from './mission-service';
+import { registerMissionRoutes } from './missions-routes';
 import { Authenticator } from './auth';
 import { ApiError, errorHandler } from './errors';
 import { openApiDocument } from './openapi';
@@ -11,6 +18,10 @@ import { RouteRegistry } from './route-registry';
 
 export interface AppOptions extends Omit<AgentServiceOptions, 'cursorKey'> {
   token: string;
+  /** The checkpoint store (the workers' activities write to the same file). */
+  store: CheckpointStore;
+  /** Workflow id of the CoordinationWorkflow (locks and messages); one per namespace by default. */
+  coordinationId?: string;
   /** Where the workers on this host write agent logs (`fleet up`: <data dir>/logs); null: no log routes. */
   logsDir: string | null;
   bodyLimit?: string;
@@ -28,7 +39,13 @@ export function createApp(opts: AppOptions): Express {
 
   const routes = new RouteRegistry(new Authenticator(opts.token));
   const cursorKey = createHmac('sha256', opts.token).update('fleettools cursor v1').digest();
-  registerAgentRoutes(routes, new AgentService({ ...opts, cursorKey }), opts.logsDir);
+  const agents = new AgentService({ ...opts, cursorKey });
+  const coordination = new CoordinationService(opts.client, opts.coordinationId ?? COORDINATION_WORKFLOW_ID, opts.defaultQueue);
+  const missions = new MissionService({ ...opts, agents, coordination });
+  const checkpoints = new CheckpointService({ client: opts.client, store: opts.store, missions, agents, coordination });
+  registerAgentRoutes(routes, agents, opts.logsDir);
+  registerMissionRoutes(routes, missions, checkpoints);
+  registerCoordinationRoutes(routes, coordination, agents);
   routes.add(
     { method: 'get', path: '/openapi.json', summary: 'This document', access: 'admin', responses: { 200: { description: 'OpenAPI 3.0', schema: z.record(z.string(), z.unknown()) } } },
     async () => [200, document],

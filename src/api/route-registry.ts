@@ -10,8 +10,8 @@ import type { Authenticator, Caller } from './auth';
 
 export type Method = 'get' | 'post' | 'delete';
 
-/** Who may call a route: the admin token only, or also the scoped token of the agent named by `:id`. */
-export type Access = 'admin' | 'admin-or-own-agent' | 'public';
+/** Who may call a route: the admin token only; also the scoped token of the agent named by `:id`; also any agent's token (the handler checks what it may touch). */
+export type Access = 'admin' | 'admin-or-own-agent' | 'admin-or-agent' | 'public';
 
 export interface RouteSpec {
   method: Method;

@@ -1,6 +1,7 @@
 /** Starting and stopping the HTTP server. */
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { CheckpointStore } from '../activities/checkpoint-store';
 import { createApp, type AppOptions } from './app';
 
 export const DEFAULT_API_PORT = 7400;
@@ -12,8 +13,9 @@ export interface ApiServer {
 }
 
 /** Listens first, so that the app (and the agents it spawns) know the API's real URL, even on port 0. */
-export async function startApiServer(opts: Omit<AppOptions, 'apiUrl'> & { host: string; port: number }): Promise<ApiServer> {
+export async function startApiServer(opts: Omit<AppOptions, 'apiUrl' | 'store'> & { host: string; port: number; checkpointDbPath: string }): Promise<ApiServer> {
   if (!opts.token) throw new Error('the API needs a token: set FLEET_API_TOKEN (or run `fleet up`, which creates one)');
+  const store = CheckpointStore.open(opts.checkpointDbPath);
   const server = createServer();
   await new Promise<void>((resolve, reject) => {
     server.once('error', (err: NodeJS.ErrnoException) =>
@@ -23,12 +25,15 @@ export async function startApiServer(opts: Omit<AppOptions, 'apiUrl'> & { host: 
   });
   const { port } = server.address() as AddressInfo;
   const url = `http://${opts.host.includes(':') ? `[${opts.host}]` : opts.host}:${port}`;
-  server.on('request', createApp({ ...opts, apiUrl: url }));
+  server.on('request', createApp({ ...opts, store, apiUrl: url }));
   return {
     url,
     close: () =>
       new Promise<void>((resolve) => {
-        server.close(() => resolve());
+        server.close(() => {
+          store.close();
+          resolve();
+        });
         server.closeAllConnections();
       }),
   };

@@ -15,6 +15,8 @@ export class CliError extends Error {
     message: string,
     readonly hint?: string,
     readonly exitCode = 1,
+    /** Set when the API answered with an error: its HTTP status, and the error body's code and details. */
+    readonly api?: { status: number; code?: string; details?: unknown },
   ) {
     super(message);
   }
@@ -54,14 +56,14 @@ export class ApiClient {
 
   private async fail(res: Response): Promise<never> {
     const text = await res.text();
-    let e: { code?: string; message?: string } | undefined;
+    let e: { code?: string; message?: string; details?: unknown } | undefined;
     try {
-      e = (JSON.parse(text) as { error?: { code?: string; message?: string } }).error;
+      e = (JSON.parse(text) as { error?: { code?: string; message?: string; details?: unknown } }).error;
     } catch {
       e = undefined;
     }
     const hint = res.status === 401 ? 'check --token / FLEET_API_TOKEN' : res.status === 404 ? 'list agents with `fleet agents ls`' : undefined;
-    throw new CliError(`${res.status} ${e?.code ?? res.statusText}: ${e?.message ?? text.slice(0, 500)}`, hint);
+    throw new CliError(`${res.status} ${e?.code ?? res.statusText}: ${e?.message ?? text.slice(0, 500)}`, hint, 1, { status: res.status, code: e?.code, details: e?.details });
   }
 
   async request<T>(method: string, path: string, body?: unknown): Promise<T> {

@@ -5,6 +5,8 @@ import { ConfigError } from '../temporal/connection';
 import { TemporalCliNotFound } from '../temporal/cli-binary';
 import { CliError } from './api-client';
 import { registerAgentCommands } from './commands/agents';
+import { registerCoordinationCommands } from './commands/coordination';
+import { registerMissionCommands } from './commands/missions';
 import { registerServiceCommands } from './commands/services';
 
 const program = new Command('fleet')
@@ -19,6 +21,8 @@ const program = new Command('fleet')
 
 registerServiceCommands(program);
 registerAgentCommands(program);
+registerMissionCommands(program);
+registerCoordinationCommands(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof CommanderError) process.exit(err.exitCode);

@@ -129,6 +129,25 @@ export const AgentStateCarried = AgentState.pick({
 });
 export type AgentStateCarried = z.infer<typeof AgentStateCarried>;
 
+/** What is kept in an agent workflow's memo: enough to show the agent without a worker to answer queries. */
+export const AgentMemo = AgentState.pick({ type: true, task: true, callsign: true, runtime: true, missionId: true, queue: true, maxAttempts: true }).extend({
+  heartbeatTimeoutMs: z.number().int(),
+});
+export type AgentMemo = z.infer<typeof AgentMemo>;
+
+export function agentMemo(request: AgentWorkflowParsedInput['request'], queue: string): AgentMemo {
+  return {
+    type: request.type,
+    task: request.task,
+    callsign: request.callsign ?? null,
+    runtime: request.runtime,
+    missionId: request.missionId ?? null,
+    queue,
+    maxAttempts: request.retry?.maxAttempts ?? 1,
+    heartbeatTimeoutMs: request.heartbeatTimeoutMs,
+  };
+}
+
 /** Error types the process activity throws; the workflow and API key off them. */
 export const AgentFailureType = {
   exited: 'AgentExited',

@@ -71,6 +71,8 @@ export const SpawnRequest = z
     timeoutMs: z.number().int().min(1000).max(30 * 86_400_000).optional(),
     /** Grace between SIGTERM and SIGKILL when the agent is terminated. */
     terminateGraceMs: z.number().int().min(0).max(600_000).default(DEFAULT_TERMINATE_GRACE_MS),
+    /** What a resumed agent is told about the work before it (FLEET_RECOVERY_CONTEXT and the file FLEET_RECOVERY_FILE). */
+    recoveryContext: z.string().max(64_000).optional(),
   })
   .strict();
 export type SpawnRequestInput = z.input<typeof SpawnRequest>;

@@ -1,6 +1,9 @@
 /** Shapes of REST responses (and of the error body), shared by the API, its OpenAPI document and the CLI. */
 import { z } from 'zod';
 import { Agent, AgentId, AgentStatus, HealthState, ResourceSample } from './agent';
+import { CheckpointSummary, RecoveryEvent } from './checkpoint';
+import { Lock, LockWaiter, Message } from './coordination';
+import { Mission } from './mission';
 
 export const ErrorBody = z.object({
   error: z.object({
@@ -47,3 +50,12 @@ export const SystemHealth = z.object({
 export type SystemHealth = z.infer<typeof SystemHealth>;
 
 export const Accepted = z.object({ accepted: z.literal(true) });
+
+export const MissionList = z.object({ missions: z.array(Mission) });
+export const LockList = z.object({ locks: z.array(Lock), waiting: z.array(LockWaiter) });
+export const Inbox = z.object({ agentId: AgentId, messages: z.array(Message) });
+export const Acknowledged = z.object({ acknowledged: Message });
+export const CheckpointList = z.object({ checkpoints: z.array(CheckpointSummary) });
+export const Deleted = z.object({ deleted: z.string() });
+export const Pruned = z.object({ deleted: z.array(z.string()) });
+export const RecoveryList = z.object({ recoveries: z.array(RecoveryEvent) });

@@ -5,7 +5,17 @@
  */
 import { z } from 'zod';
 import { AgentId } from './agent';
-import { LockPath } from './mission';
+
+/** A path a sortie will touch: relative to the mission's cwd, or absolute; globs (* ** ?) allowed. */
+export const LockPath = z
+  .string()
+  .min(1)
+  .max(1000)
+  .refine((p) => !p.includes('\0'), 'must not contain NUL bytes')
+  .refine((p) => !p.split('/').includes('..'), 'must not contain ".." segments');
+
+/** The CoordinationWorkflow's id: one per namespace unless configured (tests give each suite its own). */
+export const COORDINATION_WORKFLOW_ID = 'fleet-coordination';
 
 export const Holder = z
   .string()

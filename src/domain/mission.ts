@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { AgentId, Progress, QueueName, RetryPolicyInput, SpawnRequest } from './agent';
+import { LockPath, normaliseLockPath } from './coordination';
 
 export const MISSION_ID_PATTERN = /^msn_[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 export const MissionId = z.string().regex(MISSION_ID_PATTERN, 'must look like msn_<uuid>');
@@ -13,14 +14,6 @@ export const SortieId = z
   .min(1)
   .max(100)
   .regex(/^[A-Za-z0-9][\w.-]*$/, 'may only contain letters, digits and . _ - (starting with a letter or digit)');
-
-/** A path a sortie will touch: relative to the mission's cwd, or absolute; globs (* ** ?) allowed. */
-export const LockPath = z
-  .string()
-  .min(1)
-  .max(1000)
-  .refine((p) => !p.includes('\0'), 'must not contain NUL bytes')
-  .refine((p) => !p.split('/').includes('..'), 'must not contain ".." segments');
 
 /** One sortie of a mission file: the agent to run for it, and what it waits for. */
 export const SortieSpec = SpawnRequest.pick({
@@ -61,6 +54,11 @@ export const MissionRequest = z
   .strict()
   .superRefine((m, ctx) => {
     for (const problem of missionGraphProblems(m.sorties)) ctx.addIssue({ code: 'custom', message: problem.message, path: problem.path });
+    m.sorties.forEach((s, i) => {
+      if (!m.cwd && s.files.some((f) => !f.startsWith('/'))) {
+        ctx.addIssue({ code: 'custom', message: `sortie "${s.id}" declares relative files, so the mission needs a cwd (an absolute path) to resolve them`, path: ['sorties', i, 'files'] });
+      }
+    });
   });
 export type MissionRequestInput = z.input<typeof MissionRequest>;
 export type MissionRequest = z.output<typeof MissionRequest>;
@@ -189,7 +187,8 @@ export const MissionState = z.object({
 export type MissionState = z.infer<typeof MissionState>;
 
 /** The mission object of the REST API: the workflow's state, live sortie progress, and derived mission progress. */
-export const Mission = MissionState.omit({ cancelRequested: true }).extend({
+export const Mission = MissionState.omit({ cancelRequested: true, missionId: true }).extend({
+  id: MissionId,
   runId: z.string().nullable(),
   progress: z.object({ percent: z.number(), counts: z.record(SortieStatus, z.number().int()) }),
   uiUrl: z.string().nullable(),
@@ -206,4 +205,38 @@ export function missionProgress(sorties: Pick<SortieState, 'status' | 'progress'
     else if (s.status === 'running') sum += s.progress?.percent ?? 0;
   }
   return { percent: sorties.length ? Math.round((sum / sorties.length) * 10) / 10 : 0, counts };
+}
+
+/** A run's state before anything has happened: the seed's finished sorties stay finished. */
+export function initialMissionState(input: z.output<typeof MissionWorkflowInput>, createdAt: string): MissionState {
+  const req = input.request;
+  return {
+    missionId: input.missionId,
+    title: req.title,
+    description: req.description ?? null,
+    status: 'running',
+    maxConcurrency: req.maxConcurrency,
+    cwd: req.cwd ?? null,
+    queue: input.queue,
+    createdAt,
+    endedAt: null,
+    resumedFrom: input.seed ? { checkpointId: input.seed.checkpointId, recoveryId: input.seed.recoveryId } : null,
+    cancelRequested: false,
+    sorties: req.sorties.map((spec): SortieState => {
+      const seeded = input.seed?.sorties[spec.id];
+      return {
+        id: spec.id,
+        status: seeded?.status ?? 'pending',
+        agentId: seeded?.agentId ?? null,
+        previousAgentIds: seeded?.previousAgentIds ?? [],
+        attempt: seeded?.attempt ?? 0,
+        exitCode: seeded?.exitCode ?? null,
+        lastError: null,
+        progress: seeded?.progress ?? null,
+        startedAt: seeded?.startedAt ?? null,
+        endedAt: seeded?.endedAt ?? null,
+        files: spec.files.map((f) => normaliseLockPath(f, req.cwd)),
+      };
+    }),
+  };
 }

@@ -11,7 +11,10 @@ import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
+import { CheckpointStore } from '../activities/checkpoint-store';
+import { createMissionActivities } from '../activities/mission-activities';
 import { createAgentActivities } from '../activities/supervise-agent';
+import { AgentService } from '../api/agent-service';
 import { log } from '../logger';
 import { Reaper } from '../process/reaper';
 import { ProcessTreeSampler } from '../process/tree-sampler';
@@ -37,6 +40,8 @@ export interface FleetWorkerOptions {
   reaper?: Reaper;
   /** Key for agents' scoped API tokens (see api/agent-token). */
   agentTokenKey?: Buffer;
+  /** The checkpoint store the missions' checkpoints are written to (`<data dir>/checkpoints.sqlite`). */
+  checkpointDbPath: string;
 }
 
 const PREBUILT_BUNDLE = join(__dirname, '..', '..', 'workflow-bundle.js');
@@ -67,6 +72,7 @@ export class FleetWorker {
     private readonly stopAgents: (graceMs: number) => Promise<void>,
     private readonly reaper: Reaper,
     private readonly ownsReaper: boolean,
+    private readonly store: CheckpointStore,
   ) {}
 
   static async create(opts: FleetWorkerOptions): Promise<FleetWorker> {
@@ -83,11 +89,15 @@ export class FleetWorker {
       maxLogBytes: opts.maxLogBytes,
       agentTokenKey: opts.agentTokenKey,
     });
+    const store = CheckpointStore.open(opts.checkpointDbPath);
+    // Checkpoints read agents the way the API shows them.
+    const agents = new AgentService({ client: opts.client, namespace: opts.namespace, defaultQueue: opts.taskQueue, uiBaseUrl: null, apiUrl: null, cursorKey: randomBytes(32) });
+    const missionActivities = createMissionActivities({ client: opts.client, readAgent: (id) => agents.get(id), store, logsDir: opts.logsDir, coordinationQueue: opts.taskQueue });
     const throttle = opts.heartbeatThrottleMs ?? DEFAULT_HEARTBEAT_THROTTLE_MS;
     const common: Partial<WorkerOptions> = {
       connection: opts.connection,
       namespace: opts.namespace,
-      activities,
+      activities: { ...activities, ...missionActivities },
       maxHeartbeatThrottleInterval: throttle,
       defaultHeartbeatThrottleInterval: throttle,
       maxConcurrentActivityTaskExecutions: opts.maxConcurrentAgents ?? 1000,
@@ -102,7 +112,7 @@ export class FleetWorker {
       ...(bundle ? { workflowBundle: bundle } : { workflowsPath: workflowsPath() }),
     } as WorkerOptions);
     const own = await Worker.create({ ...common, taskQueue: workerQueue, maxConcurrentActivityTaskPolls: 1 } as WorkerOptions);
-    return new FleetWorker([main, own], workerQueue, stopAll, reaper, !opts.reaper);
+    return new FleetWorker([main, own], workerQueue, stopAll, reaper, !opts.reaper, store);
   }
 
   /** Runs until shutdown() (or a fatal worker error). */
@@ -119,5 +129,6 @@ export class FleetWorker {
     await this.running?.catch((err) => log.error('worker stopped with an error', { error: (err as Error).message }));
     await this.stopAgents(5000);
     if (this.ownsReaper) this.reaper.close();
+    this.store.close();
   }
 }

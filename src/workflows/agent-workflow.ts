@@ -142,7 +142,7 @@ export async function AgentWorkflow(rawInput: AgentWorkflowInput): Promise<Agent
     const remaining = retry.maxAttempts - attemptOffset;
     if (remaining <= 0) {
       finish('failed');
-      throw ApplicationFailure.nonRetryable(state.lastError ?? 'no attempts left', 'AgentFailed');
+      throw ApplicationFailure.nonRetryable(state.lastError ?? 'no attempts left', 'AgentFailed', state);
     }
     const { superviseAgentProcess } = proxyActivities<AgentActivities>({
       taskQueue: adopt?.workerQueue ?? input.queue,
@@ -189,7 +189,7 @@ export async function AgentWorkflow(rawInput: AgentWorkflowInput): Promise<Agent
       }
       state.lastError = cause?.message ?? (err as Error).message;
       finish('failed');
-      throw ApplicationFailure.nonRetryable(state.lastError, 'AgentFailed');
+      throw ApplicationFailure.nonRetryable(state.lastError, 'AgentFailed', state);
     }
     if (outcome.kind === 'handedOver') {
       state.progress = outcome.progress ?? state.progress;

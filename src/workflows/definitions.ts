@@ -1,5 +1,8 @@
-/** Signals and queries of the AgentWorkflow, defined once for the workflow, the activities and the API. */
-import { defineQuery, defineSignal } from '@temporalio/workflow';
+/** Signals, queries and updates of every workflow, defined once for the workflows, the activities and the API. */
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import type { Checkpoint } from '../domain/checkpoint';
+import type { CoordinationState, Lock, LockRequest, LockWaiter, Message, MessageRequest } from '../domain/coordination';
+import type { MissionState } from '../domain/mission';
 import type { AgentState, AttemptEnded, AttemptStarted, TerminateRequest } from '../domain/agent-workflow';
 import type { ProgressReport } from '../domain/agent';
 
@@ -14,3 +17,31 @@ export const progressSignal = defineSignal<[ProgressReport]>('progress');
 export const agentHeartbeatSignal = defineSignal<[]>('agentHeartbeat');
 /** From a person: stop the agent (SIGTERM, then SIGKILL after graceMs). */
 export const terminateSignal = defineSignal<[TerminateRequest]>('terminate');
+
+// ---- MissionWorkflow ----------------------------------------------------------------------------
+
+export const getMissionStateQuery = defineQuery<MissionState>('getMissionState');
+/** Take a checkpoint now: the snapshot is the update's result, recorded in the mission's history. */
+export const checkpointUpdate = defineUpdate<Checkpoint, [CheckpointUpdateInput]>('checkpoint');
+export interface CheckpointUpdateInput {
+  note?: string;
+  createdBy: string;
+}
+/** From the CoordinationWorkflow: every path of a queued reservation is now held for `requestId`. */
+export const locksGrantedSignal = defineSignal<[{ requestId: string; lockIds: string[] }]>('locksGranted');
+
+// ---- CoordinationWorkflow (locks and messages) ---------------------------------------------------
+
+export const getCoordinationStateQuery = defineQuery<CoordinationState>('getCoordinationState');
+/** Take a lock now, or fail with a `LockConflict` naming the holders. */
+export const acquireLockUpdate = defineUpdate<Lock, [LockRequest]>('acquireLock');
+export const releaseLockUpdate = defineUpdate<Lock, [{ lockId: string; by: string | null }]>('releaseLock');
+export const sendMessageUpdate = defineUpdate<Message, [MessageRequest]>('sendMessage');
+export const ackMessageUpdate = defineUpdate<Message, [{ messageId: string; by: string | null }]>('ackMessage');
+/** Queue an all-or-nothing reservation; `locksGranted` is signalled to `replyTo` when it is held. */
+export const requestLocksSignal = defineSignal<[Omit<LockWaiter, 'requestedAt'>]>('requestLocks');
+export const cancelLockRequestSignal = defineSignal<[{ requestId: string }]>('cancelLockRequest');
+/** Release every lock of a holder (its agent ended). */
+export const releaseHolderSignal = defineSignal<[{ holder: string }]>('releaseHolder');
+/** Give the unacknowledged messages of agents that were replaced (resume) to the agent taking over. */
+export const redeliverMessagesSignal = defineSignal<[{ fromAgentIds: string[]; toAgentId: string }]>('redeliverMessages');

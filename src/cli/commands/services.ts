@@ -31,6 +31,7 @@ async function startWorker(cfg: TemporalConfig, client: Client, queue: string, d
     namespace: cfg.namespace,
     taskQueue: queue,
     logsDir: settings.logsDir(dir),
+    checkpointDbPath: settings.checkpointDbPath(dir),
     reaper,
     heartbeatThrottleMs: settings.optionalMs('FLEET_HEARTBEAT_THROTTLE_MS'),
     agentTokenKey: agentKey(dir),
@@ -59,7 +60,7 @@ function agentKey(dir: string): Buffer | undefined {
   return agentTokenKey(admin);
 }
 
-async function startApi(cfg: TemporalConfig, client: Client, opts: { host: string; port: number; token: string; queue: string; logsDir: string }): Promise<ApiServer> {
+async function startApi(cfg: TemporalConfig, client: Client, opts: { host: string; port: number; token: string; queue: string; dataDir: string }): Promise<ApiServer> {
   return startApiServer({
     client,
     namespace: cfg.namespace,
@@ -67,7 +68,8 @@ async function startApi(cfg: TemporalConfig, client: Client, opts: { host: strin
     defaultQueue: opts.queue,
     uiBaseUrl: cfg.uiUrl,
     token: opts.token,
-    logsDir: opts.logsDir,
+    logsDir: settings.logsDir(opts.dataDir),
+    checkpointDbPath: settings.checkpointDbPath(opts.dataDir),
     host: opts.host,
     port: opts.port,
   });
@@ -120,7 +122,7 @@ export function registerServiceCommands(program: Command): void {
         cleanups.push(temporal.close);
         const w = await startWorker(cfg, temporal.client, queue, dir, reaper);
         cleanups.push(w.close);
-        const api = await startApi(cfg, temporal.client, { host, port: apiPort, token, queue, logsDir: settings.logsDir(dir) });
+        const api = await startApi(cfg, temporal.client, { host, port: apiPort, token, queue, dataDir: dir });
         cleanups.push(() => api.close());
         cleanups.push(async () => rmSync(settings.endpointsFile(dir), { force: true }));
         writeFileSync(settings.endpointsFile(dir), JSON.stringify({ apiUrl: api.url, temporalAddress: server.address, uiUrl: server.uiUrl, pid: process.pid }), { mode: 0o600 });
@@ -175,7 +177,7 @@ export function registerServiceCommands(program: Command): void {
       const host = settings.apiHost(o.apiHost);
       const token = ensureApiToken(dir);
       const temporal = await openClient(cfg);
-      const api = await startApi(cfg, temporal.client, { host, port: settings.apiPort(o.apiPort), token, queue: settings.taskQueue(o.queue), logsDir: settings.logsDir(dir) });
+      const api = await startApi(cfg, temporal.client, { host, port: settings.apiPort(o.apiPort), token, queue: settings.taskQueue(o.queue), dataDir: dir });
       onShutdown(async () => {
         await api.close();
         await temporal.close();

@@ -1,0 +1,97 @@
+/**
+ * Side effects of missions and coordination: completing and storing a checkpoint (live agent
+ * details, log tails, locks and messages), finding agents whose workflows have ended (lock
+ * release), and starting the CoordinationWorkflow when it is not running.
+ */
+import { ApplicationFailure } from '@temporalio/common';
+import { WorkflowNotFoundError, type Client } from '@temporalio/client';
+import type { Agent } from '../domain/agent';
+import { Checkpoint } from '../domain/checkpoint';
+import type { CoordinationState } from '../domain/coordination';
+import { missionProgress } from '../domain/mission';
+import { missionRecoveryContext } from '../domain/recovery-context';
+import { tailAgentLog } from '../api/agent-logs';
+import { getCoordinationStateQuery } from '../workflows/definitions';
+import type { CheckpointStore } from './checkpoint-store';
+
+export interface MissionActivityDeps {
+  client: Client;
+  /** Reads an agent as the API shows it (status, attempt, newest progress). */
+  readAgent: (id: string) => Promise<Agent>;
+  store: CheckpointStore;
+  logsDir: string;
+  /** Task queue the CoordinationWorkflow runs on when it has to be started. */
+  coordinationQueue: string;
+}
+
+const LAST_OUTPUT_LINES = 20;
+const QUERY_DEADLINE_MS = 5000;
+
+export async function startCoordination(client: Client, workflowId: string, taskQueue: string): Promise<void> {
+  await client.workflow.start('CoordinationWorkflow', { workflowId, taskQueue, args: [{}], workflowIdConflictPolicy: 'USE_EXISTING' });
+}
+
+export async function readCoordination(client: Client, workflowId: string): Promise<CoordinationState> {
+  return client.withDeadline(Date.now() + QUERY_DEADLINE_MS, () => client.workflow.getHandle(workflowId).query(getCoordinationStateQuery));
+}
+
+export function createMissionActivities(deps: MissionActivityDeps) {
+  /** Fills in what only side effects can see, stores the checkpoint, and returns it (recorded in the mission's history). */
+  async function recordCheckpoint(draft: Checkpoint, coordinationId: string): Promise<Checkpoint> {
+    const existing = deps.store.get(draft.id);
+    if (existing) return existing; // a retried attempt
+    const agentIds = new Set(draft.sorties.flatMap((s) => (s.agentId ? [s.agentId] : [])));
+    const sorties = await Promise.all(
+      draft.sorties.map(async (s) => {
+        if (!s.agentId || (s.status !== 'running' && s.status !== 'waiting')) return s;
+        const agent = await deps.readAgent(s.agentId).catch(() => undefined);
+        const lastOutput = agent && agent.attempt > 0 ? tailAgentLog(deps.logsDir, s.agentId, agent.attempt, LAST_OUTPUT_LINES).lines : [];
+        return {
+          ...s,
+          attempt: agent?.attempt ?? s.attempt,
+          progress: agent?.progress ?? s.progress,
+          lastMessage: agent?.progress?.message ?? s.lastMessage,
+          lastError: agent?.lastError ?? s.lastError,
+          lastOutput,
+        };
+      }),
+    );
+    const coordination = await readCoordination(deps.client, coordinationId).catch((err: Error) => {
+      throw ApplicationFailure.retryable(`cannot read locks and messages from ${coordinationId}: ${err.message}`, 'CoordinationUnavailable');
+    });
+    const ours = (missionId: string | null, agentId: string) => missionId === draft.missionId || agentIds.has(agentId);
+    const partial = {
+      ...draft,
+      mission: { ...draft.mission, progress: missionProgress(sorties) },
+      sorties,
+      locks: coordination.locks.filter((l) => ours(l.missionId, l.holder)),
+      pendingMessages: coordination.messages.filter((m) => ours(m.missionId, m.to)),
+    };
+    const checkpoint = Checkpoint.parse({ ...partial, recoveryContext: missionRecoveryContext(partial) });
+    deps.store.save(checkpoint);
+    return checkpoint;
+  }
+
+  /** Of these agent ids: whose workflows have closed, and which do not exist. */
+  async function endedAgents(ids: string[]): Promise<{ closed: string[]; missing: string[] }> {
+    const closed: string[] = [];
+    const missing: string[] = [];
+    for (const id of ids) {
+      try {
+        const d = await deps.client.workflow.getHandle(id).describe();
+        if (d.status.name !== 'RUNNING') closed.push(id);
+      } catch (err) {
+        if (err instanceof WorkflowNotFoundError) missing.push(id);
+      }
+    }
+    return { closed, missing };
+  }
+
+  async function ensureCoordination(workflowId: string, taskQueue: string): Promise<void> {
+    await startCoordination(deps.client, workflowId, taskQueue || deps.coordinationQueue);
+  }
+
+  return { recordCheckpoint, endedAgents, ensureCoordination };
+}
+
+export type MissionActivities = ReturnType<typeof createMissionActivities>;

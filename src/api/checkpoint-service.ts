@@ -1,0 +1,222 @@
+/**
+ * Checkpoints, recovery plans and resume. Checkpoints are taken by the mission workflow (an update,
+ * or automatically) and read here from the checkpoint store. A resume plans first (dry run: nothing
+ * changes), then, unless refused, stops what is still running of the mission, takes over
+ * conflicting locks when forced, and starts a new run of the mission seeded from the snapshot.
+ */
+import { WorkflowNotFoundError, type Client } from '@temporalio/client';
+import { randomUUID } from 'node:crypto';
+import { statSync } from 'node:fs';
+import type { CheckpointStore } from '../activities/checkpoint-store';
+import type { Checkpoint, CheckpointSummary, ListCheckpointsQuery, ListRecoveriesQuery, PruneRequest, RecoveryEvent, RecoveryPlan, ResumeRequest, ResumeResult } from '../domain/checkpoint';
+import { pathsOverlap, type Lock } from '../domain/coordination';
+import type { MissionSeed, SortieStatus } from '../domain/mission';
+import { sortieRecoveryContext } from '../domain/recovery-context';
+import { MissionIdKey } from '../domain/search-attributes';
+import type { CoordinationService } from './coordination-service';
+import { ApiError, notFound } from './errors';
+import type { MissionService } from './mission-service';
+import type { AgentService } from './agent-service';
+
+const WHY_RESPAWN: Record<SortieStatus, string> = {
+  pending: 'not started at the checkpoint',
+  waiting: 'in flight at the checkpoint (waiting for its files)',
+  running: 'in flight at the checkpoint',
+  succeeded: '',
+  failed: 'failed at the checkpoint: runs again',
+  blocked: 'blocked by a failed dependency at the checkpoint: runs again',
+  cancelled: 'cancelled at the checkpoint: runs again',
+};
+const OLD_CHECKPOINT_MS = 60 * 60_000;
+const STOP_TIMEOUT_MS = 60_000;
+
+export interface CheckpointServiceOptions {
+  client: Client;
+  store: CheckpointStore;
+  missions: MissionService;
+  agents: AgentService;
+  coordination: CoordinationService;
+}
+
+export class CheckpointService {
+  constructor(private readonly opts: CheckpointServiceOptions) {}
+
+  create(missionId: string, note: string | undefined, createdBy: string): Promise<Checkpoint> {
+    return this.opts.missions.checkpoint(missionId, note, createdBy);
+  }
+
+  list(q: ListCheckpointsQuery): CheckpointSummary[] {
+    return this.opts.store.list(q);
+  }
+
+  get(id: string): Checkpoint {
+    const c = this.opts.store.get(id);
+    if (!c) throw notFound(`checkpoint ${id}`);
+    return c;
+  }
+
+  latest(missionId: string): Checkpoint {
+    const c = this.opts.store.latest(missionId);
+    if (!c) throw notFound(`a checkpoint of mission ${missionId}`);
+    return c;
+  }
+
+  delete(id: string): void {
+    if (!this.opts.store.delete(id)) throw notFound(`checkpoint ${id}`);
+  }
+
+  prune(p: PruneRequest): string[] {
+    return this.opts.store.prune(p);
+  }
+
+  recoveries(q: ListRecoveriesQuery): RecoveryEvent[] {
+    return this.opts.store.listRecoveries(q);
+  }
+
+  /** What a resume from `c` would do, and what stands in its way. Changes nothing. */
+  async plan(c: Checkpoint): Promise<RecoveryPlan & { runningRunId: string | null }> {
+    const { client } = this.opts;
+    const checkpointAgeMs = Math.max(0, Date.now() - Date.parse(c.createdAt));
+    const done = c.sorties.filter((s) => s.status === 'succeeded');
+    const again = c.sorties.filter((s) => s.status !== 'succeeded');
+
+    let runningRunId: string | null = null;
+    try {
+      const d = await client.workflow.getHandle(c.missionId).describe();
+      if (d.status.name === 'RUNNING') runningRunId = d.runId;
+    } catch (err) {
+      if (!(err instanceof WorkflowNotFoundError)) throw err;
+    }
+    const runningAgents: string[] = [];
+    for await (const w of client.workflow.list({ query: `WorkflowType = 'AgentWorkflow' AND ${MissionIdKey.name} = '${c.missionId}' AND ExecutionStatus = 'Running'` })) {
+      runningAgents.push(w.workflowId);
+    }
+
+    const { locks, messages } = await this.opts.coordination.state();
+    const previous = new Set(again.flatMap((s) => (s.agentId ? [s.agentId] : [])));
+    const locksToRestore = dedupe([
+      ...again.flatMap((s) => s.files.map((path) => ({ path, sortieId: s.id }))),
+      ...c.locks.flatMap((l) => {
+        const s = again.find((x) => x.agentId === l.holder);
+        return s ? [{ path: l.path, sortieId: s.id }] : [];
+      }),
+    ]);
+    // Locks of the mission's own (old) run are released when it stops; anyone else's are conflicts.
+    const conflicts = locksToRestore.flatMap((want) =>
+      locks.filter((l) => l.missionId !== c.missionId && pathsOverlap(l.path, want.path)).map((heldBy: Lock) => ({ ...want, heldBy })),
+    );
+    const messagesToRedeliver = messages.filter((m) => previous.has(m.to));
+    const filesChangedSince = [...new Set(c.sorties.flatMap((s) => s.files))].filter((p) => !/[*?[]/.test(p) && modifiedAfter(p, Date.parse(c.createdAt)));
+
+    const missionRunning = runningRunId !== null;
+    const blockers: string[] = [];
+    if (missionRunning || runningAgents.length) {
+      blockers.push(`mission ${c.missionId} is still running${runningRunId ? ` (run ${runningRunId})` : ''} with ${runningAgents.length} running agent(s); cancel it first, or resume with force to stop them`);
+    }
+    for (const x of conflicts) blockers.push(`${x.path} (sortie "${x.sortieId}") is held by ${x.heldBy.holder} (lock ${x.heldBy.id} on ${x.heldBy.path}); release it, or resume with force to take it over`);
+    const reasons = [...blockers];
+    if (checkpointAgeMs > OLD_CHECKPOINT_MS) reasons.push(`the checkpoint is ${Math.round(checkpointAgeMs / 60_000)} minutes old`);
+    if (filesChangedSince.length) reasons.push(`${filesChangedSince.length} declared file(s) changed since the checkpoint: ${filesChangedSince.slice(0, 10).join(', ')}`);
+    const inFlight = again.filter((s) => s.status === 'running' || s.status === 'waiting');
+    if (inFlight.length) reasons.push(`${inFlight.length} sortie(s) were in flight: their agents may have left partial changes (${inFlight.map((s) => s.id).join(', ')})`);
+    const level = blockers.length ? 'high' : reasons.length ? 'medium' : 'low';
+
+    return {
+      checkpointId: c.id,
+      missionId: c.missionId,
+      checkpointCreatedAt: c.createdAt,
+      checkpointAgeMs,
+      keepDone: done.map((s) => ({ sortieId: s.id, agentId: s.agentId })),
+      respawn: again.map((s) => ({ sortieId: s.id, previousAgentId: s.agentId, statusAtCheckpoint: s.status, reason: WHY_RESPAWN[s.status] })),
+      locksToRestore,
+      conflicts,
+      messagesToRedeliver,
+      missionRunning,
+      runningAgents,
+      filesChangedSince,
+      risk: { level, reasons },
+      blockers,
+      runningRunId,
+    };
+  }
+
+  async resume(id: string, req: ResumeRequest, createdBy: string): Promise<ResumeResult> {
+    const c = this.get(id);
+    const { runningRunId, ...plan } = await this.plan(c);
+    if (req.dryRun) return { plan, executed: false, recovery: null };
+    if (plan.blockers.length && !req.force) {
+      throw new ApiError(409, 'conflict', `resume refused: ${plan.blockers.join('; ')}`, { plan });
+    }
+    if (runningRunId) await this.stopMission(c.missionId);
+    for (const agentId of plan.runningAgents) {
+      await this.opts.agents.terminate(agentId, undefined, `mission resumed from ${c.id}`).catch(() => undefined);
+    }
+    await this.waitClosed(plan.runningAgents);
+    const takenOverLocks: Lock[] = [];
+    for (const x of plan.conflicts) {
+      const released = await this.opts.coordination.release(x.heldBy.id, null).catch(() => undefined);
+      if (released) takenOverLocks.push(released);
+    }
+    const recoveryId = `rcv_${randomUUID()}`;
+    const seed: MissionSeed = {
+      checkpointId: c.id,
+      recoveryId,
+      sorties: Object.fromEntries(
+        c.sorties.map((s) => [
+          s.id,
+          s.status === 'succeeded'
+            ? { status: 'succeeded' as const, agentId: s.agentId, previousAgentIds: [], attempt: s.attempt, exitCode: s.exitCode, progress: s.progress, startedAt: s.startedAt, endedAt: s.endedAt, recoveryContext: null }
+            : { status: 'pending' as const, agentId: null, previousAgentIds: s.agentId ? [s.agentId] : [], attempt: 0, exitCode: null, progress: null, startedAt: null, endedAt: null, recoveryContext: sortieRecoveryContext(c, s.id) },
+        ]),
+      ),
+    };
+    const mission = await this.opts.missions.start(c.missionId, c.mission.request, createdBy, seed);
+    const recovery: RecoveryEvent = {
+      id: recoveryId,
+      checkpointId: c.id,
+      missionId: c.missionId,
+      createdAt: new Date().toISOString(),
+      forced: req.force && plan.blockers.length > 0,
+      runId: mission.runId ?? '',
+      respawned: plan.respawn.map((r) => r.sortieId),
+      keptDone: plan.keepDone.map((k) => k.sortieId),
+      terminatedRunId: runningRunId,
+      takenOverLocks,
+      redeliveredMessages: plan.messagesToRedeliver.length,
+      risk: plan.risk,
+    };
+    this.opts.store.recordRecovery(recovery);
+    return { plan, executed: true, recovery };
+  }
+
+  /** Cancels the mission's running workflow and waits until it (and so its agents) has ended. */
+  private async stopMission(missionId: string): Promise<void> {
+    await this.opts.client.workflow.getHandle(missionId).cancel();
+    await this.waitClosed([missionId]);
+  }
+
+  private async waitClosed(ids: string[]): Promise<void> {
+    const deadline = Date.now() + STOP_TIMEOUT_MS;
+    for (const id of ids) {
+      for (;;) {
+        const d = await this.opts.client.workflow.getHandle(id).describe().catch(() => undefined);
+        if (!d || d.status.name !== 'RUNNING') break;
+        if (Date.now() > deadline) throw new ApiError(503, 'unavailable', `${id} did not stop within ${STOP_TIMEOUT_MS / 1000} s; is a worker running? Try again, or terminate it in the Web UI`);
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    }
+  }
+}
+
+function dedupe<T extends { path: string }>(items: T[]): T[] {
+  const seen = new Set<string>();
+  return items.filter((i) => !seen.has(i.path) && seen.add(i.path));
+}
+
+function modifiedAfter(path: string, ms: number): boolean {
+  try {
+    return statSync(path).mtimeMs > ms;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,154 @@
+/**
+ * Missions as the API sees them: started as MissionWorkflows, read back by querying the workflow
+ * (the result, once it has ended) and filling in each running sortie's live agent progress.
+ */
+import { WorkflowNotFoundError, WorkflowUpdateFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
+import { randomUUID } from 'node:crypto';
+import { z } from 'zod';
+import type { Checkpoint } from '../domain/checkpoint';
+import { initialMissionState, Mission, MissionState, MissionStatus, missionProgress, MissionWorkflowInput, type MissionRequest, type MissionSeed } from '../domain/mission';
+import { MissionIdKey } from '../domain/search-attributes';
+import { workflowUiUrl } from '../domain/ui-url';
+import { checkpointUpdate, getMissionStateQuery } from '../workflows/definitions';
+import type { AgentService } from './agent-service';
+import type { CoordinationService } from './coordination-service';
+import { ApiError, conflict, notFound } from './errors';
+import { mapLimit } from './map-limit';
+
+const MissionMemo = z.object({ title: z.string(), sortieCount: z.number().int() });
+const QUERY_DEADLINE_MS = 3000;
+
+export const ListMissionsQuery = z
+  .object({ status: MissionStatus.optional(), limit: z.coerce.number().int().min(1).max(200).default(50) })
+  .strict();
+export type ListMissionsQuery = z.infer<typeof ListMissionsQuery>;
+
+export interface MissionServiceOptions {
+  client: Client;
+  namespace: string;
+  defaultQueue: string;
+  uiBaseUrl: string | null;
+  apiUrl: string | null;
+  agents: AgentService;
+  coordination: CoordinationService;
+}
+
+export class MissionService {
+  constructor(private readonly opts: MissionServiceOptions) {}
+
+  private handle(id: string): WorkflowHandle {
+    return this.opts.client.workflow.getHandle(id);
+  }
+
+  async create(body: MissionRequest, createdBy: string): Promise<Mission> {
+    body.sorties.forEach((s, i) => {
+      const field = `body.sorties.${i}`;
+      if (s.runtime !== 'exec') throw new ApiError(400, 'invalid_request', `sortie "${s.id}": runtime ${JSON.stringify(s.runtime)} is not available; use "exec" with a command`, { fields: [{ field: `${field}.runtime`, message: 'only "exec" is available' }] });
+      if (!s.command) throw new ApiError(400, 'invalid_request', `sortie "${s.id}" needs a command: an argv array such as ["python3", "agent.py"]`, { fields: [{ field: `${field}.command`, message: 'required for runtime exec' }] });
+    });
+    const missionId = `msn_${randomUUID()}`;
+    return this.start(missionId, body, createdBy);
+  }
+
+  /** Starts a run of the mission (a new one, or a resumed one with a seed). */
+  async start(missionId: string, request: MissionRequest, createdBy: string, seed?: MissionSeed): Promise<Mission> {
+    await this.opts.coordination.ensure();
+    const queue = request.queue ?? this.opts.defaultQueue;
+    const input: MissionWorkflowInput = { missionId, request, queue, apiUrl: this.opts.apiUrl, coordinationId: this.opts.coordination.workflowId, seed, createdBy };
+    const handle = await this.opts.client.workflow.start('MissionWorkflow', {
+      workflowId: missionId,
+      taskQueue: queue,
+      args: [input],
+      memo: { title: request.title, sortieCount: request.sorties.length },
+      typedSearchAttributes: [{ key: MissionIdKey, value: missionId }],
+    });
+    return this.view(missionId, handle.firstExecutionRunId, initialMissionState(MissionWorkflowInput.parse(input), new Date().toISOString()), 'running');
+  }
+
+  async get(id: string): Promise<Mission> {
+    const h = this.handle(id);
+    let desc: Awaited<ReturnType<WorkflowHandle['describe']>>;
+    try {
+      desc = await h.describe();
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError) throw notFound(`mission ${id}`);
+      throw err;
+    }
+    const memo = MissionMemo.safeParse(desc.memo);
+    if (desc.type !== 'MissionWorkflow' || !memo.success) throw notFound(`mission ${id}`);
+    let state: MissionState | undefined;
+    try {
+      state = desc.status.name === 'COMPLETED'
+        ? MissionState.parse(await h.result())
+        : await this.opts.client.withDeadline(Date.now() + QUERY_DEADLINE_MS, () => h.query(getMissionStateQuery));
+    } catch {
+      state = undefined;
+    }
+    const closedAs: MissionStatus = desc.status.name === 'RUNNING' ? 'running' : desc.status.name === 'COMPLETED' ? 'succeeded' : desc.status.name === 'FAILED' ? 'failed' : 'cancelled';
+    state ??= {
+      missionId: id,
+      title: memo.data.title,
+      description: null,
+      status: closedAs,
+      maxConcurrency: 0,
+      cwd: null,
+      queue: desc.taskQueue,
+      createdAt: desc.startTime.toISOString(),
+      endedAt: desc.closeTime?.toISOString() ?? null,
+      resumedFrom: null,
+      sorties: [],
+      cancelRequested: false,
+    };
+    // A sortie's live progress is its agent's (progress lines reach the agent workflow, not the mission).
+    const sorties = await mapLimit(state.sorties, 8, async (s) => {
+      if (s.status !== 'running' || !s.agentId) return s;
+      const agent = await this.opts.agents.get(s.agentId).catch(() => undefined);
+      return agent ? { ...s, attempt: agent.attempt, progress: agent.progress ?? s.progress, lastError: agent.lastError ?? s.lastError } : s;
+    });
+    return this.view(id, desc.runId, { ...state, sorties }, state.status);
+  }
+
+  async list(q: ListMissionsQuery): Promise<{ missions: Mission[] }> {
+    const clauses = [`WorkflowType = 'MissionWorkflow'`];
+    if (q.status === 'running') clauses.push(`ExecutionStatus = 'Running'`);
+    const ids: string[] = [];
+    for await (const w of this.opts.client.workflow.list({ query: clauses.join(' AND '), pageSize: q.limit })) {
+      ids.push(w.workflowId);
+      if (ids.length >= q.limit) break;
+    }
+    const missions = (await mapLimit(ids, 8, (id) => this.get(id).catch(() => undefined))).filter((m): m is Mission => m !== undefined);
+    return { missions: q.status ? missions.filter((m) => m.status === q.status) : missions };
+  }
+
+  /** Cancels the mission's workflow: its agents are terminated gracefully, waiting sorties are dropped. */
+  async cancel(id: string): Promise<Mission> {
+    const mission = await this.get(id);
+    if (mission.status !== 'running') throw conflict(`mission ${id} has already ended (${mission.status})`, { status: mission.status });
+    await this.handle(id).cancel();
+    return mission;
+  }
+
+  /** A manual checkpoint: an update on the running mission's workflow. */
+  async checkpoint(id: string, note: string | undefined, createdBy: string): Promise<Checkpoint> {
+    const mission = await this.get(id);
+    if (mission.status !== 'running') throw conflict(`mission ${id} has ended (${mission.status}); its last checkpoint is its completion checkpoint (GET /checkpoints/latest/${id})`, { status: mission.status });
+    try {
+      return await this.handle(id).executeUpdate(checkpointUpdate, { args: [{ note, createdBy }] });
+    } catch (err) {
+      if (err instanceof WorkflowUpdateFailedError) throw new ApiError(503, 'unavailable', `the checkpoint of mission ${id} failed: ${err.cause?.message ?? err.message}`);
+      throw err;
+    }
+  }
+
+  private view(id: string, runId: string | null, s: MissionState, status: MissionStatus): Mission {
+    const { cancelRequested: _c, missionId: _m, ...rest } = s;
+    return Mission.parse({
+      ...rest,
+      id,
+      status,
+      runId,
+      progress: missionProgress(s.sorties),
+      uiUrl: workflowUiUrl(this.opts.uiBaseUrl, this.opts.namespace, id),
+    });
+  }
+}

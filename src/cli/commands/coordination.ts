@@ -1,0 +1,118 @@
+/** `fleet locks …` and `fleet messages …`: file locks and messages between agents, through the REST API. */
+import type { Command } from 'commander';
+import { readFileSync } from 'node:fs';
+import { Holder, MessageRequest, type Lock, type Message } from '../../domain/coordination';
+import type { z } from 'zod';
+import type { Acknowledged, Inbox, LockList } from '../../domain/api';
+import { ApiClient, CliError } from '../api-client';
+import { colour, relativeTime, table } from '../format';
+
+interface GlobalOpts {
+  apiUrl?: string;
+  token?: string;
+  dataDir?: string;
+  json?: boolean;
+}
+
+const client = (cmd: Command) => new ApiClient(cmd.optsWithGlobals<GlobalOpts>());
+const print = (cmd: Command, value: unknown, human: () => string) => {
+  process.stdout.write(cmd.optsWithGlobals<GlobalOpts>().json ? `${JSON.stringify(value, null, 2)}\n` : `${human()}\n`);
+};
+const enc = encodeURIComponent;
+const short = (s: string, n: number) => (s.length > n ? `${s.slice(0, n - 1)}…` : s);
+
+/** The API's 404 hint speaks of agents; give one that fits what was looked up. */
+async function withNotFoundHint<T>(p: Promise<T>, hint: string): Promise<T> {
+  try {
+    return await p;
+  } catch (err) {
+    if (err instanceof CliError && err.api?.status === 404) throw new CliError(err.message, hint, err.exitCode, err.api);
+    throw err;
+  }
+}
+
+/** $USER when it is a valid holder name, else "cli". */
+const defaultSender = () => (process.env.USER && Holder.safeParse(process.env.USER).success ? process.env.USER : 'cli');
+
+function messageText(m: Message): string {
+  const meta = [`from ${m.from}`, relativeTime(m.sentAt), ...(m.missionId ? [`mission ${m.missionId}`] : []), ...(m.redeliveredFrom ? [`redelivered from ${m.redeliveredFrom}`] : [])];
+  return [`${colour.bold(m.id)}  ${meta.join(', ')}`, `Subject: ${m.subject}`, ...(m.body ? m.body.trimEnd().split('\n').map((l) => `  ${l}`) : [])].join('\n');
+}
+
+export function registerCoordinationCommands(program: Command): void {
+  const locks = program.command('locks').description('file locks held by agents and missions');
+
+  locks
+    .command('list', { isDefault: true })
+    .alias('ls')
+    .description('locks held now, then reservations waiting for them')
+    .option('--mission <id>', 'only locks of this mission')
+    .option('--holder <name>', 'only locks of this holder (an agent id or a name)')
+    .action(async (o: { mission?: string; holder?: string }, cmd: Command) => {
+      const q = new URLSearchParams();
+      if (o.holder) q.set('holder', o.holder);
+      if (o.mission) q.set('missionId', o.mission);
+      const res = await client(cmd).request<z.infer<typeof LockList>>('GET', `/locks${q.size ? `?${q}` : ''}`);
+      print(cmd, res, () => {
+        const out = [
+          res.locks.length
+            ? table([
+                ['ID', 'PATH', 'HOLDER', 'MISSION', 'PURPOSE', 'ACQUIRED', 'EXPIRES'],
+                ...res.locks.map((l) => [l.id, l.path, l.holder, l.missionId ?? '-', l.purpose ? short(l.purpose, 40) : '-', relativeTime(l.acquiredAt), relativeTime(l.expiresAt)]),
+              ])
+            : 'No locks.',
+        ];
+        if (res.waiting.length) {
+          out.push(
+            '',
+            `Waiting (${res.waiting.length}):`,
+            table([['REQUEST', 'HOLDER', 'MISSION', 'PATHS', 'SINCE'], ...res.waiting.map((w) => [w.requestId, w.holder, w.missionId ?? '-', short(w.paths.join(', '), 60), relativeTime(w.requestedAt)])]),
+          );
+        }
+        return out.join('\n');
+      });
+    });
+
+  locks
+    .command('release <lockId>')
+    .description('release a lock (whoever holds it)')
+    .action(async (lockId: string, _o: unknown, cmd: Command) => {
+      const lock = await withNotFoundHint(client(cmd).request<Lock>('DELETE', `/locks/${enc(lockId)}`), 'list locks with `fleet locks list`');
+      print(cmd, lock, () => `Released ${lock.id}: ${lock.path} (held by ${lock.holder}${lock.missionId ? `, mission ${lock.missionId}` : ''})`);
+    });
+
+  const messages = program.command('messages').description('messages to agents');
+
+  messages
+    .command('send <to>')
+    .description('send a message to an agent (it reads it from its inbox)')
+    .requiredOption('--subject <text>', 'subject line')
+    .requiredOption('--body <text>', 'the message ("-" reads it from stdin)')
+    .option('--from <name>', 'sender (default: $USER, or "cli")')
+    .option('--mission <id>', 'mission the message belongs to')
+    .action(async (to: string, o: { subject: string; body: string; from?: string; mission?: string }, cmd: Command) => {
+      const body = o.body === '-' ? readFileSync(0, 'utf8') : o.body;
+      const parsed = MessageRequest.safeParse({ from: o.from ?? defaultSender(), to, subject: o.subject, body, ...(o.mission ? { missionId: o.mission } : {}) });
+      if (!parsed.success) {
+        throw new CliError(parsed.error.issues.map((i) => `${i.path.join('.') || 'input'}: ${i.message}`).join('\n'), 'see `fleet messages send --help`');
+      }
+      const m = await withNotFoundHint(client(cmd).request<Message>('POST', '/messages', parsed.data), 'list agents with `fleet agents ls`');
+      print(cmd, m, () => `Sent ${m.id} to ${m.to}: ${m.subject}`);
+    });
+
+  messages
+    .command('inbox <agentId>')
+    .description("an agent's unacknowledged messages, oldest first")
+    .action(async (agentId: string, _o: unknown, cmd: Command) => {
+      const res = await withNotFoundHint(client(cmd).request<z.infer<typeof Inbox>>('GET', `/agents/${enc(agentId)}/inbox`), 'list agents with `fleet agents ls`');
+      print(cmd, res, () => (res.messages.length ? res.messages.map(messageText).join('\n\n') : `No messages for ${agentId}.`));
+    });
+
+  messages
+    .command('ack <messageId>')
+    .description('acknowledge a message (it leaves the inbox)')
+    .action(async (messageId: string, _o: unknown, cmd: Command) => {
+      const res = await withNotFoundHint(client(cmd).request<z.infer<typeof Acknowledged>>('POST', `/messages/${enc(messageId)}/ack`), 'see the inbox with `fleet messages inbox <agentId>`');
+      print(cmd, res, () => `Acknowledged ${res.acknowledged.id} (to ${res.acknowledged.to}): ${res.acknowledged.subject}`);
+    });
+}

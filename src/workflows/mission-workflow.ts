@@ -1,0 +1,256 @@
+/**
+ * MissionWorkflow: one mission (workflow id = mission id). Its sorties run as child AgentWorkflows
+ * in dependency order, at most `maxConcurrency` at once; a sortie's declared files are reserved
+ * through the CoordinationWorkflow before its agent starts (it waits, it does not fail, while
+ * someone else holds them); a sortie whose dependency failed is blocked. Checkpoints are an update
+ * on this workflow, taken automatically when a sortie ends and when the mission ends.
+ * Cancelling the workflow (DELETE /missions/:id, or the Web UI) stops its agents gracefully.
+ * A resumed mission is a new run of the same workflow id, seeded from a checkpoint.
+ */
+import {
+  ApplicationFailure,
+  CancellationScope,
+  ChildWorkflowCancellationType,
+  ChildWorkflowFailure,
+  condition,
+  getExternalWorkflowHandle,
+  isCancellation,
+  log,
+  ParentClosePolicy,
+  proxyActivities,
+  proxyLocalActivities,
+  setHandler,
+  startChild,
+  uuid4,
+  workflowInfo,
+  type SignalDefinition,
+} from '@temporalio/workflow';
+import { RetryPolicyInput } from '../domain/agent';
+import { agentMemo, type AgentState, type AgentWorkflowParsedInput } from '../domain/agent-workflow';
+import { CHECKPOINT_SCHEMA_VERSION, type Checkpoint, type CheckpointTrigger } from '../domain/checkpoint';
+import { initialMissionState, missionProgress, MissionWorkflowInput, SETTLED_SORTIE_STATUSES, type MissionState, type SortieState } from '../domain/mission';
+import { agentSearchAttributes } from '../domain/search-attributes';
+import type { MissionActivities } from '../activities/mission-activities';
+import { AgentWorkflow } from './agent-workflow';
+import {
+  cancelLockRequestSignal,
+  checkpointUpdate,
+  getMissionStateQuery,
+  locksGrantedSignal,
+  redeliverMessagesSignal,
+  releaseHolderSignal,
+  requestLocksSignal,
+} from './definitions';
+
+export async function MissionWorkflow(rawInput: MissionWorkflowInput): Promise<MissionState> {
+  const input = MissionWorkflowInput.parse(rawInput);
+  const req = input.request;
+  const now = () => new Date().toISOString();
+  const specs = new Map(req.sorties.map((s) => [s.id, s]));
+  const { recordCheckpoint } = proxyLocalActivities<MissionActivities>({ startToCloseTimeout: '30 seconds', retry: { maximumAttempts: 3 } });
+  const { ensureCoordination } = proxyActivities<MissionActivities>({ startToCloseTimeout: '30 seconds', retry: { maximumAttempts: 5 } });
+
+  const state: MissionState = initialMissionState(input, now());
+  const sortie = (id: string) => state.sorties.find((s) => s.id === id)!;
+
+  let changed = false;
+  const touch = () => {
+    changed = true;
+  };
+  const granted = new Set<string>();
+  setHandler(getMissionStateQuery, () => state);
+  setHandler(locksGrantedSignal, ({ requestId }) => {
+    granted.add(requestId);
+    touch();
+  });
+
+  async function takeCheckpoint(trigger: CheckpointTrigger, note: string | null, createdBy: string): Promise<Checkpoint> {
+    const info = workflowInfo();
+    return await recordCheckpoint({
+      id: `chk_${uuid4()}`,
+      schemaVersion: CHECKPOINT_SCHEMA_VERSION,
+      missionId: input.missionId,
+      trigger,
+      note,
+      createdBy,
+      createdAt: now(),
+      workflowId: info.workflowId,
+      runId: info.runId,
+      eventId: info.historyLength,
+      mission: { title: state.title, status: state.status, progress: missionProgress(state.sorties), request: req, queue: input.queue },
+      sorties: state.sorties.map((s) => {
+        const spec = specs.get(s.id)!;
+        return {
+          id: s.id,
+          title: spec.title ?? null,
+          type: spec.type,
+          task: spec.task,
+          status: s.status,
+          agentId: s.agentId,
+          attempt: s.attempt,
+          progress: s.progress,
+          lastMessage: s.progress?.message ?? null,
+          lastOutput: [],
+          exitCode: s.exitCode,
+          lastError: s.lastError,
+          startedAt: s.startedAt,
+          endedAt: s.endedAt,
+          files: s.files,
+        };
+      }),
+      locks: [],
+      pendingMessages: [],
+      recoveryContext: '',
+    }, input.coordinationId);
+  }
+  /** Automatic checkpoints never fail the mission: a broken store is logged and the work goes on. */
+  const autoCheckpoint = (trigger: CheckpointTrigger) =>
+    CancellationScope.nonCancellable(() => takeCheckpoint(trigger, null, 'fleet').catch((err) => log.warn('automatic checkpoint failed', { trigger, error: (err as Error).message })));
+
+  setHandler(checkpointUpdate, ({ note, createdBy }) => takeCheckpoint('manual', note ?? null, createdBy), {
+    validator: ({ note, createdBy }) => {
+      if (typeof createdBy !== 'string' || (note !== undefined && typeof note !== 'string')) throw new Error('checkpoint needs {createdBy: string, note?: string}');
+    },
+  });
+
+  /** Signals the CoordinationWorkflow, starting it first if it is not running. */
+  async function coordinate<A extends unknown[]>(def: SignalDefinition<A>, ...args: A): Promise<void> {
+    const send = () => getExternalWorkflowHandle(input.coordinationId).signal(def, ...args);
+    try {
+      await send();
+    } catch {
+      await ensureCoordination(input.coordinationId, input.queue);
+      await send();
+    }
+  }
+
+  async function runSortie(s: SortieState): Promise<void> {
+    const spec = specs.get(s.id)!;
+    const agentId = `agt_${uuid4()}`;
+    const seeded = input.seed?.sorties[s.id];
+    s.agentId = agentId;
+    s.status = s.files.length ? 'waiting' : 'running';
+    let trigger: CheckpointTrigger | null = null;
+    try {
+      if (!spec.command) throw ApplicationFailure.nonRetryable(`sortie "${s.id}" has no command (runtime ${spec.runtime} needs one)`);
+      if (s.files.length) {
+        await coordinate(requestLocksSignal, { requestId: agentId, holder: agentId, missionId: input.missionId, paths: s.files, replyTo: input.missionId });
+        try {
+          await condition(() => granted.has(agentId));
+        } catch (err) {
+          await CancellationScope.nonCancellable(() => coordinate(cancelLockRequestSignal, { requestId: agentId }));
+          throw err;
+        }
+        s.status = 'running';
+      }
+      if (s.previousAgentIds.length) await coordinate(redeliverMessagesSignal, { fromAgentIds: s.previousAgentIds, toAgentId: agentId });
+      s.startedAt = now();
+      s.attempt = 0;
+      s.progress = null;
+      touch();
+      const { id: _id, title: _title, dependsOn: _deps, files: _files, ...agentSpec } = spec;
+      const request: AgentWorkflowParsedInput['request'] = {
+        ...agentSpec,
+        command: spec.command,
+        callsign: s.id,
+        cwd: req.cwd,
+        missionId: input.missionId,
+        queue: input.queue,
+        retry: spec.retry ?? req.retry ?? RetryPolicyInput.parse({}),
+        ...(seeded?.recoveryContext ? { recoveryContext: seeded.recoveryContext } : {}),
+      };
+      const child = await startChild(AgentWorkflow, {
+        workflowId: agentId,
+        taskQueue: input.queue,
+        args: [{ agentId, request, queue: input.queue, apiUrl: input.apiUrl }],
+        memo: agentMemo(request, input.queue),
+        typedSearchAttributes: agentSearchAttributes(request),
+        parentClosePolicy: ParentClosePolicy.REQUEST_CANCEL,
+        cancellationType: ChildWorkflowCancellationType.WAIT_CANCELLATION_COMPLETED,
+      });
+      const result = await child.result();
+      applyAgentState(s, result);
+      if (result.status === 'succeeded') {
+        s.status = 'succeeded';
+        trigger = 'auto';
+      } else if (CancellationScope.current().consideredCancelled) {
+        s.status = 'cancelled';
+      } else {
+        s.status = 'failed';
+        s.lastError = result.lastError ?? `its agent ended ${result.status}`;
+        trigger = 'error';
+      }
+    } catch (err) {
+      if (isCancellation(err) || CancellationScope.current().consideredCancelled) {
+        s.status = 'cancelled';
+      } else {
+        const cause = err instanceof ChildWorkflowFailure ? err.cause : err;
+        const details = cause instanceof ApplicationFailure ? (cause.details?.[0] as AgentState | undefined) : undefined;
+        if (details && typeof details === 'object' && 'status' in details) applyAgentState(s, details);
+        s.status = 'failed';
+        s.lastError = (cause as Error | undefined)?.message ?? String(err);
+        trigger = 'error';
+      }
+    } finally {
+      s.endedAt = now();
+      touch();
+      await CancellationScope.nonCancellable(() => coordinate(releaseHolderSignal, { holder: agentId })).catch(() => undefined);
+    }
+    if (trigger) await autoCheckpoint(trigger);
+  }
+
+  function applyAgentState(s: SortieState, a: AgentState) {
+    s.attempt = a.attempt;
+    s.exitCode = a.exitCode;
+    s.progress = a.progress;
+    s.lastError = a.lastError;
+  }
+
+  /** A pending sortie whose dependency failed, was blocked or cancelled will never run. */
+  function blockDependants() {
+    for (let again = true; again; ) {
+      again = false;
+      for (const s of state.sorties) {
+        if (s.status !== 'pending') continue;
+        const bad = specs.get(s.id)!.dependsOn.find((d) => ['failed', 'blocked', 'cancelled'].includes(sortie(d).status));
+        if (bad) {
+          s.status = 'blocked';
+          s.lastError = `dependency "${bad}" ${sortie(bad).status}`;
+          again = true;
+        }
+      }
+    }
+  }
+
+  const running = new Set<Promise<void>>();
+  try {
+    await CancellationScope.cancellable(async () => {
+      for (;;) {
+        blockDependants();
+        const active = state.sorties.filter((s) => s.status === 'waiting' || s.status === 'running').length;
+        const ready = state.sorties.filter((s) => s.status === 'pending' && specs.get(s.id)!.dependsOn.every((d) => sortie(d).status === 'succeeded'));
+        for (const s of ready.slice(0, Math.max(0, state.maxConcurrency - active))) {
+          const p: Promise<void> = runSortie(s).finally(() => {
+            running.delete(p);
+            touch();
+          });
+          running.add(p);
+        }
+        if (running.size === 0 && state.sorties.every((s) => SETTLED_SORTIE_STATUSES.includes(s.status))) return;
+        changed = false;
+        await condition(() => changed);
+      }
+    });
+  } catch (err) {
+    if (!isCancellation(err)) throw err;
+    state.cancelRequested = true;
+    await CancellationScope.nonCancellable(() => Promise.all(running));
+    for (const s of state.sorties) {
+      if (s.status === 'pending') s.status = 'cancelled';
+    }
+  }
+  state.status = state.cancelRequested ? 'cancelled' : state.sorties.every((s) => s.status === 'succeeded') ? 'succeeded' : 'failed';
+  state.endedAt = now();
+  await autoCheckpoint('completion');
+  return state;
+}
