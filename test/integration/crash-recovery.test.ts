@@ -11,6 +11,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Agent } from '../../src/domain/agent';
+import type { Checkpoint, CheckpointSummary, ResumeResult } from '../../src/domain/checkpoint';
+import type { Mission } from '../../src/domain/mission';
 import { isProcessAlive, listProcesses } from '../../src/process/proc';
 import { findTemporalCli } from '../../src/temporal/cli-binary';
 import { DevServer, freePort, PortInUse } from '../../src/temporal/dev-server';
@@ -115,7 +117,8 @@ describe('crash recovery', { timeout: 600_000 }, () => {
     assert.equal(done.attempt, 1);
   });
 
-  it('`fleet up` killed with SIGKILL and started again on the same data dir: the agent continues', async (t) => {
+  /** `fleet up` on a fresh data dir and free ports; `up()` starts it (again), `dispose()` kills what is left and removes the dir. */
+  async function fleetUpFixture() {
     const dataDir = mkdtempSync(join(tmpdir(), 'fleet-up-'));
     const [apiPort, temporalPort, uiPort] = [await freePort(), await freePort(), await freePort()];
     const children: ChildProcess[] = [];
@@ -135,13 +138,24 @@ describe('crash recovery', { timeout: 600_000 }, () => {
       }, 120_000, 200);
       return { child, out: () => out };
     };
+    const call = () => api(`http://127.0.0.1:${apiPort}`, readFileSync(join(dataDir, 'api-token'), 'utf8').trim());
+    const serverPid = () => JSON.parse(readFileSync(join(dataDir, 'temporal', 'server.pid.json'), 'utf8')).pid as number;
+    const dispose = async () => {
+      for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+      await sleep(500);
+      rmSync(dataDir, { recursive: true, force: true });
+    };
+    return { dataDir, apiPort, uiPort, children, up, call, serverPid, dispose };
+  }
+
+  it('`fleet up` killed with SIGKILL and started again on the same data dir: the agent continues', async (t) => {
+    const { dataDir, apiPort, uiPort, children, up, call: upApi, serverPid: currentServerPid, dispose } = await fleetUpFixture();
     try {
       const first = await up();
       assert.match(first.out(), new RegExp(`API\\s+http://127.0.0.1:${apiPort}`));
       assert.match(first.out(), new RegExp(`Web UI\\s+http://127.0.0.1:${uiPort}`));
-      const token = readFileSync(join(dataDir, 'api-token'), 'utf8').trim();
       assert.equal(statSync(join(dataDir, 'api-token')).mode & 0o777, 0o600, 'the token file is owner-only');
-      const upCall = api(`http://127.0.0.1:${apiPort}`, token);
+      const upCall = upApi();
       const record = join(dataDir, 'up.jsonl');
       const spawned = await upCall<Agent>('POST', '/agents/spawn', {
         type: 'frontend',
@@ -151,7 +165,7 @@ describe('crash recovery', { timeout: 600_000 }, () => {
       });
       assert.equal(spawned.status, 201, JSON.stringify(spawned.body));
       const a1 = await waitFor('attempt 1 to start', () => readRecords(record).find((r) => r.attempt === 1), 30_000);
-      const serverPid = JSON.parse(readFileSync(join(dataDir, 'temporal', 'server.pid.json'), 'utf8')).pid as number;
+      const serverPid = currentServerPid();
 
       first.child.kill('SIGKILL');
       await waitFor('the agent to die with fleet up', () => !isProcessAlive(a1.pid), 5000, 50);
@@ -168,16 +182,100 @@ describe('crash recovery', { timeout: 600_000 }, () => {
       t.diagnostic(`agent finished ${Date.now() - t0} ms after fleet up was started again`);
 
       const second = children[1]!;
-      const newServerPid = JSON.parse(readFileSync(join(dataDir, 'temporal', 'server.pid.json'), 'utf8')).pid as number;
+      const newServerPid = currentServerPid();
       second.kill('SIGTERM');
       const code = await new Promise<number | null>((r) => second.once('exit', (c) => r(c)));
       assert.equal(code, 0, 'Ctrl-C / SIGTERM stops fleet up cleanly');
       assert.equal(isProcessAlive(newServerPid), false, 'the dev server stopped with it');
       assert.equal(existsSync(join(dataDir, 'fleet-up.lock')), false);
     } finally {
-      for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-      await sleep(500);
-      rmSync(dataDir, { recursive: true, force: true });
+      await dispose();
+    }
+  });
+
+  it('`fleet up` killed with SIGKILL mid-mission: after a restart the mission completes, each sortie succeeding exactly once, and its checkpoints resume', async (t) => {
+    const fx = await fleetUpFixture();
+    try {
+      await fx.up();
+      const upCall = fx.call();
+      const record = join(fx.dataDir, 'mission.jsonl');
+      // a is quick; b and c hang on their first attempt (in flight when everything dies); d follows both.
+      const sortie = (id: string, extra: Record<string, unknown>, args: string[]) => ({
+        id,
+        type: 'backend',
+        task: `do ${id}`,
+        command: ['node', TEST_AGENT, '--record', record, ...args],
+        env: { TEST_SORTIE: id },
+        heartbeatTimeoutMs: 3000,
+        retry: { maxAttempts: 3, initialIntervalMs: 200 },
+        ...extra,
+      });
+      const created = await upCall<Mission>('POST', '/missions', {
+        title: 'survives kill -9',
+        cwd: fx.dataDir,
+        sorties: [
+          sortie('a', {}, ['--sleep-ms', '200']),
+          sortie('b', { dependsOn: ['a'], files: ['b.ts'] }, ['--hang-on', '1', '--sleep-ms', '800']),
+          sortie('c', { dependsOn: ['a'] }, ['--hang-on', '1', '--sleep-ms', '800']),
+          sortie('d', { dependsOn: ['b', 'c'] }, ['--sleep-ms', '200']),
+        ],
+      });
+      assert.equal(created.status, 201, JSON.stringify(created.body));
+      const missionId = created.body.id;
+      const started = (id: string) => readRecords(record).filter((r) => r.event === 'start' && r.env?.TEST_SORTIE === id);
+      const [b1, c1] = await waitFor('b and c to be running', () => (started('b').length && started('c').length ? [started('b')[0]!, started('c')[0]!] : undefined), 30_000);
+      const manual = await upCall<Checkpoint>('POST', '/checkpoints', { missionId, note: 'before the crash' });
+      assert.equal(manual.status, 201, JSON.stringify(manual.body));
+      const serverPid = fx.serverPid();
+
+      fx.children[0]!.kill('SIGKILL');
+      await waitFor('the in-flight agents to die with fleet up', () => !isProcessAlive(b1.pid) && !isProcessAlive(c1.pid), 5000, 50);
+      await waitFor('the dev server to be stopped by the reaper', () => !isProcessAlive(serverPid), 15_000, 100);
+
+      const t0 = Date.now();
+      await fx.up();
+      const done = await waitFor('the mission to finish after the restart', async () => {
+        const m = (await upCall<Mission>('GET', `/missions/${missionId}`)).body;
+        return m.status !== 'running' ? m : undefined;
+      }, 120_000, 250);
+      t.diagnostic(`mission finished ${Date.now() - t0} ms after fleet up was started again`);
+      assert.equal(done.status, 'succeeded', JSON.stringify(done.sorties));
+      assert.equal(done.runId, created.body.runId, 'the same run continued from its history');
+
+      // Every sortie succeeded exactly once; b and c ran once more than before the crash, never two at a time.
+      const records = readRecords(record);
+      for (const id of ['a', 'b', 'c', 'd']) {
+        const pids = new Set(started(id).map((r) => r.pid));
+        const successes = records.filter((r) => r.event === 'exit' && r.code === 0 && pids.has(r.pid));
+        assert.equal(successes.length, 1, `sortie ${id} succeeded exactly once`);
+        assert.equal(pids.size, id === 'b' || id === 'c' ? 2 : 1, `sortie ${id} runs`);
+      }
+      for (const id of ['b', 'c']) {
+        const [first, second] = started(id);
+        assert.ok(second!.t > first!.t && second!.attempt === 2, `${id}'s second attempt came after the first`);
+      }
+      assert.equal(done.sorties.find((s) => s.id === 'b')!.attempt, 2);
+
+      // The checkpoint store survived the crash: the manual checkpoint is there, and resume can plan from it.
+      const cps = (await upCall<{ checkpoints: CheckpointSummary[] }>('GET', `/checkpoints?missionId=${missionId}`)).body.checkpoints;
+      assert.ok(cps.some((c) => c.id === manual.body.id));
+      assert.equal(cps[0]!.trigger, 'completion');
+      const dry = await upCall<ResumeResult>('POST', `/checkpoints/${manual.body.id}/resume`, { dryRun: true });
+      assert.equal(dry.status, 200, JSON.stringify(dry.body));
+      assert.deepEqual(dry.body.plan.keepDone.map((k) => k.sortieId), ['a']);
+      assert.deepEqual(dry.body.plan.respawn.map((r) => r.sortieId), ['b', 'c', 'd']);
+      assert.equal(dry.body.plan.missionRunning, false);
+      const latest = await upCall<ResumeResult>('POST', `/checkpoints/${cps[0]!.id}/resume`, {});
+      assert.equal(latest.status, 201, JSON.stringify(latest.body));
+      assert.deepEqual(latest.body.recovery!.respawned, [], 'resuming a finished mission reruns nothing');
+      const again = await waitFor('the resumed run to end', async () => {
+        const m = (await upCall<Mission>('GET', `/missions/${missionId}`)).body;
+        return m.status !== 'running' && m.runId === latest.body.recovery!.runId ? m : undefined;
+      }, 30_000, 250);
+      assert.equal(again.status, 'succeeded');
+      assert.equal(readRecords(record).filter((r) => r.event === 'start').length, 6, 'no sortie ran again');
+    } finally {
+      await fx.dispose();
     }
   });
 
