@@ -4,14 +4,15 @@
  */
 import assert from 'node:assert/strict';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Agent } from '../../src/domain/agent';
 import { AgentHealth, AgentList, AgentLogTail, SystemHealth } from '../../src/domain/api';
+import type { Mission } from '../../src/domain/mission';
 import { freePort } from '../../src/temporal/dev-server';
-import { FLEET_BIN, REPO, sleep, TEST_AGENT, waitFor } from '../support/harness';
+import { FLEET_BIN, REPO, TEST_AGENT, waitFor } from '../support/harness';
 
 interface Run {
   code: number;
@@ -55,7 +56,9 @@ describe('fleet CLI against fleet up', { timeout: 300_000 }, () => {
   after(async () => {
     if (up && up.exitCode === null) {
       up.kill('SIGTERM');
-      await Promise.race([new Promise((r) => up.once('exit', r)), sleep(30_000)]);
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([new Promise((r) => up.once('exit', r)), new Promise((r) => (timer = setTimeout(r, 30_000)))]);
+      clearTimeout(timer); // a pending 30 s timer would keep the test process alive after the suite
       if (up.exitCode === null) up.kill('SIGKILL');
     }
     rmSync(dataDir, { recursive: true, force: true });
@@ -137,6 +140,88 @@ describe('fleet CLI against fleet up', { timeout: 300_000 }, () => {
       assert.equal(uiStatus, x.status, `Web UI and CLI agree on ${x.id}`);
       if (x.status !== 'running') assert.equal(wf.workflowExecutionInfo.status, 'WORKFLOW_EXECUTION_STATUS_COMPLETED');
     }
+  });
+
+  it('runs a mission from a YAML file; checkpoints, lists, dry-runs, refuses and forces a resume, and lists the recovery', async () => {
+    const rec = join(dataDir, 'mission.jsonl');
+    const agent = (extra: string) => `["node", ${JSON.stringify(TEST_AGENT)}, "--record", ${JSON.stringify(rec)}${extra}]`;
+    const file = join(dataDir, 'mission.yaml');
+    writeFileSync(
+      file,
+      [
+        'title: CLI mission',
+        'maxConcurrency: 2',
+        'sorties:',
+        '  - id: schema',
+        '    type: backend',
+        '    task: design the schema',
+        `    command: ${agent('')}`,
+        '  - id: api',
+        '    type: backend',
+        '    task: build the API',
+        '    dependsOn: [schema]',
+        '    files: [src/api.ts]',
+        `    command: ${agent(', "--hang-unless-recovered"')}`,
+        '  - id: docs',
+        '    type: documentation',
+        '    task: document it',
+        '    dependsOn: [api]',
+        `    command: ${agent('')}`,
+        '',
+      ].join('\n'),
+    );
+    const created = await fleet('mission', 'create', file, '--cwd', dataDir);
+    assert.equal(created.code, 0, created.stderr);
+    const id = /Created mission (msn_[0-9a-f-]+) "CLI mission"/.exec(created.stdout)?.[1];
+    assert.ok(id, created.stdout);
+    assert.match(created.stdout, /api\s+backend\s+\S+\s+-\s+-\s+.*schema\s+src\/api\.ts/);
+
+    const status = (m: Mission, sortie: string) => m.sorties.find((s) => s.id === sortie)!.status;
+    await waitFor('api to run', async () => status(await json<Mission>('mission', 'status', id), 'api') === 'running', 30_000, 300);
+    const shown = await fleet('mission', 'status', id);
+    assert.match(shown.stdout, /Status\s+running/);
+    assert.match(shown.stdout, /schema\s+backend\s+succeeded/);
+    const locks = await fleet('locks', 'list', '--mission', id);
+    assert.match(locks.stdout, new RegExp(`lck_\\S+\\s+${join(dataDir, 'src', 'api.ts').replace(/[/.]/g, '\\$&')}\\s+agt_`));
+
+    const cp = await fleet('checkpoint', '--note', 'before the demo');
+    assert.equal(cp.code, 0, cp.stderr);
+    const chk = /Checkpoint (chk_[0-9a-f-]+) \(manual\) of mission (msn_\S+)/.exec(cp.stdout);
+    assert.equal(chk?.[2], id, cp.stdout);
+    const listed = await fleet('checkpoints', 'list', '--mission', id);
+    assert.match(listed.stdout.split('\n')[1]!, new RegExp(`^${chk![1]}\\s+.*manual`), 'newest first');
+    assert.match(listed.stdout, /auto/);
+
+    const dry = await fleet('resume', '--mission', id, '--dry-run');
+    assert.equal(dry.code, 0, dry.stderr);
+    assert.match(dry.stdout, /Risk: high/);
+    assert.match(dry.stdout, /Kept done \(1\): schema/);
+    assert.match(dry.stdout, /Respawn \(2\)/);
+    assert.match(dry.stdout, /dry run: nothing changed \(without --dry-run this would be refused/);
+
+    const refused = await fleet('resume', '--mission', id);
+    assert.notEqual(refused.code, 0);
+    assert.match(refused.stderr, /resume refused: the recovery plan has 1 blocker/);
+    assert.match(refused.stderr, /hint: re-run with --force/);
+    assert.match(refused.stdout, /Blockers:\n\s+- mission .* is still running/);
+
+    const forced = await fleet('resume', '--checkpoint', chk![1]!, '--force');
+    assert.equal(forced.code, 0, forced.stderr);
+    const recovery = /recovery (rcv_[0-9a-f-]+), new run/.exec(forced.stdout)?.[1];
+    assert.ok(recovery, forced.stdout);
+    assert.match(forced.stdout, /respawned api, docs; kept done schema/);
+    const done = await waitFor('the resumed mission to succeed', async () => {
+      const m = await json<Mission>('mission', 'status', id);
+      return m.status === 'succeeded' ? m : undefined;
+    }, 60_000, 300);
+    assert.equal(done.resumedFrom?.recoveryId, recovery);
+    assert.match((await fleet('recoveries', '--mission', id)).stdout, new RegExp(recovery!));
+    assert.match((await fleet('mission', 'list')).stdout, new RegExp(`${id}\\s+CLI mission\\s+succeeded`));
+
+    writeFileSync(file, 'title: loop\nsorties:\n  - {id: a, type: backend, task: t, command: ["true"], dependsOn: [b]}\n  - {id: b, type: backend, task: t, command: ["true"], dependsOn: [a]}\n');
+    const cycle = await fleet('mission', 'create', file);
+    assert.notEqual(cycle.code, 0);
+    assert.match(cycle.stderr, /dependency cycle: a -> b -> a/);
   });
 
   it('errors go to stderr with a non-zero exit code and a hint', async () => {
