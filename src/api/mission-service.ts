@@ -54,7 +54,7 @@ export class MissionService {
   async start(missionId: string, request: MissionRequest, createdBy: string, seed?: MissionSeed): Promise<Mission> {
     await this.opts.coordination.ensure();
     const queue = request.queue ?? this.opts.defaultQueue;
-    const input: MissionWorkflowInput = { missionId, request, queue, apiUrl: this.opts.apiUrl, coordinationId: this.opts.coordination.workflowId, seed, createdBy };
+    const input: MissionWorkflowInput = { missionId, request, queue, apiUrl: this.opts.apiUrl, coordinationId: this.opts.coordination.workflowId, seed, createdBy, createdAt: new Date().toISOString() };
     const handle = await this.opts.client.workflow.start('MissionWorkflow', {
       workflowId: missionId,
       taskQueue: queue,
@@ -62,7 +62,7 @@ export class MissionService {
       memo: { title: request.title, sortieCount: request.sorties.length },
       typedSearchAttributes: [{ key: MissionIdKey, value: missionId }],
     });
-    return this.view(missionId, handle.firstExecutionRunId, initialMissionState(MissionWorkflowInput.parse(input), new Date().toISOString()), 'running');
+    return this.view(missionId, handle.firstExecutionRunId, initialMissionState(MissionWorkflowInput.parse(input)), 'running');
   }
 
   async get(id: string): Promise<Mission> {

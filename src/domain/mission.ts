@@ -166,6 +166,8 @@ export const MissionWorkflowInput = z.object({
   coordinationId: z.string(),
   seed: MissionSeed.optional(),
   createdBy: z.string().max(200).default('api'),
+  /** When the API started this run; the workflow's state and the API's reply agree on it. */
+  createdAt: z.iso.datetime({ offset: true }),
 });
 export type MissionWorkflowInput = z.input<typeof MissionWorkflowInput>;
 
@@ -208,7 +210,7 @@ export function missionProgress(sorties: Pick<SortieState, 'status' | 'progress'
 }
 
 /** A run's state before anything has happened: the seed's finished sorties stay finished. */
-export function initialMissionState(input: z.output<typeof MissionWorkflowInput>, createdAt: string): MissionState {
+export function initialMissionState(input: z.output<typeof MissionWorkflowInput>): MissionState {
   const req = input.request;
   return {
     missionId: input.missionId,
@@ -218,7 +220,7 @@ export function initialMissionState(input: z.output<typeof MissionWorkflowInput>
     maxConcurrency: req.maxConcurrency,
     cwd: req.cwd ?? null,
     queue: input.queue,
-    createdAt,
+    createdAt: input.createdAt,
     endedAt: null,
     resumedFrom: input.seed ? { checkpointId: input.seed.checkpointId, recoveryId: input.seed.recoveryId } : null,
     cancelRequested: false,

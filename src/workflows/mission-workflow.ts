@@ -50,7 +50,7 @@ export async function MissionWorkflow(rawInput: MissionWorkflowInput): Promise<M
   const { recordCheckpoint } = proxyLocalActivities<MissionActivities>({ startToCloseTimeout: '30 seconds', retry: { maximumAttempts: 3 } });
   const { ensureCoordination } = proxyActivities<MissionActivities>({ startToCloseTimeout: '30 seconds', retry: { maximumAttempts: 5 } });
 
-  const state: MissionState = initialMissionState(input, now());
+  const state: MissionState = initialMissionState(input);
   const sortie = (id: string) => state.sorties.find((s) => s.id === id)!;
 
   let changed = false;

@@ -86,6 +86,7 @@ describe('missions, locks, messages, checkpoints and resume', { timeout: 600_000
     const done = await ended(m.id);
     assert.equal(done.status, 'succeeded', JSON.stringify(done.sorties));
     assert.equal(done.progress.percent, 100);
+    assert.equal(done.createdAt, m.createdAt, 'the API and the workflow agree on when the mission was created');
     assert.ok(done.sorties.every((s) => s.status === 'succeeded' && s.agentId && s.exitCode === 0));
 
     const r = runs(rec);
