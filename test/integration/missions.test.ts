@@ -3,7 +3,8 @@
  * agent processes (test/agents/test-agent.js) that record when they start and end.
  */
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { isProcessAlive } from '../../src/process/proc';
 import { after, before, describe, it } from 'node:test';
 import type { Agent } from '../../src/domain/agent';
 import type { Checkpoint, CheckpointSummary, RecoveryEvent, ResumeResult } from '../../src/domain/checkpoint';
@@ -251,6 +252,8 @@ describe('missions, locks, messages, checkpoints and resume', { timeout: 600_000
     const s2agent = running.sorties.find((s) => s.id === 's2')!.agentId!;
     await waitFor('s2 to print', () => readRecords(rec).some((r) => r.env?.TEST_SORTIE === 's2'));
 
+    const note = await call<Message>('POST', '/messages', { from: 'alice', to: s2agent, subject: 'context', body: 'the API is versioned', missionId: m.id });
+    assert.equal(note.status, 201);
     const made = await call<Checkpoint>('POST', '/checkpoints', { missionId: m.id, note: 'before lunch' });
     assert.equal(made.status, 201, JSON.stringify(made.body));
     const cp = made.body;
@@ -266,6 +269,7 @@ describe('missions, locks, messages, checkpoints and resume', { timeout: 600_000
     assert.equal(s2.attempt, 1);
     assert.ok(s2.lastOutput.some((l) => /agent started/.test(l)), `last output: ${JSON.stringify(s2.lastOutput)}`);
     assert.ok(cp.locks.some((l) => l.holder === s2agent && l.path === `${h.tmp}/lib/core.ts`));
+    assert.deepEqual(cp.pendingMessages.map((x) => x.id), [note.body.id], 'the unacknowledged message is the pending queue');
     assert.match(cp.recoveryContext, /## Done \(do not redo\)\n- s1/);
     assert.match(cp.recoveryContext, /## In flight at the checkpoint[^\n]*\n- s2/);
     assert.equal((await call<Checkpoint>('GET', `/checkpoints/${cp.id}`)).body.id, cp.id);
@@ -282,6 +286,7 @@ describe('missions, locks, messages, checkpoints and resume', { timeout: 600_000
     assert.equal(plan.risk.level, 'high');
     assert.ok(plan.blockers.some((b) => /still running/.test(b)));
     assert.deepEqual(plan.locksToRestore, [{ path: `${h.tmp}/lib/core.ts`, sortieId: 's2' }]);
+    assert.deepEqual(plan.messagesToRedeliver.map((x) => x.id), [note.body.id]);
     const after = await get(m.id);
     assert.equal(after.runId, running.runId);
     assert.equal(after.sorties.find((s) => s.id === 's2')!.agentId, s2agent);
@@ -306,6 +311,9 @@ describe('missions, locks, messages, checkpoints and resume', { timeout: 600_000
     assert.deepEqual(done.resumedFrom, { checkpointId: cp.id, recoveryId: recovery.id });
     assert.equal(done.sorties.find((s) => s.id === 's1')!.agentId, cp.sorties[0]!.agentId, 's1 kept its agent');
     assert.deepEqual(done.sorties.find((s) => s.id === 's2')!.previousAgentIds, [s2agent]);
+    const newS2 = done.sorties.find((s) => s.id === 's2')!.agentId!;
+    const inbox = (await call<{ messages: Message[] }>('GET', `/agents/${newS2}/inbox`)).body.messages;
+    assert.deepEqual(inbox.map((x) => [x.id, x.subject, x.redeliveredFrom]), [[note.body.id, 'context', s2agent]], 'the pending message went to the new agent');
     const r = runs(rec);
     assert.equal(r.s1!.length, 1, 's1 was not run again');
     assert.equal(r.s2!.length, 2, 's2 ran before and after the resume');
@@ -330,6 +338,13 @@ describe('missions, locks, messages, checkpoints and resume', { timeout: 600_000
     const cancelled = await ended(m.id);
     assert.equal(cancelled.status, 'cancelled');
     assert.equal(status(cancelled, 's2'), 'cancelled');
+    const s2 = (await call<Agent>('GET', `/agents/${cancelled.sorties.find((s) => s.id === 's2')!.agentId}`)).body;
+    assert.equal(s2.status, 'terminated', 'cancelling the mission terminated its agent');
+    const s2pid = readRecords(rec).find((r) => r.event === 'start' && r.env?.TEST_SORTIE === 's2')!.pid;
+    assert.equal(isProcessAlive(s2pid), false, 'and its process is gone');
+    // Someone edits the sortie's file after the checkpoint: the plan says so.
+    mkdirSync(`${h.tmp}/lib`, { recursive: true });
+    writeFileSync(`${h.tmp}/lib/conflict.ts`, 'export const edited = true;\n');
     assert.equal((await call('DELETE', `/missions/${m.id}`)).status, 409);
     const alice = await waitFor('alice to get the file once the mission let it go', async () => {
       const r = await call<Lock>('POST', '/locks', { path: `${h.tmp}/lib/conflict.ts`, holder: 'alice' });
@@ -340,6 +355,8 @@ describe('missions, locks, messages, checkpoints and resume', { timeout: 600_000
     assert.equal(dry.missionRunning, false);
     assert.equal(dry.conflicts.length, 1);
     assert.equal(dry.conflicts[0]!.heldBy.holder, 'alice');
+    assert.deepEqual(dry.filesChangedSince, [`${h.tmp}/lib/conflict.ts`]);
+    assert.ok(dry.risk.reasons.some((r) => /1 declared file\(s\) changed since the checkpoint/.test(r)), JSON.stringify(dry.risk));
     const refused = await call<{ error: { message: string } }>('POST', `/checkpoints/${cp.id}/resume`, { force: false });
     assert.equal(refused.status, 409);
     assert.match(refused.body.error.message, /held by alice/);
