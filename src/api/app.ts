@@ -10,7 +10,7 @@ import { CheckpointService } from './checkpoint-service';
 import { CoordinationService } from './coordination-service';
 import { registerCoordinationRoutes } from './coordination-routes';
 import { MissionService } from './mission-service';
-import { registerMissionRoutes } from './missions-routes';
+import { CHECKPOINT_IMPORT_LIMIT, registerMissionRoutes } from './missions-routes';
 import { Authenticator } from './auth';
 import { ApiError, errorHandler } from './errors';
 import { openApiDocument } from './openapi';
@@ -52,6 +52,8 @@ export function createApp(opts: AppOptions): Express {
   );
   const document = openApiDocument(routes.specs, VERSION);
 
+  // Parsed first with its own limit; the general parser then leaves the parsed body alone.
+  app.use('/api/v1/checkpoints/import', express.json({ limit: CHECKPOINT_IMPORT_LIMIT, strict: true }));
   app.use('/api/v1', express.json({ limit: opts.bodyLimit ?? '256kb', strict: true }), routes.router);
   app.use((req, _res, next) => next(new ApiError(404, 'not_found', `no route ${req.method} ${req.path}`)));
   app.use(errorHandler);

@@ -8,13 +8,13 @@ import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { randomUUID } from 'node:crypto';
 import { statSync } from 'node:fs';
 import type { CheckpointStore } from '../activities/checkpoint-store';
-import type { Checkpoint, CheckpointSummary, ListCheckpointsQuery, ListRecoveriesQuery, PruneRequest, RecoveryEvent, RecoveryPlan, ResumeRequest, ResumeResult } from '../domain/checkpoint';
+import { Checkpoint, type CheckpointSummary, type ListCheckpointsQuery, type ListRecoveriesQuery, type PruneRequest, type RecoveryEvent, type RecoveryPlan, type ResumeRequest, type ResumeResult } from '../domain/checkpoint';
 import { pathsOverlap, type Lock } from '../domain/coordination';
 import type { MissionSeed, SortieStatus } from '../domain/mission';
 import { sortieRecoveryContext } from '../domain/recovery-context';
 import { MissionIdKey } from '../domain/search-attributes';
 import type { CoordinationService } from './coordination-service';
-import { ApiError, notFound } from './errors';
+import { ApiError, conflict, notFound } from './errors';
 import type { MissionService } from './mission-service';
 import type { AgentService } from './agent-service';
 
@@ -59,6 +59,19 @@ export class CheckpointService {
     const c = this.opts.store.latest(missionId);
     if (!c) throw notFound(`a checkpoint of mission ${missionId}`);
     return c;
+  }
+
+  /**
+   * A checkpoint exported from another store (`GET /checkpoints/:id` there), so that the mission can
+   * be resumed here: on another machine, or after the first store was lost. Importing the same
+   * checkpoint again changes nothing; a different one under the same id is refused.
+   */
+  import(c: Checkpoint): { created: boolean; checkpoint: CheckpointSummary } {
+    const existing = this.opts.store.get(c.id);
+    if (existing) {
+      if (JSON.stringify(existing) !== JSON.stringify(Checkpoint.parse(c))) throw conflict(`checkpoint ${c.id} is already in this store with different contents; delete it first if the import should replace it`);
+    }
+    return { created: !existing, checkpoint: this.opts.store.save(c) }; // saving is idempotent
   }
 
   delete(id: string): void {

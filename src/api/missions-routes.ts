@@ -1,11 +1,14 @@
 /** /missions, /checkpoints and /recoveries: declared once (validation, access, OpenAPI). */
 import { z } from 'zod';
-import { Checkpoint, CheckpointId, CheckpointRequest, ListCheckpointsQuery, ListRecoveriesQuery, PruneRequest, ResumeRequest, ResumeResult } from '../domain/checkpoint';
+import { Checkpoint, CheckpointId, CheckpointRequest, CheckpointSummary, ListCheckpointsQuery, ListRecoveriesQuery, PruneRequest, ResumeRequest, ResumeResult } from '../domain/checkpoint';
 import { CheckpointList, Deleted, ErrorBody, MissionList, Pruned, RecoveryList } from '../domain/api';
 import { Mission, MissionId, MissionRequest } from '../domain/mission';
 import type { CheckpointService } from './checkpoint-service';
 import { ListMissionsQuery, type MissionService } from './mission-service';
 import type { RouteRegistry } from './route-registry';
+
+/** A checkpoint of a 1,000-sortie mission with long recovery contexts is a few MB: more than other bodies. */
+export const CHECKPOINT_IMPORT_LIMIT = '16mb';
 
 const MissionParams = z.object({ id: MissionId }).strict();
 const CheckpointParams = z.object({ id: CheckpointId }).strict();
@@ -48,6 +51,20 @@ export function registerMissionRoutes(routes: RouteRegistry, missions: MissionSe
   routes.add(
     { method: 'post', path: '/checkpoints/prune', summary: 'Delete old checkpoints, keeping the newest of each mission', access: 'admin', body: PruneRequest, responses: { 200: { description: 'ids deleted', schema: Pruned }, ...E400 } },
     async ({ body }) => [200, { deleted: checkpoints.prune(body) }],
+  );
+  routes.add(
+    {
+      method: 'post',
+      path: '/checkpoints/import',
+      summary: `Add a checkpoint exported from another store (GET /checkpoints/:id there), to resume its mission here; bodies up to ${CHECKPOINT_IMPORT_LIMIT}`,
+      access: 'admin',
+      body: Checkpoint,
+      responses: { 201: { description: 'imported', schema: CheckpointSummary }, 200: { description: 'already here, identical', schema: CheckpointSummary }, ...E400, 409: err('a different checkpoint with this id is already here') },
+    },
+    async ({ body }) => {
+      const { created, checkpoint } = checkpoints.import(body);
+      return [created ? 201 : 200, checkpoint];
+    },
   );
   routes.add(
     { method: 'get', path: '/checkpoints/:id', summary: 'One checkpoint: sorties, locks, pending messages, recovery context', access: 'admin', params: CheckpointParams, responses: { 200: { description: 'the checkpoint', schema: Checkpoint }, ...E400, ...E404 } },

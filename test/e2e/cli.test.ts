@@ -218,6 +218,16 @@ describe('fleet CLI against fleet up', { timeout: 300_000 }, () => {
     assert.match((await fleet('recoveries', '--mission', id)).stdout, new RegExp(recovery!));
     assert.match((await fleet('mission', 'list')).stdout, new RegExp(`${id}\\s+CLI mission\\s+succeeded`));
 
+    // Export, delete, import (as on another machine), and the plan is there again.
+    const exportFile = join(dataDir, 'checkpoint.json');
+    assert.equal((await fleet('checkpoints', 'export', chk![1]!, exportFile)).code, 0);
+    assert.equal((await fleet('checkpoints', 'delete', chk![1]!)).code, 0);
+    assert.notEqual((await fleet('resume', '--checkpoint', chk![1]!, '--dry-run')).code, 0);
+    const imported = await fleet('checkpoints', 'import', exportFile);
+    assert.equal(imported.code, 0, imported.stderr);
+    assert.match(imported.stdout, new RegExp(`Imported checkpoint ${chk![1]} of mission ${id}`));
+    assert.equal((await fleet('resume', '--checkpoint', chk![1]!, '--dry-run')).code, 0);
+
     writeFileSync(file, 'title: loop\nsorties:\n  - {id: a, type: backend, task: t, command: ["true"], dependsOn: [b]}\n  - {id: b, type: backend, task: t, command: ["true"], dependsOn: [a]}\n');
     const cycle = await fleet('mission', 'create', file);
     assert.notEqual(cycle.code, 0);

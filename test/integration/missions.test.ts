@@ -329,7 +329,7 @@ describe('missions, locks, messages, checkpoints and resume', { timeout: 600_000
     assert.deepEqual(listed.map((x) => x.id), [recovery.id]);
   });
 
-  it('a resume whose locks someone else holds now is refused without force and takes them over with it', async () => {
+  it('a resume whose locks someone else holds now is refused without force and takes them over with it; an exported checkpoint imports and plans again', async () => {
     const rec = h.path('conflict.jsonl');
     const m = await create(resumable(rec, 'lib/conflict.ts'));
     await until(m.id, (x) => status(x, 's2') === 'running', 's2 running');
@@ -368,6 +368,20 @@ describe('missions, locks, messages, checkpoints and resume', { timeout: 600_000
     assert.equal(res.body.recovery!.terminatedRunId, null);
     const done = await ended(m.id);
     assert.equal(done.status, 'succeeded');
+
+    // Exported, lost from the store, imported again (as on another machine): it plans as before.
+    const exported = (await call<Checkpoint>('GET', `/checkpoints/${cp.id}`)).body;
+    assert.equal((await call('DELETE', `/checkpoints/${cp.id}`)).status, 200);
+    assert.equal((await call('POST', `/checkpoints/${cp.id}/resume`, { dryRun: true })).status, 404);
+    const imported = await call<CheckpointSummary>('POST', '/checkpoints/import', exported);
+    assert.equal(imported.status, 201, JSON.stringify(imported.body));
+    assert.equal(imported.body.id, cp.id);
+    assert.equal((await call('POST', '/checkpoints/import', exported)).status, 200, 'importing it again changes nothing');
+    assert.equal((await call('POST', '/checkpoints/import', { ...exported, note: 'tampered' })).status, 409);
+    assert.equal((await call('POST', '/checkpoints/import', { ...exported, schemaVersion: 2 })).status, 400);
+    const replanned = await call<ResumeResult>('POST', `/checkpoints/${cp.id}/resume`, { dryRun: true });
+    assert.equal(replanned.status, 200);
+    assert.deepEqual(replanned.body.plan.respawn.map((r) => r.sortieId), ['s2', 's3']);
   });
 
   it('rejects bad mission files and bad checkpoint and resume requests with errors that name the problem', async () => {

@@ -3,10 +3,11 @@
  * missions, their checkpoints and recoveries through the REST API.
  */
 import type { Command } from 'commander';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { isAbsolute, relative } from 'node:path';
 import type { Agent } from '../../domain/agent';
 import type { AgentList, CheckpointList, Deleted, MissionList, Pruned, RecoveryList } from '../../domain/api';
-import { CheckpointTrigger, PruneRequest, RecoveryPlan, type Checkpoint, type RecoveryEvent, type ResumeResult } from '../../domain/checkpoint';
+import { CheckpointTrigger, PruneRequest, RecoveryPlan, type Checkpoint, type CheckpointSummary, type RecoveryEvent, type ResumeResult } from '../../domain/checkpoint';
 import { MissionStatus, SORTIE_STATUSES, type Mission, type MissionRequestInput, type SortieState } from '../../domain/mission';
 import type { z } from 'zod';
 import { ApiClient, CliError } from '../api-client';
@@ -351,6 +352,29 @@ export function registerMissionCommands(program: Command): void {
           c.recoveryContext.trimEnd() || '-',
         ].join('\n'),
       );
+    });
+
+  checkpoints
+    .command('export <id> <file>')
+    .description('write a checkpoint to a JSON file, to import it into another machine\'s store')
+    .action(async (id: string, file: string, _o: unknown, cmd: Command) => {
+      const c = await withNotFoundHint(client(cmd).request<Checkpoint>('GET', `/checkpoints/${enc(id)}`), 'list checkpoints with `fleet checkpoints list`');
+      writeFileSync(file, `${JSON.stringify(c, null, 2)}\n`, { mode: 0o600 });
+      print(cmd, { exported: c.id, file }, () => `Wrote checkpoint ${c.id} of mission ${c.missionId} to ${file}\nOn the other machine: \`fleet checkpoints import ${file}\`, then \`fleet resume --checkpoint ${c.id}\``);
+    });
+
+  checkpoints
+    .command('import <file>')
+    .description('add a checkpoint exported with `fleet checkpoints export` (or GET /checkpoints/:id) to this store')
+    .action(async (file: string, _o: unknown, cmd: Command) => {
+      let body: unknown;
+      try {
+        body = JSON.parse(readFileSync(file, 'utf8'));
+      } catch (err) {
+        throw new CliError(`cannot read checkpoint file ${file}: ${(err as Error).message}`, 'export one with `fleet checkpoints export <id> <file>`');
+      }
+      const c = await client(cmd).request<CheckpointSummary>('POST', '/checkpoints/import', body);
+      print(cmd, c, () => `Imported checkpoint ${c.id} of mission ${c.missionId}\nResume from it with \`fleet resume --checkpoint ${c.id}\``);
     });
 
   checkpoints
