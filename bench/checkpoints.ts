@@ -18,6 +18,7 @@ type Rec = { event: string; pid: number; t: number; env?: Record<string, string>
 
 const CHECKPOINTS_PER_SIZE = 20;
 const DRY_RUNS_PER_SIZE = 20;
+const MISSION_GETS_PER_SIZE = 10;
 const RESUMES_SMALL = 5;
 /** The 100-sortie resume runs only if the run so far leaves room for it in the ~4 minute budget. */
 const BUDGET_FOR_LARGE_RESUME_MS = 150_000;
@@ -80,6 +81,7 @@ async function main() {
     checkpointWarmupMs: {} as Record<number, number>,
     dryRunMs: {} as Record<number, number[]>,
     dryRunWarmupMs: {} as Record<number, number>,
+    missionGetMs: {} as Record<number, number[]>,
     resumeToRunningMs: {} as Record<number, number[]>,
     resumePostMs: {} as Record<number, number[]>,
     store: {} as Record<number, { fileBytes: number; mainBytes: number; walBytes: number; checkpoints: number; bytesPerCheckpoint: number; rowBytesMean: number }>,
@@ -159,6 +161,13 @@ async function main() {
       const rec = h.path(`cp-${n}.jsonl`);
       const m = await startMission(`checkpoints-${n}`, n, rec);
       log(`${n}-sortie mission running`);
+      // Reference: POST /checkpoints first reads the mission the way GET /missions/:id does.
+      raw.missionGetMs[n] = [];
+      for (let i = 0; i < MISSION_GETS_PER_SIZE; i++) {
+        const t0 = process.hrtime.bigint();
+        await getMission(m.id);
+        raw.missionGetMs[n].push(round(ms(t0)));
+      }
       const warm = await checkpoint(m.id);
       raw.checkpointWarmupMs[n] = round(warm.ms);
       const cps: Checkpoint[] = [];
@@ -238,6 +247,7 @@ async function main() {
     return rows.push([figure, String(n), String(s.median), String(s.p90), String(s.min), String(s.max), String(s.n), target]);
   };
   for (const n of [10, 100]) statRow('checkpoint create (ms)', n, raw.checkpointMs[n], 'median < 50 ms');
+  for (const n of [10, 100]) statRow('  ref: GET /missions/:id (ms)', n, raw.missionGetMs[n], '-');
   for (const n of [10, 100]) statRow('dry-run plan (ms)', n, raw.dryRunMs[n], '-');
   for (const n of [10, 100]) statRow('resume -> all agents running (ms)', n, raw.resumeToRunningMs[n], n === 10 ? 'median < 2000 ms' : '-');
   for (const n of [10, 100]) statRow('  of which resume POST (ms)', n, raw.resumePostMs[n], '-');

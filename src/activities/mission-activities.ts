@@ -6,7 +6,7 @@
 import { ApplicationFailure } from '@temporalio/common';
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import type { Agent } from '../domain/agent';
-import { Checkpoint } from '../domain/checkpoint';
+import { Checkpoint, type CheckpointSummary } from '../domain/checkpoint';
 import type { CoordinationState } from '../domain/coordination';
 import { missionProgress } from '../domain/mission';
 import { missionRecoveryContext } from '../domain/recovery-context';
@@ -36,10 +36,14 @@ export async function readCoordination(client: Client, workflowId: string): Prom
 }
 
 export function createMissionActivities(deps: MissionActivityDeps) {
-  /** Fills in what only side effects can see, stores the checkpoint, and returns it (recorded in the mission's history). */
-  async function recordCheckpoint(draft: Checkpoint, coordinationId: string): Promise<Checkpoint> {
+  /**
+   * Fills in what only side effects can see and stores the checkpoint. Only its summary is returned:
+   * the result is recorded in the mission's history, and a whole snapshot per sortie would grow
+   * that history by the square of the mission's size.
+   */
+  async function recordCheckpoint(draft: Checkpoint, coordinationId: string): Promise<CheckpointSummary> {
     const existing = deps.store.get(draft.id);
-    if (existing) return existing; // a retried attempt
+    if (existing) return deps.store.save(existing); // a retried attempt: saving again is a no-op
     const agentIds = new Set(draft.sorties.flatMap((s) => (s.agentId ? [s.agentId] : [])));
     const sorties = await Promise.all(
       draft.sorties.map(async (s) => {
@@ -68,8 +72,7 @@ export function createMissionActivities(deps: MissionActivityDeps) {
       pendingMessages: coordination.messages.filter((m) => ours(m.missionId, m.to)),
     };
     const checkpoint = Checkpoint.parse({ ...partial, recoveryContext: missionRecoveryContext(partial) });
-    deps.store.save(checkpoint);
-    return checkpoint;
+    return deps.store.save(checkpoint);
   }
 
   /** Of these agent ids: whose workflows have closed, and which do not exist. */

@@ -5,7 +5,8 @@
 import { WorkflowNotFoundError, WorkflowUpdateFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
-import type { Checkpoint } from '../domain/checkpoint';
+import type { CheckpointStore } from '../activities/checkpoint-store';
+import type { Checkpoint, CheckpointSummary } from '../domain/checkpoint';
 import { initialMissionState, Mission, MissionState, MissionStatus, missionProgress, MissionWorkflowInput, type MissionRequest, type MissionSeed } from '../domain/mission';
 import { MissionIdKey } from '../domain/search-attributes';
 import { workflowUiUrl } from '../domain/ui-url';
@@ -31,6 +32,7 @@ export interface MissionServiceOptions {
   apiUrl: string | null;
   agents: AgentService;
   coordination: CoordinationService;
+  store: CheckpointStore;
 }
 
 export class MissionService {
@@ -132,12 +134,18 @@ export class MissionService {
   async checkpoint(id: string, note: string | undefined, createdBy: string): Promise<Checkpoint> {
     const mission = await this.get(id);
     if (mission.status !== 'running') throw conflict(`mission ${id} has ended (${mission.status}); its last checkpoint is its completion checkpoint (GET /checkpoints/latest/${id})`, { status: mission.status });
+    let summary: CheckpointSummary;
     try {
-      return await this.handle(id).executeUpdate(checkpointUpdate, { args: [{ note, createdBy }] });
+      summary = await this.handle(id).executeUpdate(checkpointUpdate, { args: [{ note, createdBy }] });
     } catch (err) {
       if (err instanceof WorkflowUpdateFailedError) throw new ApiError(503, 'unavailable', `the checkpoint of mission ${id} failed: ${err.cause?.message ?? err.message}`);
       throw err;
     }
+    const checkpoint = this.opts.store.get(summary.id);
+    if (!checkpoint) {
+      throw new ApiError(503, 'unavailable', `checkpoint ${summary.id} was written by a worker with another checkpoint store than this API's; run the API and the workers on the same data dir, or move it with \`fleet checkpoints export|import\``);
+    }
+    return checkpoint;
   }
 
   private view(id: string, runId: string | null, s: MissionState, status: MissionStatus): Mission {

@@ -1,6 +1,6 @@
 /** Signals, queries and updates of every workflow, defined once for the workflows, the activities and the API. */
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
-import type { Checkpoint } from '../domain/checkpoint';
+import type { CheckpointSummary } from '../domain/checkpoint';
 import type { CoordinationState, Lock, LockRequest, LockWaiter, Message, MessageRequest } from '../domain/coordination';
 import type { MissionState } from '../domain/mission';
 import type { AgentState, AttemptEnded, AttemptStarted, TerminateRequest } from '../domain/agent-workflow';
@@ -21,8 +21,8 @@ export const terminateSignal = defineSignal<[TerminateRequest]>('terminate');
 // ---- MissionWorkflow ----------------------------------------------------------------------------
 
 export const getMissionStateQuery = defineQuery<MissionState>('getMissionState');
-/** Take a checkpoint now: the snapshot is the update's result, recorded in the mission's history. */
-export const checkpointUpdate = defineUpdate<Checkpoint, [CheckpointUpdateInput]>('checkpoint');
+/** Take a checkpoint now; the snapshot goes to the checkpoint store, its summary is the update's result. */
+export const checkpointUpdate = defineUpdate<CheckpointSummary, [CheckpointUpdateInput]>('checkpoint');
 export interface CheckpointUpdateInput {
   note?: string;
   createdBy: string;

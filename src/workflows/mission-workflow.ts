@@ -27,7 +27,7 @@ import {
 } from '@temporalio/workflow';
 import { RetryPolicyInput } from '../domain/agent';
 import { agentMemo, type AgentState, type AgentWorkflowParsedInput } from '../domain/agent-workflow';
-import { CHECKPOINT_SCHEMA_VERSION, type Checkpoint, type CheckpointTrigger } from '../domain/checkpoint';
+import { CHECKPOINT_SCHEMA_VERSION, type CheckpointSummary, type CheckpointTrigger } from '../domain/checkpoint';
 import { initialMissionState, missionProgress, MissionWorkflowInput, SETTLED_SORTIE_STATUSES, type MissionState, type SortieState } from '../domain/mission';
 import { agentSearchAttributes } from '../domain/search-attributes';
 import type { MissionActivities } from '../activities/mission-activities';
@@ -64,7 +64,7 @@ export async function MissionWorkflow(rawInput: MissionWorkflowInput): Promise<M
     touch();
   });
 
-  async function takeCheckpoint(trigger: CheckpointTrigger, note: string | null, createdBy: string): Promise<Checkpoint> {
+  async function takeCheckpoint(trigger: CheckpointTrigger, note: string | null, createdBy: string): Promise<CheckpointSummary> {
     const info = workflowInfo();
     return await recordCheckpoint({
       id: `chk_${uuid4()}`,

@@ -112,6 +112,14 @@ describe('missions, locks, messages, checkpoints and resume', { timeout: 600_000
     const latest = (await call<Checkpoint>('GET', `/checkpoints/latest/${m.id}`)).body;
     assert.equal(latest.id, cps[0]!.id);
     assert.equal(latest.mission.status, 'succeeded');
+    // The mission's history records checkpoint summaries, not snapshots: it grows linearly with the mission.
+    const history = await h.client.workflow.getHandle(m.id).fetchHistory();
+    const markers = history.events!.filter((e) => e.markerRecordedEventAttributes);
+    assert.equal(markers.length, 6);
+    for (const e of markers) {
+      const size = Object.values(e.markerRecordedEventAttributes!.details ?? {}).reduce((n, p) => n + (p.payloads ?? []).reduce((k, x) => k + (x.data?.length ?? 0), 0), 0);
+      assert.ok(size > 100 && size < 2000, `a checkpoint marker holds ${size} bytes`);
+    }
   });
 
   it('blocks the dependants of a failed sortie and runs the rest', async () => {
