@@ -11,6 +11,7 @@ import { hostname } from 'node:os';
 import type { ProcessOutcome, ProcessIdentity, HeartbeatDetails, AgentState } from '../domain/agent-workflow';
 import { AgentFailureType } from '../domain/agent-workflow';
 import type { AgentWorkflowParsedInput } from '../domain/agent-workflow';
+import type { SpawnRequest } from '../domain/agent';
 import { isProcessAlive, stopGroup } from '../process/proc';
 import type { Reaper } from '../process/reaper';
 import type { ProcessTreeSampler } from '../process/tree-sampler';
@@ -36,6 +37,8 @@ export interface AgentActivityDeps {
   adoptionTimeoutMs?: number;
   /** Key that mints each agent's scoped API token (FLEET_AGENT_TOKEN); none: agents get no token. */
   agentTokenKey?: Buffer;
+  /** The recovery context of a sortie in a checkpoint (`recoverFrom`); throws when the checkpoint is not in the store. */
+  recoveryContextOf?: (ref: NonNullable<SpawnRequest['recoverFrom']>) => string;
 }
 
 /** Resource history kept in heartbeat details: one point per 5 s, the last 60 (5 minutes). */
@@ -99,6 +102,17 @@ export function createAgentActivities(deps: AgentActivityDeps) {
     }
   }
 
+  function recoveryContextOf(ref: NonNullable<SpawnRequest['recoverFrom']>): string {
+    if (!deps.recoveryContextOf) {
+      throw ApplicationFailure.nonRetryable(`this worker has no checkpoint store to read checkpoint ${ref.checkpointId} from; start it with a data dir`, 'CheckpointUnavailable');
+    }
+    try {
+      return deps.recoveryContextOf(ref);
+    } catch (err) {
+      throw ApplicationFailure.nonRetryable((err as Error).message, 'CheckpointUnavailable');
+    }
+  }
+
   async function superviseAgentProcess(input: SuperviseAgentInput): Promise<ProcessOutcome> {
     const ctx = Context.current();
     const req = input.request;
@@ -111,7 +125,8 @@ export function createAgentActivities(deps: AgentActivityDeps) {
       const prev = (ctx.info.heartbeatDetails as HeartbeatDetails | undefined) ?? input.adopt;
       await stopPredecessor(prev, req.terminateGraceMs);
       const logPath = agentLogPath(deps.logsDir, agentId, attempt);
-      const recoveryFile = req.recoveryContext ? writeRecoveryContext(deps.logsDir, agentId, req.recoveryContext) : undefined;
+      const recoveryText = [req.recoveryContext, req.recoverFrom && recoveryContextOf(req.recoverFrom)].filter(Boolean).join('\n\n');
+      const recoveryFile = recoveryText ? writeRecoveryContext(deps.logsDir, agentId, recoveryText) : undefined;
       const env = buildAgentEnv({
         inherited: process.env,
         requested: req.env,
@@ -122,7 +137,7 @@ export function createAgentActivities(deps: AgentActivityDeps) {
           FLEET_ATTEMPT: String(attempt),
           FLEET_MISSION_ID: req.missionId ?? '',
           ...(input.apiUrl ? { FLEET_API_URL: input.apiUrl } : {}),
-          ...(recoveryFile ? { FLEET_RECOVERY_CONTEXT: req.recoveryContext!, FLEET_RECOVERY_FILE: recoveryFile } : {}),
+          ...(recoveryFile ? { FLEET_RECOVERY_CONTEXT: recoveryText, FLEET_RECOVERY_FILE: recoveryFile } : {}),
           ...(deps.agentTokenKey ? { FLEET_AGENT_TOKEN: mintAgentToken(deps.agentTokenKey, agentId) } : {}),
         },
       });

@@ -11,10 +11,10 @@ import type { CheckpointStore } from '../activities/checkpoint-store';
 import { Checkpoint, type CheckpointSummary, type ListCheckpointsQuery, type ListRecoveriesQuery, type PruneRequest, type RecoveryEvent, type RecoveryPlan, type ResumeRequest, type ResumeResult } from '../domain/checkpoint';
 import { pathsOverlap, type Lock } from '../domain/coordination';
 import type { MissionSeed, SortieStatus } from '../domain/mission';
-import { sortieRecoveryContext } from '../domain/recovery-context';
 import { MissionIdKey } from '../domain/search-attributes';
 import type { CoordinationService } from './coordination-service';
 import { ApiError, conflict, notFound } from './errors';
+import { mapLimit } from './map-limit';
 import type { MissionService } from './mission-service';
 import type { AgentService } from './agent-service';
 
@@ -161,10 +161,10 @@ export class CheckpointService {
       throw new ApiError(409, 'conflict', `resume refused: ${plan.blockers.join('; ')}`, { plan });
     }
     if (runningRunId) await this.stopMission(c.missionId);
-    for (const agentId of plan.runningAgents) {
-      await this.opts.agents.terminate(agentId, undefined, `mission resumed from ${c.id}`).catch(() => undefined);
-    }
-    await this.waitClosed(plan.runningAgents);
+    // Stopping the mission stopped its sorties' agents; any left (started outside it) are stopped now, together.
+    const stillRunning = (await mapLimit(plan.runningAgents, 16, async (id) => ((await this.isRunning(id)) ? id : undefined))).filter((id): id is string => id !== undefined);
+    await mapLimit(stillRunning, 16, (id) => this.opts.agents.terminate(id, undefined, `mission resumed from ${c.id}`).catch(() => undefined));
+    await this.waitClosed(stillRunning);
     const takenOverLocks: Lock[] = [];
     for (const x of plan.conflicts) {
       const released = await this.opts.coordination.release(x.heldBy.id, null).catch(() => undefined);
@@ -178,8 +178,8 @@ export class CheckpointService {
         c.sorties.map((s) => [
           s.id,
           s.status === 'succeeded'
-            ? { status: 'succeeded' as const, agentId: s.agentId, previousAgentIds: [], attempt: s.attempt, exitCode: s.exitCode, progress: s.progress, startedAt: s.startedAt, endedAt: s.endedAt, recoveryContext: null }
-            : { status: 'pending' as const, agentId: null, previousAgentIds: s.agentId ? [s.agentId] : [], attempt: 0, exitCode: null, progress: null, startedAt: null, endedAt: null, recoveryContext: sortieRecoveryContext(c, s.id) },
+            ? { status: 'succeeded' as const, agentId: s.agentId, previousAgentIds: [], attempt: s.attempt, exitCode: s.exitCode, progress: s.progress, startedAt: s.startedAt, endedAt: s.endedAt }
+            : { status: 'pending' as const, agentId: null, previousAgentIds: s.agentId ? [s.agentId] : [], attempt: 0, exitCode: null, progress: null, startedAt: null, endedAt: null },
         ]),
       ),
     };
@@ -208,16 +208,19 @@ export class CheckpointService {
     await this.waitClosed([missionId]);
   }
 
+  private async isRunning(workflowId: string): Promise<boolean> {
+    const d = await this.opts.client.workflow.getHandle(workflowId).describe().catch(() => undefined);
+    return d?.status.name === 'RUNNING';
+  }
+
   private async waitClosed(ids: string[]): Promise<void> {
     const deadline = Date.now() + STOP_TIMEOUT_MS;
-    for (const id of ids) {
-      for (;;) {
-        const d = await this.opts.client.workflow.getHandle(id).describe().catch(() => undefined);
-        if (!d || d.status.name !== 'RUNNING') break;
+    await mapLimit(ids, 16, async (id) => {
+      while (await this.isRunning(id)) {
         if (Date.now() > deadline) throw new ApiError(503, 'unavailable', `${id} did not stop within ${STOP_TIMEOUT_MS / 1000} s; is a worker running? Try again, or terminate it in the Web UI`);
-        await new Promise((r) => setTimeout(r, 200));
+        await new Promise((r) => setTimeout(r, 100));
       }
-    }
+    });
   }
 }
 

@@ -2,7 +2,7 @@
  * Missions as the API sees them: started as MissionWorkflows, read back by querying the workflow
  * (the result, once it has ended) and filling in each running sortie's live agent progress.
  */
-import { WorkflowNotFoundError, WorkflowUpdateFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
+import { WorkflowNotFoundError, WorkflowUpdateFailedError, type Client, type WorkflowExecutionDescription, type WorkflowHandle } from '@temporalio/client';
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import type { CheckpointStore } from '../activities/checkpoint-store';
@@ -67,17 +67,23 @@ export class MissionService {
     return this.view(missionId, handle.firstExecutionRunId, initialMissionState(MissionWorkflowInput.parse(input)), 'running');
   }
 
-  async get(id: string): Promise<Mission> {
-    const h = this.handle(id);
-    let desc: Awaited<ReturnType<WorkflowHandle['describe']>>;
+  /** The mission's workflow, described; 404 if there is no such mission. */
+  private async describe(id: string): Promise<{ desc: WorkflowExecutionDescription; memo: z.infer<typeof MissionMemo> }> {
+    let desc: WorkflowExecutionDescription;
     try {
-      desc = await h.describe();
+      desc = await this.handle(id).describe();
     } catch (err) {
       if (err instanceof WorkflowNotFoundError) throw notFound(`mission ${id}`);
       throw err;
     }
     const memo = MissionMemo.safeParse(desc.memo);
     if (desc.type !== 'MissionWorkflow' || !memo.success) throw notFound(`mission ${id}`);
+    return { desc, memo: memo.data };
+  }
+
+  async get(id: string): Promise<Mission> {
+    const h = this.handle(id);
+    const { desc, memo } = await this.describe(id);
     let state: MissionState | undefined;
     try {
       state = desc.status.name === 'COMPLETED'
@@ -89,7 +95,7 @@ export class MissionService {
     const closedAs: MissionStatus = desc.status.name === 'RUNNING' ? 'running' : desc.status.name === 'COMPLETED' ? 'succeeded' : desc.status.name === 'FAILED' ? 'failed' : 'cancelled';
     state ??= {
       missionId: id,
-      title: memo.data.title,
+      title: memo.title,
       description: null,
       status: closedAs,
       maxConcurrency: 0,
@@ -132,8 +138,8 @@ export class MissionService {
 
   /** A manual checkpoint: an update on the running mission's workflow. */
   async checkpoint(id: string, note: string | undefined, createdBy: string): Promise<Checkpoint> {
-    const mission = await this.get(id);
-    if (mission.status !== 'running') throw conflict(`mission ${id} has ended (${mission.status}); its last checkpoint is its completion checkpoint (GET /checkpoints/latest/${id})`, { status: mission.status });
+    const { desc } = await this.describe(id); // not get(): that reads every running agent too
+    if (desc.status.name !== 'RUNNING') throw conflict(`mission ${id} has ended; its last checkpoint is its completion checkpoint (GET /checkpoints/latest/${id})`);
     let summary: CheckpointSummary;
     try {
       summary = await this.handle(id).executeUpdate(checkpointUpdate, { args: [{ note, createdBy }] });

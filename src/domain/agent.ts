@@ -4,6 +4,9 @@
  */
 import { z } from 'zod';
 
+/** Here rather than in checkpoint.ts, which imports this module: a spawn request may name a checkpoint. */
+export const CHECKPOINT_ID_PATTERN = /^chk_[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
 export const AGENT_TYPES = ['frontend', 'backend', 'testing', 'documentation', 'security', 'performance'] as const;
 export const AgentType = z.enum(AGENT_TYPES);
 export type AgentType = z.infer<typeof AgentType>;
@@ -73,6 +76,12 @@ export const SpawnRequest = z
     terminateGraceMs: z.number().int().min(0).max(600_000).default(DEFAULT_TERMINATE_GRACE_MS),
     /** What a resumed agent is told about the work before it (FLEET_RECOVERY_CONTEXT and the file FLEET_RECOVERY_FILE). */
     recoveryContext: z.string().max(64_000).optional(),
+    /**
+     * Pick up this sortie of this checkpoint: the worker writes its recovery context from the
+     * checkpoint store (after `recoveryContext`, if both are given). A resumed mission passes this
+     * reference, not the text, so that its history stays small.
+     */
+    recoverFrom: z.object({ checkpointId: z.string().regex(CHECKPOINT_ID_PATTERN, 'must look like chk_<uuid>'), sortieId: z.string().min(1).max(100) }).strict().optional(),
   })
   .strict();
 export type SpawnRequestInput = z.input<typeof SpawnRequest>;

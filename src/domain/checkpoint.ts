@@ -3,7 +3,7 @@
  * checkpoint store), recovery plans and recovery events. Pure zod.
  */
 import { z } from 'zod';
-import { AgentId, AgentType, Progress } from './agent';
+import { AgentId, AgentType, CHECKPOINT_ID_PATTERN, Progress } from './agent';
 import { Lock, Message } from './coordination';
 import { MissionId, MissionRequest, MissionStatus, SortieId, SortieStatus } from './mission';
 
@@ -12,7 +12,6 @@ export const CHECKPOINT_SCHEMA_VERSION = 1;
 export const CheckpointTrigger = z.enum(['manual', 'auto', 'error', 'completion']);
 export type CheckpointTrigger = z.infer<typeof CheckpointTrigger>;
 
-export const CHECKPOINT_ID_PATTERN = /^chk_[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 export const CheckpointId = z.string().regex(CHECKPOINT_ID_PATTERN, 'must look like chk_<uuid>');
 
 export const SortieSnapshot = z.object({

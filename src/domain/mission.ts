@@ -3,7 +3,9 @@
  * Pure zod and pure functions (no Node imports): the MissionWorkflow uses them too.
  */
 import { z } from 'zod';
-import { AgentId, Progress, QueueName, RetryPolicyInput, SpawnRequest } from './agent';
+import { AgentId, CHECKPOINT_ID_PATTERN, Progress, QueueName, RetryPolicyInput, SpawnRequest } from './agent';
+
+const CheckpointIdRef = z.string().regex(CHECKPOINT_ID_PATTERN);
 import { LockPath, normaliseLockPath } from './coordination';
 
 export const MISSION_ID_PATTERN = /^msn_[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -135,9 +137,9 @@ export const SortieState = z.object({
 });
 export type SortieState = z.infer<typeof SortieState>;
 
-/** What a resumed run starts from: the sorties that stay done, and context for the ones respawned. */
+/** What a resumed run starts from: the sorties that stay done; the others get agents that recover from `checkpointId`. */
 export const MissionSeed = z.object({
-  checkpointId: z.string(),
+  checkpointId: CheckpointIdRef,
   recoveryId: z.string(),
   sorties: z.record(
     SortieId,
@@ -150,8 +152,6 @@ export const MissionSeed = z.object({
       progress: Progress.nullable(),
       startedAt: z.string().nullable(),
       endedAt: z.string().nullable(),
-      /** Written for the agent that picks the sortie up again (FLEET_RECOVERY_CONTEXT / FLEET_RECOVERY_FILE). */
-      recoveryContext: z.string().max(64_000).nullable(),
     }),
   ),
 });

@@ -14,10 +14,11 @@ import { join } from 'node:path';
 import { CheckpointStore } from '../activities/checkpoint-store';
 import { createMissionActivities } from '../activities/mission-activities';
 import { createAgentActivities } from '../activities/supervise-agent';
-import { AgentService } from '../api/agent-service';
+import { sortieRecoveryContext } from '../domain/recovery-context';
 import { log } from '../logger';
 import { Reaper } from '../process/reaper';
 import { ProcessTreeSampler } from '../process/tree-sampler';
+import { getAgentStateQuery } from '../workflows/definitions';
 
 export const DEFAULT_TASK_QUEUE = 'fleet-agents';
 /** Cancellation reaches an activity on its next heartbeat; the SDK's 60 s default would make terminate take a minute. */
@@ -44,6 +45,7 @@ export interface FleetWorkerOptions {
   checkpointDbPath: string;
 }
 
+const AGENT_QUERY_DEADLINE_MS = 5000;
 const PREBUILT_BUNDLE = join(__dirname, '..', '..', 'workflow-bundle.js');
 
 export function workflowsPath(): string {
@@ -79,6 +81,7 @@ export class FleetWorker {
     const reaper = opts.reaper ?? Reaper.start();
     const sampler = new ProcessTreeSampler();
     const workerQueue = `${opts.taskQueue}@${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
+    const store = CheckpointStore.open(opts.checkpointDbPath);
     const { activities, stopAll } = createAgentActivities({
       client: opts.client,
       logsDir: opts.logsDir,
@@ -88,11 +91,15 @@ export class FleetWorker {
       heartbeatIntervalMs: opts.heartbeatIntervalMs,
       maxLogBytes: opts.maxLogBytes,
       agentTokenKey: opts.agentTokenKey,
+      recoveryContextOf: ({ checkpointId, sortieId }) => {
+        const c = store.get(checkpointId);
+        if (!c) throw new Error(`checkpoint ${checkpointId} is not in this worker's checkpoint store (${opts.checkpointDbPath}); run the worker on the API's data dir, or import the checkpoint there with \`fleet checkpoints import\``);
+        return sortieRecoveryContext(c, sortieId);
+      },
     });
-    const store = CheckpointStore.open(opts.checkpointDbPath);
-    // Checkpoints read agents the way the API shows them.
-    const agents = new AgentService({ client: opts.client, namespace: opts.namespace, defaultQueue: opts.taskQueue, uiBaseUrl: null, apiUrl: null, cursorKey: randomBytes(32) });
-    const missionActivities = createMissionActivities({ client: opts.client, readAgent: (id) => agents.get(id), store, logsDir: opts.logsDir, coordinationQueue: opts.taskQueue });
+    // A checkpoint reads each running agent's workflow state with a query (one round trip, no describe).
+    const readAgent = (id: string) => opts.client.withDeadline(Date.now() + AGENT_QUERY_DEADLINE_MS, () => opts.client.workflow.getHandle(id).query(getAgentStateQuery));
+    const missionActivities = createMissionActivities({ client: opts.client, readAgent, store, logsDir: opts.logsDir, coordinationQueue: opts.taskQueue });
     const throttle = opts.heartbeatThrottleMs ?? DEFAULT_HEARTBEAT_THROTTLE_MS;
     const common: Partial<WorkerOptions> = {
       connection: opts.connection,

@@ -127,7 +127,6 @@ export async function MissionWorkflow(rawInput: MissionWorkflowInput): Promise<M
   async function runSortie(s: SortieState): Promise<void> {
     const spec = specs.get(s.id)!;
     const agentId = `agt_${uuid4()}`;
-    const seeded = input.seed?.sorties[s.id];
     s.agentId = agentId;
     s.status = s.files.length ? 'waiting' : 'running';
     let trigger: CheckpointTrigger | null = null;
@@ -157,7 +156,8 @@ export async function MissionWorkflow(rawInput: MissionWorkflowInput): Promise<M
         missionId: input.missionId,
         queue: input.queue,
         retry: spec.retry ?? req.retry ?? RetryPolicyInput.parse({}),
-        ...(seeded?.recoveryContext ? { recoveryContext: seeded.recoveryContext } : {}),
+        // A reference, not the text: the worker writes the context from its checkpoint store.
+        ...(input.seed ? { recoverFrom: { checkpointId: input.seed.checkpointId, sortieId: s.id } } : {}),
       };
       const child = await startChild(AgentWorkflow, {
         workflowId: agentId,

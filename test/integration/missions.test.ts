@@ -328,6 +328,11 @@ describe('missions, locks, messages, checkpoints and resume', { timeout: 600_000
     const resumed = r.s2![1]!;
     assert.match(resumed.env.FLEET_RECOVERY_CONTEXT!, /You are resuming sortie "s2"/);
     assert.match(readFileSync(resumed.env.FLEET_RECOVERY_FILE!, 'utf8'), /## Done \(do not redo\)/);
+    // The resumed run's history holds a reference to the checkpoint, not the context's text.
+    const resumedHistory = await h.client.workflow.getHandle(m.id, recovery.runId).fetchHistory();
+    const payloads = resumedHistory.events!.flatMap((e) => [e.workflowExecutionStartedEventAttributes?.input, e.startChildWorkflowExecutionInitiatedEventAttributes?.input]);
+    const text = payloads.flatMap((p) => p?.payloads ?? []).map((p) => Buffer.from(p.data ?? []).toString()).join('');
+    assert.ok(text.includes(cp.id) && !text.includes('You are resuming') && !text.includes('## Done'), 'no recovery context text in the history');
     assert.equal(r.s3!.length, 1);
     // The old run's agent was stopped (terminated) before the new one started.
     const old = (await call<Agent>('GET', `/agents/${s2agent}`)).body;
