@@ -6,12 +6,12 @@
 import { ApplicationFailure } from '@temporalio/common';
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import type { AgentState } from '../domain/agent-workflow';
-import { Checkpoint, type CheckpointSummary } from '../domain/checkpoint';
+import { Checkpoint, checkpointDraft, type CheckpointHeader, type CheckpointSummary } from '../domain/checkpoint';
 import type { CoordinationState } from '../domain/coordination';
 import { missionProgress } from '../domain/mission';
 import { missionRecoveryContext } from '../domain/recovery-context';
 import { tailAgentLog } from '../api/agent-logs';
-import { getCoordinationStateQuery } from '../workflows/definitions';
+import { getCoordinationStateQuery, getMissionSnapshotQuery } from '../workflows/definitions';
 import type { CheckpointStore } from './checkpoint-store';
 
 export interface MissionActivityDeps {
@@ -37,14 +37,31 @@ export async function readCoordination(client: Client, workflowId: string): Prom
 
 export function createMissionActivities(deps: MissionActivityDeps) {
   /**
-   * Fills in what only side effects can see and stores the checkpoint. Only its summary is returned:
-   * the result is recorded in the mission's history, and a whole snapshot per sortie would grow
-   * that history by the square of the mission's size.
+   * A manual checkpoint (local activity, given the workflow's snapshot). Only its summary is
+   * returned: the result is recorded in the mission's history, and a whole snapshot per checkpoint
+   * would grow that history by the square of the mission's size.
    */
   async function recordCheckpoint(draft: Checkpoint, coordinationId: string): Promise<CheckpointSummary> {
+    return complete(draft, coordinationId);
+  }
+
+  /** An automatic checkpoint: reads the mission's snapshot itself (the workflow goes on meanwhile), then as above. */
+  async function recordAutoCheckpoint(header: CheckpointHeader, missionId: string, runId: string, coordinationId: string): Promise<CheckpointSummary> {
+    const existing = deps.store.get(header.id);
+    if (existing) return deps.store.save(existing); // a retried attempt
+    const snap = await deps.client.withDeadline(Date.now() + QUERY_DEADLINE_MS, () => deps.client.workflow.getHandle(missionId, runId).query(getMissionSnapshotQuery));
+    return complete(checkpointDraft(header, snap), coordinationId);
+  }
+
+  /** Fills in what only side effects can see (agents, log tails, locks, messages) and stores the checkpoint. */
+  async function complete(draft: Checkpoint, coordinationId: string): Promise<CheckpointSummary> {
     const existing = deps.store.get(draft.id);
     if (existing) return deps.store.save(existing); // a retried attempt: saving again is a no-op
     const agentIds = new Set(draft.sorties.flatMap((s) => (s.agentId ? [s.agentId] : [])));
+    const coordinationRead = readCoordination(deps.client, coordinationId).catch((err: Error) => {
+      throw ApplicationFailure.retryable(`cannot read locks and messages from ${coordinationId}: ${err.message}`, 'CoordinationUnavailable');
+    });
+    coordinationRead.catch(() => undefined); // awaited below; not an unhandled rejection meanwhile
     const sorties = await Promise.all(
       draft.sorties.map(async (s) => {
         if (!s.agentId || (s.status !== 'running' && s.status !== 'waiting')) return s;
@@ -60,9 +77,7 @@ export function createMissionActivities(deps: MissionActivityDeps) {
         };
       }),
     );
-    const coordination = await readCoordination(deps.client, coordinationId).catch((err: Error) => {
-      throw ApplicationFailure.retryable(`cannot read locks and messages from ${coordinationId}: ${err.message}`, 'CoordinationUnavailable');
-    });
+    const coordination = await coordinationRead;
     const ours = (missionId: string | null, agentId: string) => missionId === draft.missionId || agentIds.has(agentId);
     const partial = {
       ...draft,
@@ -94,7 +109,7 @@ export function createMissionActivities(deps: MissionActivityDeps) {
     await startCoordination(deps.client, workflowId, taskQueue || deps.coordinationQueue);
   }
 
-  return { recordCheckpoint, endedAgents, ensureCoordination };
+  return { recordCheckpoint, recordAutoCheckpoint, endedAgents, ensureCoordination };
 }
 
 export type MissionActivities = ReturnType<typeof createMissionActivities>;

@@ -5,7 +5,7 @@
 import { z } from 'zod';
 import { AgentId, AgentType, CHECKPOINT_ID_PATTERN, Progress } from './agent';
 import { Lock, Message } from './coordination';
-import { MissionId, MissionRequest, MissionStatus, SortieId, SortieStatus } from './mission';
+import { MissionId, MissionRequest, missionProgress, MissionStatus, SortieId, SortieStatus, type MissionState } from './mission';
 
 export const CHECKPOINT_SCHEMA_VERSION = 1;
 
@@ -145,3 +145,63 @@ export type ResumeResult = z.infer<typeof ResumeResult>;
 
 export const ListRecoveriesQuery = z.object({ missionId: MissionId.optional(), limit: z.coerce.number().int().min(1).max(1000).default(50) }).strict();
 export type ListRecoveriesQuery = z.infer<typeof ListRecoveriesQuery>;
+
+/** What a checkpoint is built from: the mission workflow's state at one point of its history (query getMissionSnapshot). */
+export interface MissionSnapshot {
+  state: MissionState;
+  request: MissionRequest;
+  queue: string;
+  workflowId: string;
+  runId: string;
+  /** The history length when the snapshot was read: the checkpoint's event id. */
+  eventId: number;
+}
+
+/** Who takes a checkpoint, when and why: everything a checkpoint has that the mission's state does not. */
+export interface CheckpointHeader {
+  id: string;
+  trigger: CheckpointTrigger;
+  note: string | null;
+  createdBy: string;
+  createdAt: string;
+}
+
+/**
+ * The checkpoint as the mission workflow alone knows it; the recordCheckpoint activities fill in the
+ * agents' live details, the log tails, locks, pending messages and the recovery context.
+ */
+export function checkpointDraft(h: CheckpointHeader, snap: MissionSnapshot): Checkpoint {
+  const specs = new Map(snap.request.sorties.map((s) => [s.id, s]));
+  return {
+    ...h,
+    schemaVersion: CHECKPOINT_SCHEMA_VERSION,
+    missionId: snap.state.missionId,
+    workflowId: snap.workflowId,
+    runId: snap.runId,
+    eventId: snap.eventId,
+    mission: { title: snap.state.title, status: snap.state.status, progress: missionProgress(snap.state.sorties), request: snap.request, queue: snap.queue },
+    sorties: snap.state.sorties.map((s) => {
+      const spec = specs.get(s.id)!;
+      return {
+        id: s.id,
+        title: spec.title ?? null,
+        type: spec.type,
+        task: spec.task,
+        status: s.status,
+        agentId: s.agentId,
+        attempt: s.attempt,
+        progress: s.progress,
+        lastMessage: s.progress?.message ?? null,
+        lastOutput: [],
+        exitCode: s.exitCode,
+        lastError: s.lastError,
+        startedAt: s.startedAt,
+        endedAt: s.endedAt,
+        files: s.files,
+      };
+    }),
+    locks: [],
+    pendingMessages: [],
+    recoveryContext: '',
+  };
+}

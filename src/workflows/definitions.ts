@@ -1,6 +1,6 @@
 /** Signals, queries and updates of every workflow, defined once for the workflows, the activities and the API. */
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
-import type { CheckpointSummary } from '../domain/checkpoint';
+import type { CheckpointSummary, MissionSnapshot } from '../domain/checkpoint';
 import type { CoordinationState, Lock, LockRequest, LockWaiter, Message, MessageRequest } from '../domain/coordination';
 import type { MissionState } from '../domain/mission';
 import type { AgentState, AttemptEnded, AttemptStarted, TerminateRequest } from '../domain/agent-workflow';
@@ -21,6 +21,8 @@ export const terminateSignal = defineSignal<[TerminateRequest]>('terminate');
 // ---- MissionWorkflow ----------------------------------------------------------------------------
 
 export const getMissionStateQuery = defineQuery<MissionState>('getMissionState');
+/** The state with what a checkpoint needs besides: the request, and where in the history it was read. */
+export const getMissionSnapshotQuery = defineQuery<MissionSnapshot>('getMissionSnapshot');
 /** Take a checkpoint now; the snapshot goes to the checkpoint store, its summary is the update's result. */
 export const checkpointUpdate = defineUpdate<CheckpointSummary, [CheckpointUpdateInput]>('checkpoint');
 export interface CheckpointUpdateInput {

@@ -27,14 +27,15 @@ import {
 } from '@temporalio/workflow';
 import { RetryPolicyInput } from '../domain/agent';
 import { agentMemo, type AgentState, type AgentWorkflowParsedInput } from '../domain/agent-workflow';
-import { CHECKPOINT_SCHEMA_VERSION, type CheckpointSummary, type CheckpointTrigger } from '../domain/checkpoint';
-import { initialMissionState, missionProgress, MissionWorkflowInput, SETTLED_SORTIE_STATUSES, type MissionState, type SortieState } from '../domain/mission';
+import { checkpointDraft, type CheckpointSummary, type CheckpointTrigger, type MissionSnapshot } from '../domain/checkpoint';
+import { initialMissionState, MissionWorkflowInput, SETTLED_SORTIE_STATUSES, type MissionState, type SortieState } from '../domain/mission';
 import { agentSearchAttributes } from '../domain/search-attributes';
 import type { MissionActivities } from '../activities/mission-activities';
 import { AgentWorkflow } from './agent-workflow';
 import {
   cancelLockRequestSignal,
   checkpointUpdate,
+  getMissionSnapshotQuery,
   getMissionStateQuery,
   locksGrantedSignal,
   redeliverMessagesSignal,
@@ -48,7 +49,7 @@ export async function MissionWorkflow(rawInput: MissionWorkflowInput): Promise<M
   const now = () => new Date().toISOString();
   const specs = new Map(req.sorties.map((s) => [s.id, s]));
   const { recordCheckpoint } = proxyLocalActivities<MissionActivities>({ startToCloseTimeout: '30 seconds', retry: { maximumAttempts: 3 } });
-  const { ensureCoordination } = proxyActivities<MissionActivities>({ startToCloseTimeout: '30 seconds', retry: { maximumAttempts: 5 } });
+  const { ensureCoordination, recordAutoCheckpoint } = proxyActivities<MissionActivities>({ startToCloseTimeout: '60 seconds', retry: { maximumAttempts: 5 } });
 
   const state: MissionState = initialMissionState(input);
   const sortie = (id: string) => state.sorties.find((s) => s.id === id)!;
@@ -64,44 +65,22 @@ export async function MissionWorkflow(rawInput: MissionWorkflowInput): Promise<M
     touch();
   });
 
-  async function takeCheckpoint(trigger: CheckpointTrigger, note: string | null, createdBy: string): Promise<CheckpointSummary> {
+  const snapshot = (): MissionSnapshot => {
     const info = workflowInfo();
-    return await recordCheckpoint({
-      id: `chk_${uuid4()}`,
-      schemaVersion: CHECKPOINT_SCHEMA_VERSION,
-      missionId: input.missionId,
-      trigger,
-      note,
-      createdBy,
-      createdAt: now(),
-      workflowId: info.workflowId,
-      runId: info.runId,
-      eventId: info.historyLength,
-      mission: { title: state.title, status: state.status, progress: missionProgress(state.sorties), request: req, queue: input.queue },
-      sorties: state.sorties.map((s) => {
-        const spec = specs.get(s.id)!;
-        return {
-          id: s.id,
-          title: spec.title ?? null,
-          type: spec.type,
-          task: spec.task,
-          status: s.status,
-          agentId: s.agentId,
-          attempt: s.attempt,
-          progress: s.progress,
-          lastMessage: s.progress?.message ?? null,
-          lastOutput: [],
-          exitCode: s.exitCode,
-          lastError: s.lastError,
-          startedAt: s.startedAt,
-          endedAt: s.endedAt,
-          files: s.files,
-        };
-      }),
-      locks: [],
-      pendingMessages: [],
-      recoveryContext: '',
-    }, input.coordinationId);
+    return { state, request: req, queue: input.queue, workflowId: info.workflowId, runId: info.runId, eventId: info.historyLength };
+  };
+  setHandler(getMissionSnapshotQuery, snapshot);
+
+  /**
+   * A manual checkpoint (an update) runs as a local activity given the snapshot: quick, and the
+   * snapshot is exactly this point of the history. Automatic ones run as ordinary activities that
+   * query the snapshot themselves, so the mission goes on while they read agents and write the
+   * store, and the history records no snapshot (which would grow with the square of the mission).
+   */
+  async function takeCheckpoint(trigger: CheckpointTrigger, note: string | null, createdBy: string): Promise<CheckpointSummary> {
+    const header = { id: `chk_${uuid4()}`, trigger, note, createdBy, createdAt: now() };
+    if (trigger === 'manual') return await recordCheckpoint(checkpointDraft(header, snapshot()), input.coordinationId);
+    return await recordAutoCheckpoint(header, input.missionId, workflowInfo().runId, input.coordinationId);
   }
   /** Automatic checkpoints never fail the mission: a broken store is logged and the work goes on. */
   const autoCheckpoint = (trigger: CheckpointTrigger) =>

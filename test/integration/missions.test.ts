@@ -112,13 +112,18 @@ describe('missions, locks, messages, checkpoints and resume', { timeout: 600_000
     const latest = (await call<Checkpoint>('GET', `/checkpoints/latest/${m.id}`)).body;
     assert.equal(latest.id, cps[0]!.id);
     assert.equal(latest.mission.status, 'succeeded');
-    // The mission's history records checkpoint summaries, not snapshots: it grows linearly with the mission.
+    // The mission's history records checkpoints' headers and summaries, never snapshots: it grows linearly with the mission.
     const history = await h.client.workflow.getHandle(m.id).fetchHistory();
-    const markers = history.events!.filter((e) => e.markerRecordedEventAttributes);
-    assert.equal(markers.length, 6);
-    for (const e of markers) {
-      const size = Object.values(e.markerRecordedEventAttributes!.details ?? {}).reduce((n, p) => n + (p.payloads ?? []).reduce((k, x) => k + (x.data?.length ?? 0), 0), 0);
-      assert.ok(size > 100 && size < 2000, `a checkpoint marker holds ${size} bytes`);
+    const bytes = (ps: { payloads?: { data?: Uint8Array | null }[] | null } | null | undefined) => (ps?.payloads ?? []).reduce((n, p) => n + (p.data?.length ?? 0), 0);
+    const scheduled = history.events!.filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'recordAutoCheckpoint');
+    assert.equal(scheduled.length, 6, 'an automatic checkpoint per sortie and one at the end');
+    for (const e of scheduled) {
+      const size = bytes(e.activityTaskScheduledEventAttributes!.input);
+      assert.ok(size > 100 && size < 1000, `a checkpoint activity's input is ${size} bytes`);
+    }
+    for (const e of history.events!.filter((x) => x.activityTaskCompletedEventAttributes)) {
+      const size = bytes(e.activityTaskCompletedEventAttributes!.result);
+      assert.ok(size < 1000, `an activity result of ${size} bytes`);
     }
   });
 
