@@ -2,12 +2,13 @@
  * Missions as the API sees them: started as MissionWorkflows, read back by querying the workflow
  * (the result, once it has ended) and filling in each running sortie's live agent progress.
  */
+import { ApplicationFailure } from '@temporalio/common';
 import { WorkflowNotFoundError, WorkflowUpdateFailedError, type Client, type WorkflowExecutionDescription, type WorkflowHandle } from '@temporalio/client';
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import type { CheckpointStore } from '../activities/checkpoint-store';
 import type { Checkpoint, CheckpointSummary } from '../domain/checkpoint';
-import { initialMissionState, Mission, MissionState, MissionStatus, missionProgress, MissionWorkflowInput, type MissionRequest, type MissionSeed } from '../domain/mission';
+import { initialMissionState, Mission, MISSION_ENDED, MissionState, MissionStatus, missionProgress, MissionWorkflowInput, type MissionRequest, type MissionSeed } from '../domain/mission';
 import { MissionIdKey } from '../domain/search-attributes';
 import { workflowUiUrl } from '../domain/ui-url';
 import { checkpointUpdate, getMissionStateQuery } from '../workflows/definitions';
@@ -139,11 +140,13 @@ export class MissionService {
   /** A manual checkpoint: an update on the running mission's workflow. */
   async checkpoint(id: string, note: string | undefined, createdBy: string): Promise<Checkpoint> {
     const { desc } = await this.describe(id); // not get(): that reads every running agent too
-    if (desc.status.name !== 'RUNNING') throw conflict(`mission ${id} has ended; its last checkpoint is its completion checkpoint (GET /checkpoints/latest/${id})`);
+    const ended = () => conflict(`mission ${id} has ended; its last checkpoint is its completion checkpoint (GET /checkpoints/latest/${id})`);
+    if (desc.status.name !== 'RUNNING') throw ended();
     let summary: CheckpointSummary;
     try {
       summary = await this.handle(id).executeUpdate(checkpointUpdate, { args: [{ note, createdBy }] });
     } catch (err) {
+      if (err instanceof WorkflowUpdateFailedError && err.cause instanceof ApplicationFailure && err.cause.type === MISSION_ENDED) throw ended();
       if (err instanceof WorkflowUpdateFailedError) throw new ApiError(503, 'unavailable', `the checkpoint of mission ${id} failed: ${err.cause?.message ?? err.message}`);
       throw err;
     }

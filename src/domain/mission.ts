@@ -157,6 +157,9 @@ export const MissionSeed = z.object({
 });
 export type MissionSeed = z.infer<typeof MissionSeed>;
 
+/** Failure type of a checkpoint update on a mission that has ended (the API answers 409). */
+export const MISSION_ENDED = 'MissionEnded';
+
 export const MissionWorkflowInput = z.object({
   missionId: MissionId,
   request: MissionRequest,

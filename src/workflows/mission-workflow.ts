@@ -28,7 +28,7 @@ import {
 import { RetryPolicyInput } from '../domain/agent';
 import { agentMemo, type AgentState, type AgentWorkflowParsedInput } from '../domain/agent-workflow';
 import { checkpointDraft, type CheckpointSummary, type CheckpointTrigger, type MissionSnapshot } from '../domain/checkpoint';
-import { initialMissionState, MissionWorkflowInput, SETTLED_SORTIE_STATUSES, type MissionState, type SortieState } from '../domain/mission';
+import { initialMissionState, MISSION_ENDED, MissionWorkflowInput, SETTLED_SORTIE_STATUSES, type MissionState, type SortieState } from '../domain/mission';
 import { agentSearchAttributes } from '../domain/search-attributes';
 import type { MissionActivities } from '../activities/mission-activities';
 import { AgentWorkflow } from './agent-workflow';
@@ -89,6 +89,8 @@ export async function MissionWorkflow(rawInput: MissionWorkflowInput): Promise<M
   setHandler(checkpointUpdate, ({ note, createdBy }) => takeCheckpoint('manual', note ?? null, createdBy), {
     validator: ({ note, createdBy }) => {
       if (typeof createdBy !== 'string' || (note !== undefined && typeof note !== 'string')) throw new Error('checkpoint needs {createdBy: string, note?: string}');
+      // Ended, and finishing its completion checkpoint: that one is the last word.
+      if (state.status !== 'running') throw ApplicationFailure.create({ type: MISSION_ENDED, message: `the mission has ended (${state.status})` });
     },
   });
 
