@@ -3,20 +3,10 @@ import type { Command } from 'commander';
 import { resolve } from 'node:path';
 import { Agent, AGENT_TYPES, SpawnRequest, type SpawnRequestInput } from '../../domain/agent';
 import type { AgentHealth, AgentList, AgentLogTail, AgentResources, SystemHealth } from '../../domain/api';
-import { ApiClient, CliError } from '../api-client';
+import { CliError } from '../api-client';
+import { client, print, type GlobalOpts } from '../command-io';
 import { bytes, colour, progressBar, relativeTime, statusColour, table } from '../format';
 
-interface GlobalOpts {
-  apiUrl?: string;
-  token?: string;
-  dataDir?: string;
-  json?: boolean;
-}
-
-const client = (cmd: Command) => new ApiClient(cmd.optsWithGlobals<GlobalOpts>());
-const print = (cmd: Command, value: unknown, human: () => string) => {
-  process.stdout.write(cmd.optsWithGlobals<GlobalOpts>().json ? `${JSON.stringify(value, null, 2)}\n` : `${human()}\n`);
-};
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 const num = (name: string) => (v: string) => {

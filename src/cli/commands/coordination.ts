@@ -4,32 +4,11 @@ import { readFileSync } from 'node:fs';
 import { Holder, MessageRequest, type Lock, type Message } from '../../domain/coordination';
 import type { z } from 'zod';
 import type { Acknowledged, Inbox, LockList } from '../../domain/api';
-import { ApiClient, CliError } from '../api-client';
+import { CliError } from '../api-client';
+import { client, enc, print, short, withNotFoundHint } from '../command-io';
 import { colour, relativeTime, table } from '../format';
 
-interface GlobalOpts {
-  apiUrl?: string;
-  token?: string;
-  dataDir?: string;
-  json?: boolean;
-}
 
-const client = (cmd: Command) => new ApiClient(cmd.optsWithGlobals<GlobalOpts>());
-const print = (cmd: Command, value: unknown, human: () => string) => {
-  process.stdout.write(cmd.optsWithGlobals<GlobalOpts>().json ? `${JSON.stringify(value, null, 2)}\n` : `${human()}\n`);
-};
-const enc = encodeURIComponent;
-const short = (s: string, n: number) => (s.length > n ? `${s.slice(0, n - 1)}…` : s);
-
-/** The API's 404 hint speaks of agents; give one that fits what was looked up. */
-async function withNotFoundHint<T>(p: Promise<T>, hint: string): Promise<T> {
-  try {
-    return await p;
-  } catch (err) {
-    if (err instanceof CliError && err.api?.status === 404) throw new CliError(err.message, hint, err.exitCode, err.api);
-    throw err;
-  }
-}
 
 /** $USER when it is a valid holder name, else "cli". */
 const defaultSender = () => (process.env.USER && Holder.safeParse(process.env.USER).success ? process.env.USER : 'cli');

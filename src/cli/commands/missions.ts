@@ -10,38 +10,17 @@ import type { AgentList, CheckpointList, Deleted, MissionList, Pruned, RecoveryL
 import { CheckpointTrigger, PruneRequest, RecoveryPlan, type Checkpoint, type CheckpointSummary, type RecoveryEvent, type ResumeResult } from '../../domain/checkpoint';
 import { MissionStatus, SORTIE_STATUSES, type Mission, type MissionRequestInput, type SortieState } from '../../domain/mission';
 import type { z } from 'zod';
-import { ApiClient, CliError } from '../api-client';
+import { CliError } from '../api-client';
+import { client, enc, isJson, print, short, withNotFoundHint } from '../command-io';
 import { bytes, colour, progressBar, relativeTime, statusColour, table } from '../format';
 import { loadMissionFile } from '../mission-file';
 
-interface GlobalOpts {
-  apiUrl?: string;
-  token?: string;
-  dataDir?: string;
-  json?: boolean;
-}
-
-const client = (cmd: Command) => new ApiClient(cmd.optsWithGlobals<GlobalOpts>());
-const print = (cmd: Command, value: unknown, human: () => string) => {
-  process.stdout.write(cmd.optsWithGlobals<GlobalOpts>().json ? `${JSON.stringify(value, null, 2)}\n` : `${human()}\n`);
-};
-const isJson = (cmd: Command) => Boolean(cmd.optsWithGlobals<GlobalOpts>().json);
-const enc = encodeURIComponent;
 const query = (params: Record<string, string | number | undefined>) => {
   const q = new URLSearchParams();
   for (const [k, v] of Object.entries(params)) if (v !== undefined && v !== '') q.set(k, String(v));
   return q.size ? `?${q}` : '';
 };
 
-/** The API's 404 hint speaks of agents; give one that fits what was looked up. */
-async function withNotFoundHint<T>(p: Promise<T>, hint: string): Promise<T> {
-  try {
-    return await p;
-  } catch (err) {
-    if (err instanceof CliError && err.api?.status === 404) throw new CliError(err.message, hint, err.exitCode, err.api);
-    throw err;
-  }
-}
 
 const positiveInt = (name: string) => (v: string) => {
   if (!/^\d+$/.test(v) || Number(v) < 1) throw new CliError(`${name} must be a positive whole number, got ${JSON.stringify(v)}`);
@@ -69,7 +48,6 @@ export function parseDuration(text: string): number {
   return ms;
 }
 
-const short = (s: string, n: number) => (s.length > n ? `${s.slice(0, n - 1)}…` : s);
 const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
 const kv = (rows: [string, string][]) => table(rows.map(([k, v]) => [colour.bold(k), v]));
 const riskColour = (level: string) => (level === 'high' ? colour.red(level) : level === 'medium' ? colour.yellow(level) : colour.green(level));
