@@ -5,7 +5,7 @@
  */
 import { ApplicationFailure } from '@temporalio/common';
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
-import type { AgentState } from '../domain/agent-workflow';
+import type { Agent } from '../domain/agent';
 import { Checkpoint, checkpointDraft, type CheckpointHeader, type CheckpointSummary } from '../domain/checkpoint';
 import type { CoordinationState } from '../domain/coordination';
 import { missionProgress } from '../domain/mission';
@@ -16,8 +16,8 @@ import type { CheckpointStore } from './checkpoint-store';
 
 export interface MissionActivityDeps {
   client: Client;
-  /** An agent's workflow state (attempt, newest progress, last error). */
-  readAgent: (id: string) => Promise<Pick<AgentState, 'attempt' | 'progress' | 'lastError'>>;
+  /** Reads an agent as the API shows it (attempt, newest progress, last error). */
+  readAgent: (id: string) => Promise<Pick<Agent, 'attempt' | 'progress' | 'lastError'>>;
   store: CheckpointStore;
   logsDir: string;
   /** Task queue the CoordinationWorkflow runs on when it has to be started. */

@@ -14,11 +14,11 @@ import { join } from 'node:path';
 import { CheckpointStore } from '../activities/checkpoint-store';
 import { createMissionActivities } from '../activities/mission-activities';
 import { createAgentActivities } from '../activities/supervise-agent';
+import { AgentService } from '../api/agent-service';
 import { sortieRecoveryContext } from '../domain/recovery-context';
 import { log } from '../logger';
 import { Reaper } from '../process/reaper';
 import { ProcessTreeSampler } from '../process/tree-sampler';
-import { getAgentStateQuery } from '../workflows/definitions';
 
 export const DEFAULT_TASK_QUEUE = 'fleet-agents';
 /** Cancellation reaches an activity on its next heartbeat; the SDK's 60 s default would make terminate take a minute. */
@@ -45,7 +45,6 @@ export interface FleetWorkerOptions {
   checkpointDbPath: string;
 }
 
-const AGENT_QUERY_DEADLINE_MS = 5000;
 const PREBUILT_BUNDLE = join(__dirname, '..', '..', 'workflow-bundle.js');
 
 export function workflowsPath(): string {
@@ -97,9 +96,10 @@ export class FleetWorker {
         return sortieRecoveryContext(c, sortieId);
       },
     });
-    // A checkpoint reads each running agent's workflow state with a query (one round trip, no describe).
-    const readAgent = (id: string) => opts.client.withDeadline(Date.now() + AGENT_QUERY_DEADLINE_MS, () => opts.client.workflow.getHandle(id).query(getAgentStateQuery));
-    const missionActivities = createMissionActivities({ client: opts.client, readAgent, store, logsDir: opts.logsDir, coordinationQueue: opts.taskQueue });
+    // A checkpoint reads each running agent as the API shows it: the live progress from its output is
+    // in the attempt's heartbeat details (describe), what it reported through the API in its state (query).
+    const agents = new AgentService({ client: opts.client, namespace: opts.namespace, defaultQueue: opts.taskQueue, uiBaseUrl: null, apiUrl: null, cursorKey: randomBytes(32) });
+    const missionActivities = createMissionActivities({ client: opts.client, readAgent: (id) => agents.get(id), store, logsDir: opts.logsDir, coordinationQueue: opts.taskQueue });
     const throttle = opts.heartbeatThrottleMs ?? DEFAULT_HEARTBEAT_THROTTLE_MS;
     const common: Partial<WorkerOptions> = {
       connection: opts.connection,

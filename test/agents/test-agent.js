@@ -7,7 +7,8 @@
 //   --fail-until N        exit 3 while FLEET_ATTEMPT < N
 //   --stall-on N          on attempt N print one line, then stay silent forever
 //   --hang-on N           on attempt N run forever (printing nothing but heartbeat lines)
-//   --hang-unless-recovered  run forever unless FLEET_RECOVERY_CONTEXT is set (a resumed agent finishes)
+//   --hang-unless-recovered  report 30% "waiting to be resumed", then run forever unless FLEET_RECOVERY_CONTEXT
+//                         is set (a resumed agent finishes)
 //   --ignore-term         ignore SIGTERM (only SIGKILL stops it)
 //   --fork-child          start a child process that sleeps (and ignores SIGTERM too)
 //   --report-via-api      POST a heartbeat and progress {50, "via api"} with FLEET_AGENT_TOKEN, and try
@@ -61,7 +62,10 @@ const forever = () => setInterval(() => {}, 1 << 30);
 if (Number(opt('--stall-on', -1)) === attempt) {
   console.log('about to stall');
   forever();
-} else if (Number(opt('--hang-on', -1)) === attempt || (has('--hang-unless-recovered') && !process.env.FLEET_RECOVERY_CONTEXT)) {
+} else if (Number(opt('--hang-on', -1)) === attempt) {
+  forever();
+} else if (has('--hang-unless-recovered') && !process.env.FLEET_RECOVERY_CONTEXT) {
+  console.log('::fleet::{"percent":30,"message":"waiting to be resumed"}');
   forever();
 } else {
   const sleepMs = Number(opt('--sleep-ms', 0));

@@ -4,6 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { CheckpointStore } from '../../src/activities/checkpoint-store';
 import { isProcessAlive } from '../../src/process/proc';
 import { after, before, describe, it } from 'node:test';
 import type { Agent } from '../../src/domain/agent';
@@ -263,7 +264,7 @@ describe('missions, locks, messages, checkpoints and resume', { timeout: 600_000
     const m = await create(resumable(rec, 'lib/core.ts'));
     const running = await until(m.id, (x) => status(x, 's1') === 'succeeded' && status(x, 's2') === 'running', 's2 running');
     const s2agent = running.sorties.find((s) => s.id === 's2')!.agentId!;
-    await waitFor('s2 to print', () => readRecords(rec).some((r) => r.env?.TEST_SORTIE === 's2'));
+    await waitFor('s2 to report its progress', async () => ((await call<Agent>('GET', `/agents/${s2agent}`)).body.progress?.percent === 30 ? true : undefined), 20_000, 200);
 
     const note = await call<Message>('POST', '/messages', { from: 'alice', to: s2agent, subject: 'context', body: 'the API is versioned', missionId: m.id });
     assert.equal(note.status, 201);
@@ -280,6 +281,7 @@ describe('missions, locks, messages, checkpoints and resume', { timeout: 600_000
     const s2 = cp.sorties.find((s) => s.id === 's2')!;
     assert.equal(s2.agentId, s2agent);
     assert.equal(s2.attempt, 1);
+    assert.deepEqual([s2.progress?.percent, s2.lastMessage], [30, 'waiting to be resumed'], 'the live progress from its output');
     assert.ok(s2.lastOutput.some((l) => /agent started/.test(l)), `last output: ${JSON.stringify(s2.lastOutput)}`);
     assert.ok(cp.locks.some((l) => l.holder === s2agent && l.path === `${h.tmp}/lib/core.ts`));
     assert.deepEqual(cp.pendingMessages.map((x) => x.id), [note.body.id], 'the unacknowledged message is the pending queue');
@@ -400,6 +402,34 @@ describe('missions, locks, messages, checkpoints and resume', { timeout: 600_000
     const replanned = await call<ResumeResult>('POST', `/checkpoints/${cp.id}/resume`, { dryRun: true });
     assert.equal(replanned.status, 200);
     assert.deepEqual(replanned.body.plan.respawn.map((r) => r.sortieId), ['s2', 's3']);
+  });
+
+  it('a worker with another checkpoint store: the API says so for a checkpoint, and a respawned sortie fails naming the missing checkpoint', async () => {
+    const elsewhere = h.queue('elsewhere');
+    const otherStore = h.path('elsewhere.sqlite');
+    await h.startWorker(elsewhere, { checkpointDbPath: otherStore });
+    const rec = h.path('elsewhere.jsonl');
+    const m = await create({ ...resumable(rec, 'lib/elsewhere.ts'), queue: elsewhere });
+    await until(m.id, (x) => status(x, 's2') === 'running', 's2 running on the other worker');
+    const cp = await call<{ error: { message: string } }>('POST', '/checkpoints', { missionId: m.id });
+    assert.equal(cp.status, 503);
+    assert.match(cp.body.error.message, /written by a worker with another checkpoint store than this API's; run the API and the workers on the same data dir/);
+
+    // Carry the worker's checkpoint to the API by export/import, then lose it from the worker's store.
+    const store = CheckpointStore.open(otherStore);
+    const taken = store.list({ missionId: m.id, limit: 10 })[0]!;
+    const full = store.get(taken.id)!;
+    assert.equal((await call('POST', '/checkpoints/import', full)).status, 201);
+    store.delete(taken.id);
+    store.close();
+    assert.equal((await call('DELETE', `/missions/${m.id}`)).status, 202);
+    await ended(m.id);
+    const res = await call<ResumeResult>('POST', `/checkpoints/${taken.id}/resume`, {});
+    assert.equal(res.status, 201, JSON.stringify(res.body));
+    const done = await until(m.id, (x) => x.runId === res.body.recovery!.runId && x.status !== 'running', 'the resumed run to end');
+    assert.equal(done.status, 'failed');
+    assert.match(done.sorties.find((s) => s.id === 's2')!.lastError!, new RegExp(`checkpoint ${taken.id} is not in this worker's checkpoint store \\(${otherStore.replace(/[.]/g, '\\.')}\\)`));
+    assert.equal(runs(rec).s2!.length, 1, 'no agent was started without its recovery context');
   });
 
   it('rejects bad mission files and bad checkpoint and resume requests with errors that name the problem', async () => {
