@@ -88,6 +88,9 @@ export class AgentService {
   /** The agent, plus what only describe() shows: the running attempt's heartbeat details. */
   async inspect(id: string): Promise<{ agent: Agent; heartbeat: HeartbeatDetails | undefined; state: AgentState | undefined; heartbeatTimeoutMs: number }> {
     const h = this.handle(id);
+    // Both at once (one round trip's wait, not two). A query that no worker answers soon (or an
+    // error) leaves describe() alone to tell the state.
+    const query = this.opts.client.withDeadline(Date.now() + QUERY_DEADLINE_MS, () => h.query(getAgentStateQuery)).catch(() => undefined);
     let desc: Awaited<ReturnType<WorkflowHandle['describe']>>;
     try {
       desc = await h.describe();
@@ -97,16 +100,9 @@ export class AgentService {
     }
     const memo = AgentMemo.safeParse(desc.memo);
     if (desc.type !== 'AgentWorkflow' || !memo.success) throw notFound(`agent ${id}`);
-    let state: AgentState | undefined;
-    // Until a worker has run the first workflow task there is no state to query (and a query
-    // would wait for a worker); later, a query that no worker answers soon falls back to describe().
-    if (desc.historyLength > 3) {
-      try {
-        state = await this.opts.client.withDeadline(Date.now() + QUERY_DEADLINE_MS, () => h.query(getAgentStateQuery));
-      } catch {
-        state = undefined;
-      }
-    }
+    // Until a worker has run the first workflow task there is no state to query, and the query
+    // would wait for a worker: not worth waiting for.
+    const state: AgentState | undefined = desc.historyLength > 3 ? await query : undefined;
     const pending = desc.raw.pendingActivities?.[0];
     const hb = decodeHeartbeat(pending?.heartbeatDetails?.payloads);
     const closed = desc.status.name !== 'RUNNING';
