@@ -1,0 +1,55 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { emptySummary, foldEvent, summariseOutput, type OutputParser, type RuntimeEvent } from '../../src/runtimes/runtime-events';
+
+const fold = (events: RuntimeEvent[]) => events.reduce(foldEvent, emptySummary());
+
+describe('runtime events', () => {
+  it('folds a run into what the agent shows: session, newest activity, tools, files, usage, result', () => {
+    const s = fold([
+      { kind: 'session', sessionId: 's-1', model: 'm' },
+      { kind: 'activity', message: 'Read README.md' },
+      { kind: 'tool', name: 'Read', ok: true },
+      { kind: 'tool', name: 'Bash', ok: false, detail: 'npm test' },
+      { kind: 'file', path: 'src/a.ts' },
+      { kind: 'file', path: 'src/a.ts' },
+      { kind: 'usage', usage: { inputTokens: 10, outputTokens: 2 } },
+      { kind: 'usage', usage: { inputTokens: 30, outputTokens: 5, costUsd: 0.01 } },
+      { kind: 'activity', message: 'Edit src/a.ts' },
+      { kind: 'result', ok: true, text: 'done' },
+    ]);
+    assert.deepEqual(s, {
+      sessionId: 's-1',
+      model: 'm',
+      activity: 'Edit src/a.ts',
+      toolCalls: 2,
+      failedToolCalls: 1,
+      filesChanged: ['src/a.ts'],
+      usage: { inputTokens: 30, outputTokens: 5, costUsd: 0.01 },
+      result: { ok: true, text: 'done' },
+      lastError: null,
+      lastErrorFatal: false,
+    });
+  });
+
+  it('keeps a fatal error over later warnings, and a later fatal error over an earlier one', () => {
+    const s = fold([
+      { kind: 'error', message: 'retrying', fatal: false },
+      { kind: 'error', message: 'quota exceeded', fatal: true },
+      { kind: 'error', message: 'reconnecting', fatal: false },
+    ]);
+    assert.deepEqual([s.lastError, s.lastErrorFatal], ['quota exceeded', true]);
+    assert.equal(foldEvent(s, { kind: 'error', message: 'killed', fatal: true }).lastError, 'killed');
+  });
+
+  it('runs lines through a parser, then its end', () => {
+    const parser: OutputParser = {
+      line: (t) => (t.startsWith('@') ? [{ kind: 'activity', message: t.slice(1) }] : []),
+      end: () => [{ kind: 'result', ok: false, text: 'no result' }],
+    };
+    const { events, summary } = summariseOutput(parser, ['@one', 'noise', '@two']);
+    assert.equal(events.length, 3);
+    assert.equal(summary.activity, 'two');
+    assert.deepEqual(summary.result, { ok: false, text: 'no result' });
+  });
+});
