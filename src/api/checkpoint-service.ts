@@ -4,7 +4,7 @@
  * changes), then, unless refused, stops what is still running of the mission, takes over
  * conflicting locks when forced, and starts a new run of the mission seeded from the snapshot.
  */
-import { WorkflowNotFoundError, type Client } from '@temporalio/client';
+import type { Client } from '@temporalio/client';
 import { randomUUID } from 'node:crypto';
 import { statSync } from 'node:fs';
 import type { CheckpointStore } from '../activities/checkpoint-store';
@@ -93,13 +93,7 @@ export class CheckpointService {
     const done = c.sorties.filter((s) => s.status === 'succeeded');
     const again = c.sorties.filter((s) => s.status !== 'succeeded');
 
-    let runningRunId: string | null = null;
-    try {
-      const d = await client.workflow.getHandle(c.missionId).describe();
-      if (d.status.name === 'RUNNING') runningRunId = d.runId;
-    } catch (err) {
-      if (!(err instanceof WorkflowNotFoundError)) throw err;
-    }
+    const runningRunId = await this.opts.missions.openRun(c.missionId);
     const runningAgents: string[] = [];
     for await (const w of client.workflow.list({ query: `WorkflowType = 'AgentWorkflow' AND ${MissionIdKey.name} = '${c.missionId}' AND ExecutionStatus = 'Running'` })) {
       runningAgents.push(w.workflowId);

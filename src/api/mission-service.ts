@@ -19,6 +19,8 @@ import { mapLimit } from './map-limit';
 
 const MissionMemo = z.object({ title: z.string(), sortieCount: z.number().int() });
 const QUERY_DEADLINE_MS = 3000;
+/** How long a mission that has ended its work may take to write its completion checkpoint and close. */
+const FINISHING_WAIT_MS = 15_000;
 
 export const ListMissionsQuery = z
   .object({ status: MissionStatus.optional(), limit: z.coerce.number().int().min(1).max(200).default(50) })
@@ -115,6 +117,29 @@ export class MissionService {
       return agent ? { ...s, attempt: agent.attempt, progress: agent.progress ?? s.progress, lastError: agent.lastError ?? s.lastError } : s;
     });
     return this.view(id, desc.runId, { ...state, sorties }, state.status);
+  }
+
+  /**
+   * The run of mission `id` still open, or null. A run whose state has ended (it is only writing
+   * its completion checkpoint) is waited for, up to FINISHING_WAIT_MS, so that "cancel, then
+   * resume" does not find the mission still running for the second it takes to close.
+   */
+  async openRun(id: string): Promise<string | null> {
+    const h = this.handle(id);
+    const deadline = Date.now() + FINISHING_WAIT_MS;
+    for (;;) {
+      let desc;
+      try {
+        desc = await h.describe();
+      } catch (err) {
+        if (err instanceof WorkflowNotFoundError) return null;
+        throw err;
+      }
+      if (desc.status.name !== 'RUNNING') return null;
+      const state = await this.opts.client.withDeadline(Date.now() + QUERY_DEADLINE_MS, () => h.query(getMissionStateQuery)).catch(() => undefined);
+      if (state?.status === 'running' || !state || Date.now() > deadline) return desc.runId;
+      await new Promise((r) => setTimeout(r, 100));
+    }
   }
 
   async list(q: ListMissionsQuery): Promise<{ missions: Mission[] }> {
