@@ -19,7 +19,7 @@ export interface Usage {
 export type RuntimeEvent =
   /** The CLI's session (or thread) id: what its resume flag takes. */
   | { kind: 'session'; sessionId: string; model?: string }
-  /** What the agent is doing now, one short line: "Edit src/users.ts", "$ npm test", "thinking…". */
+  /** What the agent is doing now, one short line: "Edit src/users.ts", "$ npm test", "thinking". */
   | { kind: 'activity'; message: string }
   /** A tool call ended (`ok` false: the tool failed or was refused). */
   | { kind: 'tool'; name: string; ok: boolean; detail?: string }

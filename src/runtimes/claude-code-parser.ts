@@ -1,0 +1,223 @@
+/**
+ * Parser for Claude Code's streaming JSON output.
+ *
+ * Expected format: **Claude Code 2.1.331**,
+ * `claude -p "<prompt>" --output-format stream-json --verbose [--model …] [--permission-mode …] [--resume <id>]`
+ * (`--verbose` is required with `-p … stream-json`): one JSON object per stdout line, discriminated by `type` (and
+ * `subtype` for `system` and `result`). Types from npm `@anthropic-ai/claude-agent-sdk@0.3.331` (claudeCodeVersion
+ * 2.1.331), `sdk.d.ts`: `SDKMessage` (the union), `SDKSystemMessage` (`system`/`init`), `SDKAssistantMessage`,
+ * `SDKUserMessage`, `SDKAPIRetryMessage` (`system`/`api_retry`), `SDKPermissionDeniedMessage`
+ * (`system`/`permission_denied`), `SDKResultMessage` = `SDKResultSuccess` | `SDKResultError`, `NonNullableUsage`.
+ * Fixtures and notes: test/fixtures/runtimes/claude-code/ (README.md, SOURCES.md, *.jsonl).
+ *
+ * - `system`/`init` → session (`session_id`, `model`).
+ * - `assistant` (one content block per line while streaming): `tool_use` → activity ("Edit src/users.ts",
+ *   "Bash: npm test", "Read README.md"); `text` → activity (its first line); `thinking` → activity "thinking". The id,
+ *   name and input of each `tool_use` are kept to pair them with their results. A synthetic API-error message
+ *   (`error` set) is also a warning; the `result` line that follows carries the fatal error.
+ * - `user` with `tool_result` blocks → tool events (ok = !is_error, named after the matching `tool_use`), and a file
+ *   event for a successful Edit/Write/MultiEdit/NotebookEdit call.
+ * - `system`/`api_retry` and `system`/`permission_denied` → warnings (non-fatal errors).
+ * - `result` → result (ok = !is_error && subtype "success"; text = `result`, else `errors` joined), usage (tokens from
+ *   `usage`, cost from `total_cost_usd`), and a fatal error when not ok. `is_error` can be true with subtype "success"
+ *   (API and auth errors).
+ * - end of output without a `result` line (SIGTERM, crash) → fatal error.
+ * Pure: no Node imports; never throws; unknown types, subtypes and fields are ignored.
+ */
+import { type Obj, obj, arr, str, num, clip, firstLine, jsonObjectLine, tellingInput } from './json-fields';
+import type { OutputParser, RuntimeEvent, Usage } from './runtime-events';
+
+
+/** Tools whose successful calls change the file named in their input. */
+const FILE_TOOLS = new Set(['Edit', 'Write', 'MultiEdit', 'NotebookEdit']);
+/** Inputs naming a file or directory: shown as "Read src/x.ts". */
+const PATH_KEYS = ['file_path', 'notebook_path', 'path'];
+/** Other inputs that say the most about a call, best first: shown as "Bash: npm test". */
+const TELLING_KEYS = ['command', 'pattern', 'url', 'query', 'description', 'prompt', 'skill', 'subject'];
+/** Inputs that are bulk content, never a summary. */
+const BULK_KEYS = new Set(['content', 'old_string', 'new_string', 'new_source', 'edits', 'todos', 'input']);
+
+interface ToolCall {
+  name: string;
+  /** The activity line: "Edit src/users.ts". */
+  summary: string;
+  /** The file an Edit/Write/… call changes (as the CLI gave it). */
+  file?: string;
+}
+
+export function claudeCodeParser(): OutputParser {
+  let sessionId: string | null = null;
+  let cwd: string | null = null;
+  let sawResult = false;
+  const calls = new Map<string, ToolCall>();
+
+  /** A path relative to the session's cwd when it lies inside it (for display only). */
+  const shortPath = (p: string): string => (cwd && p.startsWith(`${cwd}/`) ? p.slice(cwd.length + 1) : p);
+
+  function describeCall(name: string, input: Obj | undefined): string {
+    if (!input) return name;
+    for (const k of PATH_KEYS) {
+      const v = str(input[k]);
+      if (v) return `${name} ${clip(shortPath(v.trim()), 120)}`;
+    }
+    const v = tellingInput(input, TELLING_KEYS, BULK_KEYS);
+    return v ? `${name}: ${clip(v.replace(/\s+/g, ' ').trim(), 80)}` : name;
+  }
+
+  /** The text of a tool_result's content: a string or a list of `{type:'text', text}` blocks. */
+  function resultText(content: unknown): string {
+    if (typeof content === 'string') return content;
+    return arr(content)
+      .map((b) => str(obj(b)?.text) ?? '')
+      .filter((t) => t.length > 0)
+      .join('\n');
+  }
+
+  function onAssistant(ev: Obj, out: RuntimeEvent[]): void {
+    const message = obj(ev.message);
+    for (const raw of arr(message?.content)) {
+      const block = obj(raw);
+      if (!block) continue;
+      switch (block.type) {
+        case 'tool_use': {
+          const name = str(block.name);
+          if (!name) break; // malformed
+          const input = obj(block.input);
+          const summary = describeCall(name, input);
+          const id = str(block.id);
+          if (id) {
+            const file = FILE_TOOLS.has(name) ? (str(input?.file_path) ?? str(input?.notebook_path)) : undefined;
+            calls.set(id, file ? { name, summary, file } : { name, summary });
+          }
+          out.push({ kind: 'activity', message: summary });
+          break;
+        }
+        case 'text': {
+          const text = str(block.text);
+          if (text) out.push({ kind: 'activity', message: firstLine(text) });
+          break;
+        }
+        case 'thinking':
+        case 'redacted_thinking':
+          out.push({ kind: 'activity', message: 'thinking' });
+          break;
+      }
+    }
+    // A synthetic message standing for an API error (`error`: "server_error", "authentication_failed", …).
+    const error = str(ev.error);
+    if (error) {
+      const text = arr(message?.content)
+        .map((b) => str(obj(b)?.text) ?? '')
+        .find((t) => t.length > 0);
+      out.push({ kind: 'error', message: text ? firstLine(text, 500) : `API error: ${error}`, fatal: false });
+    }
+  }
+
+  function onUser(ev: Obj, out: RuntimeEvent[]): void {
+    for (const raw of arr(obj(ev.message)?.content)) {
+      const block = obj(raw);
+      if (!block || block.type !== 'tool_result') continue;
+      const id = str(block.tool_use_id);
+      if (!id) continue; // malformed
+      const call = calls.get(id);
+      calls.delete(id);
+      const ok = block.is_error !== true;
+      const failure = ok ? '' : firstLine(resultText(block.content), 500);
+      const detail = failure || call?.summary;
+      const name = call?.name ?? 'tool';
+      out.push(detail ? { kind: 'tool', name, ok, detail } : { kind: 'tool', name, ok });
+      if (ok && call?.file) out.push({ kind: 'file', path: call.file });
+    }
+  }
+
+  function onSystem(ev: Obj, out: RuntimeEvent[]): void {
+    switch (ev.subtype) {
+      case 'init': {
+        const sid = str(ev.session_id);
+        cwd = str(ev.cwd)?.replace(/\/+$/, '') ?? cwd;
+        if (!sid) break;
+        const model = str(ev.model);
+        if (sid !== sessionId || model) out.push(model ? { kind: 'session', sessionId: sid, model } : { kind: 'session', sessionId: sid });
+        sessionId = sid;
+        break;
+      }
+      case 'api_retry': {
+        const attempt = num(ev.attempt);
+        const max = num(ev.max_retries);
+        const status = num(ev.error_status);
+        const what = [str(ev.error), status !== undefined ? `(${status})` : undefined].filter(Boolean).join(' ') || 'error';
+        const retry = attempt !== undefined ? ` ${attempt}${max !== undefined ? `/${max}` : ''}` : '';
+        out.push({ kind: 'error', message: `API ${what}; retry${retry}`, fatal: false });
+        break;
+      }
+      case 'permission_denied': {
+        const tool = str(ev.tool_name) ?? 'a tool';
+        const why = str(ev.message);
+        out.push({ kind: 'error', message: why ? `Permission denied for ${tool}: ${firstLine(why, 500)}` : `Permission denied for ${tool}`, fatal: false });
+        break;
+      }
+    }
+  }
+
+  function onResult(ev: Obj, out: RuntimeEvent[]): void {
+    sawResult = true;
+    const subtype = str(ev.subtype);
+    const ok = ev.is_error !== true && subtype === 'success';
+    const errors = arr(ev.errors).filter((e): e is string => typeof e === 'string' && e.trim().length > 0);
+    const text = typeof ev.result === 'string' ? ev.result : errors.join('\n');
+
+    const u = obj(ev.usage);
+    const usage: Usage = {};
+    const set = (key: keyof Usage, v: unknown) => {
+      const n = num(v);
+      if (n !== undefined) usage[key] = n;
+    };
+    set('inputTokens', u?.input_tokens);
+    set('outputTokens', u?.output_tokens);
+    set('cacheReadTokens', u?.cache_read_input_tokens);
+    set('cacheWriteTokens', u?.cache_creation_input_tokens);
+    set('reasoningTokens', obj(u?.output_tokens_details)?.thinking_tokens);
+    set('costUsd', ev.total_cost_usd);
+    if (Object.keys(usage).length > 0) out.push({ kind: 'usage', usage });
+
+    out.push({ kind: 'result', ok, text });
+    if (!ok) {
+      const message = text.trim() || `claude-code run failed (${str(ev.terminal_reason) ?? subtype ?? 'unknown reason'})`;
+      out.push({ kind: 'error', message, fatal: true });
+    }
+  }
+
+  function onLine(text: string): RuntimeEvent[] {
+    const ev = jsonObjectLine(text);
+    if (!ev) return [];
+    const out: RuntimeEvent[] = [];
+    switch (ev.type) {
+      case 'system':
+        onSystem(ev, out);
+        break;
+      case 'assistant':
+        onAssistant(ev, out);
+        break;
+      case 'user':
+        onUser(ev, out);
+        break;
+      case 'result':
+        onResult(ev, out);
+        break;
+    }
+    return out;
+  }
+
+  return {
+    line(text: string): RuntimeEvent[] {
+      try {
+        return typeof text === 'string' ? onLine(text) : [];
+      } catch {
+        return [];
+      }
+    },
+    end(): RuntimeEvent[] {
+      return sawResult ? [] : [{ kind: 'error', message: 'claude-code ended without a result (cancelled or crashed)', fatal: true }];
+    },
+  };
+}

@@ -1,0 +1,224 @@
+/**
+ * Parser for Codex CLI's JSON event stream.
+ *
+ * Expected format: **codex-cli 0.169.0**,
+ * `codex exec --json --sandbox workspace-write -m <model> "<prompt>" </dev/null` (also `codex exec --json … resume
+ * <thread_id> "<prompt>"`): one JSON object per stdout line, `{type, …}` with `type` one of `thread.started`,
+ * `turn.started`, `turn.completed`, `turn.failed`, `item.started`, `item.updated`, `item.completed`, `error` (and
+ * `item.plan.delta`, `request_user_input`, ignored here). Types from npm `@openai/codex-sdk@0.163.0` `dist/index.d.ts`
+ * (`ThreadEvent`, `ThreadItem`, `Usage`, which 0.169.0 matches field for field) and github `openai/codex`
+ * `codex-rs/exec/src/exec_events.rs` @ 08a1f30ca23f51922d1a4a4965b5ab999b64bead (`ThreadEvent`, `ThreadItemDetails`,
+ * `CommandExecutionStatus`, …) and `codex-rs/exec/src/event_processor_with_jsonl_output.rs`
+ * @ 029bf4d55c5d33e77bdbdfaec25d06836ae9e213. Fixtures and notes: test/fixtures/runtimes/codex/ (README.md,
+ * SOURCES.md, *.jsonl).
+ *
+ * - `thread.started` → session (`thread_id`, which `codex exec resume` takes). The stream does not name the model.
+ * - `item.started`: command_execution → activity "$ <command>" (the `/bin/bash -lc '…'` wrapper removed);
+ *   file_change and mcp_tool_call → activity.
+ * - `item.completed`: command_execution → tool "shell" (ok: exit code 0, status completed); file_change → a file event
+ *   per changed path and tool "apply_patch"; agent_message → activity (first line), its text is the final answer so
+ *   far; reasoning → activity "thinking"; mcp_tool_call → tool "<server>.<tool>"; collab_tool_call → tool
+ *   "collab.<tool>"; web_search → activity "search: <query>"; error → warning.
+ * - todo_list (started, updated, completed) → activity with the first unfinished item.
+ * - top-level `error` → warning: "Reconnecting... n/5" notices are retries; a fatal one is followed by `turn.failed`.
+ * - `turn.completed` → usage (cumulative for the whole thread, as Codex reports it; no cost) and result ok with the
+ *   last agent message; `turn.failed` → result not ok and a fatal error with `error.message`.
+ * - end of output without `turn.completed` or `turn.failed` (SIGINT interrupts emit nothing; SIGTERM) → fatal error.
+ * Pure: no Node imports; never throws; unknown types and fields are ignored.
+ */
+import { type Obj, obj, arr, str, num, clip, firstLine, jsonObjectLine } from './json-fields';
+import type { OutputParser, RuntimeEvent, Usage } from './runtime-events';
+
+
+/**
+ * The command the agent wrote, without the shell wrapper Codex adds: `/bin/bash -lc 'node --test'` → `node --test`
+ * (a single-quoted script whose own quotes are written `'\''`). Anything else is returned as it is.
+ */
+export function unwrapShell(command: string): string {
+  const m = /^(?:\/usr)?(?:\/bin\/)?(?:ba|z|da)?sh -l?c '((?:[^']|'\\'')*)'$/s.exec(command.trim());
+  return m ? m[1]!.replace(/'\\''/g, "'") : command.trim();
+}
+
+/** One line for a command: its first 80 characters, whitespace folded. */
+const commandLine = (command: string): string => clip(unwrapShell(command).replace(/\s+/g, ' '), 80);
+
+export function codexParser(): OutputParser {
+  let sessionId: string | null = null;
+  let lastMessage = '';
+  let finished = false;
+
+  function todoActivity(item: Obj, out: RuntimeEvent[]): void {
+    const next = arr(item.items)
+      .map(obj)
+      .find((t) => t && t.completed !== true && str(t.text));
+    if (next) out.push({ kind: 'activity', message: `todo: ${firstLine(next.text as string)}` });
+  }
+
+  function fileChangeSummary(item: Obj): string[] {
+    return arr(item.changes)
+      .map((c) => str(obj(c)?.path))
+      .filter((p): p is string => p !== undefined);
+  }
+
+  function onItemStarted(item: Obj, out: RuntimeEvent[]): void {
+    switch (item.type) {
+      case 'command_execution': {
+        const command = str(item.command);
+        if (command) out.push({ kind: 'activity', message: `$ ${commandLine(command)}` });
+        break;
+      }
+      case 'file_change': {
+        const paths = fileChangeSummary(item);
+        if (paths.length > 0) out.push({ kind: 'activity', message: `apply_patch ${paths.join(', ')}` });
+        break;
+      }
+      case 'mcp_tool_call': {
+        const server = str(item.server);
+        const tool = str(item.tool);
+        if (server || tool) out.push({ kind: 'activity', message: [server, tool].filter(Boolean).join('.') });
+        break;
+      }
+      case 'todo_list':
+        todoActivity(item, out);
+        break;
+    }
+  }
+
+  function onItemCompleted(item: Obj, out: RuntimeEvent[]): void {
+    const status = str(item.status);
+    switch (item.type) {
+      case 'command_execution': {
+        const command = str(item.command);
+        if (!command) break; // malformed
+        const exit = num(item.exit_code);
+        const ok = exit !== undefined ? exit === 0 && status !== 'failed' && status !== 'declined' : status === 'completed';
+        const why = ok ? '' : exit !== undefined ? ` (exit ${exit})` : status ? ` (${status})` : '';
+        out.push({ kind: 'tool', name: 'shell', ok, detail: `${commandLine(command)}${why}` });
+        break;
+      }
+      case 'file_change': {
+        if (!Array.isArray(item.changes)) break; // malformed
+        const paths = fileChangeSummary(item);
+        const ok = status === undefined || status === 'completed';
+        const detail = paths.join(', ');
+        out.push(detail ? { kind: 'tool', name: 'apply_patch', ok, detail } : { kind: 'tool', name: 'apply_patch', ok });
+        if (ok) for (const path of paths) out.push({ kind: 'file', path });
+        break;
+      }
+      case 'agent_message': {
+        const text = str(item.text);
+        if (!text) break;
+        lastMessage = text;
+        out.push({ kind: 'activity', message: firstLine(text) });
+        break;
+      }
+      case 'reasoning':
+        out.push({ kind: 'activity', message: 'thinking' });
+        break;
+      case 'mcp_tool_call': {
+        const name = [str(item.server), str(item.tool)].filter(Boolean).join('.');
+        if (!name) break; // malformed
+        const error = str(obj(item.error)?.message);
+        const ok = status === 'completed' && !error;
+        out.push(error ? { kind: 'tool', name, ok, detail: firstLine(error, 500) } : { kind: 'tool', name, ok });
+        break;
+      }
+      case 'collab_tool_call': {
+        const name = `collab.${str(item.tool) ?? 'tool'}`;
+        const ok = status === 'completed';
+        const prompt = str(item.prompt);
+        out.push(prompt ? { kind: 'tool', name, ok, detail: firstLine(prompt) } : { kind: 'tool', name, ok });
+        break;
+      }
+      case 'web_search': {
+        const query = str(item.query);
+        out.push({ kind: 'activity', message: query ? `search: ${firstLine(query)}` : 'search' });
+        break;
+      }
+      case 'todo_list':
+        todoActivity(item, out);
+        break;
+      case 'error': {
+        const message = str(item.message);
+        if (message) out.push({ kind: 'error', message, fatal: false });
+        break;
+      }
+    }
+  }
+
+  function onLine(text: string): RuntimeEvent[] {
+    const ev = jsonObjectLine(text);
+    if (!ev) return [];
+    const out: RuntimeEvent[] = [];
+    switch (ev.type) {
+      case 'thread.started': {
+        const sid = str(ev.thread_id);
+        if (sid && sid !== sessionId) {
+          sessionId = sid;
+          out.push({ kind: 'session', sessionId: sid });
+        }
+        break;
+      }
+      case 'turn.started':
+        lastMessage = '';
+        break;
+      case 'item.started': {
+        const item = obj(ev.item);
+        if (item) onItemStarted(item, out);
+        break;
+      }
+      case 'item.updated': {
+        const item = obj(ev.item);
+        if (item?.type === 'todo_list') todoActivity(item, out);
+        break;
+      }
+      case 'item.completed': {
+        const item = obj(ev.item);
+        if (item) onItemCompleted(item, out);
+        break;
+      }
+      case 'error': {
+        const message = str(ev.message);
+        if (message) out.push({ kind: 'error', message, fatal: false });
+        break;
+      }
+      case 'turn.completed': {
+        finished = true;
+        const u = obj(ev.usage);
+        const usage: Usage = {};
+        const set = (key: keyof Usage, v: unknown) => {
+          const n = num(v);
+          if (n !== undefined) usage[key] = n;
+        };
+        set('inputTokens', u?.input_tokens);
+        set('cacheReadTokens', u?.cached_input_tokens);
+        set('cacheWriteTokens', u?.cache_write_input_tokens);
+        set('outputTokens', u?.output_tokens);
+        set('reasoningTokens', u?.reasoning_output_tokens);
+        if (Object.keys(usage).length > 0) out.push({ kind: 'usage', usage });
+        out.push({ kind: 'result', ok: true, text: lastMessage });
+        break;
+      }
+      case 'turn.failed': {
+        finished = true;
+        const message = str(obj(ev.error)?.message) ?? 'turn failed';
+        out.push({ kind: 'result', ok: false, text: message }, { kind: 'error', message, fatal: true });
+        break;
+      }
+    }
+    return out;
+  }
+
+  return {
+    line(text: string): RuntimeEvent[] {
+      try {
+        return typeof text === 'string' ? onLine(text) : [];
+      } catch {
+        return [];
+      }
+    },
+    end(): RuntimeEvent[] {
+      return finished ? [] : [{ kind: 'error', message: 'codex ended without finishing its turn (cancelled or crashed)', fatal: true }];
+    },
+  };
+}

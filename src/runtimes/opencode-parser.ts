@@ -1,0 +1,143 @@
+/**
+ * Parser for OpenCode's JSON event stream.
+ *
+ * Expected format: **opencode 1.18.33**, `opencode run --format json -m <provider/model> "<prompt>"`: one JSON object per
+ * stdout line, `{type, timestamp, sessionID, ...}` with `type` one of `step_start`, `text`, `tool_use`, `step_finish`,
+ * `reasoning`, `error` (and `done` in newer upstream versions). Source: `packages/opencode/src/cli/cmd/run.ts` in
+ * `anomalyco/opencode` (formerly `sst/opencode`, read at commit 00f9806cfed20c911d483abb471162a726d250ab, the same
+ * code is bundled in the 1.18.33 binary) and the part schemas (`StepFinishPart`, `TextPart`, `ToolPart`, `ToolState*`)
+ * in the binary. Fixtures and notes: test/fixtures/runtimes/opencode/ (SOURCES.md, success.jsonl, failure.jsonl,
+ * failure-connect.jsonl).
+ *
+ * - `sessionID` on every line → one `session` event (the first time). The stream does not name the model.
+ * - `tool_use` (one per finished call, input and result together) → activity, tool (ok when `state.status` is
+ *   "completed"), and file events for the edit/write/patch tools once completed.
+ * - `text` (whole finished blocks) → activity (first line); the text of the last step is the final answer.
+ * - `step_finish` → cost and tokens summed over steps as a usage event; when `reason` is not "tool-calls" the run is
+ *   finished: result ok. A `done` line (newer versions) also finishes the run.
+ * - `error` → fatal error (`error.data.message`, else `error.name`) and result not ok.
+ * Pure: no Node imports; never throws; unknown types and fields are ignored.
+ */
+import { type Obj, obj, str, num, firstLine, jsonObjectLine, tellingInput } from './json-fields';
+import type { OutputParser, RuntimeEvent, Usage } from './runtime-events';
+
+
+/** Inputs that say the most about a call, best first. */
+const TELLING_KEYS = ['filePath', 'command', 'pattern', 'path', 'url', 'query', 'description', 'prompt', 'file_path'];
+/** Inputs that are bulk content, never a summary. */
+const BULK_KEYS = new Set(['content', 'oldString', 'newString', 'patchText', 'todos', 'edits']);
+
+/** Tools whose completed calls change files. */
+const FILE_TOOLS = new Set(['edit', 'write', 'patch', 'apply_patch', 'multiedit']);
+
+/** The files a completed edit/write/patch call changed. */
+function changedFiles(state: Obj): string[] {
+  const input = obj(state.input);
+  const metadata = obj(state.metadata);
+  const paths = [str(input?.filePath), str(metadata?.filepath), str(obj(metadata?.filediff)?.file)];
+  const patch = str(input?.patchText);
+  if (patch) {
+    for (const l of patch.split('\n')) {
+      const m = /^\*\*\* (?:Add File|Update File|Delete File|Move to): (.+)$/.exec(l.trim());
+      if (m) paths.push(m[1]!.trim());
+    }
+  }
+  return [...new Set(paths.filter((p): p is string => p !== undefined))];
+}
+
+export function opencodeParser(): OutputParser {
+  let sessionId: string | null = null;
+  const usage = { inputTokens: 0, outputTokens: 0, reasoningTokens: 0, cacheReadTokens: 0, cacheWriteTokens: 0, costUsd: 0 };
+  let stepText: string[] = [];
+  let lastText = '';
+  let finished = false;
+  let failed = false;
+
+  const answer = () => (stepText.length > 0 ? stepText.join('\n\n') : lastText);
+
+  function onLine(text: string): RuntimeEvent[] {
+    const ev = jsonObjectLine(text);
+    if (!ev) return [];
+    const out: RuntimeEvent[] = [];
+    const sid = str(ev.sessionID);
+    if (sid && sessionId === null) {
+      sessionId = sid;
+      out.push({ kind: 'session', sessionId: sid });
+    }
+    const part = obj(ev.part) ?? {};
+    switch (ev.type) {
+      case 'step_start':
+        stepText = [];
+        break;
+      case 'text': {
+        const body = typeof part.text === 'string' ? part.text : '';
+        if (body.trim() === '' || part.synthetic === true || part.ignored === true) break;
+        stepText.push(body);
+        lastText = body;
+        out.push({ kind: 'activity', message: firstLine(body) });
+        break;
+      }
+      case 'reasoning':
+        out.push({ kind: 'activity', message: 'thinking' });
+        break;
+      case 'tool_use': {
+        const tool = str(part.tool);
+        const state = obj(part.state);
+        // A call without a name or a status is malformed. run.ts only emits finished calls; one still pending or running
+        // (should a version send one) is not an outcome yet.
+        if (!tool || !state || typeof state.status !== 'string' || state.status === 'pending' || state.status === 'running') break;
+        const summary = firstLine(tellingInput(obj(state.input), TELLING_KEYS, BULK_KEYS) ?? '');
+        const ok = state.status === 'completed';
+        out.push({ kind: 'activity', message: summary ? `${tool}: ${summary}` : tool });
+        const detail = ok ? summary : (str(state.error) ?? summary);
+        out.push(detail ? { kind: 'tool', name: tool, ok, detail: firstLine(detail, 500) } : { kind: 'tool', name: tool, ok });
+        if (ok && FILE_TOOLS.has(tool)) for (const path of changedFiles(state)) out.push({ kind: 'file', path });
+        break;
+      }
+      case 'step_finish': {
+        const tokens = obj(part.tokens) ?? {};
+        const cache = obj(tokens.cache) ?? {};
+        usage.inputTokens += num(tokens.input) ?? 0;
+        usage.outputTokens += num(tokens.output) ?? 0;
+        usage.reasoningTokens += num(tokens.reasoning) ?? 0;
+        usage.cacheReadTokens += num(cache.read) ?? 0;
+        usage.cacheWriteTokens += num(cache.write) ?? 0;
+        usage.costUsd += num(part.cost) ?? 0;
+        out.push({ kind: 'usage', usage: { ...usage } satisfies Usage });
+        const reason = str(part.reason);
+        if (reason !== undefined && reason !== 'tool-calls' && !failed) {
+          finished = true;
+          out.push({ kind: 'result', ok: true, text: answer() });
+        }
+        break;
+      }
+      case 'done':
+        if (!finished && !failed) {
+          finished = true;
+          out.push({ kind: 'result', ok: true, text: answer() });
+        }
+        break;
+      case 'error': {
+        const err = obj(ev.error);
+        const message = str(obj(err?.data)?.message) ?? str(err?.name) ?? 'opencode reported an error';
+        failed = true;
+        out.push({ kind: 'error', message, fatal: true }, { kind: 'result', ok: false, text: message });
+        break;
+      }
+    }
+    return out;
+  }
+
+  return {
+    line(text: string): RuntimeEvent[] {
+      try {
+        return typeof text === 'string' ? onLine(text) : [];
+      } catch {
+        return [];
+      }
+    },
+    end(): RuntimeEvent[] {
+      return finished || failed ? [] : [{ kind: 'error', message: 'opencode ended without finishing (cancelled or crashed)', fatal: true }];
+    },
+  };
+}
