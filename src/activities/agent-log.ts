@@ -3,6 +3,7 @@
  * to `<file>.1` (replacing an older one) and a new file starts, so an attempt never keeps more than
  * twice `maxBytes` on disk however much the agent prints.
  */
+import { StringDecoder } from 'node:string_decoder';
 import { createWriteStream, mkdirSync, openSync, renameSync, statSync, writeFileSync, type WriteStream } from 'node:fs';
 import { dirname, join } from 'node:path';
 
@@ -13,12 +14,15 @@ export function agentLogPath(logsDir: string, agentId: string, attempt: number):
 }
 
 /** A resumed agent's recovery context, beside its logs (`<logs>/<id>/recovery-context.md`, owner-only); returns the path. */
-export function writeRecoveryContext(logsDir: string, agentId: string, text: string): string {
-  const path = join(logsDir, agentId, 'recovery-context.md');
+/** A file beside the agent's logs (recovery-context.md, instructions.md), owner-only; returns its path. */
+export function writeAgentFile(logsDir: string, agentId: string, name: string, text: string): string {
+  const path = join(logsDir, agentId, name);
   mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
   writeFileSync(path, text, { mode: 0o600 });
   return path;
 }
+
+export const writeRecoveryContext = (logsDir: string, agentId: string, text: string): string => writeAgentFile(logsDir, agentId, 'recovery-context.md', text);
 
 export class AgentLog {
   private stream: WriteStream;
@@ -82,14 +86,17 @@ function fileSize(path: string): number {
 export class LineSplitter {
   private pending = '';
   private overflow = false;
+  /** Keeps a character split across two chunks whole. */
+  private readonly decoder = new StringDecoder('utf8');
 
   constructor(
     private readonly onLine: (line: string) => void,
     private readonly maxLine = 64 * 1024,
+    private readonly onEnd?: () => void,
   ) {}
 
   push(chunk: Buffer): void {
-    let text = chunk.toString('utf8');
+    let text = this.decoder.write(chunk);
     for (;;) {
       const nl = text.indexOf('\n');
       if (nl < 0) break;
@@ -108,7 +115,9 @@ export class LineSplitter {
   }
 
   end(): void {
+    this.pending += this.decoder.end();
     if (this.pending && !this.overflow) this.onLine(this.pending);
     this.pending = '';
+    this.onEnd?.();
   }
 }

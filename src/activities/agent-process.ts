@@ -10,6 +10,7 @@ import { delimiter, isAbsolute, join, resolve } from 'node:path';
 import type { Progress } from '../domain/agent';
 import type { ProcessIdentity } from '../domain/agent-workflow';
 import { parseProgressLine } from '../domain/progress-line';
+import { emptySummary, foldEvent, type OutputParser, type RunSummary } from '../runtimes/runtime-events';
 import { readProcStat, stopGroup, type StopGroupResult } from '../process/proc';
 import type { Reaper } from '../process/reaper';
 import type { ProcessTreeSampler } from '../process/tree-sampler';
@@ -35,6 +36,9 @@ export function buildAgentEnv({ inherited, requested, fleet }: AgentEnvInput): R
   }
   return { ...env, ...fleet };
 }
+
+/** A CLI's JSON line can hold a whole file (a tool result): read lines this long before giving up on one. */
+const CLI_MAX_LINE = 8 * 1024 * 1024;
 
 export class SpawnError extends Error {
   constructor(
@@ -78,6 +82,8 @@ export interface SpawnSpec {
   logPath: string;
   maxLogBytes?: number;
   workerQueue: string;
+  /** Reads a coding-agent CLI's stdout (CLI runtimes): its events are folded into `run`. */
+  parser?: OutputParser;
 }
 
 export interface ExitInfo {
@@ -87,6 +93,8 @@ export interface ExitInfo {
 
 export class AgentProcess {
   progress: Progress | null = null;
+  /** What the CLI's output says so far (null without a parser). */
+  run: RunSummary | null = null;
   lastOutputAt: Date | null = null;
   readonly startedAt = new Date();
   readonly exited: Promise<ExitInfo>;
@@ -103,7 +111,9 @@ export class AgentProcess {
     readonly log: AgentLog,
     private readonly reaper: Reaper,
     private readonly sampler: ProcessTreeSampler,
+    parser: OutputParser | undefined,
   ) {
+    if (parser) this.run = emptySummary();
     this.exited = new Promise<ExitInfo>((resolveExit) => {
       child.once('exit', (exitCode, signal) => {
         this.exitInfo = { exitCode, signal };
@@ -120,10 +130,23 @@ export class AgentProcess {
           updatedAt: new Date().toISOString(),
         };
         this.onProgress?.();
+      } else if (parser) {
+        this.fold(parser.line(line));
       }
-    });
+    }, parser ? CLI_MAX_LINE : undefined, () => parser && this.fold(parser.end()));
     this.pipe(child.stdout!, splitter);
     this.pipe(child.stderr!);
+  }
+
+  /** Folds a CLI's events into `run`; what it is doing now is also the agent's progress message. */
+  private fold(events: ReturnType<OutputParser['line']>): void {
+    if (!events.length || !this.run) return;
+    const before = this.run.activity;
+    this.run = events.reduce(foldEvent, this.run);
+    if (this.run.activity !== before && this.run.activity) {
+      this.progress = { percent: this.progress?.percent ?? 0, message: this.run.activity, updatedAt: new Date().toISOString() };
+    }
+    this.onProgress?.();
   }
 
   /** Output goes to the log with backpressure: the agent blocks on a full pipe rather than the worker buffering. */
@@ -174,7 +197,7 @@ export class AgentProcess {
       startTicks: readProcStat(pid)?.startTicks ?? 0,
       workerQueue: spec.workerQueue,
     };
-    return new AgentProcess(child, identity, log, reaper, sampler);
+    return new AgentProcess(child, identity, log, reaper, sampler, spec.parser);
   }
 
   get exitStatus(): ExitInfo | undefined {

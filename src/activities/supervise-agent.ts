@@ -11,13 +11,16 @@ import { hostname } from 'node:os';
 import type { ProcessOutcome, ProcessIdentity, HeartbeatDetails, AgentState } from '../domain/agent-workflow';
 import { AgentFailureType } from '../domain/agent-workflow';
 import type { AgentWorkflowParsedInput } from '../domain/agent-workflow';
-import type { SpawnRequest } from '../domain/agent';
+import type { SpawnRequest, WorktreeInfo } from '../domain/agent';
+import { FleetConfig } from '../domain/roles';
 import { isProcessAlive, stopGroup } from '../process/proc';
 import type { Reaper } from '../process/reaper';
 import type { ProcessTreeSampler } from '../process/tree-sampler';
 import { attemptEndedSignal, attemptStartedSignal, getAgentStateQuery } from '../workflows/definitions';
 import { agentLogPath, writeRecoveryContext } from './agent-log';
 import { AgentProcess, buildAgentEnv, SpawnError } from './agent-process';
+import { launchOf, type Launch } from './runtime-launch';
+import { ensureWorktree, WorktreeError } from './worktree';
 import { log } from '../logger';
 import { mintAgentToken } from '../api/agent-token';
 
@@ -39,6 +42,10 @@ export interface AgentActivityDeps {
   agentTokenKey?: Buffer;
   /** The recovery context of a sortie in a checkpoint (`recoverFrom`); throws when the checkpoint is not in the store. */
   recoveryContextOf?: (ref: NonNullable<SpawnRequest['recoverFrom']>) => string;
+  /** This worker's CLI runtimes (executables, extra arguments): fleet.config.json's `runtimes`. */
+  runtimes?: FleetConfig['runtimes'];
+  /** Where agents spawned with worktree: true get their git worktrees (`<dir>/<agentId>`). */
+  worktreesDir?: string;
 }
 
 /** Resource history kept in heartbeat details: one point per 5 s, the last 60 (5 minutes). */
@@ -113,6 +120,15 @@ export function createAgentActivities(deps: AgentActivityDeps) {
     }
   }
 
+  /** The agent's git worktree (made on its first attempt, reused by later ones). */
+  async function worktreeFor(agentId: string, cwd: string | undefined) {
+    if (!cwd) throw new SpawnError('worktree: true needs a cwd inside a git repository: the repository to branch from', 'spawnFailed');
+    if (!deps.worktreesDir) throw new SpawnError('this worker has no worktrees directory (start it with a data dir) for an agent spawned with worktree: true', 'spawnFailed');
+    const wt = await ensureWorktree({ cwd, agentId, worktreesDir: deps.worktreesDir });
+    if (wt.created) log.info('created a git worktree for the agent', { agentId, path: wt.path, branch: wt.branch });
+    return wt;
+  }
+
   async function superviseAgentProcess(input: SuperviseAgentInput): Promise<ProcessOutcome> {
     const ctx = Context.current();
     const req = input.request;
@@ -121,43 +137,54 @@ export function createAgentActivities(deps: AgentActivityDeps) {
     const { agentId } = input;
 
     let proc = adopt(input);
+    let launch: Launch | undefined;
+    let worktree: (WorktreeInfo & { agentCwd?: string }) | null = null;
     if (!proc) {
       const prev = (ctx.info.heartbeatDetails as HeartbeatDetails | undefined) ?? input.adopt;
       await stopPredecessor(prev, req.terminateGraceMs);
       const logPath = agentLogPath(deps.logsDir, agentId, attempt);
-      const recoveryText = [req.recoveryContext, req.recoverFrom && recoveryContextOf(req.recoverFrom)].filter(Boolean).join('\n\n');
-      const recoveryFile = recoveryText ? writeRecoveryContext(deps.logsDir, agentId, recoveryText) : undefined;
-      const env = buildAgentEnv({
-        inherited: process.env,
-        requested: req.env,
-        fleet: {
-          FLEET_AGENT_ID: agentId,
-          FLEET_AGENT_TYPE: req.type,
-          FLEET_TASK: req.task,
-          FLEET_ATTEMPT: String(attempt),
-          FLEET_MISSION_ID: req.missionId ?? '',
-          ...(input.apiUrl ? { FLEET_API_URL: input.apiUrl } : {}),
-          ...(recoveryFile ? { FLEET_RECOVERY_CONTEXT: recoveryText, FLEET_RECOVERY_FILE: recoveryFile } : {}),
-          ...(deps.agentTokenKey ? { FLEET_AGENT_TOKEN: mintAgentToken(deps.agentTokenKey, agentId) } : {}),
-        },
-      });
+      const fail = async (message: string, type: string): Promise<never> => {
+        await notify(agentId, (h) => h.signal(attemptEndedSignal, { attempt, exitCode: null, signal: null, error: message, willRetry: false, endedAt: new Date().toISOString(), run: null }));
+        throw ApplicationFailure.nonRetryable(message, type);
+      };
       try {
+        worktree = req.worktree ? await worktreeFor(agentId, req.cwd) : null;
+        const cwd = worktree ? (worktree.agentCwd ?? worktree.path) : req.cwd;
+        const recoveryText = [req.recoveryContext, req.recoverFrom && recoveryContextOf(req.recoverFrom)].filter(Boolean).join('\n\n');
+        const recoveryFile = recoveryText ? writeRecoveryContext(deps.logsDir, agentId, recoveryText) : undefined;
+        const previousSessionId = (ctx.info.heartbeatDetails as HeartbeatDetails | undefined)?.run?.sessionId ?? null;
+        const inherited = process.env;
+        launch = launchOf(req, { agentId, logsDir: deps.logsDir, cwd: cwd ?? inherited.HOME ?? process.cwd(), pathVar: req.env?.PATH ?? inherited.PATH, runtimes: deps.runtimes ?? {}, previousSessionId, recoveryText: recoveryText || null });
+        const env = buildAgentEnv({
+          inherited,
+          requested: { ...launch.env, ...req.env },
+          fleet: {
+            FLEET_AGENT_ID: agentId,
+            FLEET_AGENT_TYPE: req.type,
+            FLEET_TASK: req.task,
+            FLEET_ATTEMPT: String(attempt),
+            FLEET_MISSION_ID: req.missionId ?? '',
+            ...(input.apiUrl ? { FLEET_API_URL: input.apiUrl } : {}),
+            ...(recoveryFile ? { FLEET_RECOVERY_CONTEXT: recoveryText, FLEET_RECOVERY_FILE: recoveryFile } : {}),
+            ...(deps.agentTokenKey ? { FLEET_AGENT_TOKEN: mintAgentToken(deps.agentTokenKey, agentId) } : {}),
+          },
+        });
         proc = await AgentProcess.spawn(
-          { command: req.command, cwd: req.cwd, env, logPath, maxLogBytes: deps.maxLogBytes, workerQueue: deps.workerQueue },
+          { command: launch.command, cwd, env, logPath, maxLogBytes: deps.maxLogBytes, workerQueue: deps.workerQueue, parser: launch.parser },
           deps.reaper,
           deps.sampler,
         );
       } catch (err) {
-        if (err instanceof SpawnError) {
-          await notify(agentId, (h) => h.signal(attemptEndedSignal, { attempt, exitCode: null, signal: null, error: err.message, willRetry: false, endedAt: new Date().toISOString() }));
-          throw ApplicationFailure.nonRetryable(err.message, err.kind === 'executableNotFound' ? AgentFailureType.executableNotFound : AgentFailureType.spawnFailed);
-        }
+        if (err instanceof SpawnError) return await fail(err.message, err.kind === 'executableNotFound' ? AgentFailureType.executableNotFound : AgentFailureType.spawnFailed);
+        if (err instanceof WorktreeError) return await fail(err.message, AgentFailureType.spawnFailed);
         throw err;
       }
       live.set(agentId, proc);
       log.info('agent process started', { agentId, attempt, pid: proc.identity.pid, logPath });
       const started = proc;
-      await notify(agentId, (h) => h.signal(attemptStartedSignal, { attempt, pid: started.identity.pid, host: started.identity.host, logPath, startedAt: started.startedAt.toISOString() }));
+      const wt = worktree && { path: worktree.path, branch: worktree.branch, repoRoot: worktree.repoRoot, baseCommit: worktree.baseCommit };
+      await notify(agentId, (h) => h.signal(attemptStartedSignal, { attempt, pid: started.identity.pid, host: started.identity.host, logPath, startedAt: started.startedAt.toISOString(), worktree: wt }));
+      if (launch?.resumedSession) log.info('resuming the CLI session of the previous attempt', { agentId, attempt, sessionId: launch.resumedSession });
     } else {
       log.info('agent process adopted after continue-as-new', { agentId, pid: proc.identity.pid });
     }
@@ -180,6 +207,7 @@ export function createAgentActivities(deps: AgentActivityDeps) {
         logPath: p.log.path,
         startedAt: p.startedAt.toISOString(),
         history,
+        run: p.run,
       };
     };
     ctx.heartbeat(details());
@@ -214,18 +242,21 @@ export function createAgentActivities(deps: AgentActivityDeps) {
     if (stallTimer) clearInterval(stallTimer);
 
     const ended = async (error: string, exitCode: number | null, signal: string | null, willRetry: boolean) => {
-      await notify(agentId, (h) => h.signal(attemptEndedSignal, { attempt, exitCode, signal, error, willRetry, endedAt: new Date().toISOString() }));
+      await notify(agentId, (h) => h.signal(attemptEndedSignal, { attempt, exitCode, signal, error, willRetry, endedAt: new Date().toISOString(), run: p.run }));
     };
 
     if (outcome.kind === 'exit') {
       await retire(agentId, p, 1000); // descendants it left in its group
-      if (outcome.exitCode === 0) {
+      // A CLI's exit code alone does not tell (Claude Code exits 0 after SIGINT, Aider always does): its output decides.
+      const verdict = launch?.judge && p.run ? launch.judge(outcome, p.run) : outcome.exitCode === 0 ? { ok: true as const } : undefined;
+      if (verdict?.ok) {
         log.info('agent process succeeded', { agentId, attempt });
-        return { kind: 'exited', exitCode: 0, progress: p.progress };
+        return { kind: 'exited', exitCode: 0, progress: p.progress, run: p.run };
       }
-      const how = outcome.exitCode !== null ? `exited with code ${outcome.exitCode}` : `was killed by signal ${outcome.signal}`;
-      const fatal = outcome.exitCode !== null && (req.fatalExitCodes ?? []).includes(outcome.exitCode);
-      const message = `agent process ${how} (attempt ${attempt} of ${maxAttempts}; log ${p.log.path})${fatal ? '; this exit code is marked fatal, not retrying' : ''}`;
+      const how = verdict ? verdict.message : `agent process ${outcome.exitCode !== null ? `exited with code ${outcome.exitCode}` : `was killed by signal ${outcome.signal}`}`;
+      const fatalCode = outcome.exitCode !== null && (req.fatalExitCodes ?? []).includes(outcome.exitCode);
+      const fatal = fatalCode || verdict?.retryable === false;
+      const message = `${how} (attempt ${attempt} of ${maxAttempts}; log ${p.log.path})${fatalCode ? '; this exit code is marked fatal, not retrying' : fatal ? '; another attempt cannot fix this, not retrying' : ''}`;
       await ended(message, outcome.exitCode, outcome.signal, !fatal && attempt < maxAttempts);
       log.warn('agent process failed', { agentId, attempt, exitCode: outcome.exitCode, signal: outcome.signal });
       const failureDetails = { exitCode: outcome.exitCode, signal: outcome.signal };

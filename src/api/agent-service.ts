@@ -8,7 +8,8 @@ import { defaultPayloadConverter } from '@temporalio/common';
 import type { temporal } from '@temporalio/proto';
 import { createHmac, randomUUID, timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
-import { Agent, AGENT_STATUSES, AgentStatus, AgentType, RetryPolicyInput, TERMINAL_STATUSES, type SpawnRequest, type HealthState, type Progress } from '../domain/agent';
+import { AgentRequest, DEFAULT_FLEET_CONFIG, type FleetConfig, resolveAgentRequest } from '../domain/roles';
+import { Agent, AGENT_STATUSES, AgentStatus, AgentType, TERMINAL_STATUSES, type SpawnRequest, type HealthState, type Progress } from '../domain/agent';
 import { AgentMemo, agentMemo, type AgentState, type AgentWorkflowInput, type HeartbeatDetails } from '../domain/agent-workflow';
 import { AgentStatusKey, AgentTypeKey, agentSearchAttributes, MissionIdKey } from '../domain/search-attributes';
 import { workflowUiUrl } from '../domain/ui-url';
@@ -39,6 +40,27 @@ export interface AgentServiceOptions {
   temporalAddress?: string;
   /** Signs list cursors. */
   cursorKey: Buffer;
+  /** Roles (fleet.config.json over the shipped defaults); default: the shipped defaults. */
+  config?: FleetConfig;
+}
+
+
+/**
+ * A spawn request (or a mission's sortie, at `field`) with its role applied, or a 400 naming the
+ * field that stops it from running: one check for agents and sorties alike.
+ */
+export function resolveSpawn(req: SpawnRequest, config: FleetConfig, field: string): AgentRequest {
+  const resolved = resolveAgentRequest(req, config);
+  const problem = AgentRequest.safeParse(resolved);
+  if (!problem.success) {
+    const issue = problem.error.issues[0]!;
+    const at = [field, ...issue.path].join('.');
+    throw new ApiError(400, 'invalid_request', `${at}: ${issue.message}`, { fields: problem.error.issues.map((i) => ({ field: [field, ...i.path].join('.'), message: i.message })) });
+  }
+  if (resolved.worktree && !resolved.cwd) {
+    throw new ApiError(400, 'invalid_request', `${field}.worktree: needs a cwd inside a git repository (the repository the agent's worktree branches from)`, { fields: [{ field: `${field}.cwd`, message: 'required with worktree' }] });
+  }
+  return problem.data;
 }
 
 const badCursor = (why: string) =>
@@ -50,25 +72,19 @@ const QUERY_DEADLINE_MS = 3000;
 export class AgentService {
   constructor(private readonly opts: AgentServiceOptions) {}
 
+  /** The roles agents and sorties are resolved with. */
+  get config(): FleetConfig {
+    return this.opts.config ?? DEFAULT_FLEET_CONFIG;
+  }
+
   private handle(id: string): WorkflowHandle {
     return this.opts.client.workflow.getHandle(id);
   }
 
   async spawn(body: SpawnRequest): Promise<Agent> {
-    if (body.runtime !== 'exec') {
-      throw new ApiError(400, 'invalid_request', `runtime ${JSON.stringify(body.runtime)} is not available; use runtime "exec" with a command`, {
-        fields: [{ field: 'body.runtime', message: 'only "exec" is available' }],
-      });
-    }
-    if (!body.command) {
-      throw new ApiError(400, 'invalid_request', 'runtime "exec" needs a command: an argv array such as ["python3", "agent.py"]', {
-        fields: [{ field: 'body.command', message: 'required for runtime exec' }],
-      });
-    }
+    const request = resolveSpawn(body, this.config, 'body');
     const agentId = `agt_${randomUUID()}`;
     const queue = body.queue ?? this.opts.defaultQueue;
-    const retry = body.retry ?? RetryPolicyInput.parse({});
-    const request = { ...body, command: body.command, retry };
     const input: AgentWorkflowInput = { agentId, request, queue, apiUrl: this.opts.apiUrl };
     const memo = agentMemo(request, queue);
     await this.opts.client.workflow.start('AgentWorkflow', {
@@ -124,6 +140,8 @@ export class AgentService {
       host: hb?.host ?? state?.host ?? null,
       progress: newest(state?.progress ?? null, hb?.progress ?? null),
       resources: status === 'running' ? (hb?.resources ?? null) : null,
+      // While an attempt runs, its output so far; after, what the workflow kept of the last attempt.
+      run: status === 'running' ? (hb?.run ?? state?.run ?? null) : (state?.run ?? null),
       lastHeartbeatAt: hbAt,
       nextAttemptAt: pending?.nextAttemptScheduleTime ? tsToIso(pending.nextAttemptScheduleTime) : null,
       lastError: state?.lastError ?? (pending?.lastFailure?.message || null),
@@ -303,6 +321,9 @@ export class AgentService {
       queue: memo.queue,
       logPath: s.logPath ?? null,
       uiUrl: workflowUiUrl(this.opts.uiBaseUrl, this.opts.namespace, id),
+      model: memo.model ?? null,
+      run: s.run ?? null,
+      worktree: s.worktree ?? null,
     });
   }
 }

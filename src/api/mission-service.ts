@@ -8,11 +8,11 @@ import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import type { CheckpointStore } from '../activities/checkpoint-store';
 import type { Checkpoint, CheckpointSummary } from '../domain/checkpoint';
-import { initialMissionState, Mission, MISSION_ENDED, MissionState, MissionStatus, missionProgress, MissionWorkflowInput, type MissionRequest, type MissionSeed } from '../domain/mission';
+import { initialMissionState, Mission, MISSION_ENDED, MissionState, MissionStatus, missionProgress, MissionWorkflowInput, type MissionRequest, type MissionSeed, type SortieSpec } from '../domain/mission';
 import { MissionIdKey } from '../domain/search-attributes';
 import { workflowUiUrl } from '../domain/ui-url';
 import { checkpointUpdate, getMissionStateQuery } from '../workflows/definitions';
-import type { AgentService } from './agent-service';
+import { resolveSpawn, type AgentService } from './agent-service';
 import type { CoordinationService } from './coordination-service';
 import { ApiError, conflict, notFound } from './errors';
 import { mapLimit } from './map-limit';
@@ -46,11 +46,19 @@ export class MissionService {
   }
 
   async create(body: MissionRequest, createdBy: string): Promise<Mission> {
-    body.sorties.forEach((s, i) => {
-      const field = `body.sorties.${i}`;
-      if (s.runtime !== 'exec') throw new ApiError(400, 'invalid_request', `sortie "${s.id}": runtime ${JSON.stringify(s.runtime)} is not available; use "exec" with a command`, { fields: [{ field: `${field}.runtime`, message: 'only "exec" is available' }] });
-      if (!s.command) throw new ApiError(400, 'invalid_request', `sortie "${s.id}" needs a command: an argv array such as ["python3", "agent.py"]`, { fields: [{ field: `${field}.command`, message: 'required for runtime exec' }] });
+    // Each sortie's role is applied now, so that the mission's history (and a resume) records what its agents get.
+    const sorties = body.sorties.map((s, i) => {
+      const { id, title, dependsOn, files, ...agent } = s;
+      const r = resolveSpawn({ ...agent, cwd: body.cwd, retry: s.retry ?? body.retry }, this.opts.agents.config, `body.sorties.${i}`);
+      const resolved: SortieSpec = {
+        id, title, dependsOn, files,
+        type: r.type, task: r.task, runtime: r.runtime, command: r.command, env: r.env, fatalExitCodes: r.fatalExitCodes,
+        model: r.model ?? undefined, instructions: r.instructions ?? undefined, worktree: r.worktree,
+        retry: r.retry, heartbeatTimeoutMs: r.heartbeatTimeoutMs, stallTimeoutMs: r.stallTimeoutMs, timeoutMs: r.timeoutMs, terminateGraceMs: r.terminateGraceMs,
+      };
+      return resolved;
     });
+    body = { ...body, sorties };
     const missionId = `msn_${randomUUID()}`;
     return this.start(missionId, body, createdBy);
   }

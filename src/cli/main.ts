@@ -6,6 +6,7 @@ import { TemporalCliNotFound } from '../temporal/cli-binary';
 import { CliError } from './api-client';
 import { registerAgentCommands } from './commands/agents';
 import { registerCoordinationCommands } from './commands/coordination';
+import { registerDoctorCommand } from './commands/doctor';
 import { registerMissionCommands } from './commands/missions';
 import { registerServiceCommands } from './commands/services';
 
@@ -15,6 +16,7 @@ const program = new Command('fleet')
   .option('--api-url <url>', 'FleetTools API base URL (env FLEET_API_URL; default: the one `fleet up` started)')
   .option('--token <token>', 'API token (env FLEET_API_TOKEN; default: the one `fleet up` stored)')
   .option('--data-dir <dir>', 'data dir of `fleet up` (env FLEET_DATA_DIR, default ~/.fleet)')
+  .option('--config <file>', 'roles and runtimes (env FLEET_CONFIG; default ./fleet.config.json when present)')
   .option('--json', 'machine-readable output')
   .showHelpAfterError()
   .exitOverride();
@@ -23,6 +25,7 @@ registerServiceCommands(program);
 registerAgentCommands(program);
 registerMissionCommands(program);
 registerCoordinationCommands(program);
+registerDoctorCommand(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof CommanderError) process.exit(err.exitCode);

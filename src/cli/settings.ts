@@ -22,6 +22,7 @@ export const taskQueue = (flag?: string, env = process.env) => flag ?? env.FLEET
 /** Written by `fleet up` so that other commands find the API it started. */
 export const endpointsFile = (dir: string) => join(dir, 'endpoints.json');
 export const logsDir = (dir: string) => join(dir, 'logs');
+export const worktreesDir = (dir: string) => join(dir, 'worktrees');
 export { checkpointDbPath } from '../activities/checkpoint-store';
 
 /** A duration in ms from the environment, or undefined (the component's default). */

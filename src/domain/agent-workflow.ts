@@ -3,11 +3,13 @@
  * the payloads of its signals, and what the process activity heartbeats and returns.
  */
 import { z } from 'zod';
-import { AgentId, AgentStatus, Progress, QueueName, ResourceSample, SpawnRequest } from './agent';
+import { AgentId, AgentStatus, Progress, QueueName, ResourceSample, SpawnRequest, WorktreeInfo } from './agent';
+import { AgentRequest } from './roles';
+import { RunSummary } from '../runtimes/runtime-events';
 
 export const AgentWorkflowInput = z.object({
   agentId: AgentId,
-  request: SpawnRequest.extend({ command: SpawnRequest.shape.command.unwrap() }),
+  request: AgentRequest,
   queue: QueueName,
   /** Base URL of the REST API that the agent may call (progress, heartbeat). */
   apiUrl: z.string().nullable(),
@@ -46,6 +48,8 @@ export const HeartbeatDetails = ProcessIdentity.extend({
   startedAt: z.string(),
   /** Bounded resource history, oldest first: [epoch ms, CPU %, RSS bytes]. */
   history: z.array(z.tuple([z.number(), z.number(), z.number()])),
+  /** What the coding-agent CLI's output says so far (CLI runtimes); its session id resumes the next attempt. */
+  run: RunSummary.nullable().default(null),
 });
 export type HeartbeatDetails = z.infer<typeof HeartbeatDetails>;
 
@@ -55,6 +59,7 @@ export const AttemptStarted = z.object({
   host: z.string(),
   logPath: z.string(),
   startedAt: z.string(),
+  worktree: WorktreeInfo.nullable().default(null),
 });
 export type AttemptStarted = z.infer<typeof AttemptStarted>;
 
@@ -65,6 +70,7 @@ export const AttemptEnded = z.object({
   error: z.string().nullable(),
   willRetry: z.boolean(),
   endedAt: z.string(),
+  run: RunSummary.nullable().default(null),
 });
 export type AttemptEnded = z.infer<typeof AttemptEnded>;
 
@@ -76,7 +82,7 @@ export type TerminateRequest = z.infer<typeof TerminateRequest>;
 
 /** How the process activity ended when it did not throw. */
 export const ProcessOutcome = z.discriminatedUnion('kind', [
-  z.object({ kind: z.literal('exited'), exitCode: z.number().int(), progress: Progress.nullable() }),
+  z.object({ kind: z.literal('exited'), exitCode: z.number().int(), progress: Progress.nullable(), run: RunSummary.nullable().default(null) }),
   /** The process was left running for the next run of the workflow (continue-as-new). */
   z.object({ kind: z.literal('handedOver'), process: ProcessIdentity, progress: Progress.nullable() }),
 ]);
@@ -110,6 +116,9 @@ export const AgentState = z.object({
   /** Set while the workflow hands its live process over to its next run (continue-as-new). */
   handingOver: z.boolean(),
   runsSoFar: z.number().int(),
+  /** The last attempt's CLI output, summarised (CLI runtimes). */
+  run: RunSummary.nullable(),
+  worktree: WorktreeInfo.nullable(),
 });
 export type AgentState = z.infer<typeof AgentState>;
 
@@ -126,12 +135,15 @@ export const AgentStateCarried = AgentState.pick({
   exitCode: true,
   lastError: true,
   runsSoFar: true,
+  run: true,
+  worktree: true,
 });
 export type AgentStateCarried = z.infer<typeof AgentStateCarried>;
 
 /** What is kept in an agent workflow's memo: enough to show the agent without a worker to answer queries. */
 export const AgentMemo = AgentState.pick({ type: true, task: true, callsign: true, runtime: true, missionId: true, queue: true, maxAttempts: true }).extend({
   heartbeatTimeoutMs: z.number().int(),
+  model: z.string().nullable().default(null),
 });
 export type AgentMemo = z.infer<typeof AgentMemo>;
 
@@ -143,8 +155,9 @@ export function agentMemo(request: AgentWorkflowParsedInput['request'], queue: s
     runtime: request.runtime,
     missionId: request.missionId ?? null,
     queue,
-    maxAttempts: request.retry?.maxAttempts ?? 1,
+    maxAttempts: request.retry.maxAttempts,
     heartbeatTimeoutMs: request.heartbeatTimeoutMs,
+    model: request.model,
   };
 }
 

@@ -3,6 +3,7 @@
  * Pure zod: no Node imports, so the workflow bundle can use it.
  */
 import { z } from 'zod';
+import { RunSummary } from '../runtimes/runtime-events';
 
 /** Here rather than in checkpoint.ts, which imports this module: a spawn request may name a checkpoint. */
 export const CHECKPOINT_ID_PATTERN = /^chk_[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -10,6 +11,11 @@ export const CHECKPOINT_ID_PATTERN = /^chk_[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[
 export const AGENT_TYPES = ['frontend', 'backend', 'testing', 'documentation', 'security', 'performance'] as const;
 export const AgentType = z.enum(AGENT_TYPES);
 export type AgentType = z.infer<typeof AgentType>;
+
+/** How an agent is run: `exec` runs the request's command as it is; the others drive a coding-agent CLI (src/runtimes/). */
+export const RUNTIME_NAMES = ['exec', 'claude-code', 'codex', 'opencode', 'gemini', 'aider'] as const;
+export const RuntimeName = z.enum(RUNTIME_NAMES);
+export type RuntimeName = z.infer<typeof RuntimeName>;
 
 export const AGENT_STATUSES = ['pending', 'running', 'retrying', 'succeeded', 'failed', 'terminated'] as const;
 export const AgentStatus = z.enum(AGENT_STATUSES);
@@ -58,7 +64,8 @@ export const SpawnRequest = z
     type: AgentType,
     task: NoNul('task').pipe(z.string().max(100_000)).default(''),
     callsign: z.string().min(1).max(100).regex(/^[\w .:-]+$/, 'may only contain letters, digits, spaces and . _ : -').optional(),
-    runtime: z.string().min(1).max(50).default('exec'),
+    /** Default: exec when a command is given, else the role's runtime. */
+    runtime: RuntimeName.optional(),
     command: z.array(NoNul('command arguments').pipe(z.string().max(100_000))).min(1).max(1000).optional(),
     cwd: NoNul('cwd').pipe(z.string().min(1).max(4096)).optional(),
     env: z.record(EnvName, NoNul('env values').pipe(z.string().max(100_000))).optional(),
@@ -67,13 +74,19 @@ export const SpawnRequest = z
     retry: RetryPolicyInput.optional(),
     /** Exit codes that mean "do not retry": the attempt fails the agent at once. */
     fatalExitCodes: z.array(z.number().int().min(0).max(255)).max(256).optional(),
-    heartbeatTimeoutMs: z.number().int().min(1000).max(3_600_000).default(DEFAULT_HEARTBEAT_TIMEOUT_MS),
+    heartbeatTimeoutMs: z.number().int().min(1000).max(3_600_000).optional(),
     /** No output, no progress and no agent heartbeat for this long fails the attempt (0 = never). */
-    stallTimeoutMs: z.number().int().min(0).max(7 * 86_400_000).default(DEFAULT_STALL_TIMEOUT_MS),
+    stallTimeoutMs: z.number().int().min(0).max(7 * 86_400_000).optional(),
     /** Longest one attempt may run. */
     timeoutMs: z.number().int().min(1000).max(30 * 86_400_000).optional(),
     /** Grace between SIGTERM and SIGKILL when the agent is terminated. */
-    terminateGraceMs: z.number().int().min(0).max(600_000).default(DEFAULT_TERMINATE_GRACE_MS),
+    terminateGraceMs: z.number().int().min(0).max(600_000).optional(),
+    /** The role's instructions (system prompt) for this agent instead of its type's (CLI runtimes). */
+    instructions: z.string().max(64_000).optional(),
+    /** The model, as the runtime's CLI names it (claude-code: sonnet; codex: gpt-5.5; opencode: provider/model). */
+    model: z.string().min(1).max(200).regex(/^[\w.:/@-]+$/, 'may only contain letters, digits and . _ : / @ -').optional(),
+    /** Run in a git worktree of its own (branch fleet/<agent id>) of the repository at cwd, kept after it ends. */
+    worktree: z.boolean().optional(),
     /** What a resumed agent is told about the work before it (FLEET_RECOVERY_CONTEXT and the file FLEET_RECOVERY_FILE). */
     recoveryContext: z.string().max(64_000).optional(),
     /**
@@ -111,6 +124,10 @@ export const ResourceSample = z.object({
 });
 export type ResourceSample = z.infer<typeof ResourceSample>;
 
+/** The git worktree an agent runs in (spawned with worktree: true). */
+export const WorktreeInfo = z.object({ path: z.string(), branch: z.string(), repoRoot: z.string(), baseCommit: z.string() });
+export type WorktreeInfo = z.infer<typeof WorktreeInfo>;
+
 /** The agent object of the REST contract (DESIGN). */
 export const Agent = z.object({
   id: AgentId,
@@ -135,5 +152,11 @@ export const Agent = z.object({
   queue: z.string(),
   logPath: z.string().nullable(),
   uiUrl: z.string().nullable(),
+  /** The model asked for (CLI runtimes; null: the CLI's default). */
+  model: z.string().nullable(),
+  /** What the coding-agent CLI's output says: session, current activity, tool calls, files, usage and cost, result. */
+  run: RunSummary.nullable(),
+  /** The git worktree it runs in (worktree: true), kept after it ends for review. */
+  worktree: WorktreeInfo.nullable(),
 });
 export type Agent = z.infer<typeof Agent>;

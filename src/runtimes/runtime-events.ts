@@ -4,17 +4,19 @@
  * agent object shows (what it is doing now, its result, errors, token usage and cost, session id).
  * Pure code: no Node imports, so workflows, activities and tests can all use it.
  */
+import { z } from 'zod';
 
 /** Token usage and cost of a run so far. Counts the CLI did not report stay undefined. */
-export interface Usage {
-  inputTokens?: number;
-  outputTokens?: number;
-  cacheReadTokens?: number;
-  cacheWriteTokens?: number;
-  reasoningTokens?: number;
+export const Usage = z.object({
+  inputTokens: z.number().optional(),
+  outputTokens: z.number().optional(),
+  cacheReadTokens: z.number().optional(),
+  cacheWriteTokens: z.number().optional(),
+  reasoningTokens: z.number().optional(),
   /** Only where the CLI reports it (Claude Code, OpenCode, Aider); never estimated here. */
-  costUsd?: number;
-}
+  costUsd: z.number().optional(),
+});
+export type Usage = z.infer<typeof Usage>;
 
 export type RuntimeEvent =
   /** The CLI's session (or thread) id: what its resume flag takes. */
@@ -40,22 +42,23 @@ export interface OutputParser {
   end(): RuntimeEvent[];
 }
 
-/** What the agent object shows of a run, folded from its events. */
-export interface RunSummary {
-  sessionId: string | null;
-  model: string | null;
+/** What the agent object shows of a run, folded from its events (heartbeat details, agent state, API). */
+export const RunSummary = z.object({
+  sessionId: z.string().nullable(),
+  model: z.string().nullable(),
   /** The newest activity line. */
-  activity: string | null;
-  toolCalls: number;
-  failedToolCalls: number;
-  filesChanged: string[];
-  usage: Usage | null;
+  activity: z.string().nullable(),
+  toolCalls: z.number().int(),
+  failedToolCalls: z.number().int(),
+  filesChanged: z.array(z.string()),
+  usage: Usage.nullable(),
   /** null until the CLI printed a final result. */
-  result: { ok: boolean; text: string } | null;
+  result: z.object({ ok: z.boolean(), text: z.string() }).nullable(),
   /** The last fatal error, else the last warning. */
-  lastError: string | null;
-  lastErrorFatal: boolean;
-}
+  lastError: z.string().nullable(),
+  lastErrorFatal: z.boolean(),
+});
+export type RunSummary = z.infer<typeof RunSummary>;
 
 export function emptySummary(): RunSummary {
   return { sessionId: null, model: null, activity: null, toolCalls: 0, failedToolCalls: 0, filesChanged: [], usage: null, result: null, lastError: null, lastErrorFatal: false };

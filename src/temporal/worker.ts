@@ -5,6 +5,7 @@
  * next run of an agent workflow that continued as new adopts the live process this worker holds.
  * It starts a reaper, so that its agents' processes die within seconds if this process is killed.
  */
+import type { FleetConfig } from '../domain/roles';
 import { Client } from '@temporalio/client';
 import { bundleWorkflowCode, NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import { randomBytes } from 'node:crypto';
@@ -43,6 +44,10 @@ export interface FleetWorkerOptions {
   agentTokenKey?: Buffer;
   /** The checkpoint store the missions' checkpoints are written to (`<data dir>/checkpoints.sqlite`). */
   checkpointDbPath: string;
+  /** CLI runtimes on this worker (fleet.config.json's `runtimes`: executables, extra arguments). */
+  runtimes?: FleetConfig['runtimes'];
+  /** Where agents spawned with worktree: true get their git worktrees (`<data dir>/worktrees`). */
+  worktreesDir?: string;
 }
 
 const PREBUILT_BUNDLE = join(__dirname, '..', '..', 'workflow-bundle.js');
@@ -90,6 +95,8 @@ export class FleetWorker {
       heartbeatIntervalMs: opts.heartbeatIntervalMs,
       maxLogBytes: opts.maxLogBytes,
       agentTokenKey: opts.agentTokenKey,
+      runtimes: opts.runtimes,
+      worktreesDir: opts.worktreesDir,
       recoveryContextOf: ({ checkpointId, sortieId }) => {
         const c = store.get(checkpointId);
         if (!c) throw new Error(`checkpoint ${checkpointId} is not in this worker's checkpoint store (${opts.checkpointDbPath}); run the worker on the API's data dir, or import the checkpoint there with \`fleet checkpoints import\``);

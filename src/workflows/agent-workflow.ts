@@ -48,9 +48,12 @@ const NO_TIMEOUT_MS = 10 * 365 * 86_400_000;
 const ADOPTION_SCHEDULE_TO_START = '30 seconds';
 
 export async function AgentWorkflow(rawInput: AgentWorkflowInput): Promise<AgentState> {
-  const input = AgentWorkflowInput.parse(rawInput);
+  const parsed = AgentWorkflowInput.safeParse(rawInput);
+  // A bad input fails the workflow (an exception would fail its task and retry it forever).
+  if (!parsed.success) throw ApplicationFailure.nonRetryable(`invalid AgentWorkflow input: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`, 'InvalidInput');
+  const input = parsed.data;
   const req = input.request;
-  const retry = req.retry ?? { maxAttempts: 1, initialIntervalMs: 1000, backoffCoefficient: 2, maxIntervalMs: 60_000 };
+  const retry = req.retry;
   const now = () => new Date().toISOString();
   const carried: Partial<AgentStateCarried> = input.carried ?? {};
 
@@ -78,6 +81,8 @@ export async function AgentWorkflow(rawInput: AgentWorkflowInput): Promise<Agent
     terminateRequest: null,
     handingOver: false,
     runsSoFar: (carried.runsSoFar ?? 0) + 1,
+    run: carried.run ?? null,
+    worktree: carried.worktree ?? null,
   };
   const isOver = () => TERMINAL_STATUSES.includes(state.status);
   const setStatus = (status: AgentStatus) => {
@@ -91,13 +96,13 @@ export async function AgentWorkflow(rawInput: AgentWorkflowInput): Promise<Agent
   setHandler(getAgentStateQuery, () => state);
   setHandler(attemptStartedSignal, (s) => {
     if (isOver() || s.attempt < state.attempt) return;
-    Object.assign(state, { attempt: s.attempt, pid: s.pid, host: s.host, logPath: s.logPath });
+    Object.assign(state, { attempt: s.attempt, pid: s.pid, host: s.host, logPath: s.logPath, run: null, worktree: s.worktree ?? state.worktree });
     state.startedAt ??= s.startedAt;
     setStatus('running');
   });
   setHandler(attemptEndedSignal, (e) => {
     if (isOver() || e.attempt < state.attempt) return;
-    Object.assign(state, { attempt: e.attempt, exitCode: e.exitCode, lastError: e.error, pid: null });
+    Object.assign(state, { attempt: e.attempt, exitCode: e.exitCode, lastError: e.error, pid: null, run: e.run ?? state.run });
     if (e.willRetry) setStatus('retrying');
   });
   setHandler(progressSignal, (p) => {
@@ -197,6 +202,7 @@ export async function AgentWorkflow(rawInput: AgentWorkflowInput): Promise<Agent
     }
     state.exitCode = outcome.exitCode;
     state.progress = outcome.progress ?? state.progress;
+    state.run = outcome.run ?? state.run;
     state.lastError = null;
     return finish('succeeded');
   }

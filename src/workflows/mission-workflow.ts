@@ -25,8 +25,8 @@ import {
   workflowInfo,
   type SignalDefinition,
 } from '@temporalio/workflow';
-import { RetryPolicyInput } from '../domain/agent';
-import { agentMemo, type AgentState, type AgentWorkflowParsedInput } from '../domain/agent-workflow';
+import { agentMemo, type AgentState } from '../domain/agent-workflow';
+import { DEFAULT_FLEET_CONFIG, resolveAgentRequest } from '../domain/roles';
 import { checkpointDraft, type CheckpointSummary, type CheckpointTrigger, type MissionSnapshot } from '../domain/checkpoint';
 import { initialMissionState, MISSION_ENDED, MissionWorkflowInput, SETTLED_SORTIE_STATUSES, type MissionState, type SortieState } from '../domain/mission';
 import { agentSearchAttributes } from '../domain/search-attributes';
@@ -112,7 +112,6 @@ export async function MissionWorkflow(rawInput: MissionWorkflowInput): Promise<M
     s.status = s.files.length ? 'waiting' : 'running';
     let trigger: CheckpointTrigger | null = null;
     try {
-      if (!spec.command) throw ApplicationFailure.nonRetryable(`sortie "${s.id}" has no command (runtime ${spec.runtime} needs one)`);
       if (s.files.length) {
         await coordinate(requestLocksSignal, { requestId: agentId, holder: agentId, missionId: input.missionId, paths: s.files, replyTo: input.missionId });
         try {
@@ -129,17 +128,20 @@ export async function MissionWorkflow(rawInput: MissionWorkflowInput): Promise<M
       s.progress = null;
       touch();
       const { id: _id, title: _title, dependsOn: _deps, files: _files, ...agentSpec } = spec;
-      const request: AgentWorkflowParsedInput['request'] = {
-        ...agentSpec,
-        command: spec.command,
-        callsign: s.id,
-        cwd: req.cwd,
-        missionId: input.missionId,
-        queue: input.queue,
-        retry: spec.retry ?? req.retry ?? RetryPolicyInput.parse({}),
-        // A reference, not the text: the worker writes the context from its checkpoint store.
-        ...(input.seed ? { recoverFrom: { checkpointId: input.seed.checkpointId, sortieId: s.id } } : {}),
-      };
+      // The API applied the roles when the mission was created; this only fills what an older input left out.
+      const request = resolveAgentRequest(
+        {
+          ...agentSpec,
+          callsign: s.id,
+          cwd: req.cwd,
+          missionId: input.missionId,
+          queue: input.queue,
+          retry: spec.retry ?? req.retry,
+          // A reference, not the text: the worker writes the context from its checkpoint store.
+          ...(input.seed ? { recoverFrom: { checkpointId: input.seed.checkpointId, sortieId: s.id } } : {}),
+        },
+        DEFAULT_FLEET_CONFIG,
+      );
       const child = await startChild(AgentWorkflow, {
         workflowId: agentId,
         taskQueue: input.queue,

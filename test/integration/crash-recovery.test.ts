@@ -257,9 +257,12 @@ describe('crash recovery', { timeout: 600_000 }, () => {
       assert.equal(done.sorties.find((s) => s.id === 'b')!.attempt, 2);
 
       // The checkpoint store survived the crash: the manual checkpoint is there, and resume can plan from it.
-      const cps = (await upCall<{ checkpoints: CheckpointSummary[] }>('GET', `/checkpoints?missionId=${missionId}`)).body.checkpoints;
+      // (The mission reads as ended as soon as its last sortie does; its completion checkpoint follows a moment later.)
+      const cps = await waitFor('the completion checkpoint', async () => {
+        const list = (await upCall<{ checkpoints: CheckpointSummary[] }>('GET', `/checkpoints?missionId=${missionId}`)).body.checkpoints;
+        return list[0]?.trigger === 'completion' ? list : undefined;
+      }, 30_000, 200);
       assert.ok(cps.some((c) => c.id === manual.body.id));
-      assert.equal(cps[0]!.trigger, 'completion');
       const dry = await upCall<ResumeResult>('POST', `/checkpoints/${manual.body.id}/resume`, { dryRun: true });
       assert.equal(dry.status, 200, JSON.stringify(dry.body));
       assert.deepEqual(dry.body.plan.keepDone.map((k) => k.sortieId), ['a']);

@@ -106,7 +106,11 @@ describe('missions, locks, messages, checkpoints and resume', { timeout: 600_000
 
     // The agents belong to the mission (visibility), and each sortie's end and the mission's end were checkpointed.
     await waitFor('visibility to list the 5 agents', async () => ((await call<{ agents: Agent[] }>('GET', `/agents?missionId=${m.id}`)).body.agents.length === 5 ? true : undefined), 15_000);
-    const cps = (await call<{ checkpoints: CheckpointSummary[] }>('GET', `/checkpoints?missionId=${m.id}`)).body.checkpoints;
+    // (The mission reads as ended when its last sortie does; its completion checkpoint follows a moment later.)
+    const cps = await waitFor('the completion checkpoint', async () => {
+      const list = (await call<{ checkpoints: CheckpointSummary[] }>('GET', `/checkpoints?missionId=${m.id}`)).body.checkpoints;
+      return list.some((c) => c.trigger === 'completion') ? list : undefined;
+    }, 30_000, 200);
     assert.equal(cps.filter((c) => c.trigger === 'auto').length, 5);
     assert.equal(cps.filter((c) => c.trigger === 'completion').length, 1);
     assert.equal(cps[0]!.trigger, 'completion', 'newest first');
@@ -444,7 +448,7 @@ describe('missions, locks, messages, checkpoints and resume', { timeout: 600_000
     await bad({ title: 'dangling', sorties: [s('a', { dependsOn: ['ghost'] })] }, /depends on "ghost", which is not a sortie/, 'body.sorties.0.dependsOn.0');
     await bad({ title: 'dup', sorties: [s('a'), s('a')] }, /duplicate sortie id "a"/, 'body.sorties.1.id');
     await bad({ title: 'type', sorties: [s('a', { type: 'wizard' })] }, /body.sorties.0.type/, 'body.sorties.0.type');
-    await bad({ title: 'no command', sorties: [{ id: 'a', type: 'backend', task: 't' }] }, /sortie "a" needs a command/, 'body.sorties.0.command');
+    await bad({ title: 'no command', sorties: [{ id: 'a', type: 'backend', task: 't', runtime: 'exec' }] }, /body\.sorties\.0\.command: runtime exec needs a command/, 'body.sorties.0.command');
     await bad({ title: 'relative files', sorties: [s('a', { files: ['x.ts'] })] }, /needs a cwd/);
     await bad({ title: 'extra', sorties: [s('a', { colour: 'red' })] }, /colour/);
     await bad({ sorties: [s('a')] }, /body.title/);

@@ -10,6 +10,7 @@ import { mkdtempSync, readFileSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { startApiServer, type ApiServer } from '../../src/api/server';
+import type { FleetConfig } from '../../src/domain/roles';
 import { findTemporalCli } from '../../src/temporal/cli-binary';
 import { DevServer, freePort } from '../../src/temporal/dev-server';
 import { FleetWorker, type FleetWorkerOptions } from '../../src/temporal/worker';
@@ -98,6 +99,7 @@ export class Harness {
       checkpointDbPath: join(this.tmp, 'checkpoints.sqlite'),
       heartbeatThrottleMs: 500,
       agentTokenKey: agentTokenKey(TOKEN),
+      worktreesDir: join(this.tmp, 'worktrees'),
       ...opts,
     });
     void worker.run();
@@ -123,7 +125,7 @@ export class Harness {
     return child;
   }
 
-  async startApi(defaultQueue: string): Promise<ApiServer> {
+  async startApi(defaultQueue: string, config?: FleetConfig): Promise<ApiServer> {
     const api = await startApiServer({
       client: this.client,
       namespace: this.server.namespace,
@@ -136,6 +138,7 @@ export class Harness {
       temporalAddress: this.server.address,
       host: '127.0.0.1',
       port: 0,
+      config,
     });
     this.apis.push(api);
     return api;

@@ -38,8 +38,9 @@ describe('agent health', () => {
 describe('spawn request', () => {
   it('applies defaults and rejects what it does not know', () => {
     const r = SpawnRequest.parse({ type: 'backend', command: ['x'] });
-    assert.equal(r.runtime, 'exec');
-    assert.equal(r.heartbeatTimeoutMs, 20_000);
+    assert.equal(r.task, '');
+    assert.equal(r.runtime, undefined, "left to the role (see roles-and-config.test)");
+    assert.equal(SpawnRequest.safeParse({ type: 'backend', runtime: 'copilot' }).success, false);
     assert.equal(SpawnRequest.safeParse({ type: 'chef', command: ['x'] }).success, false);
     assert.equal(SpawnRequest.safeParse({ type: 'backend', command: ['x'], shell: true }).success, false);
     assert.equal(SpawnRequest.safeParse({ type: 'backend', command: ['a\0b'] }).success, false);

@@ -1,7 +1,8 @@
 /** `fleet agents …`: spawn, list, show and terminate agents through the REST API. */
 import type { Command } from 'commander';
 import { resolve } from 'node:path';
-import { Agent, AGENT_TYPES, SpawnRequest, type SpawnRequestInput } from '../../domain/agent';
+import { readFileSync } from 'node:fs';
+import { Agent, AGENT_TYPES, RUNTIME_NAMES, SpawnRequest, type SpawnRequestInput } from '../../domain/agent';
 import type { AgentHealth, AgentList, AgentLogTail, AgentResources, SystemHealth } from '../../domain/api';
 import { CliError } from '../api-client';
 import { client, print, type GlobalOpts } from '../command-io';
@@ -14,6 +15,16 @@ const num = (name: string) => (v: string) => {
   if (!Number.isFinite(n)) throw new CliError(`${name} must be a number, got ${JSON.stringify(v)}`);
   return n;
 };
+
+function instructionsOption(text: string | undefined, file: string | undefined): string | undefined {
+  if (text !== undefined && file !== undefined) throw new CliError('give --instructions or --instructions-file, not both');
+  if (file === undefined) return text;
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new CliError(`cannot read --instructions-file ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+}
 
 function agentRows(agents: Agent[]): string[][] {
   return [
@@ -37,6 +48,7 @@ function agentDetail(a: Agent): string {
     ['Type', a.type],
     ['Task', a.task || '-'],
     ['Callsign', a.callsign ?? '-'],
+    ['Runtime', `${a.runtime}${a.model ? ` (model ${a.model})` : ''}${a.run?.sessionId ? `, session ${a.run.sessionId}` : ''}`],
     ['Status', statusColour(a.status)],
     ['Attempt', `${a.attempt}/${a.maxAttempts}${a.nextAttemptAt ? ` (next ${relativeTime(a.nextAttemptAt)})` : ''}`],
     ['Progress', `${progressBar(a.progress?.percent)}${a.progress?.message ? `  ${a.progress.message}` : ''}`],
@@ -46,6 +58,8 @@ function agentDetail(a: Agent): string {
     ['Started', a.startedAt ? `${a.startedAt} (${relativeTime(a.startedAt)})` : '-'],
     ['Ended', a.endedAt ? `${a.endedAt} (${relativeTime(a.endedAt)})` : '-'],
     ['Exit code', a.exitCode === null ? '-' : String(a.exitCode)],
+    ...runRows(a),
+    ['Worktree', a.worktree ? `${a.worktree.path} (branch ${a.worktree.branch}, from ${a.worktree.baseCommit.slice(0, 10)})` : '-'],
     ['Last error', a.lastError ?? '-'],
     ['Mission', a.missionId ?? '-'],
     ['Queue', a.queue],
@@ -53,6 +67,21 @@ function agentDetail(a: Agent): string {
     ['Web UI', a.uiUrl ?? '-'],
   ];
   return table(rows.map(([k, v]) => [colour.bold(k), v]));
+}
+
+/** What a coding-agent CLI's output said: tools, files, usage and cost, its result. */
+function runRows(a: Agent): [string, string][] {
+  const r = a.run;
+  if (!r) return [];
+  const u = r.usage;
+  const tokens = u && [u.inputTokens !== undefined && `${u.inputTokens} in`, u.outputTokens !== undefined && `${u.outputTokens} out`, u.cacheReadTokens && `${u.cacheReadTokens} cache read`, u.reasoningTokens && `${u.reasoningTokens} reasoning`].filter(Boolean).join(', ');
+  return [
+    ['Activity', r.activity ?? '-'],
+    ['Tool calls', r.toolCalls ? `${r.toolCalls}${r.failedToolCalls ? ` (${r.failedToolCalls} failed)` : ''}` : '-'],
+    ['Files changed', r.filesChanged.length ? r.filesChanged.join(', ') : '-'],
+    ['Usage', u ? `${tokens || '-'}${u.costUsd !== undefined ? `; $${u.costUsd.toFixed(4)}` : ''}` : '-'],
+    ['Result', r.result ? `${r.result.ok ? colour.green('ok') : colour.red('failed')}: ${r.result.text.length > 300 ? `${r.result.text.slice(0, 299)}…` : r.result.text}` : '-'],
+  ];
 }
 
 export function registerAgentCommands(program: Command): void {
@@ -63,7 +92,11 @@ export function registerAgentCommands(program: Command): void {
     .description(`spawn an agent (types: ${AGENT_TYPES.join(', ')}); the agent's command goes after --`)
     .usage('<type> [task] [options] -- <command...>')
     .option('--callsign <name>', 'a short name for the agent')
-    .option('--runtime <name>', 'how to run it (default exec: the command after --)')
+    .option('--runtime <name>', `how to run it: ${RUNTIME_NAMES.join(', ')} (default: exec when a command follows --, else the role's runtime)`)
+    .option('--model <name>', "the model, as the runtime's CLI names it (default: the role's, else the CLI's)")
+    .option('--instructions <text>', "instructions (system prompt) instead of the role's")
+    .option('--instructions-file <file>', "instructions read from a file instead of the role's")
+    .option('--worktree', 'run in a git worktree and branch of its own (fleet/<agent id>) of the repository at --cwd, kept for review')
     .option('--cwd <dir>', 'working directory of the agent process (default: the current directory)')
     .option('--mission <id>', 'mission the agent belongs to')
     .option('--queue <name>', 'task queue (the workers that may run it)')
@@ -89,7 +122,10 @@ export function registerAgentCommands(program: Command): void {
         type: type as SpawnRequestInput['type'],
         task: task ?? '',
         callsign: o.callsign as string | undefined,
-        runtime: o.runtime as string | undefined,
+        runtime: o.runtime as SpawnRequestInput['runtime'],
+        model: o.model as string | undefined,
+        instructions: instructionsOption(o.instructions as string | undefined, o.instructionsFile as string | undefined),
+        worktree: o.worktree ? true : undefined,
         command: command.length ? command : undefined,
         cwd: resolve((o.cwd as string | undefined) ?? process.cwd()),
         env: Object.keys(env).length ? env : undefined,

@@ -12,6 +12,8 @@ import { connectClient, connectWorker, temporalConfigFromEnv, type TemporalConfi
 import { DevServer } from '../../temporal/dev-server';
 import { FleetWorker } from '../../temporal/worker';
 import { installRuntimeLogging } from '../../temporal/runtime';
+import type { FleetConfig } from '../../domain/roles';
+import { loadFleetConfig } from '../fleet-config-file';
 import { InstanceLock } from '../instance-lock';
 import { onShutdown } from '../run-until-signal';
 import * as settings from '../settings';
@@ -22,7 +24,7 @@ async function openClient(cfg: TemporalConfig): Promise<{ client: Client; close:
   return { client: new Client({ connection, namespace: cfg.namespace }), close: () => connection.close() };
 }
 
-async function startWorker(cfg: TemporalConfig, client: Client, queue: string, dir: string, reaper?: Reaper): Promise<{ worker: FleetWorker; close: () => Promise<void> }> {
+async function startWorker(cfg: TemporalConfig, client: Client, queue: string, dir: string, config: FleetConfig, reaper?: Reaper): Promise<{ worker: FleetWorker; close: () => Promise<void> }> {
   installRuntimeLogging();
   const native = await connectWorker(cfg);
   const worker = await FleetWorker.create({
@@ -35,6 +37,8 @@ async function startWorker(cfg: TemporalConfig, client: Client, queue: string, d
     reaper,
     heartbeatThrottleMs: settings.optionalMs('FLEET_HEARTBEAT_THROTTLE_MS'),
     agentTokenKey: agentKey(dir),
+    runtimes: config.runtimes,
+    worktreesDir: settings.worktreesDir(dir),
   });
   const running = worker.run();
   running.catch((err) => {
@@ -60,7 +64,7 @@ function agentKey(dir: string): Buffer | undefined {
   return agentTokenKey(admin);
 }
 
-async function startApi(cfg: TemporalConfig, client: Client, opts: { host: string; port: number; token: string; queue: string; dataDir: string }): Promise<ApiServer> {
+async function startApi(cfg: TemporalConfig, client: Client, opts: { host: string; port: number; token: string; queue: string; dataDir: string; config: FleetConfig }): Promise<ApiServer> {
   return startApiServer({
     client,
     namespace: cfg.namespace,
@@ -72,6 +76,7 @@ async function startApi(cfg: TemporalConfig, client: Client, opts: { host: strin
     checkpointDbPath: settings.checkpointDbPath(opts.dataDir),
     host: opts.host,
     port: opts.port,
+    config: opts.config,
   });
 }
 
@@ -95,8 +100,9 @@ export function registerServiceCommands(program: Command): void {
     .option('--ui-port <n>', 'Temporal Web UI port (default 8233)')
     .option('--queue <name>', 'task queue of the worker (env FLEET_TASK_QUEUE, default fleet-agents)')
     .action(async (_o: unknown, cmd: Command) => {
-      const o = cmd.optsWithGlobals<{ dataDir?: string; apiPort?: string; apiHost?: string; temporalPort?: string; uiPort?: string; queue?: string }>();
+      const o = cmd.optsWithGlobals<{ dataDir?: string; config?: string; apiPort?: string; apiHost?: string; temporalPort?: string; uiPort?: string; queue?: string }>();
       const dir = settings.dataDir(o.dataDir);
+      const loaded = loadFleetConfig(o.config);
       mkdirSync(dir, { recursive: true, mode: 0o700 });
       const lock = InstanceLock.acquire(dir);
       const reaper = Reaper.start();
@@ -120,9 +126,9 @@ export function registerServiceCommands(program: Command): void {
         const cfg = temporalConfigFromEnv({}, { address: server.address, namespace: server.namespace, uiUrl: server.uiUrl });
         const temporal = await openClient(cfg);
         cleanups.push(temporal.close);
-        const w = await startWorker(cfg, temporal.client, queue, dir, reaper);
+        const w = await startWorker(cfg, temporal.client, queue, dir, loaded.config, reaper);
         cleanups.push(w.close);
-        const api = await startApi(cfg, temporal.client, { host, port: apiPort, token, queue, dataDir: dir });
+        const api = await startApi(cfg, temporal.client, { host, port: apiPort, token, queue, dataDir: dir, config: loaded.config });
         cleanups.push(() => api.close());
         cleanups.push(async () => rmSync(settings.endpointsFile(dir), { force: true }));
         writeFileSync(settings.endpointsFile(dir), JSON.stringify({ apiUrl: api.url, temporalAddress: server.address, uiUrl: server.uiUrl, pid: process.pid }), { mode: 0o600 });
@@ -134,6 +140,7 @@ export function registerServiceCommands(program: Command): void {
             `  Temporal   ${server.address}   (namespace ${server.namespace}, database ${join(dir, 'temporal', 'temporal.sqlite')})`,
             `  Worker     task queue ${queue}`,
             `  Data dir   ${dir}`,
+            `  Config     ${loaded.path ?? 'none (shipped roles; see fleet doctor)'}`,
             `  Temporal CLI ${cli.path} (${cli.source})`,
             'Press Ctrl-C to stop.',
             '',
@@ -150,13 +157,14 @@ export function registerServiceCommands(program: Command): void {
     .description('run a worker against a Temporal cluster (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TLS or API key)')
     .option('--queue <name>', 'task queue to poll (env FLEET_TASK_QUEUE, default fleet-agents)')
     .action(async (_o: unknown, cmd: Command) => {
-      const o = cmd.optsWithGlobals<{ queue?: string; dataDir?: string }>();
+      const o = cmd.optsWithGlobals<{ queue?: string; dataDir?: string; config?: string }>();
       const dir = settings.dataDir(o.dataDir);
+      const { config } = loadFleetConfig(o.config);
       mkdirSync(dir, { recursive: true, mode: 0o700 });
       const cfg = temporalConfigFromEnv();
       const queue = settings.taskQueue(o.queue);
       const temporal = await openClient(cfg);
-      const w = await startWorker(cfg, temporal.client, queue, dir);
+      const w = await startWorker(cfg, temporal.client, queue, dir, config);
       onShutdown(async () => {
         await w.close();
         await temporal.close();
@@ -171,13 +179,14 @@ export function registerServiceCommands(program: Command): void {
     .option('--api-host <host>', 'bind address (env FLEET_API_HOST, default 127.0.0.1)')
     .option('--queue <name>', 'default task queue for spawned agents (env FLEET_TASK_QUEUE)')
     .action(async (_o: unknown, cmd: Command) => {
-      const o = cmd.optsWithGlobals<{ apiPort?: string; apiHost?: string; queue?: string; dataDir?: string }>();
+      const o = cmd.optsWithGlobals<{ apiPort?: string; apiHost?: string; queue?: string; dataDir?: string; config?: string }>();
       const dir = settings.dataDir(o.dataDir);
+      const { config } = loadFleetConfig(o.config);
       const cfg = temporalConfigFromEnv();
       const host = settings.apiHost(o.apiHost);
       const token = ensureApiToken(dir);
       const temporal = await openClient(cfg);
-      const api = await startApi(cfg, temporal.client, { host, port: settings.apiPort(o.apiPort), token, queue: settings.taskQueue(o.queue), dataDir: dir });
+      const api = await startApi(cfg, temporal.client, { host, port: settings.apiPort(o.apiPort), token, queue: settings.taskQueue(o.queue), dataDir: dir, config });
       onShutdown(async () => {
         await api.close();
         await temporal.close();

@@ -1,0 +1,79 @@
+/**
+ * What one attempt of an agent runs: for `exec` the request's command; for a coding-agent CLI the
+ * command line its runtime builds (src/runtimes/runtime-catalog.ts) with this worker's configured
+ * executable and extra arguments, the role's instructions, the previous attempt's session to resume
+ * or the recovery context, and the parser for its output. A CLI that is not installed fails here,
+ * before anything starts, with what to install or configure.
+ */
+import type { FleetConfig } from '../domain/roles';
+import type { AgentRequest } from '../domain/roles';
+import { isCliRuntime, judgeAttempt, RUNTIMES, type CliRuntimeName, type Verdict } from '../runtimes/runtime-catalog';
+import type { OutputParser, RunSummary } from '../runtimes/runtime-events';
+import { writeAgentFile } from './agent-log';
+import { resolveExecutable, SpawnError } from './agent-process';
+
+export interface Launch {
+  command: string[];
+  /** Environment the runtime adds (the request's own env wins). */
+  env: Record<string, string>;
+  parser?: OutputParser;
+  /** Decides a CLI attempt from its exit and its output; exec attempts are decided by the exit code. */
+  judge?: (exit: { exitCode: number | null; signal: string | null }, run: RunSummary) => Verdict;
+  resumedSession: string | null;
+}
+
+export interface LaunchContext {
+  agentId: string;
+  logsDir: string;
+  cwd: string;
+  /** The agent's PATH, where a configured executable name is looked up. */
+  pathVar: string | undefined;
+  runtimes: FleetConfig['runtimes'];
+  /** The CLI session of the previous attempt (from its heartbeat details). */
+  previousSessionId: string | null;
+  recoveryText: string | null;
+}
+
+/** The executable of a CLI runtime on this worker, or a SpawnError saying how to get it. */
+export function cliExecutable(name: CliRuntimeName, runtimes: FleetConfig['runtimes'], cwd: string, pathVar: string | undefined): string {
+  const def = RUNTIMES[name];
+  const configured = runtimes[name]?.executable;
+  try {
+    return resolveExecutable(configured ?? def.executable, cwd, pathVar);
+  } catch (err) {
+    if (!(err instanceof SpawnError)) throw err;
+    const where = configured ? `the configured executable ${JSON.stringify(configured)} (runtimes.${name}.executable in fleet.config.json)` : `"${def.executable}" on the agent's PATH (${pathVar || 'empty'})`;
+    throw new SpawnError(
+      `runtime ${name} needs its CLI, and ${where} was not found. Install it (${def.install}) on the worker's machine, or set runtimes.${name}.executable in fleet.config.json to its path; \`fleet doctor\` lists the runtimes available`,
+      'executableNotFound',
+    );
+  }
+}
+
+export function launchOf(req: AgentRequest, ctx: LaunchContext): Launch {
+  if (!isCliRuntime(req.runtime)) {
+    if (!req.command) throw new SpawnError('runtime exec needs a command: an argv array such as ["python3", "agent.py"]', 'spawnFailed');
+    return { command: req.command, env: {}, resumedSession: null };
+  }
+  const name = req.runtime;
+  const def = RUNTIMES[name];
+  const executable = cliExecutable(name, ctx.runtimes, ctx.cwd, ctx.pathVar);
+  const instructionsFile = req.instructions && name === 'aider' ? writeAgentFile(ctx.logsDir, ctx.agentId, 'instructions.md', req.instructions) : null;
+  const args = def.args({
+    task: req.task,
+    instructions: req.instructions,
+    instructionsFile,
+    model: req.model,
+    // Aider has no sessions: a retried aider attempt starts afresh.
+    resumeSessionId: ctx.previousSessionId,
+    recoveryText: ctx.recoveryText,
+    extraArgs: ctx.runtimes[name]?.args ?? [],
+  });
+  return {
+    command: [executable, ...args],
+    env: def.env,
+    parser: def.parser(),
+    judge: (exit, run) => judgeAttempt(name, exit, run),
+    resumedSession: ctx.previousSessionId,
+  };
+}

@@ -1,0 +1,591 @@
+/**
+ * Git worktrees for agents spawned with `worktree: true`: each agent gets branch `fleet/<agentId>` checked out at
+ * `<worktreesDir>/<agentId>`, kept after the agent ends for review, and removed later by a cleanup command.
+ *
+ * Everything runs `git` with argv arrays (never a shell), with an environment stripped of the variables that would
+ * point git at another repository (GIT_DIR, GIT_WORK_TREE, … as set inside git hooks) and with LC_ALL=C so that
+ * git's messages can be recognised (lock contention, "not a git repository").
+ */
+import { execFile } from 'node:child_process';
+import { existsSync, mkdirSync, realpathSync, statSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
+
+export type WorktreeErrorKind = 'notARepo' | 'gitMissing' | 'gitFailed';
+
+export class WorktreeError extends Error {
+  constructor(
+    message: string,
+    readonly kind: WorktreeErrorKind,
+  ) {
+    super(message);
+    this.name = 'WorktreeError';
+  }
+}
+
+export interface EnsureWorktreeOptions {
+  /** The spawn request's cwd: must be inside a git work tree. */
+  cwd: string;
+  agentId: string;
+  /** Worktrees are created at `<worktreesDir>/<agentId>`; the directory is created if missing. */
+  worktreesDir: string;
+  /** What to branch from (a branch, tag or commit); the repository's current HEAD when absent. */
+  baseRef?: string;
+}
+
+export interface EnsuredWorktree {
+  /** Absolute path of the worktree, `<worktreesDir>/<agentId>` (as given, not symlink-resolved). */
+  path: string;
+  /** `fleet/<agentId>`. */
+  branch: string;
+  /** Top of the work tree that contained `cwd`. */
+  repoRoot: string;
+  /** The commit the branch was created from (recorded in git config, so a retried attempt reports the same). */
+  baseCommit: string;
+  /** False when an earlier attempt of the same agent had already created the worktree. */
+  created: boolean;
+  /** When `cwd` was a subdirectory of the repository: the same subdirectory inside the worktree. */
+  agentCwd?: string;
+}
+
+export interface WorktreeInfo {
+  path: string;
+  /** Short branch name (`fleet/agt_…`), null when detached or bare. */
+  branch: string | null;
+  /** Parsed from branches `fleet/agt_<uuid>`. */
+  agentId: string | null;
+  /** Checked-out commit; '' when git reports none (bare repository). */
+  head: string;
+  locked: boolean;
+  prunable: boolean;
+}
+
+export interface RemoveWorktreeOptions {
+  /** Any work tree of the repository (usually the repo root recorded at creation). */
+  repoDir: string;
+  agentId: string;
+  deleteBranch?: boolean;
+  force?: boolean;
+}
+
+export interface RemovedWorktree {
+  /** Whether a worktree registration existed and was removed (directory and/or stale registration). */
+  removed: boolean;
+  branchDeleted: boolean;
+  /** Whether the worktree had uncommitted changes (only possible with `force`, otherwise removal is refused). */
+  dirty: boolean;
+}
+
+export interface WorktreeChanges {
+  /** Commits on the branch since the commit it was created from. */
+  commits: number;
+  /** `git status --porcelain` paths (untracked directories appear once, with a trailing slash). */
+  dirtyFiles: string[];
+  /** The base the commits were counted from; null when it could not be determined (then commits is 0). */
+  baseCommit: string | null;
+}
+
+export const FLEET_BRANCH_PREFIX = 'fleet/';
+const FLEET_AGENT_BRANCH = /^fleet\/(agt_[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$/;
+/** Safe as a directory name and inside a branch name. */
+const SAFE_AGENT_ID = /^[A-Za-z0-9][A-Za-z0-9_-]*$/;
+
+export function fleetBranchName(agentId: string): string {
+  return FLEET_BRANCH_PREFIX + agentId;
+}
+
+function baseConfigKey(branch: string): string {
+  return `branch.${branch}.fleetBase`;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Running git
+
+/** Variables that would make git operate on another repository than the one named by cwd. */
+const REPO_REDIRECTING_ENV = [
+  'GIT_DIR',
+  'GIT_WORK_TREE',
+  'GIT_INDEX_FILE',
+  'GIT_OBJECT_DIRECTORY',
+  'GIT_ALTERNATE_OBJECT_DIRECTORIES',
+  'GIT_COMMON_DIR',
+  'GIT_NAMESPACE',
+  'GIT_PREFIX',
+  'LANGUAGE',
+];
+
+function gitEnv(): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  for (const k of REPO_REDIRECTING_ENV) delete env[k];
+  env.LC_ALL = 'C';
+  env.GIT_TERMINAL_PROMPT = '0';
+  // `git status` would otherwise refresh and rewrite the index (taking index.lock) while others work on the repo.
+  env.GIT_OPTIONAL_LOCKS = '0';
+  return env;
+}
+
+interface GitResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+function runGitOnce(args: string[], cwd: string): Promise<GitResult> {
+  return new Promise((resolvePromise, reject) => {
+    execFile('git', args, { cwd, env: gitEnv(), maxBuffer: 256 * 1024 * 1024, encoding: 'utf8' }, (err, stdout, stderr) => {
+      if (!err) return resolvePromise({ code: 0, stdout, stderr });
+      const e = err as NodeJS.ErrnoException & { code?: unknown };
+      if (typeof e.code === 'number') return resolvePromise({ code: e.code, stdout, stderr });
+      if (e.code === 'ENOENT') {
+        // spawn reports a missing cwd as ENOENT too: tell the two apart.
+        if (!isDirectory(cwd)) {
+          return reject(new WorktreeError(`"${cwd}" does not exist or is not a directory: --worktree needs the agent's cwd to be a directory inside a git work tree`, 'notARepo'));
+        }
+        return reject(new WorktreeError(`git was not found on PATH (${process.env.PATH ?? ''}): install git to use --worktree, or drop --worktree`, 'gitMissing'));
+      }
+      if (e.code === 'EACCES') {
+        return reject(new WorktreeError(`git could not be run in "${cwd}" (${e.message}): check permissions of git and of that directory`, 'gitMissing'));
+      }
+      reject(new WorktreeError(`git ${args.join(' ')} in "${cwd}" failed: ${e.message}`, 'gitFailed'));
+    });
+  });
+}
+
+/**
+ * Failures caused by concurrent git commands on the same repository: lock contention (config, refs, index), and
+ * another `git worktree add` caught half-way (its .git/worktrees/<id> exists before its commondir/gitdir files,
+ * which makes commands that enumerate worktrees die with "failed to read .git/worktrees/<id>/commondir").
+ */
+const TRANSIENT =
+  /index\.lock|could not lock|cannot lock ref|unable to lock|Unable to create '[^']*\.lock'|\.lock': File exists|failed to read [^\n]*worktrees\//i;
+const MAX_ATTEMPTS = 10;
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** About 25 ms doubling up to 1 s, jittered: at most about 6 s over MAX_ATTEMPTS. */
+const backoff = (attempt: number) => sleep(Math.min(1000, 25 * 2 ** attempt) * (0.5 + Math.random()));
+
+/** Runs git, retrying briefly (with retryOnLock) while concurrent git commands get in the way. */
+async function runGit(args: string[], cwd: string, opts: { retryOnLock?: boolean } = {}): Promise<GitResult> {
+  const attempts = opts.retryOnLock ? MAX_ATTEMPTS : 1;
+  for (let i = 1; ; i++) {
+    const r = await runGitOnce(args, cwd);
+    if (r.code === 0 || i >= attempts || !TRANSIENT.test(r.stderr)) return r;
+    await backoff(i);
+  }
+}
+
+/** Runs git and returns trimmed stdout, or throws gitFailed with git's own message. */
+async function git(args: string[], cwd: string, opts: { retryOnLock?: boolean; what?: string; raw?: boolean } = {}): Promise<string> {
+  const r = await runGit(args, cwd, opts);
+  if (r.code !== 0) throw gitFailed(args, cwd, r, opts.what);
+  return opts.raw ? r.stdout : r.stdout.trim();
+}
+
+function gitFailed(args: string[], cwd: string, r: GitResult, what?: string): WorktreeError {
+  const detail = (r.stderr.trim() || r.stdout.trim() || `exit code ${r.code}`).replace(/\s*\n\s*/g, '; ');
+  return new WorktreeError(`${what ?? `git ${args.join(' ')}`} failed in "${cwd}": ${detail}`, 'gitFailed');
+}
+
+function isDirectory(p: string): boolean {
+  try {
+    return statSync(p).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+/** realpath of p, or of its nearest existing ancestor joined with the rest (git stores worktree paths resolved). */
+function realish(p: string): string {
+  const abs = resolve(p);
+  try {
+    return realpathSync(abs);
+  } catch {
+    const parent = dirname(abs);
+    return parent === abs ? abs : join(realish(parent), basename(abs));
+  }
+}
+
+interface RepoLocation {
+  root: string;
+  /** Subdirectory of cwd inside the work tree ('' at the top), with a trailing slash. */
+  prefix: string;
+}
+
+/** Finds the work tree containing dir, or throws notARepo with advice. */
+async function locateRepo(dir: string, purpose: string): Promise<RepoLocation> {
+  if (!isDirectory(dir)) {
+    throw new WorktreeError(`"${dir}" does not exist or is not a directory: ${purpose}`, 'notARepo');
+  }
+  const r = await runGit(['rev-parse', '--is-inside-work-tree', '--show-toplevel', '--show-prefix'], dir);
+  if (r.code !== 0) {
+    if (/not a git repository/i.test(r.stderr)) {
+      throw new WorktreeError(`"${dir}" is not inside a git repository: ${purpose}`, 'notARepo');
+    }
+    throw gitFailed(['rev-parse'], dir, r, 'finding the git work tree');
+  }
+  const [inside, root, prefix] = r.stdout.split('\n');
+  if (inside !== 'true' || !root) {
+    throw new WorktreeError(`"${dir}" is inside a git directory but not in a work tree (bare repository or .git): ${purpose}`, 'notARepo');
+  }
+  return { root, prefix: prefix ?? '' };
+}
+
+async function resolveCommit(ref: string, cwd: string): Promise<string | null> {
+  const r = await runGit(['rev-parse', '--verify', '--quiet', `${ref}^{commit}`], cwd);
+  return r.code === 0 ? r.stdout.trim() : null;
+}
+
+async function branchExists(branch: string, cwd: string): Promise<boolean> {
+  const r = await runGit(['show-ref', '--verify', '--quiet', `refs/heads/${branch}`], cwd);
+  return r.code === 0;
+}
+
+async function readBase(branch: string, cwd: string): Promise<string | null> {
+  const r = await runGit(['config', '--get', baseConfigKey(branch)], cwd);
+  if (r.code !== 0) return null;
+  const sha = r.stdout.trim();
+  return sha ? resolveCommit(sha, cwd) : null;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Listing
+
+/** Parses `git worktree list --porcelain` (line-separated, or NUL-separated with -z). */
+export function parseWorktreeList(out: string, sep: '\n' | '\0'): WorktreeInfo[] {
+  const result: WorktreeInfo[] = [];
+  let cur: (WorktreeInfo & { bare: boolean }) | null = null;
+  const flush = () => {
+    if (cur) {
+      const { bare: _bare, ...info } = cur;
+      result.push(info);
+    }
+    cur = null;
+  };
+  for (const field of out.split(sep)) {
+    if (field === '') {
+      flush();
+      continue;
+    }
+    const space = field.indexOf(' ');
+    const key = space < 0 ? field : field.slice(0, space);
+    const value = space < 0 ? '' : field.slice(space + 1);
+    if (key === 'worktree') {
+      flush();
+      cur = { path: value, branch: null, agentId: null, head: '', locked: false, prunable: false, bare: false };
+      continue;
+    }
+    if (!cur) continue;
+    const c: WorktreeInfo & { bare: boolean } = cur;
+    if (key === 'HEAD') c.head = value;
+    else if (key === 'branch') {
+      c.branch = value.startsWith('refs/heads/') ? value.slice('refs/heads/'.length) : value;
+      c.agentId = FLEET_AGENT_BRANCH.exec(c.branch)?.[1] ?? null;
+    } else if (key === 'locked') c.locked = true;
+    else if (key === 'prunable') c.prunable = true;
+    else if (key === 'bare') c.bare = true;
+  }
+  flush();
+  return result;
+}
+
+async function listIn(cwd: string): Promise<WorktreeInfo[]> {
+  let r = await runGit(['worktree', 'list', '--porcelain', '-z'], cwd, { retryOnLock: true });
+  let sep: '\n' | '\0' = '\0';
+  if (r.code !== 0 && /unknown switch|usage:/i.test(r.stderr)) {
+    // git < 2.36 has no -z.
+    r = await runGit(['worktree', 'list', '--porcelain'], cwd, { retryOnLock: true });
+    sep = '\n';
+  }
+  if (r.code !== 0) throw gitFailed(['worktree', 'list', '--porcelain'], cwd, r);
+  const list = parseWorktreeList(r.stdout, sep);
+  // git < 2.31 does not report "prunable": a linked worktree whose directory is gone is.
+  list.forEach((w, i) => {
+    if (i > 0 && !w.prunable && !w.locked && !existsSync(w.path)) w.prunable = true;
+  });
+  return list;
+}
+
+/**
+ * The worktrees of the repository containing repoDir: the main one first, the others in git's order (not creation
+ * order). Paths are as git stores them, symlinks resolved. Only FleetTools ones with fleetOnly.
+ */
+export async function listWorktrees(repoDir: string, opts: { fleetOnly?: boolean } = {}): Promise<WorktreeInfo[]> {
+  const { root } = await locateRepo(repoDir, 'listing worktrees needs a directory inside the git repository');
+  const list = await listIn(root);
+  return opts.fleetOnly ? list.filter((w) => w.agentId !== null) : list;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Creating
+
+/**
+ * Creates (or, for a retried attempt of the same agent, finds) the agent's worktree on branch `fleet/<agentId>`.
+ * Safe to call concurrently for different agents on the same repository.
+ */
+export async function ensureWorktree(opts: EnsureWorktreeOptions): Promise<EnsuredWorktree> {
+  const { agentId } = opts;
+  if (!SAFE_AGENT_ID.test(agentId)) {
+    throw new RangeError(`agent id ${JSON.stringify(agentId)} cannot name a worktree: letters, digits, '_' and '-' only`);
+  }
+  const cwd = resolve(opts.cwd);
+  const { root: repoRoot, prefix } = await locateRepo(cwd, "--worktree needs the agent's cwd to be in a git work tree (run git init, or drop --worktree)");
+  const branch = fleetBranchName(agentId);
+  const path = resolve(opts.worktreesDir, agentId);
+  const withCwd = (r: Omit<EnsuredWorktree, 'agentCwd'>): EnsuredWorktree => {
+    if (!prefix) return r;
+    const agentCwd = join(r.path, prefix).replace(/\/+$/, '');
+    // The subdirectory may be absent from the base commit (untracked, or only ignored files): create it.
+    mkdirSync(agentCwd, { recursive: true });
+    return { ...r, agentCwd };
+  };
+
+  mkdirSync(resolve(opts.worktreesDir), { recursive: true });
+  for (let attempt = 1; ; attempt++) {
+    // A retried attempt: the worktree is already there.
+    const existing = await findOwnWorktree(repoRoot, branch, path);
+    if (existing) {
+      const baseCommit = await recordedBase(repoRoot, branch, opts.baseRef, existing.head);
+      return withCwd({ path, branch, repoRoot, baseCommit, created: false });
+    }
+
+    let baseCommit: string;
+    let args: string[];
+    if (await branchExists(branch, repoRoot)) {
+      // An earlier attempt created the branch (a crash, or a failed `worktree add -b`, which creates the branch
+      // before the worktree), or its worktree was removed without deleting it: check it out again.
+      const tip = await git(['rev-parse', '--verify', `refs/heads/${branch}^{commit}`], repoRoot);
+      baseCommit = await recordedBase(repoRoot, branch, opts.baseRef, tip);
+      args = ['worktree', 'add', path, branch];
+    } else {
+      baseCommit = await resolveBase(repoRoot, opts.baseRef);
+      // Recorded before the branch exists so that a crash in between still leaves the base known.
+      await git(['config', baseConfigKey(branch), baseCommit], repoRoot, { retryOnLock: true, what: 'recording the base commit' });
+      args = ['worktree', 'add', '--no-track', '-b', branch, path, baseCommit];
+    }
+    const r = await runGit(args, repoRoot);
+    if (r.code === 0) return withCwd({ path, branch, repoRoot, baseCommit, created: true });
+
+    // Lock contention, or a concurrent `worktree add` caught half-way: start over from what is there now (this
+    // also covers a concurrent attempt of the same agent that won the race).
+    if (TRANSIENT.test(r.stderr) && attempt < MAX_ATTEMPTS) {
+      await backoff(attempt);
+      continue;
+    }
+    const raced = await findOwnWorktree(repoRoot, branch, path).catch(() => null);
+    if (raced) return withCwd({ path, branch, repoRoot, baseCommit, created: false });
+    if (/already exists/i.test(r.stderr) && existsSync(path)) {
+      throw new WorktreeError(
+        `cannot create the worktree of ${agentId} at "${path}": that path already exists and is not this agent's worktree (remove it, or use another worktrees directory)`,
+        'gitFailed',
+      );
+    }
+    throw gitFailed(args, repoRoot, r, `creating the worktree of ${agentId} at "${path}"`);
+  }
+}
+
+/** The live worktree with the agent's branch at the expected path; throws when the branch is checked out elsewhere. */
+async function findOwnWorktree(repoRoot: string, branch: string, path: string): Promise<WorktreeInfo | null> {
+  let list = await listIn(repoRoot);
+  let entry = list.find((w) => w.branch === branch);
+  if (entry?.prunable && !entry.locked) {
+    // Its directory was deleted by hand: forget the stale registration so that it can be created again.
+    await git(['worktree', 'prune'], repoRoot, { retryOnLock: true });
+    list = await listIn(repoRoot);
+    entry = list.find((w) => w.branch === branch);
+  }
+  const atPath = list.find((w) => realish(w.path) === realish(path));
+  if (atPath && atPath.branch !== branch) {
+    throw new WorktreeError(
+      `"${path}" is already a worktree of ${atPath.branch ? `branch ${atPath.branch}` : `detached commit ${atPath.head.slice(0, 12)}`}, not of ${branch}: remove it (git worktree remove) or use another worktrees directory`,
+      'gitFailed',
+    );
+  }
+  if (!entry) return null;
+  if (realish(entry.path) !== realish(path)) {
+    throw new WorktreeError(
+      `branch ${branch} is already checked out at "${entry.path}", not at "${path}": switch that work tree to another branch, or remove it, before starting the agent with --worktree`,
+      'gitFailed',
+    );
+  }
+  if (entry.prunable) {
+    throw new WorktreeError(`the worktree of ${branch} at "${path}" is registered but its directory is missing and it is locked: run git worktree unlock and git worktree prune`, 'gitFailed');
+  }
+  return entry;
+}
+
+async function resolveBase(repoRoot: string, baseRef: string | undefined): Promise<string> {
+  if (baseRef !== undefined) {
+    if (baseRef === '' || baseRef.startsWith('-')) {
+      throw new WorktreeError(`base ref ${JSON.stringify(baseRef)} is not a valid git revision: name a branch, tag or commit`, 'gitFailed');
+    }
+    const sha = await resolveCommit(baseRef, repoRoot);
+    if (sha) return sha;
+    if (!(await resolveCommit('HEAD', repoRoot))) throw noCommits(repoRoot);
+    throw new WorktreeError(`base ref "${baseRef}" does not name a commit in "${repoRoot}": check the branch, tag or commit name`, 'gitFailed');
+  }
+  const head = await resolveCommit('HEAD', repoRoot);
+  if (!head) throw noCommits(repoRoot);
+  return head;
+}
+
+function noCommits(repoRoot: string): WorktreeError {
+  return new WorktreeError(
+    `"${repoRoot}" is a git repository with no commits yet: --worktree needs at least one commit to branch from (commit something first, or drop --worktree)`,
+    'gitFailed',
+  );
+}
+
+/** The base recorded at creation; when missing (older branch), the merge-base with the base ref, else `fallback`; recorded. */
+async function recordedBase(repoRoot: string, branch: string, baseRef: string | undefined, fallback: string): Promise<string> {
+  const recorded = await readBase(branch, repoRoot);
+  if (recorded) return recorded;
+  let base = fallback;
+  const against = await resolveCommit(baseRef ?? 'HEAD', repoRoot);
+  if (against) {
+    const mb = await runGit(['merge-base', against, `refs/heads/${branch}`], repoRoot);
+    if (mb.code === 0 && mb.stdout.trim()) base = mb.stdout.trim();
+  }
+  await runGit(['config', baseConfigKey(branch), base], repoRoot, { retryOnLock: true });
+  return base;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Changes
+
+/** Commits on the worktree's branch since its base, and uncommitted files. */
+export async function worktreeChanges(path: string): Promise<WorktreeChanges> {
+  const { root } = await locateRepo(path, 'expected the directory of an agent worktree');
+  const status = await git(['status', '--porcelain=v1', '-z'], root, { raw: true });
+  const dirtyFiles = parsePorcelainStatus(status);
+
+  const sym = await runGit(['symbolic-ref', '--quiet', '--short', 'HEAD'], root);
+  const candidates = [sym.code === 0 ? sym.stdout.trim() : '', fleetBranchName(basename(root))].filter(Boolean);
+  let base: string | null = null;
+  for (const b of candidates) {
+    base = await readBase(b, root);
+    if (base) break;
+  }
+  if (!base && sym.code === 0) base = await reflogCreationCommit(sym.stdout.trim(), root);
+  if (!base) return { commits: 0, dirtyFiles, baseCommit: null };
+  const head = await resolveCommit('HEAD', root);
+  if (!head) return { commits: 0, dirtyFiles, baseCommit: base };
+  const count = await git(['rev-list', '--count', `${base}..${head}`], root);
+  return { commits: Number(count) || 0, dirtyFiles, baseCommit: base };
+}
+
+/** The commit a branch was created at, from the oldest entry of its reflog (when it has not expired). */
+async function reflogCreationCommit(branch: string, cwd: string): Promise<string | null> {
+  const r = await runGit(['reflog', 'show', '--format=%H', `refs/heads/${branch}`, '--'], cwd);
+  if (r.code !== 0) return null;
+  const lines = r.stdout.trim().split('\n').filter(Boolean);
+  return lines.length ? lines[lines.length - 1]! : null;
+}
+
+/** Paths from `git status --porcelain=v1 -z` (renames and copies: the new path). */
+export function parsePorcelainStatus(out: string): string[] {
+  const files: string[] = [];
+  const fields = out.split('\0');
+  for (let i = 0; i < fields.length; i++) {
+    const f = fields[i]!;
+    if (f.length < 4) continue;
+    files.push(f.slice(3));
+    if (f[0] === 'R' || f[0] === 'C') i++; // the next field is the original path
+  }
+  return files;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Removing
+
+/**
+ * Removes the agent's worktree (refusing one with uncommitted changes unless `force`), optionally its branch
+ * (`git branch -d`, or `-D` with `force`), then prunes stale registrations. Refusals happen before anything is removed.
+ */
+export async function removeWorktree(opts: RemoveWorktreeOptions): Promise<RemovedWorktree> {
+  const { agentId, force = false, deleteBranch = false } = opts;
+  const { root } = await locateRepo(opts.repoDir, 'removing a worktree needs a directory inside its git repository');
+  const branch = fleetBranchName(agentId);
+  const list = await listIn(root);
+  const main = list[0];
+  // By branch; if the agent switched its worktree to another branch or detached HEAD, by directory name.
+  const entry =
+    list.find((w) => w !== main && w.branch === branch) ?? list.find((w) => w !== main && basename(w.path) === agentId);
+  if (entry && realish(entry.path) === realish(root)) {
+    throw new WorktreeError(`"${opts.repoDir}" is the worktree of ${agentId} itself: pass the main repository as repoDir`, 'gitFailed');
+  }
+
+  let dirty = false;
+  if (entry && !entry.prunable) {
+    const status = await git(['status', '--porcelain=v1', '-z'], entry.path, { raw: true });
+    const files = parsePorcelainStatus(status);
+    dirty = files.length > 0;
+    if (dirty && !force) {
+      const shown = files.slice(0, 5).join(', ') + (files.length > 5 ? `, … (${files.length} in all)` : '');
+      throw new WorktreeError(
+        `the worktree of ${agentId} at "${entry.path}" has uncommitted changes (${shown}): commit or inspect them first, or pass force to discard them`,
+        'gitFailed',
+      );
+    }
+    if (entry.locked && !force) {
+      throw new WorktreeError(`the worktree of ${agentId} at "${entry.path}" is locked (git worktree lock): unlock it, or pass force`, 'gitFailed');
+    }
+  }
+
+  const hasBranch = deleteBranch && (await branchExists(branch, root));
+  if (hasBranch) {
+    const elsewhere = list.find((w) => w.branch === branch && w !== entry);
+    if (elsewhere) {
+      throw new WorktreeError(
+        `branch ${branch} is checked out at "${elsewhere.path}": switch that work tree to another branch, or remove without deleting the branch (nothing was removed)`,
+        'gitFailed',
+      );
+    }
+    if (!force) await assertMerged(branch, root);
+  }
+
+  let removed = false;
+  if (entry) {
+    if (entry.prunable) {
+      await git(['worktree', 'prune'], root, { retryOnLock: true });
+    } else {
+      const args = ['worktree', 'remove', ...(force ? (entry.locked ? ['--force', '--force'] : ['--force']) : []), entry.path];
+      await git(args, root, { retryOnLock: true, what: `removing the worktree of ${agentId} at "${entry.path}"` });
+    }
+    removed = true;
+  }
+
+  let branchDeleted = false;
+  if (hasBranch) {
+    const args = ['branch', force ? '-D' : '-d', branch];
+    const r = await runGit(args, root, { retryOnLock: true });
+    if (r.code !== 0) {
+      const why = (r.stderr.trim() || `exit code ${r.code}`).replace(/\s*\n\s*/g, '; ');
+      throw new WorktreeError(
+        `${removed ? `the worktree of ${agentId} was removed, but ` : ''}branch ${branch} was not deleted: ${why}${force ? '' : ' (merge it, or pass force to delete it anyway)'}`,
+        'gitFailed',
+      );
+    }
+    branchDeleted = true;
+  }
+
+  await git(['worktree', 'prune'], root, { retryOnLock: true });
+  return { removed, branchDeleted, dirty };
+}
+
+/** What `git branch -d` checks: the branch is merged into its upstream if it has one, else into HEAD. */
+async function assertMerged(branch: string, root: string): Promise<void> {
+  const upstream = await resolveCommit(`refs/heads/${branch}@{upstream}`, root);
+  const into = upstream ?? (await resolveCommit('HEAD', root));
+  const intoName = upstream ? `its upstream` : await headName(root);
+  const merged = into !== null && (await runGit(['merge-base', '--is-ancestor', `refs/heads/${branch}`, into], root)).code === 0;
+  if (merged) return;
+  const ahead = into ? await git(['rev-list', '--count', `${into}..refs/heads/${branch}`], root) : '?';
+  throw new WorktreeError(
+    `branch ${branch} has ${ahead} commit(s) not merged into ${intoName}, so git branch -d refuses to delete it: merge or inspect it first, or pass force to delete it anyway (nothing was removed)`,
+    'gitFailed',
+  );
+}
+
+async function headName(root: string): Promise<string> {
+  const r = await runGit(['symbolic-ref', '--quiet', '--short', 'HEAD'], root);
+  return r.code === 0 ? `${r.stdout.trim()} (HEAD of "${root}")` : `HEAD of "${root}"`;
+}

@@ -1,0 +1,182 @@
+/**
+ * The coding-agent CLIs FleetTools drives, and how: for each runtime, the command line for a task
+ * (its non-interactive, machine-readable mode), how it takes a role's instructions and a recovery
+ * context, how a retried attempt resumes the CLI's own session, the parser for its output, and how
+ * its exit and final result decide the attempt. `exec` is not here: it runs the request's command.
+ *
+ * Flags were checked against each CLI's --help and source at the versions recorded in
+ * test/fixtures/runtimes/<runtime>/ (SOURCES.md there cites them).
+ * Pure: no Node imports.
+ */
+import type { RuntimeName } from '../domain/agent';
+import { aiderParser } from './aider-parser';
+import { claudeCodeParser } from './claude-code-parser';
+import { codexParser } from './codex-parser';
+import { geminiParser } from './gemini-parser';
+import { opencodeParser } from './opencode-parser';
+import type { OutputParser, RunSummary } from './runtime-events';
+
+export type CliRuntimeName = Exclude<RuntimeName, 'exec'>;
+
+/** What one attempt of a CLI agent is asked to do. */
+export interface Invocation {
+  task: string;
+  /** The role's instructions (a system prompt), if any. */
+  instructions: string | null;
+  /** The same instructions in a file, for CLIs that read them from one (aider --read). */
+  instructionsFile: string | null;
+  model: string | null;
+  /** The CLI session of the agent's previous attempt: resumed with the CLI's own flag. */
+  resumeSessionId: string | null;
+  /** What the work before this attempt did (a resumed mission's checkpoint), when there is no session to resume. */
+  recoveryText: string | null;
+  /** Extra arguments from the configuration (runtimes.<name>.args), before the prompt. */
+  extraArgs: string[];
+}
+
+export type Verdict = { ok: true } | { ok: false; message: string; retryable: boolean };
+
+export interface RuntimeDefinition {
+  name: CliRuntimeName;
+  /** The executable looked up on PATH unless configured (runtimes.<name>.executable). */
+  executable: string;
+  /** How to get the CLI, for the error when it is missing and for `fleet doctor`. */
+  install: string;
+  versionArgs: string[];
+  /** Arguments after the executable. */
+  args(inv: Invocation): string[];
+  /** Environment the CLI needs to print parseable output. */
+  env: Record<string, string>;
+  parser(): OutputParser;
+}
+
+/** The prompt for CLIs that take instructions and recovery context as part of the prompt. */
+export function composePrompt(inv: Invocation, opts: { instructionsInPrompt: boolean }): string {
+  if (inv.resumeSessionId) {
+    return `Your previous attempt at this task was interrupted. Continue where you left off; do not redo work that is already done.\n\nThe task: ${inv.task}`;
+  }
+  const parts: string[] = [];
+  if (opts.instructionsInPrompt && inv.instructions) parts.push(`Instructions for your role:\n${inv.instructions}`);
+  if (inv.recoveryText) parts.push(`You are picking up work that an earlier agent started and did not finish. What it left:\n${inv.recoveryText}`);
+  if (!parts.length) return inv.task;
+  return `${parts.join('\n\n---\n\n')}\n\n---\n\nThe task: ${inv.task}`;
+}
+
+const opt = (flag: string, value: string | null): string[] => (value ? [flag, value] : []);
+
+/** A string as TOML parses it (codex `-c key=value` values are TOML): JSON's string escapes are TOML's. */
+const tomlString = (s: string): string => JSON.stringify(s);
+
+export const RUNTIMES: Record<CliRuntimeName, RuntimeDefinition> = {
+  // claude -p: print mode; stream-json needs --verbose (without it: "requires --verbose", exit 1).
+  // --append-system-prompt keeps Claude Code's own system prompt and adds the role's.
+  'claude-code': {
+    name: 'claude-code',
+    executable: 'claude',
+    install: 'npm install -g @anthropic-ai/claude-code (then log in, or set ANTHROPIC_API_KEY in the agent env)',
+    versionArgs: ['--version'],
+    args: (inv) => [
+      '-p',
+      composePrompt(inv, { instructionsInPrompt: false }),
+      '--output-format',
+      'stream-json',
+      '--verbose',
+      '--permission-mode',
+      'acceptEdits',
+      ...opt('--model', inv.model),
+      ...(inv.resumeSessionId ? [] : opt('--append-system-prompt', inv.instructions)),
+      ...opt('--resume', inv.resumeSessionId),
+      ...inv.extraArgs,
+    ],
+    env: {},
+    parser: claudeCodeParser,
+  },
+  // codex exec --json: JSONL events; `exec resume <thread id> <prompt>` continues a thread. Instructions go in
+  // through the developer_instructions config key (there is no flag). Outside a git repo it refuses to run
+  // without --skip-git-repo-check. It appends piped stdin to the prompt: the agent's stdin is /dev/null.
+  codex: {
+    name: 'codex',
+    executable: 'codex',
+    install: 'npm install -g @openai/codex (then codex login, or set OPENAI_API_KEY in the agent env)',
+    versionArgs: ['--version'],
+    args: (inv) => [
+      'exec',
+      '--json',
+      '--skip-git-repo-check',
+      '--sandbox',
+      'workspace-write',
+      ...opt('-m', inv.model),
+      ...(inv.instructions ? ['-c', `developer_instructions=${tomlString(inv.instructions)}`] : []),
+      ...inv.extraArgs,
+      ...(inv.resumeSessionId ? ['resume', inv.resumeSessionId] : []),
+      composePrompt(inv, { instructionsInPrompt: false }),
+    ],
+    env: {},
+    parser: codexParser,
+  },
+  // opencode run --format json: JSON events; --session continues one. No system-prompt flag (AGENTS.md or
+  // opencode.json instructions): the role's instructions go into the prompt. Without --auto every permission
+  // request is rejected in run mode.
+  opencode: {
+    name: 'opencode',
+    executable: 'opencode',
+    install: 'npm install -g opencode-ai (then opencode auth login, or set the provider key in the agent env)',
+    versionArgs: ['--version'],
+    args: (inv) => ['run', '--format', 'json', '--auto', ...opt('-m', inv.model), ...opt('--session', inv.resumeSessionId), ...inv.extraArgs, composePrompt(inv, { instructionsInPrompt: true })],
+    env: {},
+    parser: opencodeParser,
+  },
+  // gemini -p … --output-format stream-json: JSONL events; -r resumes a session. --yolo approves tool calls and
+  // --skip-trust runs in a folder not yet trusted (else it stops and asks). GEMINI_SYSTEM_MD would replace the whole
+  // system prompt, so the role's instructions go into the prompt.
+  gemini: {
+    name: 'gemini',
+    executable: 'gemini',
+    install: 'npm install -g @google/gemini-cli (then set GEMINI_API_KEY in the agent env)',
+    versionArgs: ['--version'],
+    args: (inv) => ['-p', composePrompt(inv, { instructionsInPrompt: true }), '--output-format', 'stream-json', '--yolo', '--skip-trust', ...opt('-m', inv.model), ...opt('-r', inv.resumeSessionId), ...inv.extraArgs],
+    env: {},
+    parser: geminiParser,
+  },
+  // aider --message: one request, then exit; plain text only (--no-pretty --no-stream), and rich wraps at
+  // COLUMNS. Instructions as a read-only context file (--read). No session to resume.
+  aider: {
+    name: 'aider',
+    executable: 'aider',
+    install: 'python3 -m pip install aider-install && aider-install (then set the model provider key in the agent env)',
+    versionArgs: ['--version'],
+    args: (inv) => [
+      '--message',
+      composePrompt({ ...inv, resumeSessionId: null }, { instructionsInPrompt: false }),
+      '--yes-always',
+      '--no-pretty',
+      '--no-stream',
+      '--no-check-update',
+      '--no-analytics',
+      ...opt('--model', inv.model),
+      ...opt('--read', inv.instructionsFile),
+      ...inv.extraArgs,
+    ],
+    env: { COLUMNS: '1000' },
+    parser: aiderParser,
+  },
+};
+
+export const isCliRuntime = (name: RuntimeName): name is CliRuntimeName => name !== 'exec';
+
+/** Errors that another attempt cannot fix: credentials, quota, a CLI that refuses its arguments. */
+const NOT_RETRYABLE = /not logged in|please run \/login|authentication|unauthori[sz]ed|invalid api key|api[_ ]key[_ ]invalid|insufficient_quota|permission denied \(publickey\)|\b401\b|\b403\b/i;
+
+/**
+ * Did the attempt succeed? The exit code alone does not say: Claude Code exits 0 after SIGINT with a
+ * failed result, Gemini exits 0 when cancelled, Aider always exits 0. So: exit 0, no fatal error, and
+ * a final result that is not a failure (every parser reports a missing final result as a fatal error).
+ */
+export function judgeAttempt(runtime: CliRuntimeName, exit: { exitCode: number | null; signal: string | null }, run: RunSummary): Verdict {
+  const failedResult = run.result !== null && !run.result.ok;
+  if (exit.exitCode === 0 && !run.lastErrorFatal && !failedResult) return { ok: true };
+  const why = run.lastErrorFatal ? run.lastError : failedResult ? run.result!.text : null;
+  const how = exit.exitCode !== null ? `exited with code ${exit.exitCode}` : `was killed by signal ${exit.signal}`;
+  const message = `${runtime} ${how}${why ? `: ${why}` : ''}`;
+  return { ok: false, message, retryable: !(why && NOT_RETRYABLE.test(why)) };
+}

@@ -1,0 +1,114 @@
+/**
+ * Coding-agent CLI runtimes through the real worker and a real Temporal dev server, against
+ * stand-ins (test/stand-ins) that replay each CLI's recorded output and exit like it.
+ */
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import type { Agent } from '../../src/domain/agent';
+import { FleetConfig } from '../../src/domain/roles';
+import { api, Harness, REPO, waitFor } from '../support/harness';
+
+const STAND_INS = join(REPO, 'test', 'stand-ins', 'bin');
+
+describe('coding-agent CLI runtimes', { timeout: 300_000 }, () => {
+  let h: Harness;
+  let call: ReturnType<typeof api>;
+  let repo: string;
+  const record = () => join(h.tmp, 'standin.jsonl');
+  const starts = (agentPid?: number) =>
+    readFileSync(record(), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { event: string; cli: string; argv: string[]; pid: number; env: Record<string, unknown> }).filter((r) => r.event === 'start' && (agentPid === undefined || r.pid === agentPid));
+
+  before(async () => {
+    h = await Harness.start();
+    const queue = h.queue('runtimes');
+    await h.startWorker(queue, { runtimes: { codex: { executable: join(STAND_INS, 'codex'), args: ['-c', 'model_reasoning_effort="low"'] } } });
+    const config = FleetConfig.parse({ roles: { testing: { runtime: 'codex', instructions: 'You write tests.', model: 'gpt-5.5', retry: { maxAttempts: 2, initialIntervalMs: 100, backoffCoefficient: 1, maxIntervalMs: 100 } } } });
+    call = api((await h.startApi(queue, config)).url);
+    repo = h.path('acme-api');
+    mkdirSync(repo, { recursive: true });
+    const git = (...args: string[]) => execFileSync('git', ['-c', 'user.name=t', '-c', 'user.email=t@t', '-c', 'commit.gpgsign=false', ...args], { cwd: repo });
+    git('init', '-q');
+    writeFileSync(join(repo, 'README.md'), 'acme\n');
+    git('add', '.');
+    git('commit', '-qm', 'init');
+  });
+  after(async () => {
+    await h?.teardown();
+  });
+
+  const spawn = async (body: Record<string, unknown>, env: Record<string, string> = {}) => {
+    const res = await call<Agent>('POST', '/agents/spawn', { type: 'backend', task: 'Implement the users endpoint', cwd: repo, env: { PATH: `${STAND_INS}:${process.env.PATH}`, STANDIN_RECORD: record(), ...env }, ...body });
+    assert.equal(res.status, 201, JSON.stringify(res.body));
+    return res.body;
+  };
+  const ended = (id: string) =>
+    waitFor(`agent ${id} to end`, async () => {
+      const a = (await call<Agent>('GET', `/agents/${id}`)).body;
+      return ['succeeded', 'failed', 'terminated'].includes(a.status) ? a : undefined;
+    }, 60_000, 200);
+
+  it('each runtime runs its CLI, and the agent shows its session, files, usage and result', async () => {
+    const agents = await Promise.all((['claude-code', 'codex', 'opencode', 'gemini', 'aider'] as const).map((runtime) => spawn({ runtime })));
+    for (const a of await Promise.all(agents.map((x) => ended(x.id)))) {
+      assert.equal(a.status, 'succeeded', `${a.runtime}: ${a.lastError}`);
+      const r = a.run!;
+      assert.ok(r.result?.ok, `${a.runtime} result`);
+      assert.ok(r.filesChanged.length > 0, `${a.runtime} files`);
+      assert.ok((r.usage?.outputTokens ?? 0) > 0, `${a.runtime} usage ${JSON.stringify(r.usage)}`);
+      if (a.runtime !== 'aider') assert.ok(r.sessionId, `${a.runtime} session`);
+      if (['claude-code', 'opencode', 'aider'].includes(a.runtime)) assert.ok((r.usage?.costUsd ?? 0) > 0, `${a.runtime} cost`);
+      assert.ok(a.progress?.message, `${a.runtime} progress from its activity`);
+    }
+    const claude = starts().find((s) => s.cli === 'claude')!;
+    assert.deepEqual(claude.argv.slice(2, 5), ['--output-format', 'stream-json', '--verbose']);
+    assert.match(claude.argv[claude.argv.indexOf('--append-system-prompt') + 1]!, /backend engineer/);
+    const codex = starts().find((s) => s.cli === 'codex')!;
+    assert.ok(codex.argv.includes('model_reasoning_effort="low"'), 'the configured executable and args were used');
+  });
+
+  it('role defaults and config overrides: a testing agent runs codex with its instructions and model', async () => {
+    const a = await ended((await spawn({ type: 'testing' })).id);
+    assert.deepEqual([a.status, a.runtime, a.model, a.maxAttempts], ['succeeded', 'codex', 'gpt-5.5', 2]);
+    const argv = starts().filter((s) => s.cli === 'codex').at(-1)!.argv;
+    assert.ok(argv.includes('developer_instructions="You write tests."') && argv.includes('gpt-5.5'), argv.join(' '));
+  });
+
+  it('a retryable failure resumes the CLI session on the next attempt; bad credentials are not retried', async () => {
+    const busy = await ended((await spawn({ retry: { maxAttempts: 2, initialIntervalMs: 100, backoffCoefficient: 1, maxIntervalMs: 100 } }, { STANDIN_SCENARIO: 'failure-api-error' })).id);
+    assert.equal(busy.status, 'failed');
+    assert.equal(busy.attempt, 2);
+    assert.match(busy.lastError!, /claude-code exited with code 1: .*529/);
+    const claudeRuns = starts().filter((s) => s.cli === 'claude' && s.env.STANDIN_SCENARIO === 'failure-api-error');
+    assert.equal(claudeRuns.length, 2);
+    assert.ok(claudeRuns[1]!.argv.includes('--resume'), `second attempt resumed: ${claudeRuns[1]!.argv.join(' ')}`);
+    const auth = await ended((await spawn({}, { STANDIN_SCENARIO: 'failure-not-logged-in' })).id);
+    assert.deepEqual([auth.status, auth.attempt], ['failed', 1]);
+    assert.match(auth.lastError!, /Not logged in.*another attempt cannot fix this/);
+  });
+
+  it('a runtime whose CLI is missing fails at once, saying what to install', async () => {
+    const a = await ended((await spawn({ runtime: 'gemini', env: { PATH: '/usr/bin:/bin' } })).id);
+    assert.equal(a.status, 'failed');
+    assert.ok(a.attempt <= 1, 'not retried');
+    assert.match(a.lastError!, /runtime gemini needs its CLI.*npm install -g @google\/gemini-cli.*runtimes\.gemini\.executable/);
+  });
+
+  it('terminating a CLI agent stops it like the CLI expects', async () => {
+    const a = await spawn({}, { STANDIN_SCENARIO: 'hang' });
+    await waitFor('the hanging claude to report its first tool call', async () => ((await call<Agent>('GET', `/agents/${a.id}`)).body.run?.toolCalls === 0 && (await call<Agent>('GET', `/agents/${a.id}`)).body.run?.activity ? true : undefined), 30_000, 200);
+    assert.equal((await call('DELETE', `/agents/${a.id}?graceMs=2000`)).status, 202);
+    const done = await ended(a.id);
+    assert.equal(done.status, 'terminated');
+  });
+
+  it('--worktree: the agent works in its own worktree and branch, kept after it ends', async () => {
+    const a = await ended((await spawn({ worktree: true }, { STANDIN_WRITE: 'src/users.js' })).id);
+    assert.equal(a.status, 'succeeded', a.lastError ?? '');
+    assert.equal(a.worktree!.branch, `fleet/${a.id}`);
+    assert.ok(existsSync(join(a.worktree!.path, 'src', 'users.js')), 'the edit is in the worktree');
+    assert.ok(!existsSync(join(repo, 'src', 'users.js')), 'and not in the repository it came from');
+  });
+});
