@@ -24,7 +24,7 @@
  * - end of output without a `result` line (SIGTERM, crash) → fatal error.
  * Pure: no Node imports; never throws; unknown types, subtypes and fields are ignored.
  */
-import { type Obj, obj, arr, str, num, clip, firstLine, jsonObjectLine, tellingInput } from './json-fields';
+import { type Obj, obj, arr, str, num, clip, firstLine, jsonObjectLine, safeParser, tellingInput } from './json-fields';
 import type { OutputParser, RuntimeEvent, Usage } from './runtime-events';
 
 
@@ -208,16 +208,5 @@ export function claudeCodeParser(): OutputParser {
     return out;
   }
 
-  return {
-    line(text: string): RuntimeEvent[] {
-      try {
-        return typeof text === 'string' ? onLine(text) : [];
-      } catch {
-        return [];
-      }
-    },
-    end(): RuntimeEvent[] {
-      return sawResult ? [] : [{ kind: 'error', message: 'claude-code ended without a result (cancelled or crashed)', fatal: true }];
-    },
-  };
+  return safeParser(onLine, () => (sawResult ? [] : [{ kind: 'error', message: 'claude-code ended without a result (cancelled or crashed)', fatal: true }]));
 }

@@ -26,7 +26,7 @@
  * - end of output without `turn.completed` or `turn.failed` (SIGINT interrupts emit nothing; SIGTERM) → fatal error.
  * Pure: no Node imports; never throws; unknown types and fields are ignored.
  */
-import { type Obj, obj, arr, str, num, clip, firstLine, jsonObjectLine } from './json-fields';
+import { type Obj, obj, arr, str, num, clip, firstLine, jsonObjectLine, safeParser } from './json-fields';
 import type { OutputParser, RuntimeEvent, Usage } from './runtime-events';
 
 
@@ -209,16 +209,5 @@ export function codexParser(): OutputParser {
     return out;
   }
 
-  return {
-    line(text: string): RuntimeEvent[] {
-      try {
-        return typeof text === 'string' ? onLine(text) : [];
-      } catch {
-        return [];
-      }
-    },
-    end(): RuntimeEvent[] {
-      return finished ? [] : [{ kind: 'error', message: 'codex ended without finishing its turn (cancelled or crashed)', fatal: true }];
-    },
-  };
+  return safeParser(onLine, () => (finished ? [] : [{ kind: 'error', message: 'codex ended without finishing its turn (cancelled or crashed)', fatal: true }]));
 }

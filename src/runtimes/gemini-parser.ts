@@ -20,7 +20,7 @@
  *   result is also a fatal error. No `result` line means the CLI was cancelled or killed (it then exits 0).
  * Pure: no Node imports; never throws; unknown types and fields are ignored.
  */
-import { type Obj, obj, str, num, firstLine, jsonObjectLine, tellingInput } from './json-fields';
+import { type Obj, obj, str, num, firstLine, jsonObjectLine, safeParser, tellingInput } from './json-fields';
 import type { OutputParser, RuntimeEvent, Usage } from './runtime-events';
 
 
@@ -166,16 +166,5 @@ export function geminiParser(): OutputParser {
     return out;
   }
 
-  return {
-    line(text: string): RuntimeEvent[] {
-      try {
-        return typeof text === 'string' ? onLine(text) : [];
-      } catch {
-        return [];
-      }
-    },
-    end(): RuntimeEvent[] {
-      return gotResult ? [] : [{ kind: 'error', message: 'gemini ended without a result (cancelled or crashed)', fatal: true }];
-    },
-  };
+  return safeParser(onLine, () => (gotResult ? [] : [{ kind: 'error', message: 'gemini ended without a result (cancelled or crashed)', fatal: true }]));
 }

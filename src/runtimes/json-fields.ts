@@ -3,6 +3,8 @@
  * shape and returns it typed, or undefined, so that parsers never throw on output they did not expect.
  * Pure: no Node imports.
  */
+import type { OutputParser, RuntimeEvent } from './runtime-events';
+
 export type Obj = Record<string, unknown>;
 
 export const obj = (v: unknown): Obj | undefined => (v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Obj) : undefined);
@@ -42,4 +44,18 @@ export function tellingInput(input: Obj | undefined, telling: readonly string[],
   }
   for (const [k, v] of Object.entries(input)) if (!bulk.has(k) && str(v)) return v as string;
   return undefined;
+}
+
+/** A parser from its line handler and its end: a line that throws (output of an unexpected shape) means nothing. */
+export function safeParser(onLine: (text: string) => RuntimeEvent[], end: () => RuntimeEvent[]): OutputParser {
+  return {
+    line(text: string): RuntimeEvent[] {
+      try {
+        return typeof text === 'string' ? onLine(text) : [];
+      } catch {
+        return [];
+      }
+    },
+    end,
+  };
 }

@@ -18,7 +18,7 @@
  * - `error` → fatal error (`error.data.message`, else `error.name`) and result not ok.
  * Pure: no Node imports; never throws; unknown types and fields are ignored.
  */
-import { type Obj, obj, str, num, firstLine, jsonObjectLine, tellingInput } from './json-fields';
+import { type Obj, obj, str, num, firstLine, jsonObjectLine, safeParser, tellingInput } from './json-fields';
 import type { OutputParser, RuntimeEvent, Usage } from './runtime-events';
 
 
@@ -128,16 +128,5 @@ export function opencodeParser(): OutputParser {
     return out;
   }
 
-  return {
-    line(text: string): RuntimeEvent[] {
-      try {
-        return typeof text === 'string' ? onLine(text) : [];
-      } catch {
-        return [];
-      }
-    },
-    end(): RuntimeEvent[] {
-      return finished || failed ? [] : [{ kind: 'error', message: 'opencode ended without finishing (cancelled or crashed)', fatal: true }];
-    },
-  };
+  return safeParser(onLine, () => (finished || failed ? [] : [{ kind: 'error', message: 'opencode ended without finishing (cancelled or crashed)', fatal: true }]));
 }
