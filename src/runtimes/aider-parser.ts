@@ -21,6 +21,7 @@
  * Other lines (announcements, the echoed reply, SEARCH/REPLACE blocks) mean nothing. No session id exists.
  * Pure: no Node imports; never throws.
  */
+import { safeParser } from './json-fields';
 import type { OutputParser, RuntimeEvent, Usage } from './runtime-events';
 
 /** `format_tokens`: `420`, `3.6k`, `12k`; also `1.2M`. */
@@ -172,28 +173,15 @@ export function aiderParser(): OutputParser {
     return out;
   }
 
-  return {
-    line(text: string): RuntimeEvent[] {
-      try {
-        return typeof text === 'string' ? onLine(text) : [];
-      } catch {
-        return [];
-      }
-    },
-    end(): RuntimeEvent[] {
-      try {
-        const out: RuntimeEvent[] = [];
-        if (pendingLlmError) {
-          out.push(fatal(pendingLlmError.message));
-          pendingLlmError = null;
-        }
-        const ok = (edited.length > 0 || commits > 0) && lastFatal === null;
-        const text = ok ? `${edited.length} file(s) edited, ${commits} commit(s)` : (lastFatal ?? 'aider made no changes');
-        out.push({ kind: 'result', ok, text });
-        return out;
-      } catch {
-        return [];
-      }
-    },
-  };
+  return safeParser(onLine, () => {
+    const out: RuntimeEvent[] = [];
+    if (pendingLlmError) {
+      out.push(fatal(pendingLlmError.message));
+      pendingLlmError = null;
+    }
+    const ok = (edited.length > 0 || commits > 0) && lastFatal === null;
+    const text = ok ? `${edited.length} file(s) edited, ${commits} commit(s)` : (lastFatal ?? 'aider made no changes');
+    out.push({ kind: 'result', ok, text });
+    return out;
+  });
 }

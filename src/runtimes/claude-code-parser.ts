@@ -24,8 +24,8 @@
  * - end of output without a `result` line (SIGTERM, crash) → fatal error.
  * Pure: no Node imports; never throws; unknown types, subtypes and fields are ignored.
  */
-import { type Obj, obj, arr, str, num, clip, firstLine, jsonObjectLine, safeParser, tellingInput } from './json-fields';
-import type { OutputParser, RuntimeEvent, Usage } from './runtime-events';
+import { type Obj, obj, arr, str, num, clip, firstLine, jsonObjectLine, safeParser, usageOf, tellingInput } from './json-fields';
+import type { OutputParser, RuntimeEvent } from './runtime-events';
 
 
 /** Tools whose successful calls change the file named in their input. */
@@ -167,18 +167,15 @@ export function claudeCodeParser(): OutputParser {
     const text = typeof ev.result === 'string' ? ev.result : errors.join('\n');
 
     const u = obj(ev.usage);
-    const usage: Usage = {};
-    const set = (key: keyof Usage, v: unknown) => {
-      const n = num(v);
-      if (n !== undefined) usage[key] = n;
-    };
-    set('inputTokens', u?.input_tokens);
-    set('outputTokens', u?.output_tokens);
-    set('cacheReadTokens', u?.cache_read_input_tokens);
-    set('cacheWriteTokens', u?.cache_creation_input_tokens);
-    set('reasoningTokens', obj(u?.output_tokens_details)?.thinking_tokens);
-    set('costUsd', ev.total_cost_usd);
-    if (Object.keys(usage).length > 0) out.push({ kind: 'usage', usage });
+    const usage = usageOf({
+      inputTokens: u?.input_tokens,
+      outputTokens: u?.output_tokens,
+      cacheReadTokens: u?.cache_read_input_tokens,
+      cacheWriteTokens: u?.cache_creation_input_tokens,
+      reasoningTokens: obj(u?.output_tokens_details)?.thinking_tokens,
+      costUsd: ev.total_cost_usd,
+    });
+    if (usage) out.push({ kind: 'usage', usage });
 
     out.push({ kind: 'result', ok, text });
     if (!ok) {

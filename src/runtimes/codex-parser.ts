@@ -26,8 +26,8 @@
  * - end of output without `turn.completed` or `turn.failed` (SIGINT interrupts emit nothing; SIGTERM) → fatal error.
  * Pure: no Node imports; never throws; unknown types and fields are ignored.
  */
-import { type Obj, obj, arr, str, num, clip, firstLine, jsonObjectLine, safeParser } from './json-fields';
-import type { OutputParser, RuntimeEvent, Usage } from './runtime-events';
+import { type Obj, obj, arr, str, num, clip, firstLine, jsonObjectLine, safeParser, usageOf } from './json-fields';
+import type { OutputParser, RuntimeEvent } from './runtime-events';
 
 
 /**
@@ -185,17 +185,14 @@ export function codexParser(): OutputParser {
       case 'turn.completed': {
         finished = true;
         const u = obj(ev.usage);
-        const usage: Usage = {};
-        const set = (key: keyof Usage, v: unknown) => {
-          const n = num(v);
-          if (n !== undefined) usage[key] = n;
-        };
-        set('inputTokens', u?.input_tokens);
-        set('cacheReadTokens', u?.cached_input_tokens);
-        set('cacheWriteTokens', u?.cache_write_input_tokens);
-        set('outputTokens', u?.output_tokens);
-        set('reasoningTokens', u?.reasoning_output_tokens);
-        if (Object.keys(usage).length > 0) out.push({ kind: 'usage', usage });
+        const usage = usageOf({
+          inputTokens: u?.input_tokens,
+          cacheReadTokens: u?.cached_input_tokens,
+          cacheWriteTokens: u?.cache_write_input_tokens,
+          outputTokens: u?.output_tokens,
+          reasoningTokens: u?.reasoning_output_tokens,
+        });
+        if (usage) out.push({ kind: 'usage', usage });
         out.push({ kind: 'result', ok: true, text: lastMessage });
         break;
       }

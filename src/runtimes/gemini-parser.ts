@@ -20,7 +20,7 @@
  *   result is also a fatal error. No `result` line means the CLI was cancelled or killed (it then exits 0).
  * Pure: no Node imports; never throws; unknown types and fields are ignored.
  */
-import { type Obj, obj, str, num, firstLine, jsonObjectLine, safeParser, tellingInput } from './json-fields';
+import { type Obj, obj, str, num, firstLine, jsonObjectLine, safeParser, usageOf, tellingInput } from './json-fields';
 import type { OutputParser, RuntimeEvent, Usage } from './runtime-events';
 
 
@@ -59,11 +59,7 @@ function usageFrom(stats: Obj): Usage | null {
   // `input` is the prompt without the cached part (the same meaning as other runtimes' input tokens).
   const input = statFigure(stats, 'input') ?? (prompt !== undefined ? prompt - (cached ?? 0) : undefined);
   const output = statFigure(stats, 'output_tokens');
-  const usage: Usage = {};
-  if (input !== undefined) usage.inputTokens = input;
-  if (output !== undefined) usage.outputTokens = output;
-  if (cached !== undefined) usage.cacheReadTokens = cached;
-  return Object.keys(usage).length > 0 ? usage : null;
+  return usageOf({ inputTokens: input, outputTokens: output, cacheReadTokens: cached });
 }
 
 export function geminiParser(): OutputParser {

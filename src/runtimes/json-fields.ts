@@ -3,7 +3,7 @@
  * shape and returns it typed, or undefined, so that parsers never throw on output they did not expect.
  * Pure: no Node imports.
  */
-import type { OutputParser, RuntimeEvent } from './runtime-events';
+import type { OutputParser, RuntimeEvent, Usage } from './runtime-events';
 
 export type Obj = Record<string, unknown>;
 
@@ -46,16 +46,27 @@ export function tellingInput(input: Obj | undefined, telling: readonly string[],
   return undefined;
 }
 
-/** A parser from its line handler and its end: a line that throws (output of an unexpected shape) means nothing. */
+/** A parser from its line handler and its end: either one throwing (output of an unexpected shape) gives no events. */
 export function safeParser(onLine: (text: string) => RuntimeEvent[], end: () => RuntimeEvent[]): OutputParser {
-  return {
-    line(text: string): RuntimeEvent[] {
-      try {
-        return typeof text === 'string' ? onLine(text) : [];
-      } catch {
-        return [];
-      }
-    },
-    end,
+  const guard = (f: () => RuntimeEvent[]): RuntimeEvent[] => {
+    try {
+      return f();
+    } catch {
+      return [];
+    }
   };
+  return {
+    line: (text: string) => guard(() => (typeof text === 'string' ? onLine(text) : [])),
+    end: () => guard(end),
+  };
+}
+
+/** The usage a CLI reported: the figures that are numbers, or null when none is. */
+export function usageOf(figures: { [K in keyof Usage]: unknown }): Usage | null {
+  const usage: Usage = {};
+  for (const [k, v] of Object.entries(figures) as [keyof Usage, unknown][]) {
+    const n = num(v);
+    if (n !== undefined) usage[k] = n;
+  }
+  return Object.keys(usage).length > 0 ? usage : null;
 }

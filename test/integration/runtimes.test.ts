@@ -5,11 +5,11 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Agent } from '../../src/domain/agent';
 import { FleetConfig } from '../../src/domain/roles';
-import { api, Harness, REPO, waitFor } from '../support/harness';
+import { api, FLEET_BIN, Harness, REPO, waitFor } from '../support/harness';
 
 const STAND_INS = join(REPO, 'test', 'stand-ins', 'bin');
 
@@ -98,10 +98,26 @@ describe('coding-agent CLI runtimes', { timeout: 300_000 }, () => {
 
   it('terminating a CLI agent stops it like the CLI expects', async () => {
     const a = await spawn({}, { STANDIN_SCENARIO: 'hang' });
-    await waitFor('the hanging claude to report its first tool call', async () => ((await call<Agent>('GET', `/agents/${a.id}`)).body.run?.toolCalls === 0 && (await call<Agent>('GET', `/agents/${a.id}`)).body.run?.activity ? true : undefined), 30_000, 200);
+    await waitFor('the hanging claude to report its first tool call', async () => {
+      const run = (await call<Agent>('GET', `/agents/${a.id}`)).body.run;
+      return run?.toolCalls === 0 && run.activity ? true : undefined;
+    }, 30_000, 200);
     assert.equal((await call('DELETE', `/agents/${a.id}?graceMs=2000`)).status, 202);
     const done = await ended(a.id);
     assert.equal(done.status, 'terminated');
+  });
+
+  it('fleet doctor lists the runtimes this machine has, with their versions and the roles that use them', () => {
+    const cfg = join(h.tmp, 'doctor.config.json');
+    writeFileSync(cfg, JSON.stringify({ roles: { testing: { runtime: 'codex' } }, runtimes: { codex: { executable: join(STAND_INS, 'codex') } } }));
+    const out = execFileSync(process.execPath, [FLEET_BIN, 'doctor', '--json', '--config', cfg], { env: { ...process.env, PATH: `${dirname(process.execPath)}:/usr/bin:/bin` }, encoding: 'utf8' });
+    const r = JSON.parse(out) as { runtimes: { runtime: string; available: boolean; version: string | null; problem: string | null; roles: string[] }[] };
+    const codex = r.runtimes.find((x) => x.runtime === 'codex')!;
+    assert.deepEqual([codex.available, codex.roles], [true, ['testing']]);
+    assert.match(codex.version!, /0\.169\.0/);
+    const claude = r.runtimes.find((x) => x.runtime === 'claude-code')!;
+    assert.equal(claude.available, false);
+    assert.match(claude.problem!, /npm install -g @anthropic-ai\/claude-code/);
   });
 
   it('--worktree: the agent works in its own worktree and branch, kept after it ends', async () => {

@@ -1,20 +1,12 @@
 /** Output parsers for Claude Code and Codex, run over the recorded fixtures in test/fixtures/runtimes/. */
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { claudeCodeParser } from '../../src/runtimes/claude-code-parser';
 import { codexParser, unwrapShell } from '../../src/runtimes/codex-parser';
 import { summariseOutput, type OutputParser, type RuntimeEvent } from '../../src/runtimes/runtime-events';
+import { fixture, activities, tools, errors, results, sessions } from '../support/runtime-fixtures';
 
-const FIXTURES = join(__dirname, '..', '..', '..', 'test', 'fixtures', 'runtimes');
-const fixture = (runtime: string, name: string): string[] => readFileSync(join(FIXTURES, runtime, name), 'utf8').split('\n');
 
-const activities = (events: RuntimeEvent[]) => events.flatMap((e) => (e.kind === 'activity' ? [e.message] : []));
-const tools = (events: RuntimeEvent[]) => events.flatMap((e) => (e.kind === 'tool' ? [e] : []));
-const errors = (events: RuntimeEvent[]) => events.flatMap((e) => (e.kind === 'error' ? [e] : []));
-const results = (events: RuntimeEvent[]) => events.flatMap((e) => (e.kind === 'result' ? [e] : []));
-const sessions = (events: RuntimeEvent[]) => events.flatMap((e) => (e.kind === 'session' ? [e] : []));
 
 const near = (actual: number | undefined, expected: number) => assert.ok(actual !== undefined && Math.abs(actual - expected) < 1e-9, `expected ${expected}, got ${actual}`);
 

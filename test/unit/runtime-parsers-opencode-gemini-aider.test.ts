@@ -1,20 +1,13 @@
 /** Output parsers for OpenCode, Gemini CLI and Aider, run over the recorded fixtures in test/fixtures/runtimes/. */
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { aiderParser } from '../../src/runtimes/aider-parser';
 import { geminiParser } from '../../src/runtimes/gemini-parser';
 import { opencodeParser } from '../../src/runtimes/opencode-parser';
-import { summariseOutput, type OutputParser, type RuntimeEvent } from '../../src/runtimes/runtime-events';
+import { summariseOutput, type OutputParser } from '../../src/runtimes/runtime-events';
+import { fixture, activities, tools, errors, results } from '../support/runtime-fixtures';
 
-const FIXTURES = join(__dirname, '..', '..', '..', 'test', 'fixtures', 'runtimes');
-const fixture = (runtime: string, name: string): string[] => readFileSync(join(FIXTURES, runtime, name), 'utf8').split('\n');
 
-const activities = (events: RuntimeEvent[]) => events.flatMap((e) => (e.kind === 'activity' ? [e.message] : []));
-const tools = (events: RuntimeEvent[]) => events.flatMap((e) => (e.kind === 'tool' ? [e] : []));
-const errors = (events: RuntimeEvent[]) => events.flatMap((e) => (e.kind === 'error' ? [e] : []));
-const results = (events: RuntimeEvent[]) => events.flatMap((e) => (e.kind === 'result' ? [e] : []));
 
 /** Lines no CLI should ever print, plus ones of unknown types or with fields of the wrong type. */
 const GARBAGE = [
@@ -169,7 +162,7 @@ describe('Gemini CLI parser (gemini -p … --output-format stream-json, 0.61.0)'
     assert.deepEqual(summary.filesChanged, ['src/routes/users.js', 'test/users.test.js', 'src/app.js']);
     assert.deepEqual(summary.usage, { inputTokens: 30600, outputTokens: 597, cacheReadTokens: 32400 });
     // The final answer is the last model turn, as in the CLI's own --output-format json `response`.
-    const json = JSON.parse(readFileSync(join(FIXTURES, 'gemini', 'success.output-json.json'), 'utf8')) as { response: string };
+    const json = JSON.parse(fixture('gemini', 'success.output-json.json').join('\n')) as { response: string };
     assert.deepEqual(summary.result, { ok: true, text: json.response });
     assert.equal(summary.lastError, null);
     assert.equal(summary.activity, "I've implemented the users endpoint:");

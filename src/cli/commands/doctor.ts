@@ -12,7 +12,7 @@ import { AGENT_TYPES, RUNTIME_NAMES } from '../../domain/agent';
 import { roleOf, type FleetConfig } from '../../domain/roles';
 import { RUNTIMES, isCliRuntime } from '../../runtimes/runtime-catalog';
 import { findTemporalCli } from '../../temporal/cli-binary';
-import { configPath, loadFleetConfig } from '../fleet-config-file';
+import { loadFleetConfig } from '../fleet-config-file';
 import { isJson, type GlobalOpts } from '../command-io';
 import { colour, table } from '../format';
 import * as settings from '../settings';
@@ -37,7 +37,7 @@ interface RuntimeCheck {
 }
 
 /** The first line a command prints, or the error; never waits more than `timeoutMs`. */
-function firstLine(file: string, args: string[], timeoutMs = 15_000): Promise<{ ok: boolean; text: string }> {
+function firstOutputLine(file: string, args: string[], timeoutMs = 15_000): Promise<{ ok: boolean; text: string }> {
   return new Promise((resolve) => {
     execFile(file, args, { timeout: timeoutMs, env: process.env, maxBuffer: 1 << 20 }, (err, stdout, stderr) => {
       const text = `${stdout}`.trim().split('\n')[0] || `${stderr}`.trim().split('\n')[0] || '';
@@ -59,7 +59,7 @@ export async function checkRuntimes(config: FleetConfig): Promise<RuntimeCheck[]
       } catch (err) {
         return { runtime: name, available: false, executable: null, version: null, problem: (err as Error).message, install: def.install, roles };
       }
-      const v = await firstLine(executable, def.versionArgs);
+      const v = await firstOutputLine(executable, def.versionArgs);
       return { runtime: name, available: v.ok, executable, version: v.ok ? v.text : null, problem: v.ok ? null : `${executable} ${def.versionArgs.join(' ')} failed: ${v.text}`, install: def.install, roles };
     }),
   );
@@ -76,11 +76,11 @@ export function registerDoctorCommand(program: Command): void {
       try {
         const loaded = loadFleetConfig(o.config);
         config = loaded.config;
-        checks.push({ name: 'config', ok: true, required: true, detail: loaded.path ?? `no ${configPath(undefined) ? '' : 'fleet.config.json here: '}shipped roles and runtimes` });
+        checks.push({ name: 'config', ok: true, required: true, detail: loaded.path ?? 'no fleet.config.json here: shipped roles and runtimes' });
       } catch (err) {
         checks.push({ name: 'config', ok: false, required: true, detail: (err as Error).message, fix: 'fix the file, or run without it' });
       }
-      const git = await firstLine('git', ['--version']);
+      const git = await firstOutputLine('git', ['--version']);
       checks.push({ name: 'git', ok: git.ok, required: false, detail: git.ok ? git.text : 'not found: agents cannot use --worktree', fix: git.ok ? undefined : 'install git' });
       try {
         const cli = await findTemporalCli({ install: false });
