@@ -7,7 +7,7 @@
  * git's messages can be recognised (lock contention, "not a git repository").
  */
 import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync, realpathSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, realpathSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 
 export type WorktreeErrorKind = 'notARepo' | 'gitMissing' | 'gitFailed';
@@ -588,4 +588,56 @@ async function assertMerged(branch: string, root: string): Promise<void> {
 async function headName(root: string): Promise<string> {
   const r = await runGit(['symbolic-ref', '--quiet', '--short', 'HEAD'], root);
   return r.code === 0 ? `${r.stdout.trim()} (HEAD of "${root}")` : `HEAD of "${root}"`;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The worktrees directory (for `fleet worktrees list|clean`)
+
+export interface AgentWorktree {
+  /** The directory's name: the agent the worktree was made for. */
+  agentId: string;
+  path: string;
+  /** The main work tree of the repository it belongs to; null when it no longer belongs to one. */
+  repoRoot: string | null;
+  branch: string | null;
+  changes: WorktreeChanges | null;
+  /** Why it cannot be inspected (its repository was moved or deleted, it is not a worktree): null when fine. */
+  problem: string | null;
+}
+
+/** Every agent worktree under `worktreesDir` (one directory per agent), with its repository, branch and changes. */
+export async function inspectWorktreesDir(worktreesDir: string): Promise<AgentWorktree[]> {
+  let names: string[];
+  try {
+    names = readdirSync(worktreesDir, { withFileTypes: true })
+      .filter((d) => d.isDirectory() && SAFE_AGENT_ID.test(d.name))
+      .map((d) => d.name)
+      .sort();
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw err;
+  }
+  const out: AgentWorktree[] = [];
+  for (const agentId of names) out.push(await inspectAgentWorktree(join(worktreesDir, agentId), agentId));
+  return out;
+}
+
+async function inspectAgentWorktree(path: string, agentId: string): Promise<AgentWorktree> {
+  const broken = (problem: string): AgentWorktree => ({ agentId, path, repoRoot: null, branch: null, changes: null, problem });
+  let root: string;
+  try {
+    root = (await locateRepo(path, 'expected an agent worktree')).root;
+  } catch (err) {
+    return broken(`not a git worktree any more (${(err as Error).message}); its repository may have been moved or deleted`);
+  }
+  // A plain directory inside some other repository (the data dir under version control) is not a worktree.
+  if (realish(root) !== realish(path)) return broken(`not a git worktree: it is a directory inside the work tree "${root}"`);
+  try {
+    const list = await listIn(root);
+    const entry = list.find((w) => realish(w.path) === realish(path));
+    if (!entry || entry === list[0]) return broken(`a git repository of its own, not a worktree of another one`);
+    return { agentId, path, repoRoot: list[0]!.path, branch: entry.branch, changes: await worktreeChanges(path), problem: null };
+  } catch (err) {
+    return broken((err as Error).message);
+  }
 }

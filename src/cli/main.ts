@@ -9,6 +9,7 @@ import { registerCoordinationCommands } from './commands/coordination';
 import { registerDoctorCommand } from './commands/doctor';
 import { registerMissionCommands } from './commands/missions';
 import { registerServiceCommands } from './commands/services';
+import { registerWorktreeCommands } from './commands/worktrees';
 
 const program = new Command('fleet')
   .description('Run fleets of AI coding agents as durable Temporal workflows.')
@@ -26,6 +27,7 @@ registerAgentCommands(program);
 registerMissionCommands(program);
 registerCoordinationCommands(program);
 registerDoctorCommand(program);
+registerWorktreeCommands(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof CommanderError) process.exit(err.exitCode);

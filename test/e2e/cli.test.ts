@@ -3,8 +3,8 @@
  * server, worker and API on free ports, in a temporary data dir), reading the token `fleet up` stored.
  */
 import assert from 'node:assert/strict';
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -232,6 +232,72 @@ describe('fleet CLI against fleet up', { timeout: 300_000 }, () => {
     const cycle = await fleet('mission', 'create', file);
     assert.notEqual(cycle.code, 0);
     assert.match(cycle.stderr, /dependency cycle: a -> b -> a/);
+  });
+
+  it('fleet worktrees: lists the worktrees agents kept, cleans ended ones, never a running agent\'s, keeps uncommitted work unless --force', async () => {
+    const repo = mkdtempSync(join(tmpdir(), 'fleet-cli-repo-'));
+    const git = (...args: string[]) => execFileSync('git', ['-c', 'user.name=t', '-c', 'user.email=t@t', '-c', 'commit.gpgsign=false', ...args], { cwd: repo, encoding: 'utf8' });
+    git('init', '-q');
+    writeFileSync(join(repo, 'README.md'), 'hi\n');
+    git('add', '.');
+    git('commit', '-qm', 'init');
+    try {
+      const spawnIn = (task: string, ...command: string[]) => json<Agent>('agents', 'spawn', 'backend', task, '--worktree', '--cwd', repo, '--max-attempts', '1', '--', ...command);
+      const dirty = await spawnIn('leave a draft', 'sh', '-c', 'echo draft > notes.txt');
+      const clean = await spawnIn('look around', 'true');
+      const running = await spawnIn('keep working', 'node', TEST_AGENT, '--hang-on', '1');
+      await waitFor('two agents ended and one running', async () => {
+        const st = await Promise.all([dirty, clean, running].map((a) => json<Agent>('agents', 'status', a.id)));
+        return st[0]!.status === 'succeeded' && st[1]!.status === 'succeeded' && st[2]!.status === 'running' ? st : undefined;
+      }, 60_000, 300);
+
+      type Listed = { agentId: string; status: string | null; branch: string | null; repoRoot: string | null; changes: { commits: number; dirtyFiles: string[] } | null; problem: string | null };
+      const listed = await json<{ worktrees: Listed[] }>('worktrees', 'list');
+      const byId = new Map(listed.worktrees.map((w) => [w.agentId, w]));
+      assert.equal(listed.worktrees.length, 3);
+      assert.deepEqual(byId.get(dirty.id)!.changes!.dirtyFiles, ['notes.txt']);
+      assert.deepEqual(byId.get(clean.id)!.changes, { commits: 0, dirtyFiles: [], baseCommit: git('rev-parse', 'HEAD').trim() });
+      assert.equal(byId.get(running.id)!.status, 'running');
+      assert.equal(byId.get(clean.id)!.branch, `fleet/${clean.id}`);
+      assert.equal(realpathSync(byId.get(clean.id)!.repoRoot!), realpathSync(repo));
+      const human = await fleet('worktrees');
+      assert.match(human.stdout, new RegExp(`${dirty.id}\\s+succeeded\\s+fleet/${dirty.id}\\s+0 commit\\(s\\), 1 uncommitted file\\(s\\)`));
+
+      // Without names: the clean one goes (its branch stays), the one with a draft is kept, the running one is not a candidate.
+      const swept = await fleet('worktrees', 'clean');
+      assert.equal(swept.code, 1, 'something was skipped');
+      assert.match(swept.stdout, new RegExp(`Removed ${clean.id}`));
+      assert.match(swept.stdout, new RegExp(`Skipped ${dirty.id} .*uncommitted changes \\(notes\\.txt\\).*--force`));
+      assert.doesNotMatch(swept.stdout, new RegExp(running.id));
+      assert.ok(!existsSync(join(dataDir, 'worktrees', clean.id)));
+      assert.ok(existsSync(join(dataDir, 'worktrees', dirty.id, 'notes.txt')), 'the draft is still there');
+      assert.match(git('branch', '--list', `fleet/${clean.id}`), /fleet\//, 'the branch is kept without --delete-branch');
+
+      const named = await fleet('worktrees', 'clean', running.id, '--force');
+      assert.equal(named.code, 1);
+      assert.match(named.stdout, new RegExp(`Skipped ${running.id} .*is running: terminate it first`));
+      assert.ok(existsSync(join(dataDir, 'worktrees', running.id)));
+
+      const forced = await json<{ outcomes: { agentId: string; action: string; branchDeleted: boolean }[] }>('worktrees', 'clean', dirty.id, '--force', '--delete-branch');
+      assert.deepEqual(forced.outcomes, [{ agentId: dirty.id, path: join(dataDir, 'worktrees', dirty.id), action: 'removed', reason: null, branchDeleted: true }]);
+      assert.equal(git('branch', '--list', `fleet/${dirty.id}`), '');
+
+      const nope = await fleet('worktrees', 'clean', 'agt_nope');
+      assert.equal(nope.code, 1);
+      assert.match(nope.stderr, /no worktree for agt_nope in .*\nhint: list them with `fleet worktrees list`/);
+
+      assert.equal((await fleet('agents', 'terminate', running.id)).code, 0);
+      await waitFor('the running agent terminated', async () => (await json<Agent>('agents', 'status', running.id)).status === 'terminated', 30_000, 300);
+      const dry = await fleet('worktrees', 'clean', '--dry-run');
+      assert.equal(dry.code, 0, dry.stderr);
+      assert.match(dry.stdout, new RegExp(`Would remove ${running.id}`));
+      assert.ok(existsSync(join(dataDir, 'worktrees', running.id)), 'a dry run removes nothing');
+      assert.equal((await fleet('worktrees', 'clean', '--delete-branch')).code, 0);
+      assert.deepEqual((await json<{ worktrees: Listed[] }>('worktrees', 'list')).worktrees, []);
+      assert.equal(git('worktree', 'list').trim().split('\n').length, 1, 'only the main work tree is left');
+    } finally {
+      rmSync(repo, { recursive: true, force: true });
+    }
   });
 
   it('errors go to stderr with a non-zero exit code and a hint', async () => {
