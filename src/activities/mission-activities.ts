@@ -17,7 +17,7 @@ import type { CheckpointStore } from './checkpoint-store';
 export interface MissionActivityDeps {
   client: Client;
   /** Reads an agent as the API shows it (attempt, newest progress, last error). */
-  readAgent: (id: string) => Promise<Pick<Agent, 'attempt' | 'progress' | 'lastError'>>;
+  readAgent: (id: string) => Promise<Pick<Agent, 'attempt' | 'progress' | 'lastError' | 'runtime' | 'run' | 'worktree'>>;
   store: CheckpointStore;
   logsDir: string;
   /** Task queue the CoordinationWorkflow runs on when it has to be started. */
@@ -74,6 +74,9 @@ export function createMissionActivities(deps: MissionActivityDeps) {
           lastMessage: agent?.progress?.message ?? s.lastMessage,
           lastError: agent?.lastError ?? s.lastError,
           lastOutput,
+          runtime: agent?.runtime ?? null,
+          sessionId: agent?.run?.sessionId ?? null,
+          worktree: agent?.worktree ?? null,
         };
       }),
     );

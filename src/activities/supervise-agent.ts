@@ -12,7 +12,8 @@ import type { ProcessOutcome, ProcessIdentity, HeartbeatDetails, AgentState } fr
 import { AgentFailureType } from '../domain/agent-workflow';
 import type { AgentWorkflowParsedInput } from '../domain/agent-workflow';
 import type { SpawnRequest, WorktreeInfo } from '../domain/agent';
-import { FleetConfig } from '../domain/roles';
+import type { SortieSnapshot } from '../domain/checkpoint';
+import type { AgentRequest, FleetConfig } from '../domain/roles';
 import { isProcessAlive, stopGroup } from '../process/proc';
 import type { Reaper } from '../process/reaper';
 import type { ProcessTreeSampler } from '../process/tree-sampler';
@@ -40,8 +41,8 @@ export interface AgentActivityDeps {
   adoptionTimeoutMs?: number;
   /** Key that mints each agent's scoped API token (FLEET_AGENT_TOKEN); none: agents get no token. */
   agentTokenKey?: Buffer;
-  /** The recovery context of a sortie in a checkpoint (`recoverFrom`); throws when the checkpoint is not in the store. */
-  recoveryContextOf?: (ref: NonNullable<SpawnRequest['recoverFrom']>) => string;
+  /** A sortie of a checkpoint (`recoverFrom`) and its recovery context; throws when the checkpoint is not in the store. */
+  recoveryOf?: (ref: NonNullable<SpawnRequest['recoverFrom']>) => { context: string; sortie: SortieSnapshot | null };
   /** This worker's CLI runtimes (executables, extra arguments): fleet.config.json's `runtimes`. */
   runtimes?: FleetConfig['runtimes'];
   /** Where agents spawned with worktree: true get their git worktrees (`<dir>/<agentId>`). */
@@ -109,22 +110,22 @@ export function createAgentActivities(deps: AgentActivityDeps) {
     }
   }
 
-  function recoveryContextOf(ref: NonNullable<SpawnRequest['recoverFrom']>): string {
-    if (!deps.recoveryContextOf) {
+  function recoveryOf(ref: NonNullable<SpawnRequest['recoverFrom']>): { context: string; sortie: SortieSnapshot | null } {
+    if (!deps.recoveryOf) {
       throw ApplicationFailure.nonRetryable(`this worker has no checkpoint store to read checkpoint ${ref.checkpointId} from; start it with a data dir`, 'CheckpointUnavailable');
     }
     try {
-      return deps.recoveryContextOf(ref);
+      return deps.recoveryOf(ref);
     } catch (err) {
       throw ApplicationFailure.nonRetryable((err as Error).message, 'CheckpointUnavailable');
     }
   }
 
-  /** The agent's git worktree (made on its first attempt, reused by later ones). */
-  async function worktreeFor(agentId: string, cwd: string | undefined) {
+  /** The agent's git worktree (made on its first attempt, reused by later ones), from `continueFrom` when that branch exists. */
+  async function worktreeFor(agentId: string, cwd: string | undefined, continueFrom: string | undefined) {
     if (!cwd) throw new SpawnError('worktree: true needs a cwd inside a git repository: the repository to branch from', 'spawnFailed');
     if (!deps.worktreesDir) throw new SpawnError('this worker has no worktrees directory (start it with a data dir) for an agent spawned with worktree: true', 'spawnFailed');
-    const wt = await ensureWorktree({ cwd, agentId, worktreesDir: deps.worktreesDir });
+    const wt = await ensureWorktree({ cwd, agentId, worktreesDir: deps.worktreesDir, continueFrom });
     if (wt.created) log.info('created a git worktree for the agent', { agentId, path: wt.path, branch: wt.branch });
     return wt;
   }
@@ -148,11 +149,13 @@ export function createAgentActivities(deps: AgentActivityDeps) {
         throw ApplicationFailure.nonRetryable(message, type);
       };
       try {
-        worktree = req.worktree ? await worktreeFor(agentId, req.cwd) : null;
+        const recovered = req.recoverFrom ? recoveryOf(req.recoverFrom) : null;
+        // A respawned sortie's worktree starts from the branch of the agent it replaces (its commits carry over).
+        worktree = req.worktree ? await worktreeFor(agentId, req.cwd, recovered?.sortie?.worktree?.branch) : null;
         const cwd = worktree ? (worktree.agentCwd ?? worktree.path) : req.cwd;
-        const recoveryText = [req.recoveryContext, req.recoverFrom && recoveryContextOf(req.recoverFrom)].filter(Boolean).join('\n\n');
+        const recoveryText = [req.recoveryContext, recovered?.context].filter(Boolean).join('\n\n');
         const recoveryFile = recoveryText ? writeRecoveryContext(deps.logsDir, agentId, recoveryText) : undefined;
-        const previousSessionId = (ctx.info.heartbeatDetails as HeartbeatDetails | undefined)?.run?.sessionId ?? null;
+        const previousSessionId = sessionToResume(ctx.info.heartbeatDetails as HeartbeatDetails | undefined, req, recovered?.sortie ?? null);
         const inherited = process.env;
         launch = launchOf(req, { agentId, logsDir: deps.logsDir, cwd: cwd ?? inherited.HOME ?? process.cwd(), pathVar: req.env?.PATH ?? inherited.PATH, runtimes: deps.runtimes ?? {}, previousSessionId, recoveryText: recoveryText || null });
         const env = buildAgentEnv({
@@ -309,3 +312,15 @@ export function createAgentActivities(deps: AgentActivityDeps) {
 }
 
 export type AgentActivities = ReturnType<typeof createAgentActivities>['activities'];
+
+/**
+ * The CLI session this attempt resumes: the previous attempt's (from its heartbeat details); on the first attempt of
+ * a respawned sortie, the session of the agent it replaces, when that agent ran the same runtime in the same directory
+ * (CLIs keep sessions per project directory; a new worktree is another directory). A later attempt never falls back to
+ * the replaced agent's session, so a session the CLI no longer has costs one attempt, not all of them.
+ */
+export function sessionToResume(previous: HeartbeatDetails | undefined, req: AgentRequest, replaced: SortieSnapshot | null): string | null {
+  if (previous) return previous.run?.sessionId ?? null;
+  if (!replaced?.sessionId || replaced.runtime !== req.runtime || req.worktree || replaced.worktree) return null;
+  return replaced.sessionId;
+}

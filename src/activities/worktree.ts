@@ -30,6 +30,11 @@ export interface EnsureWorktreeOptions {
   worktreesDir: string;
   /** What to branch from (a branch, tag or commit); the repository's current HEAD when absent. */
   baseRef?: string;
+  /**
+   * A branch to branch from instead when it still exists (the branch of the agent this one replaces); its base is
+   * inherited, so the commits counted as the agent's work include its predecessor's.
+   */
+  continueFrom?: string;
 }
 
 export interface EnsuredWorktree {
@@ -355,6 +360,12 @@ export async function ensureWorktree(opts: EnsureWorktreeOptions): Promise<Ensur
       const tip = await git(['rev-parse', '--verify', `refs/heads/${branch}^{commit}`], repoRoot);
       baseCommit = await recordedBase(repoRoot, branch, opts.baseRef, tip);
       args = ['worktree', 'add', path, branch];
+    } else if (opts.continueFrom && (await branchExists(opts.continueFrom, repoRoot))) {
+      const from = opts.continueFrom;
+      const tip = await git(['rev-parse', '--verify', `refs/heads/${from}^{commit}`], repoRoot);
+      baseCommit = (await readBase(from, repoRoot)) ?? tip;
+      await git(['config', baseConfigKey(branch), baseCommit], repoRoot, { retryOnLock: true, what: 'recording the base commit' });
+      args = ['worktree', 'add', '--no-track', '-b', branch, path, tip];
     } else {
       baseCommit = await resolveBase(repoRoot, opts.baseRef);
       // Recorded before the branch exists so that a crash in between still leaves the base known.

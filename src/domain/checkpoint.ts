@@ -3,7 +3,7 @@
  * checkpoint store), recovery plans and recovery events. Pure zod.
  */
 import { z } from 'zod';
-import { AgentId, AgentType, CHECKPOINT_ID_PATTERN, Progress } from './agent';
+import { AgentId, AgentType, CHECKPOINT_ID_PATTERN, Progress, WorktreeInfo } from './agent';
 import { Lock, Message } from './coordination';
 import { MissionId, MissionRequest, missionProgress, MissionStatus, SortieId, SortieStatus, type MissionState } from './mission';
 
@@ -31,6 +31,13 @@ export const SortieSnapshot = z.object({
   startedAt: z.string().nullable(),
   endedAt: z.string().nullable(),
   files: z.array(z.string()),
+  /**
+   * What the in-flight agent ran in, so that its successor can carry on: its runtime, the CLI session it had (resumed
+   * with the CLI's own flag), and its git worktree (the successor branches from it). Null in checkpoints from before.
+   */
+  runtime: z.string().nullable().default(null),
+  sessionId: z.string().nullable().default(null),
+  worktree: WorktreeInfo.nullable().default(null),
 });
 export type SortieSnapshot = z.infer<typeof SortieSnapshot>;
 
@@ -198,6 +205,9 @@ export function checkpointDraft(h: CheckpointHeader, snap: MissionSnapshot): Che
         startedAt: s.startedAt,
         endedAt: s.endedAt,
         files: s.files,
+        runtime: null,
+        sessionId: null,
+        worktree: null,
       };
     }),
     locks: [],

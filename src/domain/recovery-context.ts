@@ -22,6 +22,11 @@ function outputOf(s: SortieSnapshot): string {
   return lines.length ? `\n  last output:\n${lines.map((l) => `    > ${l}`).join('\n')}` : '';
 }
 
+function worktreeOf(s: SortieSnapshot): string {
+  if (!s.worktree) return '';
+  return ` It worked in its own git worktree "${s.worktree.path}" on branch ${s.worktree.branch}: a new worktree starts from that branch's last commit, and changes it did not commit are still in that directory.`;
+}
+
 /** The mission-wide context, stored in the checkpoint. */
 export function missionRecoveryContext(c: Omit<Checkpoint, 'recoveryContext'>): string {
   const by = (statuses: string[]) => c.sorties.filter((s) => statuses.includes(s.status));
@@ -50,7 +55,7 @@ export function sortieRecoveryContext(c: Checkpoint, sortieId: string): string {
     ? [
         `# You are resuming sortie "${s.id}" of mission "${c.mission.title}"`,
         s.agentId
-          ? `A previous agent (${s.agentId}) worked on it and was ${s.status} at the checkpoint${s.progress ? `, at ${s.progress.percent}%${s.progress.message ? ` ("${s.progress.message}")` : ''}` : ''}. Check what it already changed before redoing anything.${outputOf(s)}`
+          ? `A previous agent (${s.agentId}) worked on it and was ${s.status} at the checkpoint${s.progress ? `, at ${s.progress.percent}%${s.progress.message ? ` ("${s.progress.message}")` : ''}` : ''}. Check what it already changed before redoing anything.${worktreeOf(s)}${outputOf(s)}`
           : 'No agent had started it at the checkpoint.',
       ].join('\n\n')
     : '';

@@ -97,10 +97,10 @@ export class FleetWorker {
       agentTokenKey: opts.agentTokenKey,
       runtimes: opts.runtimes,
       worktreesDir: opts.worktreesDir,
-      recoveryContextOf: ({ checkpointId, sortieId }) => {
+      recoveryOf: ({ checkpointId, sortieId }) => {
         const c = store.get(checkpointId);
         if (!c) throw new Error(`checkpoint ${checkpointId} is not in this worker's checkpoint store (${opts.checkpointDbPath}); run the worker on the API's data dir, or import the checkpoint there with \`fleet checkpoints import\``);
-        return sortieRecoveryContext(c, sortieId);
+        return { context: sortieRecoveryContext(c, sortieId), sortie: c.sorties.find((s) => s.id === sortieId) ?? null };
       },
     });
     // A checkpoint reads each running agent as the API shows it: the live progress from its output is

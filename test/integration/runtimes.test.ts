@@ -8,6 +8,8 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Agent } from '../../src/domain/agent';
+import type { Checkpoint, ResumeResult } from '../../src/domain/checkpoint';
+import type { Mission } from '../../src/domain/mission';
 import { FleetConfig } from '../../src/domain/roles';
 import { api, FLEET_BIN, Harness, REPO, waitFor } from '../support/harness';
 
@@ -126,5 +128,58 @@ describe('coding-agent CLI runtimes', { timeout: 300_000 }, () => {
     assert.equal(a.worktree!.branch, `fleet/${a.id}`);
     assert.ok(existsSync(join(a.worktree!.path, 'src', 'users.js')), 'the edit is in the worktree');
     assert.ok(!existsSync(join(repo, 'src', 'users.js')), 'and not in the repository it came from');
+  });
+
+  it('a sortie respawned from a checkpoint resumes the CLI session of the agent it replaces, or continues its worktree branch', async () => {
+    const env = { PATH: `${STAND_INS}:${process.env.PATH}`, STANDIN_RECORD: record(), STANDIN_SCENARIO: 'hang' };
+    const created = await call<Mission>('POST', '/missions', {
+      title: 'resume sessions',
+      cwd: repo,
+      sorties: [
+        { id: 'same-dir', type: 'backend', task: 'Add the users table', runtime: 'claude-code', env },
+        { id: 'own-tree', type: 'backend', task: 'Add the users endpoint', runtime: 'claude-code', worktree: true, env },
+      ],
+    });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    const m = created.body;
+    try {
+      const running = () =>
+        waitFor('both sorties running with a CLI session', async () => {
+          const ms = (await call<Mission>('GET', `/missions/${m.id}`)).body;
+          const agents = await Promise.all(ms.sorties.map((x) => (x.agentId ? call<Agent>('GET', `/agents/${x.agentId}`).then((r) => r.body) : null)));
+          return agents.every((a) => a?.status === 'running' && a.run?.sessionId) ? (agents as Agent[]) : undefined;
+        }, 60_000, 200);
+      const [first, firstTree] = await running();
+      const made = await call<Checkpoint>('POST', '/checkpoints', { missionId: m.id });
+      assert.equal(made.status, 201, JSON.stringify(made.body));
+      const snap = new Map(made.body.sorties.map((x) => [x.id, x]));
+      assert.deepEqual([snap.get('same-dir')!.runtime, snap.get('same-dir')!.sessionId, snap.get('same-dir')!.worktree], ['claude-code', first!.run!.sessionId, null]);
+      assert.deepEqual(snap.get('own-tree')!.worktree, firstTree!.worktree);
+      // The replaced agent committed work on its branch: its successor must start from it.
+      const wt = firstTree!.worktree!.path;
+      writeFileSync(join(wt, 'users.sql'), 'create table users();\n');
+      execFileSync('git', ['-c', 'user.name=t', '-c', 'user.email=t@t', '-c', 'commit.gpgsign=false', 'add', 'users.sql'], { cwd: wt });
+      execFileSync('git', ['-c', 'user.name=t', '-c', 'user.email=t@t', '-c', 'commit.gpgsign=false', 'commit', '-qm', 'users table'], { cwd: wt });
+
+      const res = await call<ResumeResult>('POST', `/checkpoints/${made.body.id}/resume`, { force: true });
+      assert.equal(res.status, 201, JSON.stringify(res.body));
+      const [next, nextTree] = await waitFor('the respawned agents', async () => {
+        const agents = await running();
+        return agents[0]!.id !== first!.id && agents[1]!.id !== firstTree!.id ? agents : undefined;
+      }, 60_000, 200);
+      const argvOf = (a: Agent) => starts().find((x) => x.env.FLEET_AGENT_ID === a.id)!.argv;
+      const sameDir = argvOf(next!);
+      assert.equal(sameDir[sameDir.indexOf('--resume') + 1], first!.run!.sessionId, `resumed the replaced session: ${sameDir.join(' ')}`);
+      assert.ok(sameDir.some((x) => /previous attempt at this task was interrupted/.test(x)), sameDir.join(' '));
+      const ownTree = argvOf(nextTree!);
+      assert.ok(!ownTree.includes('--resume'), 'another directory: no session to resume there');
+      assert.ok(ownTree.some((x) => /picking up work that an earlier agent started[\s\S]*on branch fleet\/agt_/.test(x)), ownTree.join(' '));
+      assert.equal(nextTree!.worktree!.branch, `fleet/${nextTree!.id}`);
+      assert.ok(existsSync(join(nextTree!.worktree!.path, 'users.sql')), "the new worktree starts from the replaced agent's commits");
+      assert.equal(nextTree!.worktree!.baseCommit, firstTree!.worktree!.baseCommit, 'and counts them as the sortie\'s work');
+    } finally {
+      await call('DELETE', `/missions/${m.id}`);
+      await waitFor('the mission cancelled', async () => (await call<Mission>('GET', `/missions/${m.id}`)).body.status === 'cancelled', 30_000, 200);
+    }
   });
 });

@@ -8,6 +8,9 @@ import { DEFAULT_FLEET_CONFIG, DEFAULT_INSTRUCTIONS, FleetConfig, resolveAgentRe
 import { ConfigError, loadFleetConfig, readFleetConfig } from '../../src/cli/fleet-config-file';
 import { composePrompt, judgeAttempt, RUNTIMES, type Invocation } from '../../src/runtimes/runtime-catalog';
 import { emptySummary } from '../../src/runtimes/runtime-events';
+import { sessionToResume } from '../../src/activities/supervise-agent';
+import type { HeartbeatDetails } from '../../src/domain/agent-workflow';
+import type { SortieSnapshot } from '../../src/domain/checkpoint';
 
 const spawn = (x: Record<string, unknown>) => SpawnRequest.parse({ type: 'backend', ...x });
 
@@ -129,5 +132,24 @@ describe('judging a CLI attempt', () => {
     assert.equal(q.ok === false && q.retryable, false);
     const busy = judgeAttempt('claude-code', { exitCode: 1, signal: null }, run({ lastError: 'API Error: 529 overloaded', lastErrorFatal: true }));
     assert.equal(busy.ok === false && busy.retryable, true);
+  });
+});
+
+describe('which CLI session an attempt resumes', () => {
+  const req = (x: Record<string, unknown> = {}) => resolveAgentRequest(spawn({ task: 't', ...x }), DEFAULT_FLEET_CONFIG);
+  const replaced = (x: Partial<SortieSnapshot> = {}) => ({ runtime: 'claude-code', sessionId: 'old-session', worktree: null, ...x }) as SortieSnapshot;
+  const previous = (sessionId: string | null) => ({ run: sessionId ? { ...emptySummary(), sessionId } : null }) as unknown as HeartbeatDetails;
+
+  it("a retry resumes its own previous attempt's session, and never falls back to the replaced agent's", () => {
+    assert.equal(sessionToResume(previous('s-2'), req(), replaced()), 's-2');
+    assert.equal(sessionToResume(previous(null), req(), replaced()), null, 'the replaced session failed once: start afresh');
+  });
+
+  it("a respawned sortie's first attempt resumes the replaced agent's session in the same directory and runtime only", () => {
+    assert.equal(sessionToResume(undefined, req(), replaced()), 'old-session');
+    assert.equal(sessionToResume(undefined, req({ runtime: 'codex' }), replaced()), null, 'another CLI');
+    assert.equal(sessionToResume(undefined, req({ worktree: true, cwd: '/repo' }), replaced()), null, 'a new worktree is another directory');
+    assert.equal(sessionToResume(undefined, req(), replaced({ sessionId: null })), null);
+    assert.equal(sessionToResume(undefined, req(), null), null);
   });
 });

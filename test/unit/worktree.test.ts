@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import {
   ensureWorktree,
+  inspectWorktreesDir,
   listWorktrees,
   parsePorcelainStatus,
   parseWorktreeList,
@@ -129,6 +130,22 @@ describe('ensureWorktree', () => {
       ensureWorktree({ cwd: repo, agentId: newAgentId(), worktreesDir: worktreesDirFor(repo), baseRef: 'no-such-branch' }),
       isKind('gitFailed', /base ref "no-such-branch" does not name a commit/),
     );
+  });
+
+  it("continues from a replaced agent's branch when it exists (inheriting its base), else branches from HEAD", async () => {
+    const repo = makeRepo();
+    const initial = git(repo, 'rev-parse', 'HEAD');
+    const first = await ensureWorktree({ cwd: repo, agentId: newAgentId(), worktreesDir: worktreesDirFor(repo) });
+    writeFileSync(join(first.path, 'wip.txt'), 'wip\n');
+    git(first.path, 'add', 'wip.txt');
+    git(first.path, 'commit', '-q', '-m', 'wip');
+    const next = await ensureWorktree({ cwd: repo, agentId: newAgentId(), worktreesDir: worktreesDirFor(repo), continueFrom: first.branch });
+    assert.equal(readFileSync(join(next.path, 'wip.txt'), 'utf8'), 'wip\n');
+    assert.equal(next.baseCommit, initial);
+    assert.deepEqual((await worktreeChanges(next.path)).commits, 1, "the predecessor's commit counts as the sortie's work");
+    const gone = await ensureWorktree({ cwd: repo, agentId: newAgentId(), worktreesDir: worktreesDirFor(repo), continueFrom: 'fleet/agt_deleted' });
+    assert.equal(gone.baseCommit, initial);
+    assert.equal(existsSync(join(gone.path, 'wip.txt')), false);
   });
 
   it('returns agentCwd: the same subdirectory inside the worktree', async () => {
@@ -287,5 +304,23 @@ describe('removeWorktree', () => {
     assert.deepEqual(r, { removed: true, branchDeleted: true, dirty: false });
     assert.equal(existsSync(wt.path), false);
     assert.equal(git(repo, 'branch', '--list', `fleet/${agentId}`), '');
+  });
+});
+
+describe('inspectWorktreesDir', () => {
+  it('finds each agent worktree with its repository, branch and changes, and reports broken ones', async () => {
+    const repo = makeRepo();
+    const dir = join(root, 'inspect-worktrees');
+    const agentId = newAgentId();
+    const wt = await ensureWorktree({ cwd: repo, agentId, worktreesDir: dir });
+    writeFileSync(join(wt.path, 'draft.txt'), 'draft\n');
+    mkdirSync(join(dir, 'agt_plain-directory'));
+    writeFileSync(join(dir, 'stray-file'), '');
+    const found = await inspectWorktreesDir(dir);
+    assert.deepEqual(found.map((w) => w.agentId), [agentId, 'agt_plain-directory'].sort());
+    const ok = found.find((w) => w.agentId === agentId)!;
+    assert.deepEqual([realpathSync(ok.repoRoot!), ok.branch, ok.changes!.dirtyFiles, ok.problem], [realpathSync(repo), `fleet/${agentId}`, ['draft.txt'], null]);
+    assert.match(found.find((w) => w.agentId === 'agt_plain-directory')!.problem!, /not a git worktree/);
+    assert.deepEqual(await inspectWorktreesDir(join(root, 'no-such-dir')), []);
   });
 });
