@@ -18,7 +18,8 @@
  *   `Retrying in … seconds...` (within a few lines) is a warning: aider retries it.
  * - Aider exits 0 even when the LLM call failed, so `end()` gives the result: ok when an edit was applied or a commit
  *   made and no fatal error was seen.
- * Other lines (announcements, the echoed reply, SEARCH/REPLACE blocks) mean nothing. No session id exists.
+ * - `Main model: <m> with … edit format` (or `Model: …`) → the model.
+ * Other lines (other announcements, the echoed reply, SEARCH/REPLACE blocks) mean nothing. No session id exists.
  * Pure: no Node imports; never throws.
  */
 import { safeParser } from './json-fields';
@@ -35,6 +36,8 @@ function tokenCount(text: string): number | undefined {
 }
 
 const TOKENS_RE = /^Tokens:\s+(\S+)\s+sent(?:,\s+(\S+)\s+cache write)?(?:,\s+(\S+)\s+cache hit)?,\s+(\S+)\s+received\./;
+/** `Main model: gpt-4o with diff edit format` (`Model: …` when the weak model is the main one): base_coder.py get_announcements. */
+const MODEL_RE = /^(?:Main )?[Mm]odel: (\S+) with /;
 const COST_RE = /Cost:\s+\$([\d.]+)\s+message,\s+\$([\d.]+)\s+session\./;
 const APPLIED_RE = /^Applied edit to (.+)$/;
 const COMMIT_RE = /^Commit ([0-9a-f]{7,40}) (.+)$/;
@@ -115,6 +118,7 @@ export function aiderParser(): OutputParser {
       }
     }
 
+    let m: RegExpExecArray | null;
     const prev = carry;
     carry = null;
     if (prev) {
@@ -127,6 +131,11 @@ export function aiderParser(): OutputParser {
       }
     }
 
+    m = MODEL_RE.exec(text);
+    if (m) {
+      out.push({ kind: 'model', model: m[1]! });
+      return out;
+    }
     if (text.startsWith('Tokens:')) {
       if (!takeTokens(text, out) && !text.includes('received.')) carry = { kind: 'tokens', text };
       return out;
@@ -135,7 +144,7 @@ export function aiderParser(): OutputParser {
       takeCost(text, out);
       return out;
     }
-    let m = APPLIED_RE.exec(text);
+    m = APPLIED_RE.exec(text);
     if (m) {
       applied(m[1]!.trim(), out);
       return out;

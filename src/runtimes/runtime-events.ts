@@ -21,6 +21,8 @@ export type Usage = z.infer<typeof Usage>;
 export type RuntimeEvent =
   /** The CLI's session (or thread) id: what its resume flag takes. */
   | { kind: 'session'; sessionId: string; model?: string }
+  /** The model, from a CLI that has no sessions (Aider). */
+  | { kind: 'model'; model: string }
   /** What the agent is doing now, one short line: "Edit src/users.ts", "$ npm test", "thinking". */
   | { kind: 'activity'; message: string }
   /** A tool call ended (`ok` false: the tool failed or was refused). */
@@ -72,6 +74,8 @@ export function foldEvent(s: RunSummary, e: RuntimeEvent): RunSummary {
   switch (e.kind) {
     case 'session':
       return { ...s, sessionId: e.sessionId, model: e.model ?? s.model };
+    case 'model':
+      return { ...s, model: e.model };
     case 'activity':
       return { ...s, activity: e.message.slice(0, 200) };
     case 'tool':

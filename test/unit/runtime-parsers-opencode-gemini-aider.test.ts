@@ -236,6 +236,7 @@ describe('Aider parser (aider --message … --yes-always --no-pretty --no-stream
   it('reads a successful run: three applied edits, one commit, usage and cost, and an ok result', () => {
     const { events, summary } = summariseOutput(aiderParser(), fixture('aider', 'success.txt'));
     assert.equal(summary.sessionId, null);
+    assert.equal(summary.model, 'gpt-4o', 'from the "Main model:" announcement');
     assert.deepEqual(summary.filesChanged, ['src/app.js', 'src/routes/users.js', 'test/users.test.js']);
     assert.equal(summary.toolCalls, 3);
     assert.equal(summary.failedToolCalls, 0);
