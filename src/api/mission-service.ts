@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import type { CheckpointStore } from '../activities/checkpoint-store';
 import type { Checkpoint, CheckpointSummary } from '../domain/checkpoint';
-import { initialMissionState, Mission, MISSION_ENDED, MissionState, MissionStatus, missionProgress, MissionWorkflowInput, type MissionRequest, type MissionSeed, type SortieSpec } from '../domain/mission';
+import { initialMissionState, Mission, MISSION_ENDED, MissionState, MissionStatus, missionProgress, MissionWorkflowInput, SortieSpec, type MissionRequest, type MissionSeed } from '../domain/mission';
 import { MissionIdKey } from '../domain/search-attributes';
 import { workflowUiUrl } from '../domain/ui-url';
 import { checkpointUpdate, getMissionStateQuery } from '../workflows/definitions';
@@ -50,13 +50,9 @@ export class MissionService {
     const sorties = body.sorties.map((s, i) => {
       const { id, title, dependsOn, files, ...agent } = s;
       const r = resolveSpawn({ ...agent, cwd: body.cwd, retry: s.retry ?? body.retry }, this.opts.agents.config, `body.sorties.${i}`);
-      const resolved: SortieSpec = {
-        id, title, dependsOn, files,
-        type: r.type, task: r.task, runtime: r.runtime, command: r.command, env: r.env, fatalExitCodes: r.fatalExitCodes,
-        model: r.model ?? undefined, instructions: r.instructions ?? undefined, worktree: r.worktree,
-        retry: r.retry, heartbeatTimeoutMs: r.heartbeatTimeoutMs, stallTimeoutMs: r.stallTimeoutMs, timeoutMs: r.timeoutMs, terminateGraceMs: r.terminateGraceMs,
-      };
-      return resolved;
+      // Every agent field a sortie can carry, as resolved (the schema's own keys: a field added to SortieSpec follows).
+      const fromRole = Object.fromEntries(Object.keys(SortieSpec.shape).flatMap((k) => (r[k as keyof typeof r] == null ? [] : [[k, r[k as keyof typeof r]]])));
+      return SortieSpec.parse({ ...fromRole, id, title, dependsOn, files });
     });
     body = { ...body, sorties };
     const missionId = `msn_${randomUUID()}`;
