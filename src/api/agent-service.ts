@@ -3,10 +3,10 @@
  * queried state with describe() (the pending activity's attempt, last heartbeat and its details),
  * listed through Temporal visibility.
  */
-import { Client, WorkflowNotFoundError, type WorkflowHandle } from '@temporalio/client';
+import { Client, WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, type WorkflowHandle } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
 import type { temporal } from '@temporalio/proto';
-import { createHmac, randomUUID, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, randomUUID, timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
 import { AgentRequest, DEFAULT_FLEET_CONFIG, type FleetConfig, resolveAgentRequest } from '../domain/roles';
 import { Agent, AGENT_STATUSES, AgentStatus, AgentType, TERMINAL_STATUSES, type SpawnRequest, type HealthState, type Progress } from '../domain/agent';
@@ -81,20 +81,38 @@ export class AgentService {
     return this.opts.client.workflow.getHandle(id);
   }
 
-  async spawn(body: SpawnRequest): Promise<Agent> {
+  /**
+   * Starts the agent. With an idempotency key the agent id is derived from the key, and Temporal refuses a second
+   * workflow with that id (running or closed), so a replayed request (a client retrying after a lost answer, an API
+   * restart) returns the agent the first one started (`replayed`) instead of starting another. The key is bound to
+   * its request: the same key with a different request is a 409.
+   */
+  async spawn(body: SpawnRequest, idempotencyKey?: string): Promise<{ agent: Agent; replayed: boolean }> {
     const request = resolveSpawn(body, this.config, 'body');
-    const agentId = `agt_${randomUUID()}`;
+    const agentId = idempotencyKey === undefined ? `agt_${randomUUID()}` : idempotentAgentId(idempotencyKey);
     const queue = body.queue ?? this.opts.defaultQueue;
     const input: AgentWorkflowInput = { agentId, request, queue, apiUrl: this.opts.apiUrl };
-    const memo = agentMemo(request, queue);
-    await this.opts.client.workflow.start('AgentWorkflow', {
-      workflowId: agentId,
-      taskQueue: queue,
-      args: [input],
-      memo,
-      typedSearchAttributes: agentSearchAttributes(request),
-    });
-    return this.view(agentId, memo, { status: 'pending', createdAt: new Date().toISOString() });
+    const digest = idempotencyKey === undefined ? null : createHash('sha256').update(JSON.stringify({ body, queue })).digest('base64url');
+    const memo = { ...agentMemo(request, queue), requestDigest: digest };
+    try {
+      await this.opts.client.workflow.start('AgentWorkflow', {
+        workflowId: agentId,
+        taskQueue: queue,
+        args: [input],
+        memo,
+        typedSearchAttributes: agentSearchAttributes(request),
+        workflowIdReusePolicy: 'REJECT_DUPLICATE',
+      });
+    } catch (err) {
+      if (!(err instanceof WorkflowExecutionAlreadyStartedError) || digest === null) throw err;
+      const existing = await this.inspect(agentId);
+      const recorded = AgentMemo.safeParse((await this.handle(agentId).describe()).memo);
+      if (!recorded.success || recorded.data.requestDigest !== digest) {
+        throw conflict(`Idempotency-Key ${JSON.stringify(idempotencyKey)} was already used for another spawn request (agent ${agentId}): use a new key for a new request`, { agentId });
+      }
+      return { agent: existing.agent, replayed: true };
+    }
+    return { agent: this.view(agentId, memo, { status: 'pending', createdAt: new Date().toISOString() }), replayed: false };
   }
 
   async get(id: string): Promise<Agent> {
@@ -366,4 +384,11 @@ function decodeHeartbeat(payloads: temporal.api.common.v1.IPayload[] | null | un
   } catch {
     return undefined;
   }
+}
+
+/** The agent id an idempotency key names: a UUID (version 8, RFC 9562) from a SHA-256 of the key. */
+export function idempotentAgentId(key: string): string {
+  const h = createHash('sha256').update(`fleettools idempotency key\0${key}`).digest('hex');
+  const variant = ((parseInt(h[16]!, 16) & 0x3) | 0x8).toString(16);
+  return `agt_${h.slice(0, 8)}-${h.slice(8, 12)}-8${h.slice(13, 16)}-${variant}${h.slice(17, 20)}-${h.slice(20, 32)}`;
 }

@@ -1,6 +1,6 @@
 /** /agents routes: declared once (validation, access, OpenAPI), Temporal behind AgentService. */
 import { z } from 'zod';
-import { Agent, AgentId, ProgressReport, QueueName, SpawnRequest, TERMINAL_STATUSES } from '../domain/agent';
+import { Agent, AgentId, IdempotencyKey, ProgressReport, QueueName, SpawnRequest, TERMINAL_STATUSES } from '../domain/agent';
 import { Accepted, AgentHealth, AgentList, AgentLogTail, AgentResources, ErrorBody, SystemHealth } from '../domain/api';
 import { AgentService, ListAgentsQuery } from './agent-service';
 import { followAgentLog, tailAgentLog } from './agent-logs';
@@ -37,8 +37,31 @@ const E409 = { 409: err('the agent has already ended') };
 
 export function registerAgentRoutes(routes: RouteRegistry, agents: AgentService, logsDir: string | null): void {
   routes.add(
-    { method: 'post', path: '/agents/spawn', summary: 'Spawn an agent (an AgentWorkflow running its process)', access: 'admin', body: SpawnRequest, responses: { 201: { description: 'the new agent', schema: Agent }, ...E400 } },
-    async ({ body }) => [201, await agents.spawn(body)],
+    {
+      method: 'post',
+      path: '/agents/spawn',
+      summary: 'Spawn an agent (an AgentWorkflow running its process). With an Idempotency-Key header, a replay of the same request returns the agent it started (200, Idempotent-Replayed: true) and starts nothing',
+      access: 'admin',
+      body: SpawnRequest,
+      responses: {
+        201: { description: 'the new agent', schema: Agent },
+        200: { description: 'a replayed request (same Idempotency-Key and body): the agent the first one started', schema: Agent },
+        ...E400,
+        409: err('the Idempotency-Key was used for another request'),
+      },
+    },
+    async ({ body, req, res }) => {
+      const header = req.get('idempotency-key');
+      let key: string | undefined;
+      if (header !== undefined) {
+        const parsed = IdempotencyKey.safeParse(header);
+        if (!parsed.success) throw new ApiError(400, 'invalid_request', `invalid header Idempotency-Key: ${parsed.error.issues[0]!.message}`, { fields: [{ field: 'headers.idempotency-key', message: parsed.error.issues[0]!.message }] });
+        key = parsed.data;
+      }
+      const { agent, replayed } = await agents.spawn(body, key);
+      if (replayed) res.set('Idempotent-Replayed', 'true');
+      return [replayed ? 200 : 201, agent];
+    },
   );
 
   routes.add(

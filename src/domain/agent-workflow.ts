@@ -144,6 +144,8 @@ export type AgentStateCarried = z.infer<typeof AgentStateCarried>;
 export const AgentMemo = AgentState.pick({ type: true, task: true, callsign: true, runtime: true, missionId: true, queue: true, maxAttempts: true }).extend({
   heartbeatTimeoutMs: z.number().int(),
   model: z.string().nullable().default(null),
+  /** Digest of the spawn request, for agents spawned with an Idempotency-Key (a replay must match it). */
+  requestDigest: z.string().nullable().default(null),
 });
 export type AgentMemo = z.infer<typeof AgentMemo>;
 
@@ -158,6 +160,7 @@ export function agentMemo(request: AgentWorkflowParsedInput['request'], queue: s
     maxAttempts: request.retry.maxAttempts,
     heartbeatTimeoutMs: request.heartbeatTimeoutMs,
     model: request.model,
+    requestDigest: null,
   };
 }
 

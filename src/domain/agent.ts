@@ -30,6 +30,9 @@ export type HealthState = z.infer<typeof HealthState>;
 export const AGENT_ID_PATTERN = /^agt_[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 export const AgentId = z.string().regex(AGENT_ID_PATTERN, 'must look like agt_<uuid>');
 
+/** The `Idempotency-Key` header of a spawn: a client's own name for one spawn, so that a replayed request starts nothing new. */
+export const IdempotencyKey = z.string().regex(/^[\x21-\x7e]{1,255}$/, 'must be 1 to 255 visible ASCII characters (no spaces)');
+
 /** A task queue name: what a worker polls. Kept to a safe character set. */
 export const QueueName = z
   .string()
@@ -51,8 +54,18 @@ export const RetryPolicyInput = z
   });
 export type RetryPolicyInput = z.infer<typeof RetryPolicyInput>;
 
-const EnvName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be a valid environment variable name');
-const NoNul = (what: string) => z.string().refine((s) => !s.includes('\0'), `${what} must not contain NUL bytes`);
+const EnvName = z
+  .string()
+  .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be a valid environment variable name')
+  .refine((k) => !k.startsWith('FLEET_'), 'FLEET_* variables are set by FleetTools itself (agent id, task, token, …) and cannot be passed');
+/** A lone UTF-16 surrogate cannot be encoded as UTF-8: it would reach the agent as U+FFFD, not as sent. */
+const LONE_SURROGATE = /\p{Cs}/u;
+/** Text that reaches an agent's argv or environment: no NUL (execve cannot pass it) and valid Unicode. */
+const NoNul = (what: string) =>
+  z
+    .string()
+    .refine((s) => !s.includes('\0'), `${what} must not contain NUL bytes`)
+    .refine((s) => !LONE_SURROGATE.test(s), `${what} must be valid Unicode (it holds a lone UTF-16 surrogate)`);
 
 export const DEFAULT_HEARTBEAT_TIMEOUT_MS = 20_000;
 export const DEFAULT_STALL_TIMEOUT_MS = 10 * 60_000;
@@ -67,7 +80,10 @@ export const SpawnRequest = z
     /** Default: exec when a command is given, else the role's runtime. */
     runtime: RuntimeName.optional(),
     command: z.array(NoNul('command arguments').pipe(z.string().max(100_000))).min(1).max(1000).optional(),
-    cwd: NoNul('cwd').pipe(z.string().min(1).max(4096)).optional(),
+    cwd: NoNul('cwd')
+      .pipe(z.string().min(1).max(4096))
+      .refine((p) => p.startsWith('/'), 'must be an absolute path (the worker resolves nothing against its own directory)')
+      .optional(),
     env: z.record(EnvName, NoNul('env values').pipe(z.string().max(100_000))).optional(),
     missionId: z.string().min(1).max(200).regex(/^[\w.:-]+$/).optional(),
     queue: QueueName.optional(),
@@ -82,13 +98,13 @@ export const SpawnRequest = z
     /** Grace between SIGTERM and SIGKILL when the agent is terminated. */
     terminateGraceMs: z.number().int().min(0).max(600_000).optional(),
     /** The role's instructions (system prompt) for this agent instead of its type's (CLI runtimes). */
-    instructions: z.string().max(64_000).optional(),
+    instructions: NoNul('instructions').pipe(z.string().max(64_000)).optional(),
     /** The model, as the runtime's CLI names it (claude-code: sonnet; codex: gpt-5.5; opencode: provider/model). */
     model: z.string().min(1).max(200).regex(/^[\w.:/@-]+$/, 'may only contain letters, digits and . _ : / @ -').optional(),
     /** Run in a git worktree of its own (branch fleet/<agent id>) of the repository at cwd, kept after it ends. */
     worktree: z.boolean().optional(),
     /** What a resumed agent is told about the work before it (FLEET_RECOVERY_CONTEXT and the file FLEET_RECOVERY_FILE). */
-    recoveryContext: z.string().max(64_000).optional(),
+    recoveryContext: NoNul('recoveryContext').pipe(z.string().max(64_000)).optional(),
     /**
      * Pick up this sortie of this checkpoint: the worker writes its recovery context from the
      * checkpoint store (after `recoveryContext`, if both are given). A resumed mission passes this

@@ -51,6 +51,8 @@ export class Harness {
   readonly workers: FleetWorker[] = [];
   readonly children: ChildProcess[] = [];
   readonly apis: ApiServer[] = [];
+  /** What each `fleet worker` process printed (stdout and stderr), for tests that scan it. */
+  readonly outputs = new Map<ChildProcess, () => string>();
   private queueCounter = 0;
 
   private constructor(
@@ -108,9 +110,9 @@ export class Harness {
   }
 
   /** `fleet worker` as its own process (to be killed with SIGKILL by a test). */
-  async startWorkerProcess(taskQueue: string, dataDir = join(this.tmp, `worker-${taskQueue}`)): Promise<ChildProcess> {
+  async startWorkerProcess(taskQueue: string, dataDir = join(this.tmp, `worker-${taskQueue}`), extraEnv: NodeJS.ProcessEnv = {}): Promise<ChildProcess> {
     const child = spawn(process.execPath, [FLEET_BIN, 'worker', '--queue', taskQueue, '--data-dir', dataDir], {
-      env: { ...process.env, TEMPORAL_ADDRESS: this.server.address, TEMPORAL_NAMESPACE: this.server.namespace, FLEET_HEARTBEAT_THROTTLE_MS: '500', FLEET_API_TOKEN: TOKEN },
+      env: { ...process.env, TEMPORAL_ADDRESS: this.server.address, TEMPORAL_NAMESPACE: this.server.namespace, FLEET_HEARTBEAT_THROTTLE_MS: '500', FLEET_API_TOKEN: TOKEN, ...extraEnv },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     this.children.push(child);
@@ -118,6 +120,7 @@ export class Harness {
     let err = '';
     child.stdout!.on('data', (d) => (out += d));
     child.stderr!.on('data', (d) => (err += d));
+    this.outputs.set(child, () => out + err);
     await waitFor(`fleet worker on ${taskQueue} to start`, () => {
       if (child.exitCode !== null) throw new Error(`fleet worker exited with ${child.exitCode}: ${err.slice(-2000)}`);
       return /Worker polling task queue/.test(out);
