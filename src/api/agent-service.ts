@@ -10,7 +10,7 @@ import { createHash, createHmac, randomUUID, timingSafeEqual } from 'node:crypto
 import { z } from 'zod';
 import { AgentRequest, DEFAULT_FLEET_CONFIG, type FleetConfig, resolveAgentRequest } from '../domain/roles';
 import { Agent, AGENT_STATUSES, AgentStatus, AgentType, TERMINAL_STATUSES, type SpawnRequest, type HealthState, type Progress } from '../domain/agent';
-import { AgentMemo, agentMemo, type AgentState, type AgentWorkflowInput, type HeartbeatDetails } from '../domain/agent-workflow';
+import { AgentMemo, agentMemo, AgentState, type AgentWorkflowInput, type HeartbeatDetails } from '../domain/agent-workflow';
 import { AgentStatusKey, AgentTypeKey, agentSearchAttributes, MissionIdKey } from '../domain/search-attributes';
 import { workflowUiUrl } from '../domain/ui-url';
 import { agentHeartbeatSignal, getAgentStateQuery, progressSignal, terminateSignal } from '../workflows/definitions';
@@ -67,6 +67,7 @@ const badCursor = (why: string) =>
   new ApiError(400, 'invalid_request', `invalid query: query.cursor: ${why}`, { fields: [{ field: 'query.cursor', message: why }] });
 
 const PENDING_ACTIVITY_STARTED = 2;
+const START_DEADLINE_MS = 5000;
 const QUERY_DEADLINE_MS = 3000;
 
 export class AgentService {
@@ -95,14 +96,18 @@ export class AgentService {
     const digest = idempotencyKey === undefined ? null : createHash('sha256').update(JSON.stringify({ body, queue })).digest('base64url');
     const memo = { ...agentMemo(request, queue), requestDigest: digest };
     try {
-      await this.opts.client.workflow.start('AgentWorkflow', {
-        workflowId: agentId,
-        taskQueue: queue,
-        args: [input],
-        memo,
-        typedSearchAttributes: agentSearchAttributes(request),
-        workflowIdReusePolicy: 'REJECT_DUPLICATE',
-      });
+      // A deadline, so that a spawn while Temporal is down is answered (503) in seconds, not after the client's
+      // retries have run out (about 20 s).
+      await this.opts.client.withDeadline(Date.now() + START_DEADLINE_MS, () =>
+        this.opts.client.workflow.start('AgentWorkflow', {
+          workflowId: agentId,
+          taskQueue: queue,
+          args: [input],
+          memo,
+          typedSearchAttributes: agentSearchAttributes(request),
+          workflowIdReusePolicy: 'REJECT_DUPLICATE',
+        }),
+      );
     } catch (err) {
       if (!(err instanceof WorkflowExecutionAlreadyStartedError) || digest === null) throw err;
       const existing = await this.inspect(agentId);
@@ -134,9 +139,12 @@ export class AgentService {
     }
     const memo = AgentMemo.safeParse(desc.memo);
     if (desc.type !== 'AgentWorkflow' || !memo.success) throw notFound(`agent ${id}`);
-    // Until a worker has run the first workflow task there is no state to query, and the query
-    // would wait for a worker: not worth waiting for.
-    const state: AgentState | undefined = desc.historyLength > 3 ? await query : undefined;
+    // An ended agent's final state is its workflow's result, in history: read it there, not by a query that a worker
+    // must answer by replaying the history (slow under load, and impossible with no worker up, which left an ended
+    // agent showing attempt 0). Until a worker has run the first workflow task there is no state to query, and the
+    // query would wait for a worker: not worth waiting for.
+    const final = desc.status.name === 'COMPLETED' ? await h.result().then((r) => AgentState.safeParse(r).data, () => undefined) : undefined;
+    const state: AgentState | undefined = final ?? (desc.historyLength > 3 ? await query : undefined);
     const pending = desc.raw.pendingActivities?.[0];
     const hb = decodeHeartbeat(pending?.heartbeatDetails?.payloads);
     const closed = desc.status.name !== 'RUNNING';

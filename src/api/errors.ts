@@ -35,6 +35,26 @@ export const errorHandler: ErrorRequestHandler = (err, req, res, _next) => {
     res.status(status).json({ error: { code, message: status === 413 ? 'request body is too large' : `invalid request: ${err.message}` } });
     return;
   }
+  const temporal = temporalUnreachable(err);
+  if (temporal) {
+    log.warn('Temporal unreachable', { method: req.method, path: req.path, error: temporal });
+    res.status(503).json({
+      error: {
+        code: 'temporal_unavailable',
+        message: `Temporal is unreachable (${temporal}), so the request may not have been carried out: retry it when Temporal is back (a spawn with the same Idempotency-Key starts nothing twice); check \`fleet up\` or TEMPORAL_ADDRESS`,
+      },
+    });
+    return;
+  }
   log.error('request failed', { method: req.method, path: req.path, error: (err as Error)?.message });
   res.status(503).json({ error: { code: 'unavailable', message: `the server could not complete the request: ${(err as Error)?.message ?? 'unknown error'}` } });
 };
+
+/** gRPC UNAVAILABLE (14) or DEADLINE_EXCEEDED (4) anywhere in the error's cause chain: Temporal did not answer. */
+function temporalUnreachable(err: unknown): string | null {
+  let e = err as { code?: unknown; details?: unknown; message?: unknown; cause?: unknown } | undefined;
+  for (let depth = 0; e && depth < 5; depth++, e = e.cause as typeof e) {
+    if (e.code === 14 || e.code === 4) return String(e.details || e.message || (e.code === 14 ? 'unavailable' : 'deadline exceeded'));
+  }
+  return null;
+}
