@@ -52,6 +52,33 @@ export function createApp(opts: AppOptions): Express {
   );
   const document = openApiDocument(routes.specs, VERSION);
 
+  // The methods a path takes: those of the routes it matches most closely (a literal segment over a
+  // parameter: /agents/spawn is POST only, although /agents/:id would match it too). For OPTIONS
+  // (Allow, answered here rather than by Express, which lists every route that matches) and for 405.
+  const known = routes.specs.map((s) => ({
+    method: s.method.toUpperCase(),
+    params: (s.path.match(/:\w+/g) ?? []).length,
+    path: new RegExp(`^/api/v1${s.path.replace(/:\w+/g, '[^/]+')}/?$`),
+  }));
+  const methodsOf = (path: string): string[] => {
+    const matching = known.filter((k) => k.path.test(path));
+    const closest = Math.min(...matching.map((k) => k.params));
+    const methods = [...new Set(matching.filter((k) => k.params === closest).map((k) => k.method))];
+    return methods.includes('GET') ? [...methods, 'HEAD'] : methods;
+  };
+  app.use('/api/v1', (req, res, next) => {
+    const methods = methodsOf(req.originalUrl.split('?')[0]!);
+    if (!methods.length || methods.includes(req.method)) return next();
+    if (req.method === 'OPTIONS') {
+      res.set('Allow', [...methods, 'OPTIONS'].join(', ')).status(204).end();
+      return;
+    }
+    // A path the API has, with a method it does not: 405 naming the methods it takes (Allow), not
+    // 404, nor a 400 from the route a parameter would match (GET /agents/spawn is not GET /agents/:id).
+    res.set('Allow', methods.join(', '));
+    next(new ApiError(405, 'method_not_allowed', `${req.method} is not a method of ${req.originalUrl.split('?')[0]}; it takes ${methods.join(', ')}`));
+  });
+
   // Parsed first with its own limit; the general parser then leaves the parsed body alone.
   app.use('/api/v1/checkpoints/import', express.json({ limit: CHECKPOINT_IMPORT_LIMIT, strict: true }));
   app.use('/api/v1', express.json({ limit: opts.bodyLimit ?? '256kb', strict: true }), routes.router);

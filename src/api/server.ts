@@ -1,6 +1,7 @@
 /** Starting and stopping the HTTP server. */
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { CheckpointStore } from '../activities/checkpoint-store';
 import { createApp, type AppOptions } from './app';
 
@@ -10,6 +11,26 @@ export const DEFAULT_API_HOST = '127.0.0.1';
 export interface ApiServer {
   url: string;
   close(): Promise<void>;
+}
+
+/**
+ * Requests Node's HTTP parser refuses before Express sees them get the API's one error shape
+ * too (Node's own answer is an empty body): 431 when the request line and headers exceed Node's
+ * limit (16 KiB; a long query string counts), 400 for anything else that is not HTTP.
+ */
+export function answerClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
+  if (err.code === 'ECONNRESET' || !socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const [status, reason, code, message] =
+    err.code === 'HPE_HEADER_OVERFLOW'
+      ? [431, 'Request Header Fields Too Large', 'headers_too_large', 'the request line and headers are too large (over 16 KiB): shorten the query string or the headers']
+      : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? [408, 'Request Timeout', 'request_timeout', 'the request took too long to arrive']
+        : [400, 'Bad Request', 'invalid_request', `the request is not valid HTTP (${err.code ?? err.message})`];
+  const body = JSON.stringify({ error: { code, message } });
+  socket.end(`HTTP/1.1 ${status} ${reason}\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
 }
 
 /** Listens first, so that the app (and the agents it spawns) know the API's real URL, even on port 0. */
@@ -26,6 +47,7 @@ export async function startApiServer(opts: Omit<AppOptions, 'apiUrl' | 'store'> 
   const { port } = server.address() as AddressInfo;
   const url = `http://${opts.host.includes(':') ? `[${opts.host}]` : opts.host}:${port}`;
   server.on('request', createApp({ ...opts, store, apiUrl: url }));
+  server.on('clientError', answerClientError);
   return {
     url,
     close: () =>
