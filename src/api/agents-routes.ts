@@ -1,7 +1,7 @@
 /** /agents routes: declared once (validation, access, OpenAPI), Temporal behind AgentService. */
 import { z } from 'zod';
 import { Agent, AgentId, IdempotencyKey, ProgressReport, QueueName, SpawnRequest, TERMINAL_STATUSES } from '../domain/agent';
-import { Accepted, AgentHealth, AgentList, AgentLogTail, AgentResources, ErrorBody, SystemHealth } from '../domain/api';
+import { Accepted, AgentHealth, AgentList, AgentLogEvent, AgentLogTail, AgentResources, ErrorBody, SystemHealth } from '../domain/api';
 import { AgentService, ListAgentsQuery } from './agent-service';
 import { followAgentLog, tailAgentLog } from './agent-logs';
 import { ApiError } from './errors';
@@ -23,6 +23,8 @@ const SystemHealthQuery = z
     queues: z
       .string()
       .max(2000)
+      // The characters of queue names, commas and spaces, as a pattern the OpenAPI document shows; each name is checked below.
+      .regex(/^[A-Za-z0-9._:@, -]*$/, 'a comma-separated list of task queue names (letters, digits and . _ : @ -)')
       .default('')
       .transform((v) => v.split(',').map((q) => q.trim()).filter(Boolean))
       .pipe(z.array(QueueName)),
@@ -118,7 +120,7 @@ export function registerAgentRoutes(routes: RouteRegistry, agents: AgentService,
       access: 'admin-or-own-agent',
       params: IdParams,
       query: LogsQuery,
-      responses: { 200: { description: 'log lines (JSON), or a text/event-stream when following', schema: AgentLogTail, stream: true }, ...E400, ...E404 },
+      responses: { 200: { description: 'log lines (JSON), or a text/event-stream when following', schema: AgentLogTail, stream: AgentLogEvent }, ...E400, ...E404 },
     },
     async ({ params, query, res }) => {
       if (!logsDir) throw new ApiError(404, 'not_found', 'this API server has no logs: agent logs stay on the worker host; run `fleet api` with the data dir the workers use');

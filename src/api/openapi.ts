@@ -21,12 +21,22 @@ export function openApiDocument(specs: RouteSpec[], version: string): Record<str
     for (const [status, r] of Object.entries(spec.responses)) {
       const content: Record<string, unknown> = {};
       if (r.schema) content['application/json'] = { schema: toSchema(r.schema, 'output') };
-      if (r.stream) content['text/event-stream'] = { schema: { type: 'string' } };
+      // OpenAPI 3.0 has no schema for a stream as a whole: as tools (schemathesis) read it, the
+      // schema of text/event-stream is that of each event ({event, data, id?, retry?}).
+      if (r.stream) content['text/event-stream'] = { schema: toSchema(r.stream, 'output') };
       responses[status] = { description: r.description, ...(Object.keys(content).length ? { content } : {}) };
     }
+    // What any route may answer besides its own: auth, and what the HTTP layer refuses before the route runs.
+    const error = (description: string) => ({ description, content: { 'application/json': { schema: toSchema(ErrorBody, 'output') } } });
     if (spec.access !== 'public') {
-      responses['401'] = { description: 'missing or wrong bearer token', content: { 'application/json': { schema: toSchema(ErrorBody, 'output') } } };
+      responses['401'] = error('missing or wrong bearer token');
+      responses['403'] ??= error('an agent token where it may not act (an admin route, or another agent)');
     }
+    if (spec.body) {
+      responses['413'] ??= error('the request body is too large');
+      responses['415'] ??= error('the request body is not JSON (send Content-Type: application/json)');
+    }
+    responses['431'] = error('the request line and headers are too large (over 16 KiB): shorten the query string');
     paths[path] ??= {};
     paths[path][spec.method] = {
       summary: spec.summary,

@@ -21,8 +21,8 @@ export interface RouteSpec {
   params?: z.ZodObject;
   query?: z.ZodObject;
   body?: z.ZodType;
-  /** Status -> response body schema (or `text/event-stream` for a stream). */
-  responses: Record<number, { description: string; schema?: z.ZodType; stream?: boolean }>;
+  /** Status -> response body schema (JSON), and/or the schema of each event of a `text/event-stream`. */
+  responses: Record<number, { description: string; schema?: z.ZodType; stream?: z.ZodType }>;
 }
 
 export interface RouteInput<P, Q, B> {

@@ -39,6 +39,19 @@ export type AgentResources = z.infer<typeof AgentResources>;
 export const AgentLogTail = z.object({ agentId: AgentId, attempt: z.number().int(), lines: z.array(z.string()) });
 export type AgentLogTail = z.infer<typeof AgentLogTail>;
 
+/**
+ * One server-sent event of GET /agents/:id/logs?follow=true, as an SSE parser reads it: `message`
+ * (the default event) carries one log line, `attempt` the number of the attempt whose log follows,
+ * `end` (the last event) `{"attempt": n}` as JSON.
+ */
+export const AgentLogEvent = z.object({
+  event: z.enum(['message', 'attempt', 'end']),
+  data: z.string(),
+  id: z.string().optional(),
+  retry: z.number().int().optional(),
+});
+export type AgentLogEvent = z.infer<typeof AgentLogEvent>;
+
 export const Poller = z.object({ identity: z.string(), lastAccessTime: z.string().nullable(), kind: z.enum(['workflow', 'activity']) });
 export const SystemHealth = z.object({
   status: z.enum(['ok', 'degraded']),

@@ -38,7 +38,8 @@ export type Lock = z.infer<typeof Lock>;
 /** POST /locks. */
 export const LockRequest = z
   .object({
-    path: LockPath.refine((p) => p.startsWith('/'), 'must be an absolute path (a glob is allowed), such as /repo/src/api/**'),
+    // A regex, not a refine: the OpenAPI document then says so too (a pattern), and generated requests follow it.
+    path: LockPath.regex(/^\//, 'must be an absolute path (a glob is allowed), such as /repo/src/api/**'),
     holder: Holder,
     purpose: z.string().max(500).optional(),
     /** Released by itself after this long; without it, held until released or its agent ends. */

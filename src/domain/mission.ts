@@ -51,7 +51,8 @@ export const MissionRequest = z
     sorties: z.array(SortieSpec).min(1).max(500),
     maxConcurrency: z.number().int().min(1).max(100).default(4),
     /** Where the sorties' agents run and what their `files` are relative to (the CLI sends its own directory). */
-    cwd: z.string().min(1).max(4096).refine((p) => p.startsWith('/'), 'must be an absolute path').optional(),
+    // A regex, not a refine: the OpenAPI document then says so too (a pattern).
+    cwd: z.string().min(1).max(4096).regex(/^\//, 'must be an absolute path').optional(),
     queue: QueueName.optional(),
     /** Retry policy for sorties that give none. */
     retry: RetryPolicyInput.optional(),
