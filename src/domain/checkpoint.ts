@@ -48,7 +48,8 @@ export const Checkpoint = z.object({
   trigger: CheckpointTrigger,
   note: z.string().nullable(),
   createdBy: z.string(),
-  createdAt: z.string(),
+  /** An ISO 8601 time with its offset (the store orders checkpoints by it, and refuses one it cannot read). */
+  createdAt: z.iso.datetime({ offset: true }),
   /** Where in Temporal's history it was taken. */
   workflowId: z.string(),
   runId: z.string(),
