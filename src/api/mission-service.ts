@@ -3,7 +3,7 @@
  * (the result, once it has ended) and filling in each running sortie's live agent progress.
  */
 import { ApplicationFailure } from '@temporalio/common';
-import { WorkflowNotFoundError, WorkflowUpdateFailedError, type Client, type WorkflowExecutionDescription, type WorkflowHandle } from '@temporalio/client';
+import { WorkflowNotFoundError, WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError, type Client, type WorkflowExecutionDescription, type WorkflowHandle } from '@temporalio/client';
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import type { CheckpointStore } from '../activities/checkpoint-store';
@@ -21,6 +21,10 @@ const MissionMemo = z.object({ title: z.string(), sortieCount: z.number().int() 
 const QUERY_DEADLINE_MS = 3000;
 /** How long a mission that has ended its work may take to write its completion checkpoint and close. */
 const FINISHING_WAIT_MS = 15_000;
+/** Longest wait for a checkpoint update (a local activity writing the store: milliseconds when a worker runs the mission). */
+const CHECKPOINT_DEADLINE_MS = 30_000;
+/** Until a worker has completed the first workflow task, history holds only "started" and "task scheduled" (and maybe "task started"). */
+const notYetRun = (desc: WorkflowExecutionDescription) => desc.historyLength <= 3;
 
 export const ListMissionsQuery = z
   .object({ status: MissionStatus.optional(), limit: z.coerce.number().int().min(1).max(200).default(50) })
@@ -93,9 +97,13 @@ export class MissionService {
     const { desc, memo } = await this.describe(id);
     let state: MissionState | undefined;
     try {
+      // A mission no worker has picked up yet has no state to query, and the query would wait
+      // for a worker (QUERY_DEADLINE_MS for each such mission in a list): not worth waiting for.
       state = desc.status.name === 'COMPLETED'
         ? MissionState.parse(await h.result())
-        : await this.opts.client.withDeadline(Date.now() + QUERY_DEADLINE_MS, () => h.query(getMissionStateQuery));
+        : desc.status.name === 'RUNNING' && notYetRun(desc)
+          ? undefined
+          : await this.opts.client.withDeadline(Date.now() + QUERY_DEADLINE_MS, () => h.query(getMissionStateQuery));
     } catch {
       state = undefined;
     }
@@ -171,12 +179,23 @@ export class MissionService {
     const { desc } = await this.describe(id); // not get(): that reads every running agent too
     const ended = () => conflict(`mission ${id} has ended; its last checkpoint is its completion checkpoint (GET /checkpoints/latest/${id})`);
     if (desc.status.name !== 'RUNNING') throw ended();
+    // The update is answered by a worker running the mission: with none polling its task queue it
+    // would wait for one forever, so ask Temporal first.
+    if (!(await this.hasWorkflowPollers(desc.taskQueue))) {
+      const start = `start one with \`fleet worker --queue ${desc.taskQueue}\``;
+      if (notYetRun(desc)) throw conflict(`mission ${id} has not started: no worker polls its task queue "${desc.taskQueue}" (${start}); checkpoint it once it runs`, { taskQueue: desc.taskQueue });
+      throw new ApiError(503, 'unavailable', `no worker polls task queue "${desc.taskQueue}", where mission ${id} runs, to take its checkpoint; ${start}`);
+    }
     let summary: CheckpointSummary;
     try {
-      summary = await this.handle(id).executeUpdate(checkpointUpdate, { args: [{ note, createdBy }] });
+      summary = await this.opts.client.withDeadline(Date.now() + CHECKPOINT_DEADLINE_MS, () => this.handle(id).executeUpdate(checkpointUpdate, { args: [{ note, createdBy }] }));
     } catch (err) {
       if (err instanceof WorkflowUpdateFailedError && err.cause instanceof ApplicationFailure && err.cause.type === MISSION_ENDED) throw ended();
+      // The mission may have closed while the update waited (Temporal aborts it: "workflow update
+      // was aborted by closing workflow"): the same as a mission that had ended.
+      if (!(err instanceof WorkflowUpdateFailedError) && (await this.closedNow(id))) throw ended();
       if (err instanceof WorkflowUpdateFailedError) throw new ApiError(503, 'unavailable', `the checkpoint of mission ${id} failed: ${err.cause?.message ?? err.message}`);
+      if (err instanceof WorkflowUpdateRPCTimeoutOrCancelledError) throw new ApiError(503, 'unavailable', `no worker took the checkpoint of mission ${id} within ${CHECKPOINT_DEADLINE_MS / 1000} s (task queue "${desc.taskQueue}")`);
       throw err;
     }
     const checkpoint = this.opts.store.get(summary.id);
@@ -184,6 +203,20 @@ export class MissionService {
       throw new ApiError(503, 'unavailable', `checkpoint ${summary.id} was written by a worker with another checkpoint store than this API's; run the API and the workers on the same data dir, or move it with \`fleet checkpoints export|import\``);
     }
     return checkpoint;
+  }
+
+  /** Whether mission `id`'s workflow has closed (false when that cannot be told). */
+  private async closedNow(id: string): Promise<boolean> {
+    return this.handle(id)
+      .describe()
+      .then((d) => d.status.name !== 'RUNNING')
+      .catch(() => false);
+  }
+
+  /** Whether any worker polls `taskQueue` for workflow tasks (Temporal remembers pollers for a few minutes). */
+  private async hasWorkflowPollers(taskQueue: string): Promise<boolean> {
+    const res = await this.opts.client.workflowService.describeTaskQueue({ namespace: this.opts.namespace, taskQueue: { name: taskQueue }, taskQueueType: 1 });
+    return (res.pollers ?? []).length > 0;
   }
 
   private view(id: string, runId: string | null, s: MissionState, status: MissionStatus): Mission {

@@ -37,7 +37,7 @@ export function registerMissionRoutes(routes: RouteRegistry, missions: MissionSe
   );
 
   routes.add(
-    { method: 'post', path: '/checkpoints', summary: "Checkpoint a running mission (an update on its workflow; kept in the checkpoint store)", access: 'admin', body: CheckpointRequest, responses: { 201: { description: 'the checkpoint', schema: Checkpoint }, ...E400, ...E404, 409: err('the mission has ended') } },
+    { method: 'post', path: '/checkpoints', summary: "Checkpoint a running mission (an update on its workflow; kept in the checkpoint store)", access: 'admin', body: CheckpointRequest, responses: { 201: { description: 'the checkpoint', schema: Checkpoint }, ...E400, ...E404, 409: err('the mission has ended, or has not started (no worker polls its task queue)') } },
     async ({ body }) => [201, await checkpoints.create(body.missionId, body.note, 'api')],
   );
   routes.add(
