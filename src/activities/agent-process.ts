@@ -4,9 +4,9 @@
  * `::fleet::` progress lines parsed, and its whole tree watched by the reaper and the sampler.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { accessSync, constants, statSync } from 'node:fs';
+import { accessSync, constants, existsSync, statSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { delimiter, isAbsolute, join, resolve } from 'node:path';
+import { delimiter, dirname, isAbsolute, join, resolve } from 'node:path';
 import type { Progress } from '../domain/agent';
 import type { ProcessIdentity } from '../domain/agent-workflow';
 import { parseProgressLine } from '../domain/progress-line';
@@ -43,7 +43,8 @@ const CLI_MAX_LINE = 8 * 1024 * 1024;
 export class SpawnError extends Error {
   constructor(
     message: string,
-    readonly kind: 'executableNotFound' | 'spawnFailed',
+    /** logUnavailable: the log file cannot be created (a read-only or broken logs dir); another attempt, maybe on another worker, may do. */
+    readonly kind: 'executableNotFound' | 'spawnFailed' | 'logUnavailable',
   ) {
     super(message);
   }
@@ -73,6 +74,25 @@ export function resolveExecutable(command: string, cwd: string, pathVar: string 
     `executable ${JSON.stringify(command)} was not found on the agent's PATH (${dirs.join(delimiter) || 'empty'}); install it or give an absolute path in the command`,
     'executableNotFound',
   );
+}
+
+/**
+ * The error to report for a file that could not be created. A recursive mkdir on a read-only disk says
+ * ENOENT (the missing directory), not why it could not be made: then the nearest existing directory
+ * above tells (EROFS, EACCES).
+ */
+function whyNotWritable(path: string, err: Error): string {
+  if ((err as NodeJS.ErrnoException).code !== 'ENOENT') return err.message;
+  for (let dir = dirname(path); dir !== dirname(dir); dir = dirname(dir)) {
+    if (!existsSync(dir)) continue;
+    try {
+      accessSync(dir, constants.W_OK);
+    } catch (denied) {
+      return `${(denied as Error).message} (${err.message})`;
+    }
+    break;
+  }
+  return err.message;
 }
 
 export interface SpawnSpec {
@@ -172,7 +192,15 @@ export class AgentProcess {
     }
     const [cmd, ...args] = spec.command;
     const executable = resolveExecutable(cmd!, cwd, spec.env.PATH);
-    const log = new AgentLog(spec.logPath, spec.maxLogBytes);
+    let log: AgentLog;
+    try {
+      log = new AgentLog(spec.logPath, spec.maxLogBytes);
+    } catch (err) {
+      throw new SpawnError(
+        `cannot create the agent's log ${spec.logPath}: ${whyNotWritable(spec.logPath, err as Error)}; the worker's logs dir ${dirname(dirname(spec.logPath))} must be on a writable disk with free space (remount it read-write, free space, or start the worker with another --data-dir)`,
+        'logUnavailable',
+      );
+    }
     const child = spawn(executable, args, {
       cwd,
       env: spec.env,

@@ -49,6 +49,9 @@ export interface AgentActivityDeps {
   worktreesDir?: string;
 }
 
+/** Failure type of an attempt whose log file could not be created. */
+const AGENT_LOG_UNAVAILABLE = 'AgentLogUnavailable';
+
 /** Resource history kept in heartbeat details: one point per 5 s, the last 60 (5 minutes). */
 const HISTORY_EVERY_MS = 5000;
 const HISTORY_POINTS = 60;
@@ -178,6 +181,11 @@ export function createAgentActivities(deps: AgentActivityDeps) {
           deps.sampler,
         );
       } catch (err) {
+        if (err instanceof SpawnError && err.kind === 'logUnavailable') {
+          // Retried (with backoff, maybe on a worker with a sound disk) while attempts are left.
+          await notify(agentId, (h) => h.signal(attemptEndedSignal, { attempt, exitCode: null, signal: null, error: err.message, willRetry: attempt < maxAttempts, endedAt: new Date().toISOString(), run: null }));
+          throw ApplicationFailure.retryable(err.message, AGENT_LOG_UNAVAILABLE);
+        }
         if (err instanceof SpawnError) return await fail(err.message, err.kind === 'executableNotFound' ? AgentFailureType.executableNotFound : AgentFailureType.spawnFailed);
         if (err instanceof WorktreeError) return await fail(err.message, AgentFailureType.spawnFailed);
         throw err;
@@ -253,13 +261,13 @@ export function createAgentActivities(deps: AgentActivityDeps) {
       // A CLI's exit code alone does not tell (Claude Code exits 0 after SIGINT, Aider always does): its output decides.
       const verdict = launch?.judge && p.run ? launch.judge(outcome, p.run) : outcome.exitCode === 0 ? { ok: true as const } : undefined;
       if (verdict?.ok) {
-        log.info('agent process succeeded', { agentId, attempt });
+        log.info('agent process succeeded', { agentId, attempt, ...(p.log.lost ? { lostOutputBytes: p.log.lost.bytes, logPath: p.log.path, logError: p.log.lost.error } : {}) });
         return { kind: 'exited', exitCode: 0, progress: p.progress, run: p.run };
       }
       const how = verdict ? verdict.message : `agent process ${outcome.exitCode !== null ? `exited with code ${outcome.exitCode}` : `was killed by signal ${outcome.signal}`}`;
       const fatalCode = outcome.exitCode !== null && (req.fatalExitCodes ?? []).includes(outcome.exitCode);
       const fatal = fatalCode || verdict?.retryable === false;
-      const message = `${how} (attempt ${attempt} of ${maxAttempts}; log ${p.log.path})${fatalCode ? '; this exit code is marked fatal, not retrying' : fatal ? '; another attempt cannot fix this, not retrying' : ''}`;
+      const message = `${how} (attempt ${attempt} of ${maxAttempts}; log ${p.log.path}${p.log.lost ? `, where ${p.log.lost.bytes} bytes of its output could not be written: ${p.log.lost.error}` : ''})${fatalCode ? '; this exit code is marked fatal, not retrying' : fatal ? '; another attempt cannot fix this, not retrying' : ''}`;
       await ended(message, outcome.exitCode, outcome.signal, !fatal && attempt < maxAttempts);
       log.warn('agent process failed', { agentId, attempt, exitCode: outcome.exitCode, signal: outcome.signal });
       const failureDetails = { exitCode: outcome.exitCode, signal: outcome.signal };
@@ -269,7 +277,7 @@ export function createAgentActivities(deps: AgentActivityDeps) {
 
     if (outcome.kind === 'stall') {
       await retire(agentId, p, req.terminateGraceMs);
-      const message = `agent stalled: no output, progress or heartbeat for ${Math.round(outcome.idleMs / 1000)} s (stallTimeoutMs ${req.stallTimeoutMs}); attempt ${attempt} of ${maxAttempts} stopped`;
+      const message = `agent stalled: no output, progress or heartbeat for ${Math.round(outcome.idleMs / 1000)} s (stallTimeoutMs ${req.stallTimeoutMs}); attempt ${attempt} of ${maxAttempts} stopped${lostOutput(p)}`;
       await ended(message, null, null, attempt < maxAttempts);
       log.warn('agent stalled', { agentId, attempt });
       throw ApplicationFailure.create({ message, type: AgentFailureType.stalled });
@@ -312,6 +320,12 @@ export function createAgentActivities(deps: AgentActivityDeps) {
 }
 
 export type AgentActivities = ReturnType<typeof createAgentActivities>['activities'];
+
+/** "; N bytes of its output could not be written to its log …" when the log failed (a full or read-only disk). */
+function lostOutput(p: AgentProcess): string {
+  const lost = p.log.lost;
+  return lost ? `; ${lost.bytes} bytes of its output could not be written to its log ${p.log.path} (${lost.error})` : '';
+}
 
 /**
  * The CLI session this attempt resumes: the previous attempt's (from its heartbeat details); on the first attempt of

@@ -67,6 +67,34 @@ describe('line splitting and logs', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it('wakes a writer waiting on a file that a rotation left behind (both pipes of an agent share one log)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fleet-log-'));
+    try {
+      const log = new AgentLog(join(dir, 'attempt-1.log'), 1000);
+      const waiting = log.write(Buffer.alloc(256 * 1024, 'a')); // more than the stream buffers: backpressure
+      assert.ok(waiting, 'the first write has to wait');
+      log.write('b\n'); // the other pipe writes meanwhile, and that rotates the file
+      const outcome = await Promise.race([waiting.then(() => 'resolved'), new Promise((r) => setTimeout(() => r('still waiting after 3 s'), 3000))]);
+      assert.equal(outcome, 'resolved');
+      await log.close();
+      assert.equal(statSync(join(dir, 'attempt-1.log.1')).size, 256 * 1024);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('never blocks or throws on a log that cannot be written (ENOSPC: /dev/full): output is dropped and counted', async () => {
+    const log = new AgentLog('/dev/full', 1 << 30);
+    const waiting = log.write(Buffer.alloc(256 * 1024, 'a'));
+    const outcome = await Promise.race([Promise.resolve(waiting).then(() => 'resolved'), new Promise((r) => setTimeout(() => r('still waiting after 3 s'), 3000))]);
+    assert.equal(outcome, 'resolved');
+    // Failing now: dropped at once, without waiting.
+    for (let i = 0; i < 100; i++) assert.equal(log.write(Buffer.alloc(64 * 1024)), undefined);
+    assert.equal(log.lost?.code, 'ENOSPC');
+    assert.ok(log.lost!.bytes >= 100 * 64 * 1024, `lost ${log.lost!.bytes} bytes`);
+    await log.close();
+  });
 });
 
 describe('/proc and process groups', () => {
