@@ -102,6 +102,8 @@ export interface SpawnSpec {
   logPath: string;
   maxLogBytes?: number;
   workerQueue: string;
+  /** FLEET_PROCESS_TAG, already in `env`: finds the agent's descendants that left its process group (see process/proc.ts). */
+  tag?: string;
   /** Reads a coding-agent CLI's stdout (CLI runtimes): its events are folded into `run`. */
   parser?: OutputParser;
 }
@@ -132,6 +134,7 @@ export class AgentProcess {
     private readonly reaper: Reaper,
     private readonly sampler: ProcessTreeSampler,
     parser: OutputParser | undefined,
+    private readonly tag: string | undefined,
   ) {
     if (parser) this.run = emptySummary();
     this.exited = new Promise<ExitInfo>((resolveExit) => {
@@ -216,7 +219,7 @@ export class AgentProcess {
       throw err;
     });
     const pid = child.pid!;
-    reaper.watch(pid);
+    reaper.watch(pid, spec.tag);
     sampler.watch(pid);
     const identity: ProcessIdentity = {
       pid,
@@ -225,7 +228,7 @@ export class AgentProcess {
       startTicks: readProcStat(pid)?.startTicks ?? 0,
       workerQueue: spec.workerQueue,
     };
-    return new AgentProcess(child, identity, log, reaper, sampler, spec.parser);
+    return new AgentProcess(child, identity, log, reaper, sampler, spec.parser, spec.tag);
   }
 
   get exitStatus(): ExitInfo | undefined {
@@ -236,9 +239,9 @@ export class AgentProcess {
     return this.sampler.latest(this.identity.pgid);
   }
 
-  /** SIGTERM the group, SIGKILL after the grace period, confirm that nothing of it is left. */
+  /** SIGTERM the group (and its tagged strays), SIGKILL after the grace period, confirm that nothing of it is left. */
   async stop(graceMs: number): Promise<StopGroupResult> {
-    const result = await stopGroup(this.identity.pgid, graceMs);
+    const result = await stopGroup(this.identity.pgid, graceMs, undefined, this.tag);
     if (!this.exitInfo) await Promise.race([this.exited, new Promise((r) => setTimeout(r, 2000))]);
     return result;
   }

@@ -14,7 +14,7 @@ import type { AgentWorkflowParsedInput } from '../domain/agent-workflow';
 import type { SpawnRequest, WorktreeInfo } from '../domain/agent';
 import type { SortieSnapshot } from '../domain/checkpoint';
 import type { AgentRequest, FleetConfig } from '../domain/roles';
-import { isProcessAlive, stopGroup } from '../process/proc';
+import { isProcessAlive, PROCESS_TAG_VAR, processTag, stopGroup } from '../process/proc';
 import type { Reaper } from '../process/reaper';
 import type { ProcessTreeSampler } from '../process/tree-sampler';
 import { attemptEndedSignal, attemptStartedSignal, getAgentStateQuery } from '../workflows/definitions';
@@ -80,18 +80,20 @@ export function createAgentActivities(deps: AgentActivityDeps) {
   }
 
   /** A retried attempt never runs beside a living predecessor: stop it first if it is on this host. */
-  async function stopPredecessor(prev: ProcessIdentity | undefined, graceMs: number) {
+  async function stopPredecessor(agentId: string, prev: (ProcessIdentity & { attempt?: number }) | undefined, adoptedAttempt: number, graceMs: number) {
     if (!prev || prev.host !== hostname()) {
       if (prev) log.warn('predecessor on another host; its worker reaper stops it', { host: prev.host, pid: prev.pid });
       return;
     }
+    // Its descendants that left the group carry its tag.
+    const tag = processTag(agentId, prev.attempt ?? adoptedAttempt, prev.workerQueue);
     if (!isProcessAlive(prev.pid, prev.startTicks)) {
       // The leader is gone; descendants may still hold the group.
-      await stopGroup(prev.pgid, graceMs);
+      await stopGroup(prev.pgid, graceMs, undefined, tag);
       return;
     }
     log.warn('stopping a living predecessor before the new attempt', { pid: prev.pid });
-    const r = await stopGroup(prev.pgid, graceMs);
+    const r = await stopGroup(prev.pgid, graceMs, undefined, tag);
     if (!r.gone) {
       throw ApplicationFailure.retryable(`the previous attempt's process group ${prev.pgid} survived SIGKILL; not starting a second copy`, AgentFailureType.spawnFailed);
     }
@@ -145,8 +147,10 @@ export function createAgentActivities(deps: AgentActivityDeps) {
     let worktree: (WorktreeInfo & { agentCwd?: string }) | null = null;
     if (!proc) {
       const prev = (ctx.info.heartbeatDetails as HeartbeatDetails | undefined) ?? input.adopt;
-      await stopPredecessor(prev, req.terminateGraceMs);
+      // An adopted process (continue-as-new) ran the attempt this one continues.
+      await stopPredecessor(agentId, prev, attempt, req.terminateGraceMs);
       const logPath = agentLogPath(deps.logsDir, agentId, attempt);
+      const tag = processTag(agentId, attempt, deps.workerQueue);
       const fail = async (message: string, type: string): Promise<never> => {
         await notify(agentId, (h) => h.signal(attemptEndedSignal, { attempt, exitCode: null, signal: null, error: message, willRetry: false, endedAt: new Date().toISOString(), run: null }));
         throw ApplicationFailure.nonRetryable(message, type);
@@ -173,10 +177,11 @@ export function createAgentActivities(deps: AgentActivityDeps) {
             ...(input.apiUrl ? { FLEET_API_URL: input.apiUrl } : {}),
             ...(recoveryFile ? { FLEET_RECOVERY_CONTEXT: recoveryText, FLEET_RECOVERY_FILE: recoveryFile } : {}),
             ...(deps.agentTokenKey ? { FLEET_AGENT_TOKEN: mintAgentToken(deps.agentTokenKey, agentId) } : {}),
+            [PROCESS_TAG_VAR]: tag,
           },
         });
         proc = await AgentProcess.spawn(
-          { command: launch.command, cwd, env, logPath, maxLogBytes: deps.maxLogBytes, workerQueue: deps.workerQueue, parser: launch.parser },
+          { command: launch.command, cwd, env, logPath, maxLogBytes: deps.maxLogBytes, workerQueue: deps.workerQueue, parser: launch.parser, tag },
           deps.reaper,
           deps.sampler,
         );

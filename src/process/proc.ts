@@ -4,9 +4,24 @@
  * A process is identified by (pid, start time): a pid alone can be reused after the process dies.
  * A group counts as alive while any member that is not a zombie exists; zombies are ignored because
  * an init that does not reap (as in some containers) would otherwise keep a dead group "alive".
+ *
+ * A descendant can leave its group: a daemon forks twice and calls setsid(), and its parent exits,
+ * so that neither its group nor its parent links it to the agent any more. What it keeps is its
+ * environment: every agent process gets FLEET_PROCESS_TAG (unique per agent, attempt and worker),
+ * which its descendants inherit, and stopping an agent stops every process carrying its tag too.
+ * (A descendant that execs with an environment of its own making, `env -i`, escapes that as well:
+ * only a cgroup would hold it.)
  */
 import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
+
+/** The variable that marks every process of one agent attempt (see above). */
+export const PROCESS_TAG_VAR = 'FLEET_PROCESS_TAG';
+
+/** The tag of an agent's attempt run by a worker (its own task queue names the worker: host, pid, nonce). */
+export function processTag(agentId: string, attempt: number, workerQueue: string): string {
+  return `${agentId}/${attempt}/${workerQueue}`;
+}
 
 export interface ProcStat {
   pid: number;
@@ -86,6 +101,24 @@ export function isProcessAlive(pid: number, startTicks?: number): boolean {
   return startTicks === undefined || stat.startTicks === startTicks;
 }
 
+const NUL = Buffer.from([0]);
+
+/**
+ * Running processes whose environment (as exec'd: /proc/PID/environ) holds FLEET_PROCESS_TAG=tag.
+ * Only processes this user may inspect (all of them as root) can be found.
+ */
+export function taggedProcesses(tag: string, among: ProcStat[] = listProcesses()): ProcStat[] {
+  const needle = Buffer.from(`\0${PROCESS_TAG_VAR}=${tag}\0`);
+  return among.filter((p) => {
+    if (p.state === 'Z' || p.state === 'X' || p.pid === process.pid) return false;
+    try {
+      return Buffer.concat([NUL, readFileSync(`/proc/${p.pid}/environ`)]).includes(needle);
+    } catch {
+      return false;
+    }
+  });
+}
+
 /** Members of a process group that are still running (not zombies). */
 export function liveGroupMembers(pgid: number): ProcStat[] {
   return listProcesses().filter((p) => p.pgrp === pgid && p.state !== 'Z' && p.state !== 'X');
@@ -103,15 +136,6 @@ export function signalGroup(pgid: number, signal: NodeJS.Signals): boolean {
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-async function waitGroupGone(pgid: number, ms: number): Promise<boolean> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    if (liveGroupMembers(pgid).length === 0) return true;
-    if (Date.now() >= deadline) return false;
-    await sleep(Math.min(100, Math.max(10, deadline - Date.now())));
-  }
-}
-
 export interface StopGroupResult {
   /** the group was gone after SIGTERM, within the grace period */
   graceful: boolean;
@@ -121,18 +145,71 @@ export interface StopGroupResult {
   gone: boolean;
 }
 
+/** A process group and, with a tag, the processes that carry it outside the group. */
+class Targets {
+  private strays = new Map<number, number>();
+
+  constructor(
+    private readonly pgid: number,
+    private readonly tag: string | undefined,
+  ) {
+    this.rescan();
+  }
+
+  /** Looks for tagged processes again (one may have forked meanwhile); true if there is any process to stop. */
+  rescan(): boolean {
+    const all = listProcesses();
+    if (this.tag) for (const p of taggedProcesses(this.tag, all)) if (p.pgrp !== this.pgid) this.strays.set(p.pid, p.startTicks);
+    return this.alive(all);
+  }
+
+  alive(all: ProcStat[] = listProcesses()): boolean {
+    for (const [pid, startTicks] of this.strays) if (!all.some((p) => p.pid === pid && p.startTicks === startTicks && p.state !== 'Z' && p.state !== 'X')) this.strays.delete(pid);
+    return this.strays.size > 0 || all.some((p) => p.pgrp === this.pgid && p.state !== 'Z' && p.state !== 'X');
+  }
+
+  signal(signal: NodeJS.Signals): void {
+    signalGroup(this.pgid, signal);
+    for (const [pid, startTicks] of this.strays) {
+      if (!isProcessAlive(pid, startTicks)) continue;
+      try {
+        process.kill(pid, signal);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err;
+      }
+    }
+  }
+
+  async waitGone(ms: number): Promise<boolean> {
+    const deadline = Date.now() + ms;
+    for (;;) {
+      if (!this.alive()) return true;
+      if (Date.now() >= deadline) return false;
+      await sleep(Math.min(100, Math.max(10, deadline - Date.now())));
+    }
+  }
+}
+
 /**
  * SIGTERM to the whole group, SIGKILL after `graceMs`, then wait until no member is left.
+ * With a tag (FLEET_PROCESS_TAG), the processes carrying it that left the group get the same.
  * Resolves with what happened; `gone` is false only if members survived SIGKILL for `confirmMs`
  * (a process in uninterruptible sleep).
  */
-export async function stopGroup(pgid: number, graceMs: number, confirmMs = 5000): Promise<StopGroupResult> {
-  if (liveGroupMembers(pgid).length === 0) return { graceful: true, killed: false, gone: true };
-  signalGroup(pgid, 'SIGTERM');
+export async function stopGroup(pgid: number, graceMs: number, confirmMs = 5000, tag?: string): Promise<StopGroupResult> {
+  const targets = new Targets(pgid, tag);
+  if (!targets.alive()) return { graceful: true, killed: false, gone: true };
+  targets.signal('SIGTERM');
   // A stopped process does not act on SIGTERM until continued.
-  signalGroup(pgid, 'SIGCONT');
-  if (await waitGroupGone(pgid, graceMs)) return { graceful: true, killed: false, gone: true };
-  signalGroup(pgid, 'SIGKILL');
-  const gone = await waitGroupGone(pgid, confirmMs);
+  targets.signal('SIGCONT');
+  if ((await targets.waitGone(graceMs)) && !targets.rescan()) return { graceful: true, killed: false, gone: true };
+  targets.rescan();
+  targets.signal('SIGKILL');
+  let gone = await targets.waitGone(confirmMs);
+  // What a tagged process forked before it died is not in the group either: once more.
+  if (gone && targets.rescan()) {
+    targets.signal('SIGKILL');
+    gone = await targets.waitGone(confirmMs);
+  }
   return { graceful: false, killed: true, gone };
 }

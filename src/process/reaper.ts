@@ -24,8 +24,9 @@ export class Reaper {
     return this.child.pid;
   }
 
-  watch(pgid: number): void {
-    this.child.stdin!.write(`+${pgid}\n`);
+  /** With a tag (FLEET_PROCESS_TAG), the processes carrying it outside the group are stopped too. */
+  watch(pgid: number, tag?: string): void {
+    this.child.stdin!.write(`+${pgid}${tag ? ` ${tag}` : ''}\n`);
   }
 
   unwatch(pgid: number): void {

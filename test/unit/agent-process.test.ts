@@ -8,7 +8,7 @@ import { describe, it } from 'node:test';
 import { AgentLog, LineSplitter } from '../../src/activities/agent-log';
 import { buildAgentEnv, resolveExecutable, SpawnError } from '../../src/activities/agent-process';
 import { parseProgressLine } from '../../src/domain/progress-line';
-import { isProcessAlive, parseProcStat, stopGroup } from '../../src/process/proc';
+import { isProcessAlive, parseProcStat, PROCESS_TAG_VAR, stopGroup, taggedProcesses } from '../../src/process/proc';
 
 describe('progress lines', () => {
   it('parses ::fleet:: JSON and leaves other lines as log', () => {
@@ -117,5 +117,37 @@ describe('/proc and process groups', () => {
     assert.ok(Date.now() - t0 >= 300);
     assert.equal(isProcessAlive(child.pid!), false);
     assert.equal(existsSync(`/proc/${child.pid}/stat`) && isProcessAlive(child.pid!), false);
+  });
+
+  it('stops, with a tag, what left the group (a daemon in a session of its own) and nothing with another tag', async () => {
+    const tag = `agt_test/1/q@${process.pid}`;
+    // The agent (own group) starts a daemon in a new session, which inherits its environment.
+    const agent = spawn(process.execPath, ['-e', "require('child_process').spawn(process.execPath,['-e','setInterval(()=>{},1000)'],{detached:true,stdio:'ignore'}); setInterval(()=>{},1000)"], {
+      detached: true,
+      stdio: 'ignore',
+      env: { ...process.env, [PROCESS_TAG_VAR]: tag },
+    });
+    const other = spawn(process.execPath, ['-e', 'setInterval(()=>{},1000)'], { detached: true, stdio: 'ignore', env: { ...process.env, [PROCESS_TAG_VAR]: `${tag}-other` } });
+    try {
+      const tagged = await (async () => {
+        for (let i = 0; i < 50; i++) {
+          const found = taggedProcesses(tag);
+          if (found.length === 2) return found;
+          await new Promise((r) => setTimeout(r, 100));
+        }
+        return taggedProcesses(tag);
+      })();
+      assert.equal(tagged.length, 2, 'the agent and its daemon carry the tag');
+      const daemon = tagged.find((p) => p.pid !== agent.pid)!;
+      assert.notEqual(daemon.pgrp, agent.pid, 'the daemon left the group');
+      const r = await stopGroup(agent.pid!, 300, 5000, tag);
+      assert.equal(r.gone, true);
+      assert.equal(isProcessAlive(agent.pid!), false);
+      assert.equal(isProcessAlive(daemon.pid), false, 'the daemon was stopped with its agent');
+      assert.equal(isProcessAlive(other.pid!), true, 'a process with another tag is left alone');
+    } finally {
+      other.kill('SIGKILL');
+      for (const p of taggedProcesses(tag)) process.kill(p.pid, 'SIGKILL');
+    }
   });
 });
