@@ -22,8 +22,82 @@ export function checkpointDbPath(dataDir: string): string {
   return join(dataDir, CHECKPOINT_DB_FILE);
 }
 
+/**
+ * What is wrong, when the store itself (not one checkpoint) is at fault:
+ * - full: the disk holding it is full (SQLITE_FULL, ENOSPC, EDQUOT): writes fail, reads work;
+ * - readOnly: its file or directory cannot be written (EROFS, EACCES, SQLITE_READONLY);
+ * - corrupt: the file is not a sound SQLite database (SQLITE_CORRUPT, SQLITE_NOTADB, quick_check);
+ * - unavailable: it cannot be opened or read for another reason (SQLITE_CANTOPEN, SQLITE_IOERR, EIO);
+ * - invalid: a request or a row this code refuses (a bad checkpoint, a newer schema).
+ */
+export type CheckpointStoreProblem = 'full' | 'readOnly' | 'corrupt' | 'unavailable' | 'invalid';
+
 export class CheckpointStoreError extends Error {
   override name = 'CheckpointStoreError';
+  readonly problem: CheckpointStoreProblem;
+
+  constructor(message: string, options?: { cause?: unknown; problem?: CheckpointStoreProblem }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.problem = options?.problem ?? 'invalid';
+  }
+}
+
+/** The store's problem an error of SQLite or of the file system shows, if it is one (see CheckpointStoreProblem). */
+export function storeProblemOf(err: unknown): Exclude<CheckpointStoreProblem, 'invalid'> | undefined {
+  const code = String((err as { code?: unknown } | null)?.code ?? '');
+  if (code === 'SQLITE_FULL' || code === 'ENOSPC' || code === 'EDQUOT') return 'full';
+  if (code.startsWith('SQLITE_READONLY') || code === 'EROFS' || code === 'EACCES' || code === 'EPERM') return 'readOnly';
+  if (code.startsWith('SQLITE_CORRUPT') || code === 'SQLITE_NOTADB') return 'corrupt';
+  if (code.startsWith('SQLITE_IOERR') || code.startsWith('SQLITE_CANTOPEN') || code === 'EIO' || code === 'ENOENT' || code === 'ENOTDIR') return 'unavailable';
+  return undefined;
+}
+
+/** What to do about each problem, for the store at `path`. */
+function remedy(problem: Exclude<CheckpointStoreProblem, 'invalid'>, path: string): string {
+  const dir = dirname(path);
+  switch (problem) {
+    case 'full':
+      return `the disk holding ${dir} is full: free space there (or move the data dir to a larger disk). Checkpoints already stored are intact and can still be read`;
+    case 'readOnly':
+      return `FleetTools must be able to write ${path} and its directory ${dir}: remount the disk read-write or fix the permissions (or use another --data-dir). Nothing in the store was changed`;
+    case 'corrupt':
+      return (
+        `FleetTools does not repair, replace or delete it, and will not use it. Stop the API and the workers, ` +
+        `move it aside with its -wal and -shm files (mv ${path} ${path}.corrupt), start again (an empty store is created), ` +
+        'and bring back the checkpoints you exported with `fleet checkpoints export` (`fleet checkpoints import <file>`); ' +
+        `sqlite3's ".recover" may save what is left in the old file`
+      );
+    case 'unavailable':
+      return `check the disk holding ${dir} and the permissions of ${path}`;
+  }
+}
+
+/** An error of SQLite or the file system about the store, as a CheckpointStoreError saying what it means and what to do. */
+function storeError(err: unknown, path: string, doing: string): Error {
+  if (err instanceof CheckpointStoreError) return err;
+  const problem = storeProblemOf(err);
+  const e = err as NodeJS.ErrnoException;
+  const what = `${e?.code ? `${e.code}: ` : ''}${e?.message ?? String(err)}`;
+  if (!problem) return new CheckpointStoreError(`${doing} the checkpoint store ${path} failed: ${what}`, { cause: err, problem: 'unavailable' });
+  return new CheckpointStoreError(`${doing} the checkpoint store ${path} failed: ${HEADLINES[problem]} (${what}${problem === 'full' && e?.code !== 'ENOSPC' ? ', ENOSPC' : ''}); ${remedy(problem, path)}`, { cause: err, problem });
+}
+
+const HEADLINES: Record<Exclude<CheckpointStoreProblem, 'invalid'>, string> = {
+  full: 'the disk is full',
+  readOnly: 'it is read-only',
+  corrupt: 'it is corrupt',
+  unavailable: 'it cannot be read or written',
+};
+
+/**
+ * The problem a CheckpointStoreError's message names, when only its text survived the trip (a worker's
+ * error, carried to the API as the message of a failed workflow update).
+ */
+export function storeProblemInMessage(message: string): Exclude<CheckpointStoreProblem, 'invalid'> | undefined {
+  for (const [problem, headline] of Object.entries(HEADLINES)) {
+    if (new RegExp(`the checkpoint store .* failed: ${headline} \\(`).test(message)) return problem as Exclude<CheckpointStoreProblem, 'invalid'>;
+  }
+  return undefined;
 }
 
 /** The schema this code writes (PRAGMA user_version). */
@@ -103,6 +177,8 @@ export class CheckpointStore {
       db = new Database(path);
       db.pragma('busy_timeout = 5000');
       refuseNewer(db, path);
+      // Before anything writes to it: a corrupt file is refused as it is (never repaired, replaced or emptied).
+      checkSound(db, path);
       db.pragma('journal_mode = WAL');
       db.pragma('synchronous = FULL');
       db.pragma('foreign_keys = ON');
@@ -110,8 +186,7 @@ export class CheckpointStore {
       return new CheckpointStore(db, path);
     } catch (err) {
       db?.close();
-      if (err instanceof CheckpointStoreError) throw err;
-      throw new CheckpointStoreError(`cannot open the checkpoint store ${path}: ${(err as Error).message}`, { cause: err });
+      throw storeError(err, path, 'opening');
     }
   }
 
@@ -158,7 +233,7 @@ export class CheckpointStore {
     const checkpoint = parseOrThrow(Checkpoint, c, () => `cannot save checkpoint ${describeId(c)}: it is not a valid checkpoint`);
     const createdMs = timeOf(checkpoint.createdAt, () => `cannot save checkpoint ${checkpoint.id}`);
     const body = JSON.stringify(checkpoint);
-    return this.db.transaction(() => {
+    return this.guard(`saving checkpoint ${checkpoint.id} to`, () => this.db.transaction(() => {
       this.stmt.insert.run({
         id: checkpoint.id,
         missionId: checkpoint.missionId,
@@ -175,28 +250,28 @@ export class CheckpointStore {
         body,
       });
       return this.toSummary(this.stmt.summary.get(checkpoint.id)!);
-    })();
+    })());
   }
 
   get(id: string): Checkpoint | undefined {
-    const row = this.stmt.get.get(id);
+    const row = this.guard(`reading checkpoint ${id} from`, () => this.stmt.get.get(id));
     return row && this.toCheckpoint(row);
   }
 
   /** The mission's newest checkpoint, if it has any. */
   latest(missionId: string): Checkpoint | undefined {
-    const row = this.stmt.latest.get(missionId);
+    const row = this.guard(`reading the latest checkpoint of ${missionId} from`, () => this.stmt.latest.get(missionId));
     return row && this.toCheckpoint(row);
   }
 
   /** Summaries, newest first, of the mission's (or all) checkpoints, of one trigger if given. */
   list(q: ListCheckpointsQuery): CheckpointSummary[] {
-    return this.stmt.list.all({ missionId: q.missionId ?? null, trigger: q.trigger ?? null, limit: q.limit }).map((r) => this.toSummary(r));
+    return this.guard('listing checkpoints in', () => this.stmt.list.all({ missionId: q.missionId ?? null, trigger: q.trigger ?? null, limit: q.limit })).map((r) => this.toSummary(r));
   }
 
   /** Deletes one checkpoint; false if there was none with that id. */
   delete(id: string): boolean {
-    return this.stmt.delete.run(id).changes > 0;
+    return this.guard(`deleting checkpoint ${id} from`, () => this.stmt.delete.run(id).changes > 0);
   }
 
   /**
@@ -207,32 +282,29 @@ export class CheckpointStore {
   prune(p: PruneRequest, now: number = Date.now()): string[] {
     // Checked here too: without olderThanMs and keep the query would delete everything.
     const req = parseOrThrow(PruneRequest, p, () => 'cannot prune checkpoints: the prune request is not valid');
-    return this.db.transaction(() => {
+    return this.guard('pruning', () => this.db.transaction(() => {
       const ids = this.stmt.pruneCandidates
         .all({ missionId: req.missionId ?? null, cutoffMs: req.olderThanMs === undefined ? null : now - req.olderThanMs, keep: req.keep ?? null })
         .map((r) => r.id);
       for (const id of ids) this.stmt.delete.run(id);
       return ids;
-    }).immediate();
+    }).immediate());
   }
 
   /** Records an executed recovery. Idempotent by id, like save. */
   recordRecovery(e: RecoveryEvent): void {
     const event = parseOrThrow(RecoveryEvent, e, () => `cannot record recovery ${describeId(e)}: it is not a valid recovery event`);
-    this.stmt.insertRecovery.run({
-      id: event.id,
-      missionId: event.missionId,
-      checkpointId: event.checkpointId,
-      createdMs: timeOf(event.createdAt, () => `cannot record recovery ${event.id}`),
-      body: JSON.stringify(event),
-    });
+    const createdMs = timeOf(event.createdAt, () => `cannot record recovery ${event.id}`);
+    this.guard(`recording recovery ${event.id} in`, () =>
+      this.stmt.insertRecovery.run({ id: event.id, missionId: event.missionId, checkpointId: event.checkpointId, createdMs, body: JSON.stringify(event) }),
+    );
   }
 
   /** Recoveries, newest first, of the mission (or all). */
   listRecoveries(q: ListRecoveriesQuery): RecoveryEvent[] {
-    return this.stmt.listRecoveries
-      .all({ missionId: q.missionId ?? null, limit: q.limit })
-      .map((r) => this.parseBody(RecoveryEvent, r, `recovery ${r.id}`, 'RecoveryEvent'));
+    return this.guard('listing recoveries in', () => this.stmt.listRecoveries.all({ missionId: q.missionId ?? null, limit: q.limit })).map((r) =>
+      this.parseBody(RecoveryEvent, r, `recovery ${r.id}`, 'RecoveryEvent'),
+    );
   }
 
   /** Durability settings in force (for tests and `fleet doctor`): { journalMode, synchronous } as SQLite reports them. */
@@ -245,6 +317,15 @@ export class CheckpointStore {
 
   close(): void {
     this.db.close();
+  }
+
+  /** Runs a statement; an error of SQLite or the disk becomes a CheckpointStoreError naming the file, the problem and what to do. */
+  private guard<T>(doing: string, fn: () => T): T {
+    try {
+      return fn();
+    } catch (err) {
+      throw storeError(err, this.path, doing);
+    }
   }
 
   private toCheckpoint(row: BodyRow): Checkpoint {
@@ -310,6 +391,22 @@ function refuseNewer(db: Database.Database, path: string): void {
       `the checkpoint store ${path} has schema version ${v}, but this FleetTools only knows version ${SCHEMA_VERSION}: it was written by a newer FleetTools; upgrade FleetTools`,
     );
   }
+}
+
+/**
+ * Refuses a file SQLite cannot trust: reads every page (quick_check: b-trees, free list, page
+ * links; not the indexes' contents), so that a damaged page is found at start-up, not by the
+ * first request that reads it. Reading only: nothing is written to a file that fails.
+ */
+function checkSound(db: Database.Database, path: string): void {
+  const rows = db.pragma('quick_check(5)') as { quick_check: string }[];
+  const found = rows
+    .flatMap((r) => r.quick_check.split('\n'))
+    .map((r) => r.trim())
+    .filter((r) => r && r !== 'ok' && !r.startsWith('*** in database'));
+  if (found.length === 0) return;
+  const err = Object.assign(new Error(`SQLite's quick_check found damage: ${found.join('; ')}`), { code: 'SQLITE_CORRUPT' });
+  throw storeError(err, path, 'opening');
 }
 
 /** Brings the schema up to SCHEMA_VERSION; immediate, so that two processes opening a new file do not both create it. */

@@ -12,7 +12,7 @@ import { missionProgress } from '../domain/mission';
 import { missionRecoveryContext } from '../domain/recovery-context';
 import { tailAgentLog } from '../api/agent-logs';
 import { getCoordinationStateQuery, getMissionSnapshotQuery } from '../workflows/definitions';
-import type { CheckpointStore } from './checkpoint-store';
+import { CheckpointStoreError, type CheckpointStore } from './checkpoint-store';
 
 export interface MissionActivityDeps {
   client: Client;
@@ -55,6 +55,16 @@ export function createMissionActivities(deps: MissionActivityDeps) {
 
   /** Fills in what only side effects can see (agents, log tails, locks, messages) and stores the checkpoint. */
   async function complete(draft: Checkpoint, coordinationId: string): Promise<CheckpointSummary> {
+    try {
+      return await completeIn(draft, coordinationId);
+    } catch (err) {
+      // A full, read-only or corrupt store does not mend in the seconds between attempts: fail now, with the store's words.
+      if (err instanceof CheckpointStoreError && ['full', 'readOnly', 'corrupt'].includes(err.problem)) throw ApplicationFailure.nonRetryable(err.message, `CheckpointStore.${err.problem}`);
+      throw err;
+    }
+  }
+
+  async function completeIn(draft: Checkpoint, coordinationId: string): Promise<CheckpointSummary> {
     const existing = deps.store.get(draft.id);
     if (existing) return deps.store.save(existing); // a retried attempt: saving again is a no-op
     const agentIds = new Set(draft.sorties.flatMap((s) => (s.agentId ? [s.agentId] : [])));

@@ -7,7 +7,7 @@
 import type { Client } from '@temporalio/client';
 import { randomUUID } from 'node:crypto';
 import { statSync } from 'node:fs';
-import type { CheckpointStore } from '../activities/checkpoint-store';
+import { CheckpointStoreError, storeProblemInMessage, type CheckpointStore, type CheckpointStoreProblem } from '../activities/checkpoint-store';
 import { Checkpoint, type CheckpointSummary, type ListCheckpointsQuery, type ListRecoveriesQuery, type PruneRequest, type RecoveryEvent, type RecoveryPlan, type ResumeRequest, type ResumeResult } from '../domain/checkpoint';
 import { pathsOverlap, type Lock } from '../domain/coordination';
 import type { MissionSeed, SortieStatus } from '../domain/mission';
@@ -38,25 +38,66 @@ export interface CheckpointServiceOptions {
   coordination: CoordinationService;
 }
 
+/**
+ * How a checkpoint store that cannot do its job answers over HTTP (the message names the file, the
+ * cause and what to do):
+ * - full disk: 507 Insufficient Storage, `checkpoint_store_full`. Only writes get it (a new checkpoint,
+ *   an import, a delete, a prune); reads go on working, and writes work again once there is space.
+ * - read-only: 503 `checkpoint_store_read_only`; corrupt: 503 `checkpoint_store_corrupt`; anything
+ *   else of the disk or the file: 503 `checkpoint_store_unavailable`. The request was fine and the
+ *   server cannot do it until an operator acts: 503, not 500 (nor a 4xx).
+ */
+const STORE_FAILURES: Record<Exclude<CheckpointStoreProblem, 'invalid'>, [number, string]> = {
+  full: [507, 'checkpoint_store_full'],
+  readOnly: [503, 'checkpoint_store_read_only'],
+  corrupt: [503, 'checkpoint_store_corrupt'],
+  unavailable: [503, 'checkpoint_store_unavailable'],
+};
+
+function storeFailure(err: unknown): unknown {
+  if (err instanceof CheckpointStoreError && err.problem !== 'invalid') {
+    const [status, code] = STORE_FAILURES[err.problem];
+    return new ApiError(status, code, err.message);
+  }
+  // A checkpoint is written by a worker: its store's error reaches us as the text of a failed update.
+  const problem = err instanceof ApiError && err.status >= 500 ? storeProblemInMessage(err.message) : undefined;
+  if (problem) {
+    const [status, code] = STORE_FAILURES[problem];
+    return new ApiError(status, code, err instanceof Error ? err.message : String(err));
+  }
+  return err;
+}
+
+/** Runs `fn`; a store that cannot do its job becomes its ApiError (see STORE_FAILURES). */
+function guarded<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    throw storeFailure(err);
+  }
+}
+
 export class CheckpointService {
   constructor(private readonly opts: CheckpointServiceOptions) {}
 
   create(missionId: string, note: string | undefined, createdBy: string): Promise<Checkpoint> {
-    return this.opts.missions.checkpoint(missionId, note, createdBy);
+    return this.opts.missions.checkpoint(missionId, note, createdBy).catch((err: unknown) => {
+      throw storeFailure(err);
+    });
   }
 
   list(q: ListCheckpointsQuery): CheckpointSummary[] {
-    return this.opts.store.list(q);
+    return guarded(() => this.opts.store.list(q));
   }
 
   get(id: string): Checkpoint {
-    const c = this.opts.store.get(id);
+    const c = guarded(() => this.opts.store.get(id));
     if (!c) throw notFound(`checkpoint ${id}`);
     return c;
   }
 
   latest(missionId: string): Checkpoint {
-    const c = this.opts.store.latest(missionId);
+    const c = guarded(() => this.opts.store.latest(missionId));
     if (!c) throw notFound(`a checkpoint of mission ${missionId}`);
     return c;
   }
@@ -67,23 +108,23 @@ export class CheckpointService {
    * checkpoint again changes nothing; a different one under the same id is refused.
    */
   import(c: Checkpoint): { created: boolean; checkpoint: CheckpointSummary } {
-    const existing = this.opts.store.get(c.id);
+    const existing = guarded(() => this.opts.store.get(c.id));
     if (existing) {
       if (JSON.stringify(existing) !== JSON.stringify(Checkpoint.parse(c))) throw conflict(`checkpoint ${c.id} is already in this store with different contents; delete it first if the import should replace it`);
     }
-    return { created: !existing, checkpoint: this.opts.store.save(c) }; // saving is idempotent
+    return { created: !existing, checkpoint: guarded(() => this.opts.store.save(c)) }; // saving is idempotent
   }
 
   delete(id: string): void {
-    if (!this.opts.store.delete(id)) throw notFound(`checkpoint ${id}`);
+    if (!guarded(() => this.opts.store.delete(id))) throw notFound(`checkpoint ${id}`);
   }
 
   prune(p: PruneRequest): string[] {
-    return this.opts.store.prune(p);
+    return guarded(() => this.opts.store.prune(p));
   }
 
   recoveries(q: ListRecoveriesQuery): RecoveryEvent[] {
-    return this.opts.store.listRecoveries(q);
+    return guarded(() => this.opts.store.listRecoveries(q));
   }
 
   /** What a resume from `c` would do, and what stands in its way. Changes nothing. */
@@ -192,7 +233,7 @@ export class CheckpointService {
       redeliveredMessages: plan.messagesToRedeliver.length,
       risk: plan.risk,
     };
-    this.opts.store.recordRecovery(recovery);
+    guarded(() => this.opts.store.recordRecovery(recovery));
     return { plan, executed: true, recovery };
   }
 

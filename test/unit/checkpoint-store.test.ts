@@ -3,11 +3,11 @@ import Database from 'better-sqlite3';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { CHECKPOINT_DB_FILE, CheckpointStore, CheckpointStoreError, checkpointDbPath } from '../../src/activities/checkpoint-store';
+import { CHECKPOINT_DB_FILE, CheckpointStore, CheckpointStoreError, checkpointDbPath, storeProblemInMessage, storeProblemOf } from '../../src/activities/checkpoint-store';
 import { Checkpoint, CHECKPOINT_SCHEMA_VERSION, ListCheckpointsQuery, ListRecoveriesQuery, type CheckpointTrigger, type RecoveryEvent } from '../../src/domain/checkpoint';
 import { MissionRequest } from '../../src/domain/mission';
 
@@ -144,10 +144,51 @@ describe('checkpoint store: opening', () => {
     );
   });
 
-  it('names the file it cannot open', () => {
+  it('refuses a file that is not a database as corrupt, naming it and what to do, and leaves it exactly as it was', () => {
     const path = join(mkdtempSync(join(root, 'garbage-')), CHECKPOINT_DB_FILE);
     writeFileSync(path, 'this is not a database, just text that is long enough to have a header'.repeat(10));
-    assert.throws(() => openStore(path), (e: Error) => e instanceof CheckpointStoreError && e.message.includes(path));
+    const before = readFileSync(path);
+    assert.throws(() => openStore(path), (e: Error) => {
+      assert.ok(e instanceof CheckpointStoreError);
+      assert.equal(e.problem, 'corrupt');
+      assert.ok(e.message.includes(path), e.message);
+      assert.match(e.message, /SQLITE_NOTADB/);
+      assert.match(e.message, /move it aside/);
+      assert.match(e.message, /fleet checkpoints export/);
+      assert.equal(storeProblemInMessage(`the checkpoint of mission m failed: ${e.message}`), 'corrupt', 'the problem can be read back from the text');
+      return true;
+    });
+    assert.deepEqual(readFileSync(path), before);
+  });
+
+  it('refuses a sound-looking file with one damaged page at open (quick_check), before anything writes to it', () => {
+    const path = checkpointDbPath(mkdtempSync(join(root, 'damaged-')));
+    const s = CheckpointStore.open(path);
+    for (let i = 0; i < 40; i++) s.save(checkpoint({ note: 'n'.repeat(2000) }));
+    s.close();
+    const bytes = readFileSync(path);
+    const pageSize = bytes.readUInt16BE(16);
+    let victim = -1;
+    for (let p = Math.floor(bytes.length / pageSize / 2); p < bytes.length / pageSize && victim < 0; p++) if (bytes[p * pageSize] === 0x0d) victim = p;
+    assert.ok(victim > 0);
+    bytes.fill(0x5a, victim * pageSize, (victim + 1) * pageSize);
+    writeFileSync(path, bytes);
+    assert.throws(() => openStore(path), (e: Error) => e instanceof CheckpointStoreError && e.problem === 'corrupt' && e.message.includes(path) && /quick_check/.test(e.message));
+    assert.deepEqual(readFileSync(path), bytes, 'not one byte changed');
+  });
+
+  it('tells a full disk, a read-only file and a corrupt one apart', () => {
+    assert.equal(storeProblemOf({ code: 'SQLITE_FULL' }), 'full');
+    assert.equal(storeProblemOf({ code: 'ENOSPC' }), 'full');
+    assert.equal(storeProblemOf({ code: 'SQLITE_READONLY' }), 'readOnly');
+    assert.equal(storeProblemOf({ code: 'SQLITE_READONLY_DBMOVED' }), 'readOnly');
+    assert.equal(storeProblemOf({ code: 'EROFS' }), 'readOnly');
+    assert.equal(storeProblemOf({ code: 'SQLITE_CORRUPT' }), 'corrupt');
+    assert.equal(storeProblemOf({ code: 'SQLITE_NOTADB' }), 'corrupt');
+    assert.equal(storeProblemOf({ code: 'SQLITE_IOERR_WRITE' }), 'unavailable');
+    assert.equal(storeProblemOf({ code: 'SQLITE_CONSTRAINT' }), undefined);
+    assert.equal(storeProblemOf(new Error('no code')), undefined);
+    assert.equal(storeProblemInMessage('the checkpoint of mission m failed: mission is gone'), undefined);
   });
 });
 
