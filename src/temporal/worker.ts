@@ -82,10 +82,11 @@ export class FleetWorker {
   ) {}
 
   static async create(opts: FleetWorkerOptions): Promise<FleetWorker> {
+    // First: a store that cannot be opened (corrupt, read-only) stops start-up before anything is started.
+    const store = CheckpointStore.open(opts.checkpointDbPath);
     const reaper = opts.reaper ?? Reaper.start();
     const sampler = new ProcessTreeSampler();
     const workerQueue = `${opts.taskQueue}@${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
-    const store = CheckpointStore.open(opts.checkpointDbPath);
     const { activities, stopAll } = createAgentActivities({
       client: opts.client,
       logsDir: opts.logsDir,
@@ -120,13 +121,20 @@ export class FleetWorker {
       shutdownForceTime: '30 seconds',
     };
     const bundle = opts.workflowBundle ?? (existsSync(PREBUILT_BUNDLE) ? { codePath: PREBUILT_BUNDLE } : undefined);
-    const main = await Worker.create({
-      ...common,
-      taskQueue: opts.taskQueue,
-      ...(bundle ? { workflowBundle: bundle } : { workflowsPath: workflowsPath() }),
-    } as WorkerOptions);
-    const own = await Worker.create({ ...common, taskQueue: workerQueue, maxConcurrentActivityTaskPolls: 1 } as WorkerOptions);
-    return new FleetWorker([main, own], workerQueue, stopAll, reaper, !opts.reaper, store);
+    try {
+      const main = await Worker.create({
+        ...common,
+        taskQueue: opts.taskQueue,
+        ...(bundle ? { workflowBundle: bundle } : { workflowsPath: workflowsPath() }),
+      } as WorkerOptions);
+      const own = await Worker.create({ ...common, taskQueue: workerQueue, maxConcurrentActivityTaskPolls: 1 } as WorkerOptions);
+      return new FleetWorker([main, own], workerQueue, stopAll, reaper, !opts.reaper, store);
+    } catch (err) {
+      // Nothing is left running of a worker that could not start.
+      if (!opts.reaper) reaper.close();
+      store.close();
+      throw err;
+    }
   }
 
   /** Runs until shutdown() (or a fatal worker error). */
