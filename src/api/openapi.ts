@@ -36,7 +36,7 @@ export function openApiDocument(specs: RouteSpec[], version: string): Record<str
       responses['413'] ??= error('the request body is too large');
       responses['415'] ??= error('the request body is not JSON (send Content-Type: application/json)');
     }
-    responses['431'] = error('the request line and headers are too large (over 16 KiB): shorten the query string');
+    responses['431'] = error('the request line and headers are too large (over 64 KiB): shorten the query string');
     paths[path] ??= {};
     paths[path][spec.method] = {
       summary: spec.summary,

@@ -7,6 +7,12 @@ import { createApp, type AppOptions } from './app';
 
 export const DEFAULT_API_PORT = 7400;
 export const DEFAULT_API_HOST = '127.0.0.1';
+/**
+ * Request line and headers, at most. Node's default (16 KiB) is less than the query strings the
+ * API's own limits allow once URL-encoded (a 4,096-character cursor of non-ASCII characters is up to
+ * 48 KiB): those must reach validation, to be answered with a 400 naming the field, not a 431.
+ */
+export const MAX_HEADER_BYTES = 64 * 1024;
 
 export interface ApiServer {
   url: string;
@@ -15,8 +21,8 @@ export interface ApiServer {
 
 /**
  * Requests Node's HTTP parser refuses before Express sees them get the API's one error shape
- * too (Node's own answer is an empty body): 431 when the request line and headers exceed Node's
- * limit (16 KiB; a long query string counts), 400 for anything else that is not HTTP.
+ * too (Node's own answer is an empty body): 431 when the request line and headers exceed
+ * MAX_HEADER_BYTES (a long query string counts), 400 for anything else that is not HTTP.
  */
 export function answerClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
   if (err.code === 'ECONNRESET' || !socket.writable) {
@@ -25,7 +31,7 @@ export function answerClientError(err: NodeJS.ErrnoException, socket: Duplex): v
   }
   const [status, reason, code, message] =
     err.code === 'HPE_HEADER_OVERFLOW'
-      ? [431, 'Request Header Fields Too Large', 'headers_too_large', 'the request line and headers are too large (over 16 KiB): shorten the query string or the headers']
+      ? [431, 'Request Header Fields Too Large', 'headers_too_large', `the request line and headers are too large (over ${MAX_HEADER_BYTES / 1024} KiB): shorten the query string or the headers`]
       : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
         ? [408, 'Request Timeout', 'request_timeout', 'the request took too long to arrive']
         : [400, 'Bad Request', 'invalid_request', `the request is not valid HTTP (${err.code ?? err.message})`];
@@ -37,7 +43,7 @@ export function answerClientError(err: NodeJS.ErrnoException, socket: Duplex): v
 export async function startApiServer(opts: Omit<AppOptions, 'apiUrl' | 'store'> & { host: string; port: number; checkpointDbPath: string }): Promise<ApiServer> {
   if (!opts.token) throw new Error('the API needs a token: set FLEET_API_TOKEN (or run `fleet up`, which creates one)');
   const store = CheckpointStore.open(opts.checkpointDbPath);
-  const server = createServer();
+  const server = createServer({ maxHeaderSize: MAX_HEADER_BYTES });
   await new Promise<void>((resolve, reject) => {
     server.once('error', (err: NodeJS.ErrnoException) =>
       reject(err.code === 'EADDRINUSE' ? new Error(`port ${opts.port} on ${opts.host} is already in use; pick another with --api-port or FLEET_API_PORT`) : err),
