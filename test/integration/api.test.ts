@@ -114,6 +114,16 @@ describe('REST API', { timeout: 300_000 }, () => {
     assert.equal(full.lines.at(-1), 'agent exiting with 0');
   });
 
+  it('a followed log line holding a carriage return stays data: it cannot end its line early, nor inject an event', async () => {
+    const agent = await spawn({ command: ['node', '-e', "process.stdout.write('before\\revent: end\\n'); setTimeout(() => process.stdout.write('after\\n'), 1500)"] });
+    const sse = await fetch(`${base}/api/v1/agents/${agent.id}/logs?follow=true&tail=1000`, { headers: { authorization: `Bearer ${TOKEN}` } });
+    const lines = (await sse.text()).split(/\r\n|\r|\n/);
+    assert.deepEqual(lines.filter((l) => l.startsWith('event:')), ['event: end'], 'one event: the real end');
+    assert.ok(lines.includes('data: before') && lines.includes('data: event: end') && lines.includes('data: after'), JSON.stringify(lines));
+    const tail = AgentLogTail.parse((await call('GET', `/agents/${agent.id}/logs?tail=10`)).body);
+    assert.ok(tail.lines.includes('before\revent: end'), `the log keeps the line as written: ${JSON.stringify(tail.lines)}`);
+  });
+
   it('health is honest: a running agent whose worker died is not healthy', async () => {
     const q = h.queue('dying');
     const w = await h.startWorkerProcess(q);
@@ -153,6 +163,60 @@ describe('REST API', { timeout: 300_000 }, () => {
     const spawnSchema = doc.paths['/api/v1/agents/spawn']!.post!.requestBody!.content['application/json']!.schema;
     assert.deepEqual(spawnSchema.required, ['type']);
     assert.ok('retry' in spawnSchema.properties && 'command' in spawnSchema.properties);
+
+    // Found by the schemathesis fuzz (test/chaos/api-fuzz.test.ts): what the document said was not what the server does.
+    type Op = { responses: Record<string, { content?: Record<string, { schema: { type?: string; properties?: Record<string, { enum?: string[] }>; required?: string[]; pattern?: string } }> }>; requestBody?: { content: Record<string, { schema: { properties: Record<string, { pattern?: string; format?: string }> } }> } };
+    const op = (path: string, method: string) => (doc.paths as unknown as Record<string, Record<string, Op>>)[path]![method]!;
+    // The events of a followed log: each an {event, data} object (OpenAPI 3.0's schema of text/event-stream is that of one event), not a string.
+    const sse = op('/api/v1/agents/{id}/logs', 'get').responses['200']!.content!['text/event-stream']!.schema;
+    assert.equal(sse.type, 'object');
+    assert.deepEqual(sse.properties!.event!.enum, ['message', 'attempt', 'end']);
+    assert.ok(sse.required!.includes('data'));
+    // Every route may answer 431 (headers too large); routes with a token 403; routes with a body 413 and 415.
+    for (const [path, methods] of Object.entries(doc.paths as unknown as Record<string, Record<string, Op>>)) {
+      for (const [method, o] of Object.entries(methods)) {
+        assert.ok(o.responses['431'] && o.responses['403'], `${method} ${path} documents 431 and 403`);
+        if (o.requestBody) assert.ok(o.responses['413'] && o.responses['415'], `${method} ${path} documents 413 and 415`);
+      }
+    }
+    // Constraints the server checks are in the document: a lock's path is absolute, a checkpoint's createdAt a date-time.
+    assert.equal(op('/api/v1/locks', 'post').requestBody!.content['application/json']!.schema.properties.path!.pattern, '^\\/');
+    assert.equal(op('/api/v1/checkpoints/import', 'post').requestBody!.content['application/json']!.schema.properties.createdAt!.format, 'date-time');
+    assert.equal(op('/api/v1/missions', 'post').requestBody!.content['application/json']!.schema.properties.cwd!.pattern, '^\\/');
+    const queues = (op('/api/v1/agents/system-health', 'get') as unknown as { parameters: Array<{ name: string; schema: { pattern?: string } }> }).parameters.find((p) => p.name === 'queues')!;
+    assert.ok(queues.schema.pattern, 'the queues parameter has a pattern');
+  });
+
+  it('a checkpoint of a mission no worker runs is a 409 at once, and reading that mission does not wait for a worker', async () => {
+    const nobody = h.queue('nobody');
+    const created = await call<{ id: string }>('POST', '/missions', { title: 'unrun', queue: nobody, sorties: [{ id: 'a', type: 'backend', command: ['node', TEST_AGENT] }] });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    const t0 = Date.now();
+    const cp = await call('POST', '/checkpoints', { missionId: created.body.id });
+    assert.equal(cp.status, 409, JSON.stringify(cp.body));
+    assert.match(ErrorBody.parse(cp.body).error.message, new RegExp(`has not started: no worker polls its task queue "${nobody}"`));
+    const t1 = Date.now();
+    assert.equal((await call('GET', `/missions/${created.body.id}`)).status, 200);
+    // Before: the checkpoint waited for a worker forever, and each read of the mission 3 s for its query.
+    assert.ok(t1 - t0 < 10_000, `checkpoint answered in ${t1 - t0} ms`);
+    assert.ok(Date.now() - t1 < 2500, `mission read in ${Date.now() - t1} ms`);
+    assert.equal((await call('DELETE', `/missions/${created.body.id}`)).status, 202);
+  });
+
+  it('checkpoints racing the end of their mission: 201 or 409, never a 5xx', async () => {
+    const created = await call<{ id: string }>('POST', '/missions', { title: 'short', sorties: [{ id: 'a', type: 'backend', command: ['node', TEST_AGENT, '--sleep-ms', '300'] }] });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    const statuses: number[] = [];
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      const batch = await Promise.all(Array.from({ length: 4 }, () => call('POST', '/checkpoints', { missionId: created.body.id })));
+      for (const r of batch) {
+        assert.ok([201, 409].includes(r.status), `checkpoint answered ${r.status}: ${JSON.stringify(r.body)}`);
+        statuses.push(r.status);
+      }
+      if (batch.every((r) => r.status === 409) || Date.now() > deadline) break;
+    }
+    assert.equal(statuses.at(-1), 409, 'the mission ended');
   });
 
   it('`fleet api` runs alone against a Temporal cluster (TEMPORAL_ADDRESS) with the token from FLEET_API_TOKEN', async () => {
@@ -181,6 +245,25 @@ describe('REST API', { timeout: 300_000 }, () => {
 
   describe('bad input: every route answers 4xx with the one error shape', () => {
     const id = () => unknownId();
+    /** A checkpoint as POST /checkpoints/import takes it, with `patch` over it. */
+    const importable = (patch: Record<string, unknown>) => ({
+      id: `chk_${randomUUID()}`,
+      schemaVersion: 1,
+      missionId: `msn_${randomUUID()}`,
+      trigger: 'manual',
+      note: null,
+      createdBy: 'test',
+      createdAt: new Date().toISOString(),
+      workflowId: 'w',
+      runId: 'r',
+      eventId: 1,
+      mission: { title: 't', status: 'running', progress: { percent: 0, counts: { pending: 1, waiting: 0, running: 0, succeeded: 0, failed: 0, blocked: 0, cancelled: 0 } }, request: { title: 't', sorties: [{ id: 'a', type: 'backend' }] }, queue: 'q' },
+      sorties: [],
+      locks: [],
+      pendingMessages: [],
+      recoveryContext: '',
+      ...patch,
+    });
     const cases: Array<{ name: string; method: string; path: () => string; body?: unknown; headers?: Record<string, string>; status: number; field?: string }> = [
       { name: 'spawn: missing type', method: 'POST', path: () => '/agents/spawn', body: { command: ['x'] }, status: 400, field: 'body.type' },
       { name: 'spawn: unknown agent type', method: 'POST', path: () => '/agents/spawn', body: { type: 'chef', command: ['x'] }, status: 400, field: 'body.type' },
@@ -216,7 +299,15 @@ describe('REST API', { timeout: 300_000 }, () => {
       { name: 'logs: follow not a boolean', method: 'GET', path: () => `/agents/${id()}/logs?follow=maybe`, status: 400, field: 'query.follow' },
       { name: 'logs: attempt 0', method: 'GET', path: () => `/agents/${id()}/logs?attempt=0`, status: 400, field: 'query.attempt' },
       { name: 'system health: bad queue name', method: 'GET', path: () => '/agents/system-health?queues=a%20b', status: 400, field: 'query.queues' },
+      // Found by the schemathesis fuzz: Node refused these with an empty 431, and the store with a 503.
+      { name: 'list: a cursor of 4,097 non-ASCII characters (24 KiB URL-encoded) is a 400 naming it, not a 431', method: 'GET', path: () => `/agents?cursor=${'%C2%A9'.repeat(4097)}`, status: 400, field: 'query.cursor' },
+      { name: 'system health: queues of 2,001 4-byte characters (24 KiB URL-encoded) is a 400 naming it', method: 'GET', path: () => `/agents/system-health?queues=${'%F1%AC%A8%9E'.repeat(2001)}`, status: 400, field: 'query.queues' },
+      { name: 'list: a query string over 64 KiB', method: 'GET', path: () => `/agents?cursor=${'%C2%A9'.repeat(12_000)}`, status: 431 },
+      { name: 'locks: a relative path', method: 'POST', path: () => '/locks', body: { path: 'src/api/**', holder: 'someone' }, status: 400, field: 'body.path' },
+      { name: 'checkpoint import: createdAt that is not an ISO time', method: 'POST', path: () => '/checkpoints/import', body: importable({ createdAt: '' }), status: 400, field: 'body.createdAt' },
       { name: 'no such route', method: 'GET', path: () => '/nothing-here', status: 404 },
+      { name: 'a method the route does not take', method: 'PUT', path: () => `/agents/${id()}`, body: {}, status: 405 },
+      { name: 'missions: a relative cwd', method: 'POST', path: () => '/missions', body: { title: 't', cwd: 'src', sorties: [{ id: 'a', type: 'backend', command: ['x'] }] }, status: 400, field: 'body.cwd' },
     ];
     for (const c of cases) {
       it(c.name, async () => {
@@ -230,6 +321,13 @@ describe('REST API', { timeout: 300_000 }, () => {
         }
       });
     }
+
+    it('a method the route does not take: 405 with the methods it does take (Allow)', async () => {
+      const res = await fetch(`${base}/api/v1/agents/spawn`, { method: 'PATCH', headers: { authorization: `Bearer ${TOKEN}` } });
+      assert.equal(res.status, 405);
+      assert.equal(ErrorBody.parse(await res.json()).error.code, 'method_not_allowed');
+      assert.match(res.headers.get('allow')!, /POST/);
+    });
 
     it('terminate and progress on an ended agent: 409', async () => {
       const agent = await spawn({ command: ['node', TEST_AGENT] });
