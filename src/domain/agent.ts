@@ -80,9 +80,9 @@ export const SpawnRequest = z
     /** Default: exec when a command is given, else the role's runtime. */
     runtime: RuntimeName.optional(),
     command: z.array(NoNul('command arguments').pipe(z.string().max(100_000))).min(1).max(1000).optional(),
+    // A pattern, not a refine, so that the OpenAPI document shows it.
     cwd: NoNul('cwd')
-      .pipe(z.string().min(1).max(4096))
-      .refine((p) => p.startsWith('/'), 'must be an absolute path (the worker resolves nothing against its own directory)')
+      .pipe(z.string().min(1).max(4096).regex(/^\//, 'must be an absolute path (the worker resolves nothing against its own directory)'))
       .optional(),
     env: z.record(EnvName, NoNul('env values').pipe(z.string().max(100_000))).optional(),
     missionId: z.string().min(1).max(200).regex(/^[\w.:-]+$/).optional(),
