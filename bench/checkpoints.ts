@@ -12,14 +12,15 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import type { Checkpoint, CheckpointSummary, ResumeResult } from '../src/domain/checkpoint';
 import type { Mission, MissionRequestInput } from '../src/domain/mission';
 import { api, Harness, TEST_AGENT, waitFor } from '../test/support/harness';
+import { printReport, stats, type BenchRow } from './report';
 
 type Call = ReturnType<typeof api>;
 type Rec = { event: string; pid: number; t: number; env?: Record<string, string> };
 
-const CHECKPOINTS_PER_SIZE = 20;
-const DRY_RUNS_PER_SIZE = 20;
+const CHECKPOINTS_PER_SIZE = 15;
+const DRY_RUNS_PER_SIZE = 15;
 const MISSION_GETS_PER_SIZE = 10;
-const RESUMES_SMALL = 5;
+const RESUMES_SMALL = 3;
 /** The 100-sortie resume runs only if the run so far leaves room for it in the ~4 minute budget. */
 const BUDGET_FOR_LARGE_RESUME_MS = 150_000;
 
@@ -47,12 +48,6 @@ const alive = (pid: number) => {
   }
 };
 
-function stats(xs: number[]) {
-  const s = [...xs].sort((a, b) => a - b);
-  const q = (p: number) => s[Math.min(s.length - 1, Math.max(0, Math.ceil(p * s.length) - 1))]!;
-  return { median: q(0.5), p90: q(0.9), min: s[0]!, max: s[s.length - 1]!, n: s.length };
-}
-
 const ms = (t0: bigint) => Number(process.hrtime.bigint() - t0) / 1e6;
 const round = (x: number) => Math.round(x * 10) / 10;
 
@@ -71,7 +66,7 @@ function missionBody(title: string, n: number, rec: string, cwd: string): Missio
   };
 }
 
-async function main() {
+async function measure() {
   const began = Date.now();
   const log = (msg: string) => process.stderr.write(`[${((Date.now() - began) / 1000).toFixed(1)} s] ${msg}\n`);
   const h = await Harness.start();
@@ -239,46 +234,48 @@ async function main() {
   }
   raw.totalMs = Date.now() - began;
 
-  // --- the table ---
-  const rows: string[][] = [['figure', 'sorties', 'median', 'p90', 'min', 'max', 'n', 'target']];
-  const statRow = (figure: string, n: number, xs: number[] | undefined, target: string) => {
-    if (!xs?.length) return rows.push([figure, String(n), 'skipped', '', '', '', '0', target]);
-    const s = stats(xs);
-    return rows.push([figure, String(n), String(s.median), String(s.p90), String(s.min), String(s.max), String(s.n), target]);
-  };
-  for (const n of [10, 100]) statRow('checkpoint create (ms)', n, raw.checkpointMs[n], 'median < 50 ms');
-  for (const n of [10, 100]) statRow('  ref: GET /missions/:id (ms)', n, raw.missionGetMs[n], '-');
-  for (const n of [10, 100]) statRow('dry-run plan (ms)', n, raw.dryRunMs[n], '-');
-  for (const n of [10, 100]) statRow('resume -> all agents running (ms)', n, raw.resumeToRunningMs[n], n === 10 ? 'median < 2000 ms' : '-');
-  for (const n of [10, 100]) statRow('  of which resume POST (ms)', n, raw.resumePostMs[n], '-');
-  for (const n of [10, 100]) {
-    const s = raw.store[n];
-    if (s) rows.push(['store bytes / checkpoint (file)', String(n), String(s.bytesPerCheckpoint), '', '', '', String(s.checkpoints), '-']);
-  }
-  for (const n of [10, 100]) {
-    const s = raw.store[n];
-    if (s) rows.push(['  checkpoint row size_bytes (mean)', String(n), String(s.rowBytesMean), '', '', '', String(s.checkpoints), '-']);
-  }
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  const fmt = (r: string[]) => r.map((c, i) => (i === 0 || i === r.length - 1 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ').trimEnd();
-  const s10 = raw.store[10];
-  const s100 = raw.store[100];
-  process.stdout.write(
-    [
-      'checkpoints and resume through the REST API (ms; HTTP round trips unless stated)',
-      fmt(rows[0]!),
-      ...rows.slice(1).map(fmt),
-      `store file (checkpoints.sqlite + -wal) growth over each mission's checkpoints: 10 sorties ${s10?.fileBytes ?? '-'} B, 100 sorties ${s100?.fileBytes ?? '-'} B; at the end main ${s100?.mainBytes ?? '-'} B, wal ${s100?.walBytes ?? '-'} B`,
-      `warm-up (first call, not in the figures): checkpoint ${raw.checkpointWarmupMs[10]} / ${raw.checkpointWarmupMs[100]} ms, dry run ${raw.dryRunWarmupMs[10]} / ${raw.dryRunWarmupMs[100]} ms (10 / 100 sorties)`,
-      ...raw.skipped.map((s) => `skipped: ${s}`),
-      `total run time ${(raw.totalMs / 1000).toFixed(1)} s`,
-      JSON.stringify({ bench: 'checkpoints', ...raw }),
-      '',
-    ].join('\n'),
-  );
+  return raw;
 }
 
-main().catch((err) => {
-  process.stderr.write(`${(err as Error).stack}\n`);
-  process.exit(1);
-});
+type Raw = Awaited<ReturnType<typeof measure>>;
+
+/** The figures as rows of the side-by-side table; a plain read of the same mission (GET /missions/:id) is the baseline. */
+export function toRows(raw: Raw): BenchRow[] {
+  const rows: BenchRow[] = [];
+  for (const n of [10, 100]) {
+    const cp = stats(raw.checkpointMs[n] ?? []);
+    const get = stats(raw.missionGetMs[n] ?? []);
+    const dry = stats(raw.dryRunMs[n] ?? []);
+    const resume = stats(raw.resumeToRunningMs[n] ?? []);
+    const bench = `checkpoints ${n}`;
+    rows.push({ bench, metric: 'create median', value: cp.median, unit: 'ms', baseline: { name: 'GET mission', value: get.median }, target: '< 50 ms', met: cp.median < 50, note: `n=${cp.n}` });
+    rows.push({ bench, metric: 'dry-run plan median', value: dry.median, unit: 'ms', baseline: { name: 'GET mission', value: get.median }, note: `n=${dry.n}` });
+    rows.push({
+      bench,
+      metric: 'resume to all running',
+      value: resume.median,
+      unit: 'ms',
+      ...(n === 10 ? { target: '< 2000 ms', met: resume.n ? resume.median < 2000 : null } : {}),
+      note: resume.n ? `n=${resume.n}` : 'skipped (time budget)',
+    });
+    const store = raw.store[n];
+    if (store) rows.push({ bench, metric: 'store per checkpoint', value: store.bytesPerCheckpoint / 1024, unit: 'KB', note: `${store.checkpoints} checkpoints, row mean ${Math.round(store.rowBytesMean / 1024)} KB` });
+  }
+  return rows;
+}
+
+export async function run(): Promise<BenchRow[]> {
+  return toRows(await measure());
+}
+
+if (require.main === module) {
+  measure()
+    .then((raw) => {
+      printReport('Checkpoints and resume through the REST API', toRows(raw));
+      process.stdout.write(`${JSON.stringify({ bench: 'checkpoints', ...raw })}\n`);
+    })
+    .catch((err) => {
+      process.stderr.write(`${(err as Error).stack}\n`);
+      process.exit(1);
+    });
+}
