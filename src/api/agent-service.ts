@@ -336,7 +336,7 @@ export class AgentService {
       attempt: s.attempt ?? 0,
       maxAttempts: memo.maxAttempts,
       progress: s.progress ?? null,
-      health: { state: healthOf(s.status, s.lastHeartbeatAt ?? null, memo.heartbeatTimeoutMs), lastHeartbeatAt: s.lastHeartbeatAt ?? null },
+      health: { state: healthOf(s.status, s.lastHeartbeatAt ?? null, memo.heartbeatTimeoutMs, Date.now(), s.startedAt ?? null), lastHeartbeatAt: s.lastHeartbeatAt ?? null },
       resources: s.resources ?? null,
       startedAt: s.startedAt ?? null,
       endedAt: s.endedAt ?? null,
@@ -358,10 +358,17 @@ export class AgentService {
  * Honest health: a live heartbeat younger than half the heartbeat timeout is healthy; older is
  * stale; past the timeout (Temporal is about to retry the attempt) unhealthy. A pid is not health.
  */
-export function healthOf(status: AgentStatus, lastHeartbeatAt: string | null, heartbeatTimeoutMs: number, now = Date.now()): HealthState {
+/**
+ * Health from the age of the last heartbeat. Before its first heartbeat a running agent is `stale` (not yet
+ * confirmed, not yet overdue) until the heartbeat timeout has passed since it started, then `unhealthy`.
+ */
+export function healthOf(status: AgentStatus, lastHeartbeatAt: string | null, heartbeatTimeoutMs: number, now = Date.now(), startedAt: string | null = null): HealthState {
   if (TERMINAL_STATUSES.includes(status)) return 'stopped';
   if (status === 'retrying') return 'unhealthy';
-  if (!lastHeartbeatAt) return status === 'pending' ? 'stale' : 'unhealthy';
+  if (!lastHeartbeatAt) {
+    if (status === 'pending') return 'stale';
+    return startedAt && now - Date.parse(startedAt) <= heartbeatTimeoutMs ? 'stale' : 'unhealthy';
+  }
   const age = now - Date.parse(lastHeartbeatAt);
   if (age <= heartbeatTimeoutMs / 2) return 'healthy';
   if (age <= heartbeatTimeoutMs) return 'stale';

@@ -30,6 +30,8 @@ describe('agent health', () => {
     assert.equal(healthOf('running', '2026-01-01T00:00:05Z', 20_000, now), 'stale');
     assert.equal(healthOf('running', '2025-12-31T23:59:00Z', 20_000, now), 'unhealthy');
     assert.equal(healthOf('running', null, 20_000, now), 'unhealthy');
+    assert.equal(healthOf('running', null, 20_000, now, '2026-01-01T00:00:18Z'), 'stale', 'started 2 s ago, first heartbeat not in yet');
+    assert.equal(healthOf('running', null, 20_000, now, '2025-12-31T23:59:00Z'), 'unhealthy', 'no heartbeat a whole timeout after it started');
     assert.equal(healthOf('retrying', '2026-01-01T00:00:19Z', 20_000, now), 'unhealthy');
     assert.equal(healthOf('succeeded', null, 20_000, now), 'stopped');
   });
