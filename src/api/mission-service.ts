@@ -2,7 +2,7 @@
  * Missions as the API sees them: started as MissionWorkflows, read back by querying the workflow
  * (the result, once it has ended) and filling in each running sortie's live agent progress.
  */
-import { ApplicationFailure } from '@temporalio/common';
+import { ApplicationFailure, defaultPayloadConverter } from '@temporalio/common';
 import { WorkflowNotFoundError, WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError, type Client, type WorkflowExecutionDescription, type WorkflowHandle } from '@temporalio/client';
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
@@ -92,6 +92,14 @@ export class MissionService {
     return { desc, memo: memo.data };
   }
 
+  /** The state a run starts from, read from its first history event: what a mission no worker has picked up shows. */
+  private async startState(id: string, runId: string): Promise<MissionState | undefined> {
+    const { history } = await this.opts.client.workflowService.getWorkflowExecutionHistory({ namespace: this.opts.namespace, execution: { workflowId: id, runId }, maximumPageSize: 1 });
+    const payload = history?.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0];
+    const input = payload ? MissionWorkflowInput.safeParse(defaultPayloadConverter.fromPayload(payload)) : undefined;
+    return input?.success ? initialMissionState(input.data) : undefined;
+  }
+
   async get(id: string): Promise<Mission> {
     const h = this.handle(id);
     const { desc, memo } = await this.describe(id);
@@ -102,7 +110,7 @@ export class MissionService {
       state = desc.status.name === 'COMPLETED'
         ? MissionState.parse(await h.result())
         : desc.status.name === 'RUNNING' && notYetRun(desc)
-          ? undefined
+          ? await this.startState(id, desc.runId)
           : await this.opts.client.withDeadline(Date.now() + QUERY_DEADLINE_MS, () => h.query(getMissionStateQuery));
     } catch {
       state = undefined;

@@ -196,7 +196,9 @@ describe('REST API', { timeout: 300_000 }, () => {
     assert.equal(cp.status, 409, JSON.stringify(cp.body));
     assert.match(ErrorBody.parse(cp.body).error.message, new RegExp(`has not started: no worker polls its task queue "${nobody}"`));
     const t1 = Date.now();
-    assert.equal((await call('GET', `/missions/${created.body.id}`)).status, 200);
+    const read = await call<{ sorties: Array<{ id: string; status: string }> }>('GET', `/missions/${created.body.id}`);
+    assert.equal(read.status, 200);
+    assert.deepEqual(read.body.sorties.map((x) => [x.id, x.status]), [['a', 'pending']], 'its sorties, from the run\'s start event');
     // Before: the checkpoint waited for a worker forever, and each read of the mission 3 s for its query.
     assert.ok(t1 - t0 < 10_000, `checkpoint answered in ${t1 - t0} ms`);
     assert.ok(Date.now() - t1 < 2500, `mission read in ${Date.now() - t1} ms`);
