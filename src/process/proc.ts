@@ -145,27 +145,137 @@ export interface StopGroupResult {
   gone: boolean;
 }
 
+/** The tag in a process's environment (as exec'd), or null. */
+function tagOf(pid: number): string | null {
+  let env: Buffer;
+  try {
+    env = readFileSync(`/proc/${pid}/environ`);
+  } catch {
+    return null;
+  }
+  const key = Buffer.from(`${PROCESS_TAG_VAR}=`);
+  for (let at = 0; at < env.length; ) {
+    const end = env.indexOf(0, at);
+    const stop = end < 0 ? env.length : end;
+    if (stop - at >= key.length && env.subarray(at, at + key.length).equals(key)) return env.subarray(at + key.length, stop).toString();
+    at = stop + 1;
+  }
+  return null;
+}
+
+const isLive = (p: ProcStat) => p.state !== 'Z' && p.state !== 'X';
+
+/** One scan of /proc: every process, the groups with a live member, and (read on first use) who carries which tag. */
+class Snapshot {
+  readonly byPid = new Map<number, ProcStat>();
+  readonly liveGroups = new Set<number>();
+  private tags: Map<string, ProcStat[]> | undefined;
+
+  constructor(
+    /** The table's epoch when the scan started: it shows every signal sent before. */
+    readonly epoch: number,
+    readonly at: number,
+    all: ProcStat[],
+    private readonly tagCache: Map<string, string | null>,
+  ) {
+    for (const p of all) {
+      this.byPid.set(p.pid, p);
+      if (isLive(p)) this.liveGroups.add(p.pgrp);
+    }
+  }
+
+  /** Live processes carrying the tag (not this one). */
+  tagged(tag: string): ProcStat[] {
+    if (!this.tags) {
+      this.tags = new Map();
+      const seen = new Set<string>();
+      for (const p of this.byPid.values()) {
+        if (!isLive(p) || p.pid === process.pid) continue;
+        // A process's environment is fixed at exec: read it once per (pid, start time). (What a tagged process
+        // execs with an environment of its own keeps counting as tagged: it is the agent's descendant all the same.)
+        const key = `${p.pid}:${p.startTicks}`;
+        seen.add(key);
+        let t = this.tagCache.get(key);
+        if (t === undefined) this.tagCache.set(key, (t = tagOf(p.pid)));
+        if (t === null) continue;
+        let list = this.tags.get(t);
+        if (!list) this.tags.set(t, (list = []));
+        list.push(p);
+      }
+      for (const key of this.tagCache.keys()) if (!seen.has(key)) this.tagCache.delete(key);
+    }
+    return this.tags.get(tag) ?? [];
+  }
+}
+
+/**
+ * /proc scans shared by every stop in progress in this process. Stopping N agents at once (a worker's shutdown, the
+ * reaper's) used to scan every process, and read every process's environment, once per agent and per poll: O(N²)
+ * file reads (500 agents took 30 s to stop). A caller takes a scan made after the moment it needs (its last signal,
+ * or the start of its stop): concurrent stops share one.
+ */
+class ProcessTable {
+  /** Bumped by every signal sent and every stop started. */
+  private epoch = 0;
+  private last: Snapshot | undefined;
+  private pending: Promise<Snapshot> | undefined;
+  private readonly tagCache = new Map<string, string | null>();
+
+  /** A new epoch: a snapshot taken from now on shows what was done before. */
+  mark(): number {
+    return ++this.epoch;
+  }
+
+  /**
+   * A scan that started at or after `epoch` and is at most `maxAgeMs` old; otherwise one made on the next turn of the
+   * event loop, shared by every caller asking meanwhile.
+   */
+  async snapshot(epoch: number, maxAgeMs = 100): Promise<Snapshot> {
+    const s = this.last;
+    if (s && s.epoch >= epoch && Date.now() - s.at <= maxAgeMs) return s;
+    this.pending ??= new Promise<Snapshot>((resolve) =>
+      setImmediate(() => {
+        this.pending = undefined;
+        const at = Date.now();
+        resolve((this.last = new Snapshot(this.epoch, at, listProcesses(), this.tagCache)));
+      }),
+    );
+    return this.pending;
+  }
+}
+
+const table = new ProcessTable();
+
 /** A process group and, with a tag, the processes that carry it outside the group. */
 class Targets {
   private strays = new Map<number, number>();
+  /** The epoch of this stop's start or last signal: what it reads of /proc must be newer. */
+  private since: number;
 
   constructor(
     private readonly pgid: number,
     private readonly tag: string | undefined,
   ) {
-    this.rescan();
+    this.since = table.mark();
   }
 
   /** Looks for tagged processes again (one may have forked meanwhile); true if there is any process to stop. */
-  rescan(): boolean {
-    const all = listProcesses();
-    if (this.tag) for (const p of taggedProcesses(this.tag, all)) if (p.pgrp !== this.pgid) this.strays.set(p.pid, p.startTicks);
-    return this.alive(all);
+  async rescan(): Promise<boolean> {
+    const snap = await table.snapshot(this.since);
+    if (this.tag) for (const p of snap.tagged(this.tag)) if (p.pgrp !== this.pgid) this.strays.set(p.pid, p.startTicks);
+    return this.aliveIn(snap);
   }
 
-  alive(all: ProcStat[] = listProcesses()): boolean {
-    for (const [pid, startTicks] of this.strays) if (!all.some((p) => p.pid === pid && p.startTicks === startTicks && p.state !== 'Z' && p.state !== 'X')) this.strays.delete(pid);
-    return this.strays.size > 0 || all.some((p) => p.pgrp === this.pgid && p.state !== 'Z' && p.state !== 'X');
+  async alive(): Promise<boolean> {
+    return this.aliveIn(await table.snapshot(this.since));
+  }
+
+  private aliveIn(snap: Snapshot): boolean {
+    for (const [pid, startTicks] of this.strays) {
+      const p = snap.byPid.get(pid);
+      if (!p || p.startTicks !== startTicks || !isLive(p)) this.strays.delete(pid);
+    }
+    return this.strays.size > 0 || snap.liveGroups.has(this.pgid);
   }
 
   signal(signal: NodeJS.Signals): void {
@@ -178,12 +288,13 @@ class Targets {
         if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err;
       }
     }
+    this.since = table.mark();
   }
 
   async waitGone(ms: number): Promise<boolean> {
     const deadline = Date.now() + ms;
     for (;;) {
-      if (!this.alive()) return true;
+      if (!(await this.alive())) return true;
       if (Date.now() >= deadline) return false;
       await sleep(Math.min(100, Math.max(10, deadline - Date.now())));
     }
@@ -198,16 +309,16 @@ class Targets {
  */
 export async function stopGroup(pgid: number, graceMs: number, confirmMs = 5000, tag?: string): Promise<StopGroupResult> {
   const targets = new Targets(pgid, tag);
-  if (!targets.alive()) return { graceful: true, killed: false, gone: true };
+  if (!(await targets.rescan())) return { graceful: true, killed: false, gone: true };
   targets.signal('SIGTERM');
   // A stopped process does not act on SIGTERM until continued.
   targets.signal('SIGCONT');
-  if ((await targets.waitGone(graceMs)) && !targets.rescan()) return { graceful: true, killed: false, gone: true };
-  targets.rescan();
+  if ((await targets.waitGone(graceMs)) && !(await targets.rescan())) return { graceful: true, killed: false, gone: true };
+  await targets.rescan();
   targets.signal('SIGKILL');
   let gone = await targets.waitGone(confirmMs);
   // What a tagged process forked before it died is not in the group either: once more.
-  if (gone && targets.rescan()) {
+  if (gone && (await targets.rescan())) {
     targets.signal('SIGKILL');
     gone = await targets.waitGone(confirmMs);
   }
