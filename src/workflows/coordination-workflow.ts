@@ -20,16 +20,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import { AGENT_ID_PATTERN } from '../domain/agent';
-import {
-  conflictingLocks,
-  CoordinationState,
-  LockRequest,
-  MAX_PENDING_MESSAGE_BYTES,
-  MessageRequest,
-  normaliseLockPath,
-  type Lock,
-  type Message,
-} from '../domain/coordination';
+import type { CoordinationState, Lock, Message } from '../domain/coordination';
 import type { MissionActivities } from '../activities/mission-activities';
 import {
   ackMessageUpdate,
@@ -54,8 +45,16 @@ export interface CoordinationWorkflowInput {
   state?: CoordinationState;
 }
 
+/**
+ * Required when a CoordinationWorkflow runs, not imported: the SDK evaluates a bundled module again in every cached
+ * workflow that loads it, and the AgentWorkflows (nearly all of a worker's) have no use for these schemas (~100 KB
+ * of the workflow thread's heap each).
+ */
+const coordinationDomain = () => require('../domain/coordination') as typeof import('../domain/coordination');
+
 export async function CoordinationWorkflow(input: CoordinationWorkflowInput = {}): Promise<void> {
-  const state: CoordinationState = input.state ? CoordinationState.parse(input.state) : { locks: [], waiters: [], messages: [] };
+  const { conflictingLocks, CoordinationState: CoordinationStateSchema, LockRequest, MAX_PENDING_MESSAGE_BYTES, MessageRequest, normaliseLockPath } = coordinationDomain();
+  const state: CoordinationState = input.state ? CoordinationStateSchema.parse(input.state) : { locks: [], waiters: [], messages: [] };
   const { endedAgents } = proxyActivities<MissionActivities>({ startToCloseTimeout: '30 seconds', retry: { maximumAttempts: 3 } });
   const now = () => new Date().toISOString();
   let changed = false;

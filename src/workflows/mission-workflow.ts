@@ -27,8 +27,8 @@ import {
 } from '@temporalio/workflow';
 import { agentMemo, type AgentState } from '../domain/agent-workflow';
 import { DEFAULT_FLEET_CONFIG, resolveAgentRequest } from '../domain/roles';
-import { checkpointDraft, type CheckpointSummary, type CheckpointTrigger, type MissionSnapshot } from '../domain/checkpoint';
-import { initialMissionState, MISSION_ENDED, MissionWorkflowInput, SETTLED_SORTIE_STATUSES, type MissionState, type SortieState } from '../domain/mission';
+import type { CheckpointSummary, CheckpointTrigger, MissionSnapshot } from '../domain/checkpoint';
+import type { MissionState, MissionWorkflowInput, SortieState } from '../domain/mission';
 import { agentSearchAttributes } from '../domain/search-attributes';
 import type { MissionActivities } from '../activities/mission-activities';
 import { AgentWorkflow } from './agent-workflow';
@@ -43,8 +43,18 @@ import {
   requestLocksSignal,
 } from './definitions';
 
+/**
+ * Required when a MissionWorkflow runs, not imported: the SDK evaluates a bundled module again in every cached
+ * workflow that loads it, and the AgentWorkflows (nearly all of a worker's) have no use for the mission, checkpoint
+ * and coordination schemas (~0.5 MB of the workflow thread's heap each).
+ */
+const missionDomain = () => require('../domain/mission') as typeof import('../domain/mission');
+const checkpointDomain = () => require('../domain/checkpoint') as typeof import('../domain/checkpoint');
+
 export async function MissionWorkflow(rawInput: MissionWorkflowInput): Promise<MissionState> {
-  const input = MissionWorkflowInput.parse(rawInput);
+  const { initialMissionState, MISSION_ENDED, MissionWorkflowInput: MissionWorkflowInputSchema, SETTLED_SORTIE_STATUSES } = missionDomain();
+  const { checkpointDraft } = checkpointDomain();
+  const input = MissionWorkflowInputSchema.parse(rawInput);
   const req = input.request;
   const now = () => new Date().toISOString();
   const specs = new Map(req.sorties.map((s) => [s.id, s]));
