@@ -111,6 +111,11 @@ export class DevServer {
       // process running on this machine (bench/spawn-latency.ts). The SDK asks for it by default; the server only
       // grants it with this flag. Retries, and activities on another queue (a hand-over), still go through matching.
       '--dynamic-config-value', 'system.enableActivityEagerExecution=true',
+      // A timer (an agent's retry backoff, a workflow's sleep) fires no earlier than this after it is created: the
+      // server's default, 1 s, made a 500 ms first retry wait 1 s and the 100 ms retry after a worker's heartbeat
+      // timeout wait 1 s too (bench/backoff.ts, bench/recovery.ts). One host, one shard: a shorter shift only has the
+      // timer queue read a little more often.
+      '--dynamic-config-value', 'history.timerProcessorMaxTimeShift="100ms"',
     ];
     const logPath = join(opts.dir, 'server.log');
     const logFd = openSync(logPath, 'a', 0o600);
