@@ -36,6 +36,11 @@ export interface AgentActivityDeps {
   sampler: ProcessTreeSampler;
   /** Local heartbeat period (default 1 s, or a quarter of a shorter heartbeat timeout); the worker throttle decides what reaches the server. */
   heartbeatIntervalMs?: number;
+  /**
+   * What this worker's heartbeats may cost Temporal: at most `perSecond` in all, once its agents at one per `throttleMs`
+   * would send more (see superviseAgentProcess). None: one per throttle interval per agent, however many.
+   */
+  heartbeatBudget?: { perSecond: number; throttleMs: number };
   maxLogBytes?: number;
   /** How long a handed-over process waits to be adopted by the next run before it is stopped. */
   adoptionTimeoutMs?: number;
@@ -226,12 +231,21 @@ export function createAgentActivities(deps: AgentActivityDeps) {
         run: p.run,
       };
     };
-    ctx.heartbeat(details());
-    // Progress is visible at once (the SDK still throttles what reaches the server).
-    p.onProgress = () => ctx.heartbeat(details());
     const hbTimeout = ctx.info.heartbeatTimeoutMs ?? req.heartbeatTimeoutMs;
     const hbEvery = deps.heartbeatIntervalMs ?? Math.min(1000, Math.max(100, Math.floor(hbTimeout / 4)));
-    const hbTimer = setInterval(() => ctx.heartbeat(details()), hbEvery);
+    // Each heartbeat that reaches Temporal is a write of the workflow's state (1000 agents at one per 2 s saturated the
+    // dev server's SQLite). Past the worker's budget, each agent heartbeats every `live agents / budget` seconds (at most
+    // a quarter of its heartbeat timeout) and its progress waits for that heartbeat; within it, nothing changes.
+    const due = () => Date.now() - lastBeat >= heartbeatSpacingMs(live.size, hbTimeout, deps.heartbeatBudget);
+    let lastBeat = Date.now();
+    const beat = () => {
+      lastBeat = Date.now();
+      ctx.heartbeat(details());
+    };
+    beat();
+    // Progress is visible at once (the SDK still throttles what reaches the server).
+    p.onProgress = () => due() && beat();
+    const hbTimer = setInterval(() => due() && beat(), hbEvery);
 
     let stallTimer: NodeJS.Timeout | undefined;
     const stalled = new Promise<{ kind: 'stall'; idleMs: number }>((resolveStall) => {
@@ -325,6 +339,17 @@ export function createAgentActivities(deps: AgentActivityDeps) {
 }
 
 export type AgentActivities = ReturnType<typeof createAgentActivities>['activities'];
+
+/**
+ * How long an agent waits between its heartbeats so that its worker's stay within the budget: 0 (no wait of its own:
+ * one per throttle interval, as the SDK sends them) while `liveAgents` at one per throttle interval fit in the budget;
+ * else `liveAgents / perSecond` seconds, but at most a quarter of the heartbeat timeout (liveness first).
+ */
+export function heartbeatSpacingMs(liveAgents: number, heartbeatTimeoutMs: number, budget: AgentActivityDeps['heartbeatBudget']): number {
+  if (!budget || budget.perSecond <= 0) return 0;
+  const spacing = Math.min(Math.floor(heartbeatTimeoutMs / 4), (liveAgents * 1000) / budget.perSecond);
+  return spacing > budget.throttleMs ? spacing : 0;
+}
 
 /** "; N bytes of its output could not be written to its log …" when the log failed (a full or read-only disk). */
 function lostOutput(p: AgentProcess): string {

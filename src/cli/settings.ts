@@ -33,3 +33,12 @@ export function optionalMs(name: string, env: NodeJS.ProcessEnv = process.env): 
   if (!Number.isInteger(n) || n < 0) throw new Error(`${name} must be a whole number of milliseconds, got ${JSON.stringify(v)}`);
   return n;
 }
+
+/** A whole number (0 or more) from the environment, or undefined (the component's default). */
+export function optionalCount(name: string, env: NodeJS.ProcessEnv = process.env): number | undefined {
+  const v = env[name];
+  if (v === undefined || v === '') return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) throw new Error(`${name} must be a whole number (0 or more), got ${JSON.stringify(v)}`);
+  return n;
+}

@@ -24,6 +24,12 @@ import { ProcessTreeSampler } from '../process/tree-sampler';
 export const DEFAULT_TASK_QUEUE = 'fleet-agents';
 /** Cancellation reaches an activity on its next heartbeat; the SDK's 60 s default would make terminate take a minute. */
 export const DEFAULT_HEARTBEAT_THROTTLE_MS = 2000;
+/**
+ * Heartbeats a worker sends Temporal per second at most, once it runs more agents than one per throttle interval each
+ * allows (400 at 2 s): each is a write of an agent workflow's state, and the dev server's one SQLite connection was
+ * busy 97% of the time at ~480 a second (1000 agents; bench/fleet-scale.ts). Past it, agents heartbeat less often.
+ */
+export const DEFAULT_MAX_HEARTBEATS_PER_SECOND = 200;
 
 export interface FleetWorkerOptions {
   connection: NativeConnection;
@@ -34,6 +40,8 @@ export interface FleetWorkerOptions {
   logsDir: string;
   heartbeatThrottleMs?: number;
   heartbeatIntervalMs?: number;
+  /** The worker's heartbeat budget (default DEFAULT_MAX_HEARTBEATS_PER_SECOND; 0: none). */
+  maxHeartbeatsPerSecond?: number;
   maxConcurrentAgents?: number;
   maxLogBytes?: number;
   /** A prebuilt workflow bundle (tests bundle once and share it). */
@@ -94,6 +102,7 @@ export class FleetWorker {
     const reaper = opts.reaper ?? Reaper.start();
     const sampler = new ProcessTreeSampler();
     const workerQueue = `${opts.taskQueue}@${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
+    const throttle = opts.heartbeatThrottleMs ?? DEFAULT_HEARTBEAT_THROTTLE_MS;
     const { activities, stopAll } = createAgentActivities({
       client: opts.client,
       logsDir: opts.logsDir,
@@ -101,6 +110,7 @@ export class FleetWorker {
       reaper,
       sampler,
       heartbeatIntervalMs: opts.heartbeatIntervalMs,
+      heartbeatBudget: { perSecond: opts.maxHeartbeatsPerSecond ?? DEFAULT_MAX_HEARTBEATS_PER_SECOND, throttleMs: throttle },
       maxLogBytes: opts.maxLogBytes,
       agentTokenKey: opts.agentTokenKey,
       runtimes: opts.runtimes,
@@ -115,7 +125,6 @@ export class FleetWorker {
     // in the attempt's heartbeat details (describe), what it reported through the API in its state (query).
     const agents = new AgentService({ client: opts.client, namespace: opts.namespace, defaultQueue: opts.taskQueue, uiBaseUrl: null, apiUrl: null, cursorKey: randomBytes(32) });
     const missionActivities = createMissionActivities({ client: opts.client, readAgent: (id) => agents.get(id), store, logsDir: opts.logsDir, coordinationQueue: opts.taskQueue });
-    const throttle = opts.heartbeatThrottleMs ?? DEFAULT_HEARTBEAT_THROTTLE_MS;
     const common: Partial<WorkerOptions> = {
       connection: opts.connection,
       namespace: opts.namespace,

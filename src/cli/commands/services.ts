@@ -36,6 +36,7 @@ async function startWorker(cfg: TemporalConfig, client: Client, queue: string, d
     checkpointDbPath: settings.checkpointDbPath(dir),
     reaper,
     heartbeatThrottleMs: settings.optionalMs('FLEET_HEARTBEAT_THROTTLE_MS'),
+    maxHeartbeatsPerSecond: settings.optionalCount('FLEET_MAX_HEARTBEATS_PER_SECOND'),
     agentTokenKey: agentKey(dir),
     runtimes: config.runtimes,
     worktreesDir: settings.worktreesDir(dir),
