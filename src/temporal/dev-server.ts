@@ -154,7 +154,10 @@ export class DevServer {
 
   async stop(graceMs = 10_000): Promise<void> {
     await stopGroup(this.pid, graceMs);
-    await Promise.race([this.exited, new Promise((r) => setTimeout(r, 2000))]);
+    // (the timer is cleared: left running, it kept the process that stopped the server alive 2 s longer)
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.exited, new Promise((r) => (timer = setTimeout(r, 2000)))]);
+    clearTimeout(timer);
     this.reaper?.unwatch(this.pid);
     rmSync(this.pidFile, { force: true });
   }
