@@ -66,6 +66,8 @@ interface Pm2Api {
   delete(name: string, cb: (err: Error | null) => void): void;
   killDaemon(cb: (err: Error | null) => void): void;
   disconnect(): void;
+  /** PM2's client: its RPC and event-bus sockets (axon), which reconnect until closed. */
+  Client?: { client_sock?: { close?: () => void }; sub_sock?: { close?: () => void } };
 }
 
 class Pm2Baseline {
@@ -77,7 +79,7 @@ class Pm2Baseline {
 
   static async start(home: string): Promise<Pm2Baseline> {
     mkdirSync(home, { recursive: true });
-    const vars = ['PM2_HOME', 'PM2_NO_INTERACTION', 'PM2_DISCRETE_MODE'] as const;
+    const vars = ['PM2_HOME', 'PM2_NO_INTERACTION', 'PM2_DISCRETE_MODE', 'PM2_PROGRAMMATIC'] as const;
     const saved = Object.fromEntries(vars.map((k) => [k, process.env[k]]));
     const restoreEnv = () => {
       for (const k of vars) {
@@ -127,12 +129,24 @@ class Pm2Baseline {
   /** Stops the daemon (killDaemon), then makes sure by pid that it is gone (SIGKILL if it lingers). */
   async stop(): Promise<void> {
     const pid = this.daemonPid();
+    let timer: NodeJS.Timeout | undefined;
     try {
-      await Promise.race([this.call((cb) => this.pm2.killDaemon(cb)), sleep(10_000)]);
+      await Promise.race([this.call((cb) => this.pm2.killDaemon(cb)), new Promise((r) => (timer = setTimeout(r, 10_000)))]);
     } catch {
       /* checked by pid below */
+    } finally {
+      clearTimeout(timer);
     }
     this.pm2.disconnect();
+    // PM2 leaves a socket whose daemon died first reconnecting for ever (it closes only connected ones), which
+    // keeps this process alive: close both, which stops their reconnect loops.
+    for (const sock of [this.pm2.Client?.client_sock, this.pm2.Client?.sub_sock]) {
+      try {
+        sock?.close?.();
+      } catch {
+        /* already closed */
+      }
+    }
     if (pid) {
       for (let i = 0; i < 50 && isAlive(pid); i++) await sleep(100);
       if (isAlive(pid)) process.kill(pid, 'SIGKILL');
