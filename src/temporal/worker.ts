@@ -42,6 +42,8 @@ export interface FleetWorkerOptions {
   heartbeatIntervalMs?: number;
   /** The worker's heartbeat budget (default DEFAULT_MAX_HEARTBEATS_PER_SECOND; 0: none). */
   maxHeartbeatsPerSecond?: number;
+  /** Workflows kept in memory between their tasks (the SDK's maxCachedWorkflows); default: the SDK's. */
+  maxCachedWorkflows?: number;
   maxConcurrentAgents?: number;
   maxLogBytes?: number;
   /** A prebuilt workflow bundle (tests bundle once and share it). */
@@ -132,6 +134,7 @@ export class FleetWorker {
       maxHeartbeatThrottleInterval: throttle,
       defaultHeartbeatThrottleInterval: throttle,
       maxConcurrentActivityTaskExecutions: opts.maxConcurrentAgents ?? 1000,
+      ...(opts.maxCachedWorkflows !== undefined ? { maxCachedWorkflows: opts.maxCachedWorkflows } : {}),
       // Give the activities time to stop their process groups (SIGTERM, grace, SIGKILL) on shutdown.
       shutdownGraceTime: '1 second',
       shutdownForceTime: '30 seconds',

@@ -37,6 +37,7 @@ async function startWorker(cfg: TemporalConfig, client: Client, queue: string, d
     reaper,
     heartbeatThrottleMs: settings.optionalMs('FLEET_HEARTBEAT_THROTTLE_MS'),
     maxHeartbeatsPerSecond: settings.optionalCount('FLEET_MAX_HEARTBEATS_PER_SECOND'),
+    maxCachedWorkflows: settings.optionalCount('FLEET_MAX_CACHED_WORKFLOWS'),
     agentTokenKey: agentKey(dir),
     runtimes: config.runtimes,
     worktreesDir: settings.worktreesDir(dir),
