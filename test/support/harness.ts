@@ -153,7 +153,10 @@ export class Harness {
     for (const c of this.children) {
       if (c.exitCode === null && c.signalCode === null && c.pid) {
         c.kill('SIGTERM');
-        await Promise.race([new Promise((r) => c.once('exit', r)), sleep(15_000)]);
+        // (the timer is cleared: left running, it kept the test's process alive 15 s after teardown)
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([new Promise((r) => c.once('exit', r)), new Promise((r) => (timer = setTimeout(r, 15_000)))]);
+        clearTimeout(timer);
         if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
       }
     }
