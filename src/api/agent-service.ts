@@ -127,9 +127,9 @@ export class AgentService {
   /** The agent, plus what only describe() shows: the running attempt's heartbeat details. */
   async inspect(id: string): Promise<{ agent: Agent; heartbeat: HeartbeatDetails | undefined; state: AgentState | undefined; heartbeatTimeoutMs: number }> {
     const h = this.handle(id);
-    // Both at once (one round trip's wait, not two). A query that no worker answers soon (or an
-    // error) leaves describe() alone to tell the state.
-    const query = this.opts.client.withDeadline(Date.now() + QUERY_DEADLINE_MS, () => h.query(getAgentStateQuery)).catch(() => undefined);
+    // describe() first, then only the read its answer calls for: a query started "just in case" and left unawaited
+    // outlives the request (and, retried by the client after its connection closes, throws from a timer).
+    const query = () => this.opts.client.withDeadline(Date.now() + QUERY_DEADLINE_MS, () => h.query(getAgentStateQuery)).catch(() => undefined);
     let desc: Awaited<ReturnType<WorkflowHandle['describe']>>;
     try {
       desc = await h.describe();
@@ -144,7 +144,7 @@ export class AgentService {
     // agent showing attempt 0). Until a worker has run the first workflow task there is no state to query, and the
     // query would wait for a worker: not worth waiting for.
     const final = desc.status.name === 'COMPLETED' ? await h.result().then((r) => AgentState.safeParse(r).data, () => undefined) : undefined;
-    const state: AgentState | undefined = final ?? (desc.historyLength > 3 ? await query : undefined);
+    const state: AgentState | undefined = final ?? (desc.historyLength > 3 ? await query() : undefined);
     const pending = desc.raw.pendingActivities?.[0];
     const hb = decodeHeartbeat(pending?.heartbeatDetails?.payloads);
     const closed = desc.status.name !== 'RUNNING';
