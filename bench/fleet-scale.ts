@@ -454,7 +454,12 @@ export async function run(levels: number[] = DEFAULT_LEVELS): Promise<BenchRow[]
     const s0 = Date.now();
     const alive0 = agentPids(marker).length;
     worker.kill('SIGTERM');
-    const exited = await Promise.race([new Promise<boolean>((r) => worker!.once('exit', () => r(true))), sleep(60_000).then(() => false)]);
+    let guard: NodeJS.Timeout | undefined;
+    const exited = await Promise.race([
+      new Promise<boolean>((r) => worker!.once('exit', () => r(true))),
+      new Promise<boolean>((r) => (guard = setTimeout(() => r(false), 60_000))),
+    ]);
+    clearTimeout(guard); // a timer left running would keep this process alive for a minute
     const left = await waitFor('the agents to be gone', () => (agentPids(marker, true).length === 0 ? true : undefined), 20_000, 200).catch(() => false);
     stopNote = `worker stopped ${alive0} agent processes in ${((Date.now() - s0) / 1000).toFixed(1)} s${exited ? '' : ' (the worker had not exited after 60 s)'}${left ? '' : `; ${agentPids(marker, true).length} still running`}`;
     log(stopNote);
