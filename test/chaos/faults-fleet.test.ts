@@ -15,7 +15,7 @@ import type { Agent } from '../../src/domain/agent';
 import { isProcessAlive } from '../../src/process/proc';
 import { findTemporalCli } from '../../src/temporal/cli-binary';
 import { DevServer, freePort } from '../../src/temporal/dev-server';
-import { api, FLEET_BIN, Harness, readRecords, REPO, sleep, TEST_AGENT, TOKEN, waitFor } from '../support/harness';
+import { agentEnded, api, FLEET_BIN, Harness, readRecords, REPO, sleep, TEST_AGENT, TOKEN, waitFor } from '../support/harness';
 
 const RESULTS = join(REPO, 'test', 'chaos', '.results');
 function writeResult(name: string, value: unknown): void {
@@ -23,7 +23,6 @@ function writeResult(name: string, value: unknown): void {
   writeFileSync(join(RESULTS, `${name}.json`), `${JSON.stringify(value, null, 2)}\n`);
 }
 
-const TERMINAL = ['succeeded', 'failed', 'terminated'];
 
 describe('chaos: the fleet\'s own processes killed', { timeout: 900_000 }, () => {
   let h: Harness;
@@ -38,11 +37,7 @@ describe('chaos: the fleet\'s own processes killed', { timeout: 900_000 }, () =>
     await restarted?.stop();
   });
 
-  const ended = (id: string, timeoutMs = 120_000, c = call) =>
-    waitFor(`agent ${id} to end`, async () => {
-      const a = (await c<Agent>('GET', `/agents/${id}`)).body;
-      return TERMINAL.includes(a.status) ? a : undefined;
-    }, timeoutMs, 300);
+  const ended = (id: string, timeoutMs = 120_000, c = call) => agentEnded(c, id, timeoutMs, 300);
 
   it('the worker killed with SIGKILL while 20 agents run: all succeed, one process per agent at a time, none outlives the kill', async (t) => {
     const queue = h.queue('kill20');

@@ -13,7 +13,7 @@ import { agentTokenKey, mintAgentToken } from '../../src/api/agent-token';
 import { ensureApiToken } from '../../src/api/auth';
 import type { Agent } from '../../src/domain/agent';
 import { ErrorBody } from '../../src/domain/api';
-import { Harness, REPO, TOKEN, waitFor } from '../support/harness';
+import { agentEnded, Harness, REPO, TOKEN, waitFor } from '../support/harness';
 
 const RESULTS = join(REPO, 'test', 'chaos', '.results');
 const TEMPORAL_SECRET = `temporal-secret-${randomUUID()}`;
@@ -42,11 +42,7 @@ describe('chaos: hostile input and secrets', { timeout: 600_000 }, () => {
     const r = await raw(method, path, { body: body === undefined ? undefined : JSON.stringify(body), token, headers });
     return { status: r.status, body: (r.text ? JSON.parse(r.text) : undefined) as T, headers: r.headers };
   };
-  const ended = (id: string) =>
-    waitFor(`agent ${id} to end`, async () => {
-      const a = (await call<Agent>('GET', `/agents/${id}`)).body;
-      return ['succeeded', 'failed', 'terminated'].includes(a.status) ? a : undefined;
-    }, 60_000, 200);
+  const ended = (id: string) => agentEnded(call, id);
   /** An agent that writes its argv, its environment and its cwd as JSON to $DUMP_TO. */
   const dumpAgent = async (args: string[], extra: Record<string, unknown> = {}) => {
     const out = h.path(`dump-${randomUUID()}.json`);

@@ -16,7 +16,7 @@ import type { Mission } from '../../src/domain/mission';
 import { isProcessAlive, listProcesses } from '../../src/process/proc';
 import { findTemporalCli } from '../../src/temporal/cli-binary';
 import { DevServer, freePort, PortInUse } from '../../src/temporal/dev-server';
-import { api, FLEET_BIN, Harness, readRecords, sleep, TEST_AGENT, waitFor } from '../support/harness';
+import { agentEnded, api, FLEET_BIN, Harness, readRecords, sleep, TEST_AGENT, waitFor } from '../support/harness';
 
 function reaperOf(workerPid: number): number | undefined {
   return listProcesses().find((p) => p.ppid === workerPid && readFileSync(`/proc/${p.pid}/cmdline`, 'utf8').includes('reaper-main'))?.pid;
@@ -46,11 +46,7 @@ describe('crash recovery', { timeout: 600_000 }, () => {
     assert.equal(res.status, 201, JSON.stringify(res.body));
     return res.body;
   };
-  const ended = (id: string) =>
-    waitFor(`agent ${id} to end`, async () => {
-      const a = (await call<Agent>('GET', `/agents/${id}`)).body;
-      return ['succeeded', 'failed', 'terminated'].includes(a.status) ? a : undefined;
-    }, 90_000, 250);
+  const ended = (id: string) => agentEnded(call, id, 90_000, 250);
 
   it('a worker killed with SIGKILL: its agent dies within seconds and runs again on a new worker', async (t) => {
     const queue = h.queue('kill');

@@ -11,7 +11,7 @@ import type { Agent } from '../../src/domain/agent';
 import type { Checkpoint, ResumeResult } from '../../src/domain/checkpoint';
 import type { Mission } from '../../src/domain/mission';
 import { FleetConfig } from '../../src/domain/roles';
-import { api, FLEET_BIN, Harness, REPO, waitFor } from '../support/harness';
+import { agentEnded, api, FLEET_BIN, Harness, REPO, waitFor } from '../support/harness';
 
 const STAND_INS = join(REPO, 'test', 'stand-ins', 'bin');
 
@@ -46,11 +46,7 @@ describe('coding-agent CLI runtimes', { timeout: 300_000 }, () => {
     assert.equal(res.status, 201, JSON.stringify(res.body));
     return res.body;
   };
-  const ended = (id: string) =>
-    waitFor(`agent ${id} to end`, async () => {
-      const a = (await call<Agent>('GET', `/agents/${id}`)).body;
-      return ['succeeded', 'failed', 'terminated'].includes(a.status) ? a : undefined;
-    }, 60_000, 200);
+  const ended = (id: string) => agentEnded(call, id);
 
   it('each runtime runs its CLI, and the agent shows its session, files, usage and result', async () => {
     const agents = await Promise.all((['claude-code', 'codex', 'opencode', 'gemini', 'aider'] as const).map((runtime) => spawn({ runtime })));

@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { startApiServer, type ApiServer } from '../../src/api/server';
 import type { FleetConfig } from '../../src/domain/roles';
+import { TERMINAL_STATUSES, type Agent } from '../../src/domain/agent';
 import { findTemporalCli } from '../../src/temporal/cli-binary';
 import { DevServer, freePort } from '../../src/temporal/dev-server';
 import { FleetWorker, type FleetWorkerOptions } from '../../src/temporal/worker';
@@ -180,3 +181,10 @@ export function api(base: string, token = TOKEN) {
   };
 }
 
+/** Waits until the agent has ended (succeeded, failed or terminated) and returns it, read through the API. */
+export function agentEnded(call: <T>(method: string, path: string) => Promise<{ body: T }>, id: string, timeoutMs = 60_000, everyMs = 200): Promise<Agent> {
+  return waitFor(`agent ${id} to end`, async () => {
+    const a = (await call<Agent>('GET', `/agents/${id}`)).body;
+    return TERMINAL_STATUSES.includes(a.status) ? a : undefined;
+  }, timeoutMs, everyMs);
+}
