@@ -11,12 +11,11 @@
  *
  * Usage: node dist/bench/recovery.js [agents, default 10]
  */
-import { temporal } from '@temporalio/proto';
 import type { ChildProcess } from 'node:child_process';
 import type { Agent } from '../src/domain/agent';
 import { isProcessAlive, readProcStat } from '../src/process/proc';
 import { api, Harness, readRecords, sleep, TEST_AGENT, waitFor } from '../test/support/harness';
-import { printReport, stats, type BenchRow } from './report';
+import { eventTypeName, printReport, stats, type BenchRow } from './report';
 
 const BENCH = 'recovery';
 const HEARTBEAT_TIMEOUT_MS = 5000;
@@ -108,11 +107,6 @@ export async function run(agents = Number(process.env.BENCH_RECOVERY_AGENTS ?? 1
   }
 }
 
-/** History event types come as enum numbers (or names, depending on the decoder): compare by name. */
-function eventTypeName(t: unknown): string {
-  if (typeof t === 'string') return t.replace(/^EVENT_TYPE_/, '');
-  return (temporal.api.enums.v1.EventType[t as number] ?? '').replace(/^EVENT_TYPE_/, '');
-}
 
 if (require.main === module) {
   const t0 = Date.now();

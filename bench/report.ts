@@ -2,6 +2,7 @@
  * The one table `npm run bench` prints: each FleetTools figure with its baseline's figure from the same run, the
  * ratio, and the target it is held to. Every benchmark module returns rows of this shape.
  */
+import { temporal } from '@temporalio/proto';
 
 export interface BenchRow {
   /** The benchmark: "spawn latency", "fleet scale 500", "recovery", "retry backoff", "checkpoints 10", … */
@@ -58,4 +59,10 @@ export function formatTable(rows: BenchRow[]): string {
 export function printReport(title: string, rows: BenchRow[]): void {
   process.stdout.write(`\n${title}\n\n${formatTable(rows)}\n\n`);
   process.stdout.write(`${JSON.stringify({ title, at: new Date().toISOString(), rows })}\n`);
+}
+
+/** History event types come as enum numbers (or names, depending on the decoder): compare by name. */
+export function eventTypeName(t: unknown): string {
+  if (typeof t === 'string') return t.replace(/^EVENT_TYPE_/, '');
+  return (temporal.api.enums.v1.EventType[t as number] ?? '').replace(/^EVENT_TYPE_/, '');
 }

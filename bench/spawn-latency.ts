@@ -23,7 +23,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import type { Agent } from '../src/domain/agent';
 import { api, Harness, sleep } from '../test/support/harness';
-import { printReport, stats, type BenchRow } from './report';
+import { eventTypeName, printReport, stats, type BenchRow } from './report';
 
 const BENCH = 'spawn latency';
 const WARMUP = 5;
@@ -289,13 +289,6 @@ export async function run(count = Number(process.env.BENCH_SPAWNS ?? 50)): Promi
   }
 }
 
-/** History event types come as enum numbers (or names, depending on the decoder): compare by name. */
-function eventTypeName(t: unknown): string {
-  if (typeof t === 'string') return t.replace(/^EVENT_TYPE_/, '');
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const { temporal } = require('@temporalio/proto') as typeof import('@temporalio/proto');
-  return (temporal.api.enums.v1.EventType[t as number] ?? '').replace(/^EVENT_TYPE_/, '');
-}
 
 if (require.main === module) {
   const t0 = Date.now();
