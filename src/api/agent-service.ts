@@ -42,6 +42,12 @@ export interface AgentServiceOptions {
   cursorKey: Buffer;
   /** Roles (fleet.config.json over the shipped defaults); default: the shipped defaults. */
   config?: FleetConfig;
+  /**
+   * A worker in this process (`fleet up`) that polls `queue` through the NativeConnection under `client`. Spawns to
+   * that queue use eager workflow start: the server hands the agent's first workflow task back in the start call's
+   * answer, and the worker runs it at once, instead of the task going through the task queue to a poller.
+   */
+  localWorker?: { client: Client; queue: string };
 }
 
 
@@ -98,14 +104,17 @@ export class AgentService {
     try {
       // A deadline, so that a spawn while Temporal is down is answered (503) in seconds, not after the client's
       // retries have run out (about 20 s).
-      await this.opts.client.withDeadline(Date.now() + START_DEADLINE_MS, () =>
-        this.opts.client.workflow.start('AgentWorkflow', {
+      const eager = this.opts.localWorker?.queue === queue;
+      const client = eager ? this.opts.localWorker!.client : this.opts.client;
+      await client.withDeadline(Date.now() + START_DEADLINE_MS, () =>
+        client.workflow.start('AgentWorkflow', {
           workflowId: agentId,
           taskQueue: queue,
           args: [input],
           memo,
           typedSearchAttributes: agentSearchAttributes(request),
           workflowIdReusePolicy: 'REJECT_DUPLICATE',
+          requestEagerStart: eager,
         }),
       );
     } catch (err) {

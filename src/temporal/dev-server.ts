@@ -111,6 +111,9 @@ export class DevServer {
       // process running on this machine (bench/spawn-latency.ts). The SDK asks for it by default; the server only
       // grants it with this flag. Retries, and activities on another queue (a hand-over), still go through matching.
       '--dynamic-config-value', 'system.enableActivityEagerExecution=true',
+      // The same for an agent's first workflow task, when the API and a worker share a process and its connection
+      // (`fleet up`): the start call's answer carries the task (eager workflow start).
+      '--dynamic-config-value', 'system.enableEagerWorkflowStart=true',
       // A timer (an agent's retry backoff, a workflow's sleep) fires no earlier than this after it is created: the
       // server's default, 1 s, made a 500 ms first retry wait 1 s and the 100 ms retry after a worker's heartbeat
       // timeout wait 1 s too (bench/backoff.ts, bench/recovery.ts). One host, one shard: a shorter shift only has the

@@ -55,6 +55,8 @@ export class Harness {
   /** What each `fleet worker` process printed (stdout and stderr), for tests that scan it. */
   readonly outputs = new Map<ChildProcess, () => string>();
   private queueCounter = 0;
+  /** Queues polled by a worker in this process, on `native`: an API on one of them starts agents eagerly, as `fleet up`'s does. */
+  private readonly localQueues = new Set<string>();
 
   private constructor(
     readonly tmp: string,
@@ -107,6 +109,7 @@ export class Harness {
     });
     void worker.run();
     this.workers.push(worker);
+    this.localQueues.add(taskQueue);
     return worker;
   }
 
@@ -143,6 +146,7 @@ export class Harness {
       host: '127.0.0.1',
       port: 0,
       config,
+      localWorker: this.localQueues.has(defaultQueue) ? { client: new Client({ connection: this.native, namespace: this.server.namespace }), queue: defaultQueue } : undefined,
     });
     this.apis.push(api);
     return api;

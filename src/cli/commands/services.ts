@@ -24,7 +24,7 @@ async function openClient(cfg: TemporalConfig): Promise<{ client: Client; close:
   return { client: new Client({ connection, namespace: cfg.namespace }), close: () => connection.close() };
 }
 
-async function startWorker(cfg: TemporalConfig, client: Client, queue: string, dir: string, config: FleetConfig, reaper?: Reaper): Promise<{ worker: FleetWorker; close: () => Promise<void> }> {
+async function startWorker(cfg: TemporalConfig, client: Client, queue: string, dir: string, config: FleetConfig, reaper?: Reaper): Promise<{ worker: FleetWorker; localClient: { client: Client; queue: string }; close: () => Promise<void> }> {
   installRuntimeLogging();
   const native = await connectWorker(cfg);
   const worker = await FleetWorker.create({
@@ -49,6 +49,8 @@ async function startWorker(cfg: TemporalConfig, client: Client, queue: string, d
   });
   return {
     worker,
+    // The worker's own connection, for the API in the same process to start agents on `queue` eagerly.
+    localClient: { client: new Client({ connection: native, namespace: cfg.namespace }), queue },
     close: async () => {
       await worker.shutdown();
       await native.close();
@@ -66,7 +68,7 @@ function agentKey(dir: string): Buffer | undefined {
   return agentTokenKey(admin);
 }
 
-async function startApi(cfg: TemporalConfig, client: Client, opts: { host: string; port: number; token: string; queue: string; dataDir: string; config: FleetConfig }): Promise<ApiServer> {
+async function startApi(cfg: TemporalConfig, client: Client, opts: { host: string; port: number; token: string; queue: string; dataDir: string; config: FleetConfig; localWorker?: { client: Client; queue: string } }): Promise<ApiServer> {
   return startApiServer({
     client,
     namespace: cfg.namespace,
@@ -79,6 +81,7 @@ async function startApi(cfg: TemporalConfig, client: Client, opts: { host: strin
     host: opts.host,
     port: opts.port,
     config: opts.config,
+    localWorker: opts.localWorker,
   });
 }
 
@@ -130,7 +133,7 @@ export function registerServiceCommands(program: Command): void {
         cleanups.push(temporal.close);
         const w = await startWorker(cfg, temporal.client, queue, dir, loaded.config, reaper);
         cleanups.push(w.close);
-        const api = await startApi(cfg, temporal.client, { host, port: apiPort, token, queue, dataDir: dir, config: loaded.config });
+        const api = await startApi(cfg, temporal.client, { host, port: apiPort, token, queue, dataDir: dir, config: loaded.config, localWorker: w.localClient });
         cleanups.push(() => api.close());
         cleanups.push(async () => rmSync(settings.endpointsFile(dir), { force: true }));
         writeFileSync(settings.endpointsFile(dir), JSON.stringify({ apiUrl: api.url, temporalAddress: server.address, uiUrl: server.uiUrl, pid: process.pid }), { mode: 0o600 });
