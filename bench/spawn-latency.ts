@@ -1,6 +1,7 @@
 /**
  * Spawn latency: from the spawn request to the agent's process running, for
- *   - FleetTools through the REST API (API and worker in one process, as `fleet up` runs them);
+ *   - FleetTools through the REST API (API and worker in one process on one connection, as `fleet up` runs them, so
+ *     the agent's workflow starts eagerly);
  *   - a bare child_process.spawn of the same program (the floor: what any manager must pay);
  *   - PM2 (its programmatic API and its daemon, in a PM2_HOME of its own), starting the same program.
  * The three are measured in the same run, interleaved round by round, so that they share the machine's state.
@@ -276,7 +277,7 @@ export async function run(count = Number(process.env.BENCH_SPAWNS ?? 50)): Promi
       { bench: BENCH, metric: 'p99', value: f.p99, unit: 'ms', baseline: { name: 'PM2', value: p.p99 } },
       { bench: BENCH, metric: 'overhead over floor (median)', value: f.median - b.median, unit: 'ms', note: `min ${f.min} / max ${f.max} ms; floor min ${b.min} / max ${b.max}; PM2 min ${p.min} / max ${p.max}` },
       { bench: BENCH, metric: '  of which: request -> workflow started', value: part('toWorkflow'), unit: 'ms', note: 'HTTP, validation, StartWorkflowExecution (median of each part)' },
-      { bench: BENCH, metric: '  workflow started -> workflow task started', value: part('toWorkflowTask'), unit: 'ms', note: 'matching hands the first workflow task to the poller' },
+      { bench: BENCH, metric: '  workflow started -> workflow task started', value: part('toWorkflowTask'), unit: 'ms', note: 'first workflow task to the worker (eager workflow start: in the start call\'s answer)' },
       { bench: BENCH, metric: '  workflow task (started -> completed)', value: part('workflowTask'), unit: 'ms', note: 'workflow code runs, activity scheduled' },
       { bench: BENCH, metric: '  activity scheduled -> activity started', value: part('toActivity'), unit: 'ms', note: 'activity task to the worker (eager: in the workflow task\'s answer)' },
       { bench: BENCH, metric: '  activity started -> process running', value: part('toProcess'), unit: 'ms', note: 'our activity before spawn, fork/exec, sh, date' },
