@@ -13,7 +13,7 @@ import { AgentFailureType } from '../domain/agent-workflow';
 import type { AgentWorkflowParsedInput } from '../domain/agent-workflow';
 import type { SpawnRequest, WorktreeInfo } from '../domain/agent';
 import type { SortieSnapshot } from '../domain/checkpoint';
-import type { AgentRequest, FleetConfig } from '../domain/roles';
+import { AgentRequest, type FleetConfig } from '../domain/roles';
 import { isProcessAlive, PROCESS_TAG_VAR, processTag, stopGroup } from '../process/proc';
 import type { Reaper } from '../process/reaper';
 import type { ProcessTreeSampler } from '../process/tree-sampler';
@@ -142,7 +142,13 @@ export function createAgentActivities(deps: AgentActivityDeps) {
 
   async function superviseAgentProcess(input: SuperviseAgentInput): Promise<ProcessOutcome> {
     const ctx = Context.current();
-    const req = input.request;
+    // The workflow parses no schema (it would be built again for every cached workflow): the request is checked, and
+    // its defaults filled in, here.
+    const checked = AgentRequest.safeParse(input.request);
+    if (!checked.success) {
+      throw ApplicationFailure.nonRetryable(`invalid agent request: ${checked.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`, AgentFailureType.invalidInput);
+    }
+    const req = checked.data;
     const attempt = input.attemptOffset + ctx.info.attempt;
     const maxAttempts = req.retry?.maxAttempts ?? 1;
     const { agentId } = input;

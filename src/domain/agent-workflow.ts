@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { AgentId, AgentStatus, Progress, QueueName, ResourceSample, SpawnRequest, WorktreeInfo } from './agent';
 import { AgentRequest } from './roles';
 import { RunSummary } from '../runtimes/runtime-events';
+import { CARRIED_STATE_KEYS, DEFAULT_MAX_HISTORY_EVENTS } from './agent-constants';
 
 export const AgentWorkflowInput = z.object({
   agentId: AgentId,
@@ -20,7 +21,7 @@ export const AgentWorkflowInput = z.object({
   /** A process handed over by the previous run (continue-as-new) that the activity adopts instead of spawning. */
   adopt: z.lazy(() => ProcessIdentity).optional(),
   /** Continue-as-new once history has this many events (tests lower it; Temporal's suggestion also triggers it). */
-  maxHistoryEvents: z.number().int().min(20).default(8_000),
+  maxHistoryEvents: z.number().int().min(20).default(DEFAULT_MAX_HISTORY_EVENTS),
 });
 export type AgentWorkflowInput = z.input<typeof AgentWorkflowInput>;
 export type AgentWorkflowParsedInput = z.output<typeof AgentWorkflowInput>;
@@ -122,22 +123,7 @@ export const AgentState = z.object({
 });
 export type AgentState = z.infer<typeof AgentState>;
 
-export const AgentStateCarried = AgentState.pick({
-  status: true,
-  attempt: true,
-  pid: true,
-  host: true,
-  logPath: true,
-  progress: true,
-  lastAgentHeartbeatAt: true,
-  createdAt: true,
-  startedAt: true,
-  exitCode: true,
-  lastError: true,
-  runsSoFar: true,
-  run: true,
-  worktree: true,
-});
+export const AgentStateCarried = AgentState.pick(Object.fromEntries(CARRIED_STATE_KEYS.map((k) => [k, true])) as { [K in (typeof CARRIED_STATE_KEYS)[number]]: true });
 export type AgentStateCarried = z.infer<typeof AgentStateCarried>;
 
 /** What is kept in an agent workflow's memo: enough to show the agent without a worker to answer queries. */
@@ -164,12 +150,4 @@ export function agentMemo(request: AgentWorkflowParsedInput['request'], queue: s
   };
 }
 
-/** Error types the process activity throws; the workflow and API key off them. */
-export const AgentFailureType = {
-  exited: 'AgentExited',
-  fatalExit: 'AgentFatalExit',
-  stalled: 'AgentStalled',
-  executableNotFound: 'ExecutableNotFound',
-  spawnFailed: 'SpawnFailed',
-  workerShutdown: 'WorkerShutdown',
-} as const;
+export { AgentFailureType } from './agent-constants';

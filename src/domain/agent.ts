@@ -21,13 +21,13 @@ export const AGENT_STATUSES = ['pending', 'running', 'retrying', 'succeeded', 'f
 export const AgentStatus = z.enum(AGENT_STATUSES);
 export type AgentStatus = z.infer<typeof AgentStatus>;
 
-export const TERMINAL_STATUSES: readonly AgentStatus[] = ['succeeded', 'failed', 'terminated'];
+export { TERMINAL_STATUSES } from './agent-constants';
 
 export const HealthState = z.enum(['healthy', 'stale', 'unhealthy', 'stopped']);
 export type HealthState = z.infer<typeof HealthState>;
 
-/** `agt_` followed by a UUID: safe as a workflow id and as a directory name. */
-export const AGENT_ID_PATTERN = /^agt_[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+import { AGENT_ID_PATTERN } from './agent-constants';
+export { AGENT_ID_PATTERN };
 export const AgentId = z.string().regex(AGENT_ID_PATTERN, 'must look like agt_<uuid>');
 
 /** The `Idempotency-Key` header of a spawn: a client's own name for one spawn, so that a replayed request starts nothing new. */

@@ -22,15 +22,8 @@ import {
 } from '@temporalio/workflow';
 import { TimeoutType } from '@temporalio/common';
 import type { AgentStatus } from '../domain/agent';
-import { TERMINAL_STATUSES } from '../domain/agent';
-import {
-  AgentFailureType,
-  AgentWorkflowInput,
-  type AgentState,
-  AgentStateCarried,
-  type ProcessIdentity,
-  type ProcessOutcome,
-} from '../domain/agent-workflow';
+import { AgentFailureType, CARRIED_STATE_KEYS, DEFAULT_MAX_HISTORY_EVENTS, TERMINAL_STATUSES } from '../domain/agent-constants';
+import type { AgentState, AgentStateCarried, AgentWorkflowInput, AgentWorkflowParsedInput, ProcessIdentity, ProcessOutcome } from '../domain/agent-workflow';
 import { AgentStatusKey } from '../domain/search-attributes';
 import type { AgentActivities } from '../activities/supervise-agent';
 import {
@@ -47,12 +40,35 @@ const NO_TIMEOUT_MS = 10 * 365 * 86_400_000;
 /** How long a handed-over process waits for its worker to pick up the adoption. */
 const ADOPTION_SCHEDULE_TO_START = '30 seconds';
 
+/**
+ * Whether the input has what this workflow reads itself, with the right types. The API and MissionWorkflow start
+ * agents with a parsed request, so this holds for every input but one started some other way (the Web UI, the
+ * Temporal CLI). The process activity parses the request with its schema, outside the workflow sandbox.
+ */
+function readable(i: AgentWorkflowInput): boolean {
+  const num = (v: unknown) => typeof v === 'number' && Number.isFinite(v);
+  const r = i?.request as Partial<AgentWorkflowParsedInput['request']> | undefined;
+  const retry = r?.retry;
+  return (
+    typeof i?.agentId === 'string' && typeof i.queue === 'string' && typeof r === 'object' && r !== null &&
+    typeof r.type === 'string' && typeof r.runtime === 'string' && typeof retry === 'object' && retry !== null &&
+    [retry.maxAttempts, retry.initialIntervalMs, retry.backoffCoefficient, retry.maxIntervalMs, r.heartbeatTimeoutMs, r.stallTimeoutMs, r.terminateGraceMs].every(num) &&
+    (i.attemptOffset === undefined || num(i.attemptOffset)) && (i.maxHistoryEvents === undefined || num(i.maxHistoryEvents))
+  );
+}
+
 export async function AgentWorkflow(rawInput: AgentWorkflowInput): Promise<AgentState> {
-  const parsed = AgentWorkflowInput.safeParse(rawInput);
-  // A bad input fails the workflow (an exception would fail its task and retry it forever).
-  if (!parsed.success) throw ApplicationFailure.nonRetryable(`invalid AgentWorkflow input: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`, 'InvalidInput');
-  const input = parsed.data;
-  const req = input.request;
+  // No schema is parsed here: a zod schema evaluated in the workflow sandbox is built again for every cached agent
+  // workflow (see domain/agent-constants.ts). Only an input that this code cannot even read loads the schema, for
+  // its message; a bad input fails the workflow (an exception would fail its task and retry it forever).
+  if (!readable(rawInput)) {
+    const { AgentWorkflowInput: schema } = require('../domain/agent-workflow') as typeof import('../domain/agent-workflow');
+    const parsed = schema.safeParse(rawInput);
+    const why = parsed.success ? 'it lacks a field this workflow reads' : parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
+    throw ApplicationFailure.nonRetryable(`invalid AgentWorkflow input: ${why}`, AgentFailureType.invalidInput);
+  }
+  const input = { ...rawInput, attemptOffset: rawInput.attemptOffset ?? 0, maxHistoryEvents: rawInput.maxHistoryEvents ?? DEFAULT_MAX_HISTORY_EVENTS };
+  const req = input.request as AgentWorkflowParsedInput['request'];
   const retry = req.retry;
   const now = () => new Date().toISOString();
   const carried: Partial<AgentStateCarried> = input.carried ?? {};
@@ -136,8 +152,8 @@ export async function AgentWorkflow(rawInput: AgentWorkflowInput): Promise<Agent
   };
   const newRun = async (adopt: ProcessIdentity | undefined, attemptOffset: number): Promise<never> => {
     await condition(allHandlersFinished);
-    // The schema's pick decides what is carried over (parsing strips the rest of the state).
-    return continueAsNew<typeof AgentWorkflow>({ ...input, attemptOffset, adopt, carried: AgentStateCarried.parse(state) });
+    const carried = Object.fromEntries(CARRIED_STATE_KEYS.map((k) => [k, state[k]])) as AgentStateCarried;
+    return continueAsNew<typeof AgentWorkflow>({ ...input, attemptOffset, adopt, carried });
   };
 
   let attemptOffset = input.attemptOffset;

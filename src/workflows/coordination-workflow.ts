@@ -19,7 +19,7 @@ import {
   uuid4,
   workflowInfo,
 } from '@temporalio/workflow';
-import { AGENT_ID_PATTERN } from '../domain/agent';
+import { AGENT_ID_PATTERN } from '../domain/agent-constants';
 import type { CoordinationState, Lock, Message } from '../domain/coordination';
 import type { MissionActivities } from '../activities/mission-activities';
 import {

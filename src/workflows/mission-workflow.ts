@@ -25,8 +25,7 @@ import {
   workflowInfo,
   type SignalDefinition,
 } from '@temporalio/workflow';
-import { agentMemo, type AgentState } from '../domain/agent-workflow';
-import { DEFAULT_FLEET_CONFIG, resolveAgentRequest } from '../domain/roles';
+import type { AgentState } from '../domain/agent-workflow';
 import type { CheckpointSummary, CheckpointTrigger, MissionSnapshot } from '../domain/checkpoint';
 import type { MissionState, MissionWorkflowInput, SortieState } from '../domain/mission';
 import { agentSearchAttributes } from '../domain/search-attributes';
@@ -45,15 +44,19 @@ import {
 
 /**
  * Required when a MissionWorkflow runs, not imported: the SDK evaluates a bundled module again in every cached
- * workflow that loads it, and the AgentWorkflows (nearly all of a worker's) have no use for the mission, checkpoint
- * and coordination schemas (~0.5 MB of the workflow thread's heap each).
+ * workflow that loads it, and the AgentWorkflows (nearly all of a worker's) must load no schema at all (see
+ * domain/agent-constants.ts).
  */
 const missionDomain = () => require('../domain/mission') as typeof import('../domain/mission');
+const agentDomain = () => require('../domain/agent-workflow') as typeof import('../domain/agent-workflow');
+const rolesDomain = () => require('../domain/roles') as typeof import('../domain/roles');
 const checkpointDomain = () => require('../domain/checkpoint') as typeof import('../domain/checkpoint');
 
 export async function MissionWorkflow(rawInput: MissionWorkflowInput): Promise<MissionState> {
   const { initialMissionState, MISSION_ENDED, MissionWorkflowInput: MissionWorkflowInputSchema, SETTLED_SORTIE_STATUSES } = missionDomain();
   const { checkpointDraft } = checkpointDomain();
+  const { agentMemo } = agentDomain();
+  const { DEFAULT_FLEET_CONFIG, resolveAgentRequest } = rolesDomain();
   const input = MissionWorkflowInputSchema.parse(rawInput);
   const req = input.request;
   const now = () => new Date().toISOString();

@@ -199,6 +199,23 @@ describe('AgentWorkflow with real processes', { timeout: 300_000 }, () => {
     assert.equal((await call<Agent>('GET', '/agents?status=sleeping')).status, 400);
   });
 
+  it('fails a workflow started with a bad input at once, naming the field (the workflow task does not fail for ever)', async () => {
+    const start = async (request: Record<string, unknown>) => {
+      const agentId = `agt_${randomUUID()}`;
+      const handle = await h.client.workflow.start('AgentWorkflow', { workflowId: agentId, taskQueue: queue, args: [{ agentId, queue, apiUrl: null, request }] });
+      return handle.result().then(
+        () => assert.fail('the workflow succeeded'),
+        (err: Error & { cause?: Error & { cause?: Error } }) => `${err.cause?.message ?? ''} ${err.cause?.cause?.message ?? ''}`,
+      );
+    };
+    const limits = { heartbeatTimeoutMs: 5000, stallTimeoutMs: 0, terminateGraceMs: 1000, retry: { maxAttempts: 1, initialIntervalMs: 1000, backoffCoefficient: 2, maxIntervalMs: 1000 } };
+    // What the workflow itself reads is missing: the schema's message, from the workflow.
+    assert.match(await start({ type: 'backend', task: 't', runtime: 'exec', command: ['true'], ...limits, retry: undefined }), /invalid AgentWorkflow input: .*request\.retry/);
+    // Readable, but not a valid request: the activity's check (runtime exec without a command; a FLEET_ variable).
+    assert.match(await start({ type: 'backend', task: 't', runtime: 'exec', ...limits }), /invalid agent request: command: runtime exec needs a command/);
+    assert.match(await start({ type: 'backend', task: 't', runtime: 'exec', command: ['true'], env: { FLEET_X: '1' }, ...limits }), /invalid agent request: env\.FLEET_X/);
+  });
+
   it('continues as new when history grows, handing the live process to the next run', async () => {
     const record = h.path('long.jsonl');
     const agentId = `agt_${randomUUID()}`;
