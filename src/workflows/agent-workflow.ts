@@ -41,9 +41,10 @@ const NO_TIMEOUT_MS = 10 * 365 * 86_400_000;
 const ADOPTION_SCHEDULE_TO_START = '30 seconds';
 
 /**
- * Whether the input has what this workflow reads itself, with the right types. The API and MissionWorkflow start
- * agents with a parsed request, so this holds for every input but one started some other way (the Web UI, the
- * Temporal CLI). The process activity parses the request with its schema, outside the workflow sandbox.
+ * Whether the input has what this workflow reads itself, with the right types. Inputs from the API and from
+ * MissionWorkflow always do: their request was parsed already, and the process activity parses it again, outside
+ * the workflow sandbox. An input that lacks them (started by hand from the Web UI or the Temporal CLI, say) is
+ * parsed here, with the schema's defaults.
  */
 function readable(i: AgentWorkflowInput): boolean {
   const num = (v: unknown) => typeof v === 'number' && Number.isFinite(v);
@@ -57,18 +58,22 @@ function readable(i: AgentWorkflowInput): boolean {
   );
 }
 
+/**
+ * The input, parsed only when it is not readable as it is. A zod schema evaluated in the workflow sandbox is built
+ * again for every cached agent workflow (see domain/agent-constants.ts), so the usual input loads none. A bad input
+ * fails the workflow, naming the field (an exception would fail its task and retry it forever).
+ */
+function inputOf(raw: AgentWorkflowInput): AgentWorkflowParsedInput {
+  if (readable(raw)) return { ...raw, attemptOffset: raw.attemptOffset ?? 0, maxHistoryEvents: raw.maxHistoryEvents ?? DEFAULT_MAX_HISTORY_EVENTS } as AgentWorkflowParsedInput;
+  const { AgentWorkflowInput: schema } = require('../domain/agent-workflow') as typeof import('../domain/agent-workflow');
+  const parsed = schema.safeParse(raw);
+  if (!parsed.success) throw ApplicationFailure.nonRetryable(`invalid AgentWorkflow input: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`, AgentFailureType.invalidInput);
+  return parsed.data;
+}
+
 export async function AgentWorkflow(rawInput: AgentWorkflowInput): Promise<AgentState> {
-  // No schema is parsed here: a zod schema evaluated in the workflow sandbox is built again for every cached agent
-  // workflow (see domain/agent-constants.ts). Only an input that this code cannot even read loads the schema, for
-  // its message; a bad input fails the workflow (an exception would fail its task and retry it forever).
-  if (!readable(rawInput)) {
-    const { AgentWorkflowInput: schema } = require('../domain/agent-workflow') as typeof import('../domain/agent-workflow');
-    const parsed = schema.safeParse(rawInput);
-    const why = parsed.success ? 'it lacks a field this workflow reads' : parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
-    throw ApplicationFailure.nonRetryable(`invalid AgentWorkflow input: ${why}`, AgentFailureType.invalidInput);
-  }
-  const input = { ...rawInput, attemptOffset: rawInput.attemptOffset ?? 0, maxHistoryEvents: rawInput.maxHistoryEvents ?? DEFAULT_MAX_HISTORY_EVENTS };
-  const req = input.request as AgentWorkflowParsedInput['request'];
+  const input = inputOf(rawInput);
+  const req = input.request;
   const retry = req.retry;
   const now = () => new Date().toISOString();
   const carried: Partial<AgentStateCarried> = input.carried ?? {};

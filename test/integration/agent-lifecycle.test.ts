@@ -209,11 +209,16 @@ describe('AgentWorkflow with real processes', { timeout: 300_000 }, () => {
       );
     };
     const limits = { heartbeatTimeoutMs: 5000, stallTimeoutMs: 0, terminateGraceMs: 1000, retry: { maxAttempts: 1, initialIntervalMs: 1000, backoffCoefficient: 2, maxIntervalMs: 1000 } };
-    // What the workflow itself reads is missing: the schema's message, from the workflow.
+    // What the workflow itself reads is missing: the schema's message, from the workflow. (Left to the schema's
+    // defaults, it runs: the continue-as-new test below starts one without attemptOffset.)
     assert.match(await start({ type: 'backend', task: 't', runtime: 'exec', command: ['true'], ...limits, retry: undefined }), /invalid AgentWorkflow input: .*request\.retry/);
     // Readable, but not a valid request: the activity's check (runtime exec without a command; a FLEET_ variable).
     assert.match(await start({ type: 'backend', task: 't', runtime: 'exec', ...limits }), /invalid agent request: command: runtime exec needs a command/);
     assert.match(await start({ type: 'backend', task: 't', runtime: 'exec', command: ['true'], env: { FLEET_X: '1' }, ...limits }), /invalid agent request: env\.FLEET_X/);
+    // Not readable as it is, but valid once the schema fills in its defaults: it runs.
+    const agentId = `agt_${randomUUID()}`;
+    const done = await h.client.workflow.execute('AgentWorkflow', { workflowId: agentId, taskQueue: queue, args: [{ agentId, queue, apiUrl: null, request: { type: 'backend', task: 't', runtime: 'exec', command: ['true'], ...limits, retry: {} } }] });
+    assert.equal((done as { status: string }).status, 'succeeded');
   });
 
   it('continues as new when history grows, handing the live process to the next run', async () => {
