@@ -65,6 +65,8 @@ export function createAgentActivities(deps: AgentActivityDeps) {
   /** Processes this worker owns, by agent id: what a continue-as-new hand-over adopts. */
   const live = new Map<string, AgentProcess>();
   const adoptionTimers = new Map<string, NodeJS.Timeout>();
+  /** The running attempts' stop triggers, by agent id: what stopAgentProcess pulls (see there). */
+  const stopTriggers = new Map<string, (graceMs: number) => void>();
 
   /** The process's run is over: stop what is left of its group, forget it, close its log. */
   async function retire(agentId: string, proc: AgentProcess, graceMs: number) {
@@ -141,6 +143,18 @@ export function createAgentActivities(deps: AgentActivityDeps) {
   }
 
   async function superviseAgentProcess(input: SuperviseAgentInput): Promise<ProcessOutcome> {
+    // Armed before the process exists, so that a stop sent as soon as the workflow hears of the attempt finds it.
+    let trigger!: (graceMs: number) => void;
+    const stopRequested = new Promise<{ kind: 'stop'; graceMs: number }>((resolveStop) => (trigger = (graceMs) => resolveStop({ kind: 'stop', graceMs })));
+    stopTriggers.set(input.agentId, trigger);
+    try {
+      return await superviseAttempt(input, stopRequested);
+    } finally {
+      if (stopTriggers.get(input.agentId) === trigger) stopTriggers.delete(input.agentId);
+    }
+  }
+
+  async function superviseAttempt(input: SuperviseAgentInput, stopRequested: Promise<{ kind: 'stop'; graceMs: number }>): Promise<ProcessOutcome> {
     const ctx = Context.current();
     // The workflow parses no schema (it would be built again for every cached workflow): the request is checked, and
     // its defaults filled in, here.
@@ -210,7 +224,7 @@ export function createAgentActivities(deps: AgentActivityDeps) {
       log.info('agent process started', { agentId, attempt, pid: proc.identity.pid, logPath });
       const started = proc;
       const wt = worktree && { path: worktree.path, branch: worktree.branch, repoRoot: worktree.repoRoot, baseCommit: worktree.baseCommit };
-      await notify(agentId, (h) => h.signal(attemptStartedSignal, { attempt, pid: started.identity.pid, host: started.identity.host, logPath, startedAt: started.startedAt.toISOString(), worktree: wt }));
+      await notify(agentId, (h) => h.signal(attemptStartedSignal, { attempt, pid: started.identity.pid, host: started.identity.host, logPath, startedAt: started.startedAt.toISOString(), worktree: wt, workerQueue: deps.workerQueue }));
       if (launch?.resumedSession) log.info('resuming the CLI session of the previous attempt', { agentId, attempt, sessionId: launch.resumedSession });
     } else {
       log.info('agent process adopted after continue-as-new', { agentId, pid: proc.identity.pid });
@@ -272,6 +286,7 @@ export function createAgentActivities(deps: AgentActivityDeps) {
       p.exited.then((e) => ({ kind: 'exit' as const, ...e })),
       ctx.cancelled.catch((err: unknown) => ({ kind: 'cancel' as const, err })),
       stalled,
+      stopRequested,
     ]);
     clearInterval(hbTimer);
     p.onProgress = undefined;
@@ -308,6 +323,14 @@ export function createAgentActivities(deps: AgentActivityDeps) {
       throw ApplicationFailure.create({ message, type: AgentFailureType.stalled });
     }
 
+    if (outcome.kind === 'stop') {
+      // Terminated or cancelled, told directly (stopAgentProcess) rather than at the next heartbeat: the attempt ends
+      // as stopped, and the workflow, which asked, records the agent as terminated.
+      const stopped = await retire(agentId, p, outcome.graceMs);
+      log.info('agent process terminated', { agentId, attempt, graceful: stopped.graceful, gone: stopped.gone });
+      return { kind: 'stopped', progress: p.progress, run: p.run };
+    }
+
     // Cancelled: terminate, worker shutdown, timeout, or a hand-over to the next run.
     const why = ctx.cancellationDetails;
     if (why?.workerShutdown) {
@@ -341,7 +364,18 @@ export function createAgentActivities(deps: AgentActivityDeps) {
     await Promise.all([...live].map(([agentId, p]) => retire(agentId, p, graceMs)));
   }
 
-  return { activities: { superviseAgentProcess }, stopAll };
+  /**
+   * Stops an agent's running attempt now. Temporal tells an activity of its cancellation only in the answer to a
+   * heartbeat, so a terminate would wait up to a heartbeat interval (longer under the heartbeat budget); the workflow
+   * sends this on the worker's own task queue as well. False when this worker runs no attempt of the agent.
+   */
+  async function stopAgentProcess(input: { agentId: string; graceMs: number }): Promise<boolean> {
+    const trigger = stopTriggers.get(input.agentId);
+    trigger?.(input.graceMs);
+    return trigger !== undefined;
+  }
+
+  return { activities: { superviseAgentProcess, stopAgentProcess }, stopAll };
 }
 
 export type AgentActivities = ReturnType<typeof createAgentActivities>['activities'];

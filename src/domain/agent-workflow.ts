@@ -61,6 +61,8 @@ export const AttemptStarted = z.object({
   logPath: z.string(),
   startedAt: z.string(),
   worktree: WorktreeInfo.nullable().default(null),
+  /** The task queue only the attempt's worker polls (where a direct stop goes); null from workers before it was sent. */
+  workerQueue: z.string().nullable().default(null),
 });
 export type AttemptStarted = z.infer<typeof AttemptStarted>;
 
@@ -86,6 +88,8 @@ export const ProcessOutcome = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('exited'), exitCode: z.number().int(), progress: Progress.nullable(), run: RunSummary.nullable().default(null) }),
   /** The process was left running for the next run of the workflow (continue-as-new). */
   z.object({ kind: z.literal('handedOver'), process: ProcessIdentity, progress: Progress.nullable() }),
+  /** The process was stopped on the workflow's direct request (terminate, cancellation). */
+  z.object({ kind: z.literal('stopped'), progress: Progress.nullable(), run: RunSummary.nullable().default(null) }),
 ]);
 export type ProcessOutcome = z.infer<typeof ProcessOutcome>;
 

@@ -14,6 +14,7 @@ import {
   condition,
   continueAsNew,
   isCancellation,
+  patched,
   proxyActivities,
   setHandler,
   TimeoutFailure,
@@ -39,6 +40,8 @@ import {
 const NO_TIMEOUT_MS = 10 * 365 * 86_400_000;
 /** How long a handed-over process waits for its worker to pick up the adoption. */
 const ADOPTION_SCHEDULE_TO_START = '30 seconds';
+/** Histories from before the direct stop have no such activity: they replay without it. */
+const DIRECT_STOP_PATCH = 'fleet-direct-stop';
 
 /**
  * Whether the input has what this workflow reads itself, with the right types. Inputs from the API and from
@@ -113,11 +116,27 @@ export async function AgentWorkflow(rawInput: AgentWorkflowInput): Promise<Agent
   };
 
   let scope: CancellationScope | undefined;
+  /** The queue only the running attempt's worker polls (its attempt-started signal says which). */
+  let attemptQueue: string | null = input.adopt?.workerQueue ?? null;
+  /**
+   * Cancelling the activity reaches the process only with the answer to its next heartbeat (seconds, more under the
+   * heartbeat budget): the attempt's worker is also told directly, and stops the process at once.
+   */
+  const stopNow = (graceMs: number) => {
+    if (!attemptQueue || !patched(DIRECT_STOP_PATCH)) return;
+    const { stopAgentProcess } = proxyActivities<AgentActivities>({ taskQueue: attemptQueue, scheduleToCloseTimeout: '10 seconds', retry: { maximumAttempts: 1 } });
+    void CancellationScope.nonCancellable(() => stopAgentProcess({ agentId: input.agentId, graceMs })).catch(() => undefined);
+  };
+  // The workflow cancelled (a mission cancelled or resumed, the Web UI): its attempt stops the same way.
+  CancellationScope.current().cancelRequested.catch(() => {
+    if (!isOver() && !state.handingOver) stopNow(state.terminateRequest?.graceMs ?? req.terminateGraceMs);
+  });
 
   setHandler(getAgentStateQuery, () => state);
   setHandler(attemptStartedSignal, (s) => {
     if (isOver() || s.attempt < state.attempt) return;
     Object.assign(state, { attempt: s.attempt, pid: s.pid, host: s.host, logPath: s.logPath, run: null, worktree: s.worktree ?? state.worktree });
+    attemptQueue = s.workerQueue ?? attemptQueue;
     state.startedAt ??= s.startedAt;
     setStatus('running');
   });
@@ -138,6 +157,7 @@ export async function AgentWorkflow(rawInput: AgentWorkflowInput): Promise<Agent
     if (isOver() || state.terminateRequest) return;
     state.terminateRequest = { graceMs: t.graceMs ?? req.terminateGraceMs, reason: t.reason ?? null, requestedAt: now() };
     scope?.cancel();
+    if (state.status === 'running') stopNow(state.terminateRequest.graceMs);
   });
 
   // History must stay bounded for agents that live for days: hand the process to a new run.
@@ -154,6 +174,11 @@ export async function AgentWorkflow(rawInput: AgentWorkflowInput): Promise<Agent
     state.pid = null;
     state.endedAt = now();
     return state;
+  };
+  const terminated = (): AgentState => {
+    state.terminateRequest ??= { graceMs: req.terminateGraceMs, reason: 'workflow cancelled', requestedAt: now() };
+    state.lastError = `terminated${state.terminateRequest.reason ? `: ${state.terminateRequest.reason}` : ''}`;
+    return finish('terminated');
   };
   const newRun = async (adopt: ProcessIdentity | undefined, attemptOffset: number): Promise<never> => {
     await condition(allHandlersFinished);
@@ -195,9 +220,7 @@ export async function AgentWorkflow(rawInput: AgentWorkflowInput): Promise<Agent
       if (isCancellation(err)) {
         // The process was stopped while handing over (it exited meanwhile): the next run starts a new attempt.
         if (state.handingOver && !state.terminateRequest) return await newRun(undefined, state.attempt);
-        state.terminateRequest ??= { graceMs: req.terminateGraceMs, reason: 'workflow cancelled', requestedAt: now() };
-        state.lastError = `terminated${state.terminateRequest.reason ? `: ${state.terminateRequest.reason}` : ''}`;
-        return finish('terminated');
+        return terminated();
       }
       const cause = err instanceof ActivityFailure ? err.cause : undefined;
       if (cause instanceof ApplicationFailure && cause.type === AgentFailureType.workerShutdown) {
@@ -216,6 +239,11 @@ export async function AgentWorkflow(rawInput: AgentWorkflowInput): Promise<Agent
       state.lastError = cause?.message ?? (err as Error).message;
       finish('failed');
       throw ApplicationFailure.nonRetryable(state.lastError, 'AgentFailed', state);
+    }
+    if (outcome.kind === 'stopped') {
+      state.progress = outcome.progress ?? state.progress;
+      state.run = outcome.run ?? state.run;
+      return terminated();
     }
     if (outcome.kind === 'handedOver') {
       state.progress = outcome.progress ?? state.progress;

@@ -156,6 +156,25 @@ describe('AgentWorkflow with real processes', { timeout: 300_000 }, () => {
     assert.equal(again.body.error.code, 'conflict');
   });
 
+  it('stops a terminated agent at once, not at its next heartbeat (the worker is told directly)', async () => {
+    // Heartbeats reach Temporal once a minute here, and Temporal tells an activity of its cancellation only in the
+    // answer to one: without the direct stop on the worker's own queue, this terminate would take about a minute.
+    const slow = h.queue('slow-heartbeats');
+    await h.startWorker(slow, { heartbeatThrottleMs: 60_000 });
+    const record = h.path('direct-stop.jsonl');
+    const agent = await spawn({ queue: slow, heartbeatTimeoutMs: 300_000, command: ['node', TEST_AGENT, '--record', record, '--hang-on', '1'] });
+    await until(agent.id, (a) => a.status === 'running', 'running');
+    const start = await waitFor('the agent to record its start', () => readRecords(record)[0]);
+    await sleep(1500); // past the attempt's first heartbeat, sent at once
+    const t0 = Date.now();
+    assert.equal((await call('DELETE', `/agents/${agent.id}?graceMs=500`)).status, 202);
+    const done = await ended(agent.id, 60_000);
+    const took = Date.now() - t0;
+    assert.equal(done.status, 'terminated');
+    assert.equal(isProcessAlive(start.pid), false, 'agent process gone');
+    assert.ok(took < 20_000, `terminate took ${took} ms: it waited for a heartbeat`);
+  });
+
   it('kills descendants an agent leaves behind when it exits', async () => {
     const record = h.path('orphans.jsonl');
     const agent = await spawn({ command: ['node', TEST_AGENT, '--record', record, '--fork-child', '--sleep-ms', '300'] });
