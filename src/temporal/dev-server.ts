@@ -35,6 +35,9 @@ interface ServerRecord extends PidRecord {
   port: number;
 }
 
+/** The server process ended before it was ready; the message holds the end of its log. */
+class ExitedWhileStarting extends Error {}
+
 export class PortInUse extends Error {
   override name = 'PortInUse';
 }
@@ -81,7 +84,23 @@ export class DevServer {
     return true;
   }
 
+  /**
+   * The server picks a free port for its HTTP API itself, and another program can take that port before the server
+   * binds it (seen once in CI: "bind: address already in use" for a port nobody had asked for). That start is tried
+   * again, with a new pick; a port that is really taken is then refused up front (PortInUse).
+   */
   static async start(opts: DevServerOptions): Promise<DevServer> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await DevServer.startOnce(opts);
+      } catch (err) {
+        if (attempt >= 3 || !(err instanceof ExitedWhileStarting) || !/address already in use/.test(err.message)) throw err;
+        log.warn('the Temporal dev server lost a port to another program while starting; starting it again', { attempt });
+      }
+    }
+  }
+
+  private static async startOnce(opts: DevServerOptions): Promise<DevServer> {
     const ip = opts.ip ?? '127.0.0.1';
     const namespace = opts.namespace ?? 'default';
     const uiPort = opts.headless ? undefined : (opts.uiPort ?? opts.port + 1000);
@@ -144,7 +163,7 @@ export class DevServer {
     for (;;) {
       if (exitedEarly) {
         rmSync(pidFile, { force: true });
-        throw new Error(`the Temporal dev server ${exitedEarly} while starting; its log is ${logPath}:\n${tailOf(logPath)}`);
+        throw new ExitedWhileStarting(`the Temporal dev server ${exitedEarly} while starting; its log is ${logPath}:\n${tailOf(logPath)}`);
       }
       if (await namespaceReady(address, namespace)) return server;
       if (Date.now() > deadline) {
