@@ -118,6 +118,8 @@ export class AgentProcess {
   /** What the CLI's output says so far (null without a parser). */
   run: RunSummary | null = null;
   lastOutputAt: Date | null = null;
+  /** Output read but waiting for the log to take it (the pipe is paused meanwhile). */
+  private logWaits = 0;
   readonly startedAt = new Date();
   readonly exited: Promise<ExitInfo>;
   /** Resolves once the process has exited and its stdout/stderr are closed. */
@@ -180,7 +182,11 @@ export class AgentProcess {
       const wait = this.log.write(chunk);
       if (wait) {
         stream.pause();
-        void wait.then(() => stream.resume());
+        this.logWaits++;
+        void wait.then(() => {
+          this.logWaits--;
+          stream.resume();
+        });
       }
     });
     stream.on('end', () => splitter?.end());
@@ -246,14 +252,30 @@ export class AgentProcess {
     return result;
   }
 
+  /**
+   * Lets the pipes drain what the process wrote before it ended, for as long as output keeps coming: the tail of a
+   * flood can take seconds on a loaded machine (a fixed second once cut the last lines off a log). A descendant that
+   * escaped the group may hold the pipes open without writing: after a second of silence, or a minute in all, the
+   * rest is not waited for.
+   */
+  private async drained(quietMs = 1000, capMs = 60_000): Promise<void> {
+    const until = Date.now() + capMs;
+    while (Date.now() < until) {
+      const busy = this.logWaits > 0 || Date.now() - (this.lastOutputAt?.getTime() ?? 0) < quietMs;
+      // While output flows, look again soon; once quiet, one last moment for a close that may be on its way.
+      let timer: NodeJS.Timeout | undefined;
+      const closed = await Promise.race([this.closed.then(() => true), new Promise<false>((r) => (timer = setTimeout(() => r(false), busy ? 50 : quietMs)))]);
+      clearTimeout(timer);
+      if (closed || !busy) return;
+    }
+  }
+
   async dispose(): Promise<void> {
     if (this.disposed) return;
     this.disposed = true;
     this.reaper.unwatch(this.identity.pgid);
     this.sampler.unwatch(this.identity.pgid);
-    // Let the pipes drain what the process wrote before it ended.
-    // (a descendant that escaped the group may still hold them open: wait at most a second)
-    await Promise.race([this.closed, new Promise((r) => setTimeout(r, 1000))]);
+    await this.drained();
     this.child.stdout?.destroy();
     this.child.stderr?.destroy();
     await this.log.close();
