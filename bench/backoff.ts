@@ -17,7 +17,7 @@
  */
 import type { Agent } from '../src/domain/agent';
 import { api, Harness, readRecords, TEST_AGENT } from '../test/support/harness';
-import { printReport, stats, type BenchRow } from './report';
+import { runStandalone, stats, type BenchRow } from './report';
 
 const BENCH = 'retry backoff';
 /** Attempts 1..4 fail, attempt 5 succeeds: four retries, whose intervals are 500, 1000, 2000 and (capped) 3000 ms. */
@@ -95,14 +95,5 @@ export async function run(agents = Number(process.env.BENCH_BACKOFF_AGENTS ?? 5)
 }
 
 if (require.main === module) {
-  const t0 = Date.now();
-  run(process.argv[2] ? Number(process.argv[2]) : undefined)
-    .then((rows) => {
-      printReport('Retry backoff: exit of attempt k -> start of attempt k+1, against the RetryPolicy interval', rows);
-      process.stderr.write(`backoff: ${((Date.now() - t0) / 1000).toFixed(1)} s wall\n`);
-    })
-    .catch((err) => {
-      process.stderr.write(`${(err as Error).stack}\n`);
-      process.exitCode = 1;
-    });
+  runStandalone('backoff', 'Retry backoff: exit of attempt k -> start of attempt k+1, against the RetryPolicy interval', () => run(process.argv[2] ? Number(process.argv[2]) : undefined));
 }

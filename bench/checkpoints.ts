@@ -6,13 +6,14 @@
  *   3. forced resume of a mission whose sorties all run, to every respawned agent's new process
  *      running (the agent records its own start, with FLEET_RECOVERY_CONTEXT set);
  *   4. checkpoint store size per checkpoint (checkpoints.sqlite + -wal over the checkpoints stored).
- * Prints a table and, last, one JSON line with every raw figure.  Usage: node dist/bench/checkpoints.js
+ * Prints one JSON line with every raw figure, then the table.  Usage: node dist/bench/checkpoints.js
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import type { Checkpoint, CheckpointSummary, ResumeResult } from '../src/domain/checkpoint';
 import type { Mission, MissionRequestInput } from '../src/domain/mission';
+import { isProcessAlive } from '../src/process/proc';
 import { api, Harness, TEST_AGENT, waitFor } from '../test/support/harness';
-import { printReport, stats, type BenchRow } from './report';
+import { runStandalone, stats, type BenchRow } from './report';
 
 type Call = ReturnType<typeof api>;
 type Rec = { event: string; pid: number; t: number; env?: Record<string, string> };
@@ -39,14 +40,6 @@ function records(file: string): Rec[] {
   return out;
 }
 
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-};
 
 const ms = (t0: bigint) => Number(process.hrtime.bigint() - t0) / 1e6;
 const round = (x: number) => Math.round(x * 10) / 10;
@@ -115,7 +108,7 @@ async function measure() {
         const x = await getMission(id);
         return x.status !== 'running' ? x : undefined;
       }, ms, 250);
-      await waitFor(`the agent processes of ${id} to exit`, () => records(rec).filter((r) => r.event === 'start').every((r) => !alive(r.pid)), 60_000, 100);
+      await waitFor(`the agent processes of ${id} to exit`, () => records(rec).filter((r) => r.event === 'start').every((r) => !isProcessAlive(r.pid)), 60_000, 100);
       return m;
     };
 
@@ -269,13 +262,9 @@ export async function run(): Promise<BenchRow[]> {
 }
 
 if (require.main === module) {
-  measure()
-    .then((raw) => {
-      printReport('Checkpoints and resume through the REST API', toRows(raw));
-      process.stdout.write(`${JSON.stringify({ bench: 'checkpoints', ...raw })}\n`);
-    })
-    .catch((err) => {
-      process.stderr.write(`${(err as Error).stack}\n`);
-      process.exit(1);
-    });
+  runStandalone('checkpoints', 'Checkpoints and resume through the REST API', async () => {
+    const raw = await measure();
+    process.stdout.write(`${JSON.stringify({ bench: 'checkpoints', ...raw })}\n`);
+    return toRows(raw);
+  });
 }

@@ -24,7 +24,7 @@ import { getClockTicksPerSecond, readProcStat } from '../src/process/proc';
 import { DEFAULT_HEARTBEAT_THROTTLE_MS, DEFAULT_MAX_HEARTBEATS_PER_SECOND } from '../src/temporal/worker';
 import { freePort } from '../src/temporal/dev-server';
 import { FLEET_BIN, Harness, sleep, TOKEN, waitFor } from '../test/support/harness';
-import { printReport, type BenchRow } from './report';
+import { runStandalone, type BenchRow } from './report';
 
 const DEFAULT_LEVELS = [100, 500, 1000];
 /** How often each agent prints a progress line. */
@@ -548,12 +548,5 @@ function rowsOf(plateaus: Plateau[], levels: number[], wallS: number, stopNote: 
 }
 
 if (require.main === module) {
-  const levels = process.argv[2] ? process.argv[2].split(',').map(Number) : DEFAULT_LEVELS;
-  run(levels).then(
-    (rows) => printReport('Fleet scale', rows),
-    (err) => {
-      process.stderr.write(`${(err as Error).stack}\n`);
-      process.exit(1);
-    },
-  );
+  runStandalone('fleet-scale', 'Fleet scale', () => run(process.argv[2] ? process.argv[2].split(',').map(Number) : DEFAULT_LEVELS));
 }

@@ -15,7 +15,7 @@ import type { ChildProcess } from 'node:child_process';
 import type { Agent } from '../src/domain/agent';
 import { isProcessAlive, readProcStat } from '../src/process/proc';
 import { api, Harness, readRecords, sleep, TEST_AGENT, waitFor } from '../test/support/harness';
-import { eventTypeName, printReport, stats, type BenchRow } from './report';
+import { eventTypeName, runStandalone, stats, type BenchRow } from './report';
 
 const BENCH = 'recovery';
 const HEARTBEAT_TIMEOUT_MS = 5000;
@@ -109,14 +109,5 @@ export async function run(agents = Number(process.env.BENCH_RECOVERY_AGENTS ?? 1
 
 
 if (require.main === module) {
-  const t0 = Date.now();
-  run(process.argv[2] ? Number(process.argv[2]) : undefined)
-    .then((rows) => {
-      printReport('Recovery: worker SIGKILL -> each agent running again on a new worker', rows);
-      process.stderr.write(`recovery: ${((Date.now() - t0) / 1000).toFixed(1)} s wall\n`);
-    })
-    .catch((err) => {
-      process.stderr.write(`${(err as Error).stack}\n`);
-      process.exitCode = 1;
-    });
+  runStandalone('recovery', 'Recovery: worker SIGKILL -> each agent running again on a new worker', () => run(process.argv[2] ? Number(process.argv[2]) : undefined));
 }

@@ -4,6 +4,23 @@
  */
 import { temporal } from '@temporalio/proto';
 
+/**
+ * A benchmark module run on its own (`node dist/bench/<name>.js [arg]`): its table, its wall time on stderr, and exit
+ * code 1 when it fails.
+ */
+export function runStandalone(name: string, title: string, run: () => Promise<BenchRow[]>): void {
+  const t0 = Date.now();
+  run()
+    .then((rows) => {
+      printReport(title, rows);
+      process.stderr.write(`${name}: ${((Date.now() - t0) / 1000).toFixed(1)} s wall\n`);
+    })
+    .catch((err) => {
+      process.stderr.write(`${(err as Error).stack}\n`);
+      process.exitCode = 1;
+    });
+}
+
 export interface BenchRow {
   /** The benchmark: "spawn latency", "fleet scale 500", "recovery", "retry backoff", "checkpoints 10", … */
   bench: string;

@@ -23,8 +23,9 @@
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import type { Agent } from '../src/domain/agent';
+import { isProcessAlive } from '../src/process/proc';
 import { api, Harness, sleep } from '../test/support/harness';
-import { eventTypeName, printReport, stats, type BenchRow } from './report';
+import { eventTypeName, runStandalone, stats, type BenchRow } from './report';
 
 const BENCH = 'spawn latency';
 const WARMUP = 5;
@@ -49,14 +50,6 @@ async function started(file: string, timeoutMs = 30_000): Promise<number> {
   }
 }
 
-const isAlive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-};
 
 // ---------------------------------------------------------------------------------------------------------------
 // PM2, through its programmatic API, with a PM2_HOME of its own (never ~/.pm2).
@@ -149,10 +142,10 @@ class Pm2Baseline {
       }
     }
     if (pid) {
-      for (let i = 0; i < 50 && isAlive(pid); i++) await sleep(100);
-      if (isAlive(pid)) process.kill(pid, 'SIGKILL');
-      for (let i = 0; i < 20 && isAlive(pid); i++) await sleep(50);
-      if (isAlive(pid)) throw new Error(`the PM2 daemon (pid ${pid}) is still alive after SIGKILL`);
+      for (let i = 0; i < 50 && isProcessAlive(pid); i++) await sleep(100);
+      if (isProcessAlive(pid)) process.kill(pid, 'SIGKILL');
+      for (let i = 0; i < 20 && isProcessAlive(pid); i++) await sleep(50);
+      if (isProcessAlive(pid)) throw new Error(`the PM2 daemon (pid ${pid}) is still alive after SIGKILL`);
     }
     this.restoreEnv();
   }
@@ -284,7 +277,7 @@ export async function run(count = Number(process.env.BENCH_SPAWNS ?? 50)): Promi
       { bench: BENCH, metric: '  (request -> HTTP 201)', value: part('httpAnswer'), unit: 'ms', note: 'the API answers once the workflow is started' },
     ];
   } finally {
-    for (const pid of bareChildren) if (isAlive(pid)) process.kill(pid, 'SIGKILL');
+    for (const pid of bareChildren) if (isProcessAlive(pid)) process.kill(pid, 'SIGKILL');
     await pm2?.stop().catch((err) => log(`stopping PM2: ${(err as Error).message}`));
     await h.teardown();
   }
@@ -292,14 +285,5 @@ export async function run(count = Number(process.env.BENCH_SPAWNS ?? 50)): Promi
 
 
 if (require.main === module) {
-  const t0 = Date.now();
-  run(process.argv[2] ? Number(process.argv[2]) : undefined)
-    .then((rows) => {
-      printReport('Spawn latency: spawn request -> agent process running (FleetTools via REST, bare spawn, PM2)', rows);
-      process.stderr.write(`spawn-latency: ${((Date.now() - t0) / 1000).toFixed(1)} s wall\n`);
-    })
-    .catch((err) => {
-      process.stderr.write(`${(err as Error).stack}\n`);
-      process.exitCode = 1;
-    });
+  runStandalone('spawn-latency', 'Spawn latency: spawn request -> agent process running (FleetTools via REST, bare spawn, PM2)', () => run(process.argv[2] ? Number(process.argv[2]) : undefined));
 }
