@@ -14,6 +14,7 @@ import { chmodSync, closeSync, mkdirSync, openSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { z } from 'zod';
 import { Checkpoint, CheckpointSummary, ListCheckpointsQuery, ListRecoveriesQuery, PruneRequest, RecoveryEvent } from '../domain/checkpoint';
+import { issuesText } from '../domain/issues-text';
 
 export const CHECKPOINT_DB_FILE = 'checkpoints.sqlite';
 
@@ -423,7 +424,7 @@ function migrate(db: Database.Database, path: string): void {
 // ---- helpers ---------------------------------------------------------------------------------
 
 function issues(error: z.ZodError): string {
-  return error.issues.map((i) => `${i.path.length ? i.path.join('.') : '(root)'}: ${i.message}`).join('; ');
+  return issuesText(error.issues);
 }
 
 function parseOrThrow<T extends z.ZodType>(schema: T, value: unknown, what: () => string): z.output<T> {

@@ -13,6 +13,7 @@ import { AgentFailureType } from '../domain/agent-workflow';
 import type { AgentWorkflowParsedInput } from '../domain/agent-workflow';
 import type { SpawnRequest, WorktreeInfo } from '../domain/agent';
 import type { SortieSnapshot } from '../domain/checkpoint';
+import { issuesText } from '../domain/issues-text';
 import { AgentRequest, type FleetConfig } from '../domain/roles';
 import { isProcessAlive, PROCESS_TAG_VAR, processTag, stopGroup } from '../process/proc';
 import type { Reaper } from '../process/reaper';
@@ -160,11 +161,11 @@ export function createAgentActivities(deps: AgentActivityDeps) {
     // its defaults filled in, here.
     const checked = AgentRequest.safeParse(input.request);
     if (!checked.success) {
-      throw ApplicationFailure.nonRetryable(`invalid agent request: ${checked.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`, AgentFailureType.invalidInput);
+      throw ApplicationFailure.nonRetryable(`invalid agent request: ${issuesText(checked.error.issues)}`, AgentFailureType.invalidInput);
     }
     const req = checked.data;
     const attempt = input.attemptOffset + ctx.info.attempt;
-    const maxAttempts = req.retry?.maxAttempts ?? 1;
+    const maxAttempts = req.retry.maxAttempts;
     const { agentId } = input;
 
     let proc = adopt(input);

@@ -47,7 +47,13 @@ export interface AgentServiceOptions {
    * that queue use eager workflow start: the server hands the agent's first workflow task back in the start call's
    * answer, and the worker runs it at once, instead of the task going through the task queue to a poller.
    */
-  localWorker?: { client: Client; queue: string };
+  localWorker?: LocalWorker;
+}
+
+/** A client on the NativeConnection of a worker in this process, and the task queue that worker polls. */
+export interface LocalWorker {
+  client: Client;
+  queue: string;
 }
 
 

@@ -25,20 +25,17 @@ export const logsDir = (dir: string) => join(dir, 'logs');
 export const worktreesDir = (dir: string) => join(dir, 'worktrees');
 export { checkpointDbPath } from '../activities/checkpoint-store';
 
-/** A duration in ms from the environment, or undefined (the component's default). */
-export function optionalMs(name: string, env: NodeJS.ProcessEnv = process.env): number | undefined {
+/** A whole number (0 or more) from the environment, or undefined (the component's default); `what` names the unit. */
+function optionalWhole(name: string, what: string, env: NodeJS.ProcessEnv): number | undefined {
   const v = env[name];
   if (v === undefined || v === '') return undefined;
   const n = Number(v);
-  if (!Number.isInteger(n) || n < 0) throw new Error(`${name} must be a whole number of milliseconds, got ${JSON.stringify(v)}`);
+  if (!Number.isInteger(n) || n < 0) throw new Error(`${name} must be ${what}, got ${JSON.stringify(v)}`);
   return n;
 }
 
-/** A whole number (0 or more) from the environment, or undefined (the component's default). */
-export function optionalCount(name: string, env: NodeJS.ProcessEnv = process.env): number | undefined {
-  const v = env[name];
-  if (v === undefined || v === '') return undefined;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 0) throw new Error(`${name} must be a whole number (0 or more), got ${JSON.stringify(v)}`);
-  return n;
-}
+/** A duration in ms from the environment, or undefined (the component's default). */
+export const optionalMs = (name: string, env: NodeJS.ProcessEnv = process.env) => optionalWhole(name, 'a whole number of milliseconds', env);
+
+/** A count from the environment, or undefined (the component's default). */
+export const optionalCount = (name: string, env: NodeJS.ProcessEnv = process.env) => optionalWhole(name, 'a whole number (0 or more)', env);

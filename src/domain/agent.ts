@@ -1,9 +1,12 @@
 /**
- * The agent's shapes, shared by the API, the CLI, the workflows and the activities.
+ * The agent's shapes, shared by the API, the CLI and the activities (workflows import only their types: see agent-constants.ts).
  * Pure zod: no Node imports, so the workflow bundle can use it.
  */
 import { z } from 'zod';
 import { RunSummary } from '../runtimes/runtime-events';
+import { AGENT_ID_PATTERN } from './agent-constants';
+
+export { AGENT_ID_PATTERN, TERMINAL_STATUSES } from './agent-constants';
 
 /** Here rather than in checkpoint.ts, which imports this module: a spawn request may name a checkpoint. */
 export const CHECKPOINT_ID_PATTERN = /^chk_[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -21,13 +24,10 @@ export const AGENT_STATUSES = ['pending', 'running', 'retrying', 'succeeded', 'f
 export const AgentStatus = z.enum(AGENT_STATUSES);
 export type AgentStatus = z.infer<typeof AgentStatus>;
 
-export { TERMINAL_STATUSES } from './agent-constants';
 
 export const HealthState = z.enum(['healthy', 'stale', 'unhealthy', 'stopped']);
 export type HealthState = z.infer<typeof HealthState>;
 
-import { AGENT_ID_PATTERN } from './agent-constants';
-export { AGENT_ID_PATTERN };
 export const AgentId = z.string().regex(AGENT_ID_PATTERN, 'must look like agt_<uuid>');
 
 /** The `Idempotency-Key` header of a spawn: a client's own name for one spawn, so that a replayed request starts nothing new. */

@@ -3,6 +3,7 @@
  * Every other line is plain log.
  */
 import { ProgressReport } from './agent';
+import { issuesText } from './issues-text';
 
 export const PROGRESS_MARKER = '::fleet::';
 
@@ -22,7 +23,7 @@ export function parseProgressLine(line: string): ProgressLine {
   }
   const parsed = ProgressReport.safeParse(json);
   if (!parsed.success) {
-    return { kind: 'invalid', reason: parsed.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; ') };
+    return { kind: 'invalid', reason: issuesText(parsed.error.issues, { root: 'body' }) };
   }
   return { kind: 'progress', report: parsed.data };
 }

@@ -26,6 +26,7 @@ import type { AgentStatus } from '../domain/agent';
 import { AgentFailureType, CARRIED_STATE_KEYS, DEFAULT_MAX_HISTORY_EVENTS, TERMINAL_STATUSES } from '../domain/agent-constants';
 import type { AgentState, AgentStateCarried, AgentWorkflowInput, AgentWorkflowParsedInput, ProcessIdentity, ProcessOutcome } from '../domain/agent-workflow';
 import { AgentStatusKey } from '../domain/search-attributes';
+import { issuesText } from '../domain/issues-text';
 import type { AgentActivities } from '../activities/supervise-agent';
 import {
   agentHeartbeatSignal,
@@ -70,7 +71,7 @@ function inputOf(raw: AgentWorkflowInput): AgentWorkflowParsedInput {
   if (readable(raw)) return { ...raw, attemptOffset: raw.attemptOffset ?? 0, maxHistoryEvents: raw.maxHistoryEvents ?? DEFAULT_MAX_HISTORY_EVENTS } as AgentWorkflowParsedInput;
   const { AgentWorkflowInput: schema } = require('../domain/agent-workflow') as typeof import('../domain/agent-workflow');
   const parsed = schema.safeParse(raw);
-  if (!parsed.success) throw ApplicationFailure.nonRetryable(`invalid AgentWorkflow input: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`, AgentFailureType.invalidInput);
+  if (!parsed.success) throw ApplicationFailure.nonRetryable(`invalid AgentWorkflow input: ${issuesText(parsed.error.issues)}`, AgentFailureType.invalidInput);
   return parsed.data;
 }
 

@@ -7,6 +7,7 @@ import type { AgentHealth, AgentList, AgentLogTail, AgentResources, SystemHealth
 import { CliError } from '../api-client';
 import { client, print, type GlobalOpts } from '../command-io';
 import { bytes, colour, progressBar, relativeTime, statusColour, table } from '../format';
+import { issuesText } from '../../domain/issues-text';
 
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
@@ -141,7 +142,7 @@ export function registerAgentCommands(program: Command): void {
       };
       const parsed = SpawnRequest.safeParse(JSON.parse(JSON.stringify(input)));
       if (!parsed.success) {
-        throw new CliError(parsed.error.issues.map((i) => `${i.path.join('.') || 'input'}: ${i.message}`).join('\n'), 'see `fleet agents spawn --help`');
+        throw new CliError(issuesText(parsed.error.issues, { root: 'input', separator: '\n' }), 'see `fleet agents spawn --help`');
       }
       const agent = await client(cmd).request<Agent>('POST', '/agents/spawn', parsed.data);
       print(cmd, agent, () => `Spawned ${agent.id} (${agent.type}, ${agent.status})\n${agent.uiUrl ? `Web UI: ${agent.uiUrl}` : ''}`.trimEnd());

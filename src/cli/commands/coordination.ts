@@ -7,6 +7,7 @@ import type { Acknowledged, Inbox, LockList } from '../../domain/api';
 import { CliError } from '../api-client';
 import { client, enc, print, short, withNotFoundHint } from '../command-io';
 import { colour, relativeTime, table } from '../format';
+import { issuesText } from '../../domain/issues-text';
 
 
 
@@ -73,7 +74,7 @@ export function registerCoordinationCommands(program: Command): void {
       const body = o.body === '-' ? readFileSync(0, 'utf8') : o.body;
       const parsed = MessageRequest.safeParse({ from: o.from ?? defaultSender(), to, subject: o.subject, body, ...(o.mission ? { missionId: o.mission } : {}) });
       if (!parsed.success) {
-        throw new CliError(parsed.error.issues.map((i) => `${i.path.join('.') || 'input'}: ${i.message}`).join('\n'), 'see `fleet messages send --help`');
+        throw new CliError(issuesText(parsed.error.issues, { root: 'input', separator: '\n' }), 'see `fleet messages send --help`');
       }
       const m = await withNotFoundHint(client(cmd).request<Message>('POST', '/messages', parsed.data), 'list agents with `fleet agents ls`');
       print(cmd, m, () => `Sent ${m.id} to ${m.to}: ${m.subject}`);

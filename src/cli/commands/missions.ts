@@ -14,6 +14,7 @@ import { CliError } from '../api-client';
 import { client, enc, isJson, print, short, withNotFoundHint } from '../command-io';
 import { bytes, colour, progressBar, relativeTime, statusColour, table } from '../format';
 import { loadMissionFile } from '../mission-file';
+import { issuesText } from '../../domain/issues-text';
 
 const query = (params: Record<string, string | number | undefined>) => {
   const q = new URLSearchParams();
@@ -375,7 +376,7 @@ export function registerMissionCommands(program: Command): void {
       if (!parsed.success) {
         const given = o.olderThan !== undefined || o.keep !== undefined;
         throw new CliError(
-          given ? parsed.error.issues.map((i) => `${i.path.join('.') || 'input'}: ${i.message}`).join('\n') : 'prune needs --older-than, --keep, or both',
+          given ? issuesText(parsed.error.issues, { root: 'input', separator: '\n' }) : 'prune needs --older-than, --keep, or both',
           'for example `fleet checkpoints prune --older-than 7d --keep 3`',
         );
       }

@@ -5,6 +5,7 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ensureApiToken, readApiToken, tokenFile } from '../../api/auth';
 import { agentTokenKey } from '../../api/agent-token';
+import type { LocalWorker } from '../../api/agent-service';
 import { startApiServer, type ApiServer } from '../../api/server';
 import { Reaper } from '../../process/reaper';
 import { findTemporalCli } from '../../temporal/cli-binary';
@@ -24,7 +25,7 @@ async function openClient(cfg: TemporalConfig): Promise<{ client: Client; close:
   return { client: new Client({ connection, namespace: cfg.namespace }), close: () => connection.close() };
 }
 
-async function startWorker(cfg: TemporalConfig, client: Client, queue: string, dir: string, config: FleetConfig, reaper?: Reaper): Promise<{ worker: FleetWorker; localClient: { client: Client; queue: string }; close: () => Promise<void> }> {
+async function startWorker(cfg: TemporalConfig, client: Client, queue: string, dir: string, config: FleetConfig, reaper?: Reaper): Promise<{ worker: FleetWorker; localClient: LocalWorker; close: () => Promise<void> }> {
   installRuntimeLogging();
   const native = await connectWorker(cfg);
   const worker = await FleetWorker.create({
@@ -68,7 +69,7 @@ function agentKey(dir: string): Buffer | undefined {
   return agentTokenKey(admin);
 }
 
-async function startApi(cfg: TemporalConfig, client: Client, opts: { host: string; port: number; token: string; queue: string; dataDir: string; config: FleetConfig; localWorker?: { client: Client; queue: string } }): Promise<ApiServer> {
+async function startApi(cfg: TemporalConfig, client: Client, opts: { host: string; port: number; token: string; queue: string; dataDir: string; config: FleetConfig; localWorker?: LocalWorker }): Promise<ApiServer> {
   return startApiServer({
     client,
     namespace: cfg.namespace,
