@@ -10,9 +10,9 @@ import { Checkpoint, checkpointDraft, type CheckpointHeader, type CheckpointSumm
 import type { CoordinationState } from '../domain/coordination';
 import { missionProgress } from '../domain/mission';
 import { missionRecoveryContext } from '../domain/recovery-context';
-import { tailAgentLog } from '../api/agent-logs';
-import { getCoordinationStateQuery, getMissionSnapshotQuery } from '../workflows/definitions';
-import { CheckpointStoreError, type CheckpointStore } from './checkpoint-store';
+import { tailAgentLog } from '../logs/agent-log-reader';
+import { getCoordinationStateQuery, getMissionSnapshotQuery } from '../domain/workflow-messages';
+import { CheckpointStoreError, type CheckpointStore } from '../store/checkpoint-store';
 
 export interface MissionActivityDeps {
   client: Client;

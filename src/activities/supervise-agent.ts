@@ -18,13 +18,13 @@ import { AgentRequest, type FleetConfig } from '../domain/roles';
 import { isProcessAlive, PROCESS_TAG_VAR, processTag, stopGroup } from '../process/proc';
 import type { Reaper } from '../process/reaper';
 import type { ProcessTreeSampler } from '../process/tree-sampler';
-import { attemptEndedSignal, attemptStartedSignal, getAgentStateQuery } from '../workflows/definitions';
-import { agentLogPath, writeRecoveryContext } from './agent-log';
-import { AgentProcess, buildAgentEnv, SpawnError } from './agent-process';
-import { launchOf, type Launch } from './runtime-launch';
-import { ensureWorktree, WorktreeError } from './worktree';
-import { log } from '../logger';
-import { mintAgentToken } from '../api/agent-token';
+import { attemptEndedSignal, attemptStartedSignal, getAgentStateQuery } from '../domain/workflow-messages';
+import { agentLogPath, writeRecoveryContext } from '../logs/agent-log-writer';
+import { AgentProcess, buildAgentEnv, SpawnError } from '../process/agent-process';
+import { launchOf, type Launch } from '../runtimes/runtime-launch';
+import { ensureWorktree, WorktreeError } from '../worktrees/git-worktrees';
+import { log } from '../logs/logger';
+import { mintAgentToken } from '../auth/agent-token';
 
 export type SuperviseAgentInput = Pick<AgentWorkflowParsedInput, 'agentId' | 'request' | 'attemptOffset' | 'apiUrl' | 'adopt'>;
 

@@ -2,8 +2,8 @@
 import { z } from 'zod';
 import { Agent, AgentId, IdempotencyKey, ProgressReport, QueueName, SpawnRequest, TERMINAL_STATUSES } from '../domain/agent';
 import { Accepted, AgentHealth, AgentList, AgentLogEvent, AgentLogTail, AgentResources, ErrorBody, SystemHealth } from '../domain/api';
-import { AgentService, ListAgentsQuery } from './agent-service';
-import { followAgentLog, tailAgentLog } from './agent-logs';
+import { AgentService, ListAgentsQuery } from '../services/agent-service';
+import { followAgentLog, tailAgentLog } from '../logs/agent-log-reader';
 import { ApiError } from './errors';
 import type { RouteRegistry } from './route-registry';
 

@@ -3,7 +3,7 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { Request } from 'express';
-import { agentTokenKey, verifyAgentToken } from './agent-token';
+import { agentTokenKey, verifyAgentToken } from '../auth/agent-token';
 import { ApiError } from './errors';
 import type { Access } from './route-registry';
 

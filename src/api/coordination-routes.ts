@@ -3,9 +3,9 @@ import { z } from 'zod';
 import { AgentId } from '../domain/agent';
 import { Acknowledged, ErrorBody, Inbox, LockList } from '../domain/api';
 import { Holder, Lock, LockConflictDetails, LockRequest, Message, MessageRequest } from '../domain/coordination';
-import type { AgentService } from './agent-service';
+import type { AgentService } from '../services/agent-service';
 import type { Caller } from './auth';
-import type { CoordinationService } from './coordination-service';
+import type { CoordinationService } from '../services/coordination-service';
 import { ApiError } from './errors';
 import type { RouteRegistry } from './route-registry';
 

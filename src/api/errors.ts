@@ -1,7 +1,7 @@
 /** One error shape for every route: `{error: {code, message, details?}}`. */
 import type { ErrorRequestHandler } from 'express';
 import { z } from 'zod';
-import { log } from '../logger';
+import { log } from '../logs/logger';
 
 export class ApiError extends Error {
   constructor(

@@ -3,8 +3,8 @@ import { z } from 'zod';
 import { Checkpoint, CheckpointId, CheckpointRequest, CheckpointSummary, ListCheckpointsQuery, ListRecoveriesQuery, PruneRequest, ResumeRequest, ResumeResult } from '../domain/checkpoint';
 import { CheckpointList, Deleted, ErrorBody, MissionList, Pruned, RecoveryList } from '../domain/api';
 import { Mission, MissionId, MissionRequest } from '../domain/mission';
-import type { CheckpointService } from './checkpoint-service';
-import { ListMissionsQuery, type MissionService } from './mission-service';
+import type { CheckpointService } from '../services/checkpoint-service';
+import { ListMissionsQuery, type MissionService } from '../services/mission-service';
 import type { RouteRegistry } from './route-registry';
 
 /** A checkpoint of a 1,000-sortie mission with long recovery contexts is a few MB: more than other bodies. */

@@ -2,7 +2,7 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { CheckpointStore } from '../activities/checkpoint-store';
+import { CheckpointStore } from '../store/checkpoint-store';
 import { createApp, type AppOptions } from './app';
 
 export const DEFAULT_API_PORT = 7400;

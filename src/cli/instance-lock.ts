@@ -4,7 +4,7 @@
  */
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { log } from '../logger';
+import { log } from '../logs/logger';
 import { claimPidFile } from '../process/pid-file';
 
 export class InstanceLock {

@@ -8,7 +8,7 @@ import { registerAgentCommands } from './commands/agents';
 import { registerCoordinationCommands } from './commands/coordination';
 import { registerDoctorCommand } from './commands/doctor';
 import { registerMissionCommands } from './commands/missions';
-import { registerServiceCommands } from './commands/services';
+import { registerServiceCommands } from './commands/serve';
 import { registerWorktreeCommands } from './commands/worktrees';
 
 const program = new Command('fleet')

@@ -1,5 +1,5 @@
 /** Runs a long-lived command until SIGINT/SIGTERM, then its cleanup once; a second signal exits at once. */
-import { log } from '../logger';
+import { log } from '../logs/logger';
 
 export function onShutdown(cleanup: () => Promise<void>): void {
   let stopping = false;

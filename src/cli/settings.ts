@@ -23,7 +23,7 @@ export const taskQueue = (flag?: string, env = process.env) => flag ?? env.FLEET
 export const endpointsFile = (dir: string) => join(dir, 'endpoints.json');
 export const logsDir = (dir: string) => join(dir, 'logs');
 export const worktreesDir = (dir: string) => join(dir, 'worktrees');
-export { checkpointDbPath } from '../activities/checkpoint-store';
+export { checkpointDbPath } from '../store/checkpoint-store';
 
 /** A whole number (0 or more) from the environment, or undefined (the component's default); `what` names the unit. */
 function optionalWhole(name: string, what: string, env: NodeJS.ProcessEnv): number | undefined {

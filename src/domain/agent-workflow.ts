@@ -5,7 +5,7 @@
 import { z } from 'zod';
 import { AgentId, AgentStatus, Progress, QueueName, ResourceSample, SpawnRequest, WorktreeInfo } from './agent';
 import { AgentRequest } from './roles';
-import { RunSummary } from '../runtimes/runtime-events';
+import { RunSummary } from './runtime-events';
 import { CARRIED_STATE_KEYS, DEFAULT_MAX_HISTORY_EVENTS } from './agent-constants';
 
 export const AgentWorkflowInput = z.object({

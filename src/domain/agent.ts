@@ -3,7 +3,7 @@
  * Pure zod: no Node imports, so the workflow bundle can use it.
  */
 import { z } from 'zod';
-import { RunSummary } from '../runtimes/runtime-events';
+import { RunSummary } from './runtime-events';
 import { AGENT_ID_PATTERN } from './agent-constants';
 
 export { AGENT_ID_PATTERN, TERMINAL_STATUSES } from './agent-constants';

@@ -23,7 +23,7 @@
  * Pure: no Node imports; never throws.
  */
 import { safeParser } from './json-fields';
-import type { OutputParser, RuntimeEvent, Usage } from './runtime-events';
+import type { OutputParser, RuntimeEvent, Usage } from '../domain/runtime-events';
 
 /** `format_tokens`: `420`, `3.6k`, `12k`; also `1.2M`. */
 function tokenCount(text: string): number | undefined {

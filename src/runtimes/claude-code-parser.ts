@@ -25,7 +25,7 @@
  * Pure: no Node imports; never throws; unknown types, subtypes and fields are ignored.
  */
 import { type Obj, obj, arr, str, num, clip, firstLine, jsonObjectLine, safeParser, usageOf, tellingInput } from './json-fields';
-import type { OutputParser, RuntimeEvent } from './runtime-events';
+import type { OutputParser, RuntimeEvent } from '../domain/runtime-events';
 
 
 /** Tools whose successful calls change the file named in their input. */

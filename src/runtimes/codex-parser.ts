@@ -27,7 +27,7 @@
  * Pure: no Node imports; never throws; unknown types and fields are ignored.
  */
 import { type Obj, obj, arr, str, num, clip, firstLine, jsonObjectLine, safeParser, usageOf } from './json-fields';
-import type { OutputParser, RuntimeEvent } from './runtime-events';
+import type { OutputParser, RuntimeEvent } from '../domain/runtime-events';
 
 
 /**

@@ -3,7 +3,7 @@
  * shape and returns it typed, or undefined, so that parsers never throw on output they did not expect.
  * Pure: no Node imports.
  */
-import type { OutputParser, RuntimeEvent, Usage } from './runtime-events';
+import type { OutputParser, RuntimeEvent, Usage } from '../domain/runtime-events';
 
 export type Obj = Record<string, unknown>;
 

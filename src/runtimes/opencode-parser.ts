@@ -19,7 +19,7 @@
  * Pure: no Node imports; never throws; unknown types and fields are ignored.
  */
 import { type Obj, obj, str, num, firstLine, jsonObjectLine, safeParser, tellingInput } from './json-fields';
-import type { OutputParser, RuntimeEvent, Usage } from './runtime-events';
+import type { OutputParser, RuntimeEvent, Usage } from '../domain/runtime-events';
 
 
 /** Inputs that say the most about a call, best first. */

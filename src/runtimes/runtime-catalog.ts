@@ -14,7 +14,7 @@ import { claudeCodeParser } from './claude-code-parser';
 import { codexParser } from './codex-parser';
 import { geminiParser } from './gemini-parser';
 import { opencodeParser } from './opencode-parser';
-import type { OutputParser, RunSummary } from './runtime-events';
+import type { OutputParser, RunSummary } from '../domain/runtime-events';
 
 export type CliRuntimeName = Exclude<RuntimeName, 'exec'>;
 

@@ -12,7 +12,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { Connection } from '@temporalio/client';
 import { FLEET_SEARCH_ATTRIBUTES } from '../domain/search-attributes';
-import { log } from '../logger';
+import { log } from '../logs/logger';
 import { stopGroup } from '../process/proc';
 import { pidRecordOf, readLivePidRecord, writePidRecord, type PidRecord } from '../process/pid-file';
 import type { Reaper } from '../process/reaper';

@@ -12,12 +12,12 @@ import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { CheckpointStore } from '../activities/checkpoint-store';
+import { CheckpointStore } from '../store/checkpoint-store';
 import { createMissionActivities } from '../activities/mission-activities';
 import { createAgentActivities } from '../activities/supervise-agent';
-import { AgentService } from '../api/agent-service';
+import { AgentService } from '../services/agent-service';
 import { sortieRecoveryContext } from '../domain/recovery-context';
-import { log } from '../logger';
+import { log } from '../logs/logger';
 import { Reaper } from '../process/reaper';
 import { ProcessTreeSampler } from '../process/tree-sampler';
 

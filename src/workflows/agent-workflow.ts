@@ -35,7 +35,7 @@ import {
   getAgentStateQuery,
   progressSignal,
   terminateSignal,
-} from './definitions';
+} from '../domain/workflow-messages';
 
 /** An attempt with no timeout of its own still needs a start-to-close timeout: ten years. */
 const NO_TIMEOUT_MS = 10 * 365 * 86_400_000;

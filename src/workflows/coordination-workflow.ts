@@ -33,7 +33,7 @@ import {
   releaseLockUpdate,
   requestLocksSignal,
   sendMessageUpdate,
-} from './definitions';
+} from '../domain/workflow-messages';
 
 /** How often locks held by agents are checked against their agents' workflows. */
 const HOLDER_CHECK_MS = 10_000;

@@ -40,7 +40,7 @@ import {
   redeliverMessagesSignal,
   releaseHolderSignal,
   requestLocksSignal,
-} from './definitions';
+} from '../domain/workflow-messages';
 
 /**
  * Required when a MissionWorkflow runs, not imported: the SDK evaluates a bundled module again in every cached

@@ -9,7 +9,7 @@ import { randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { agentTokenKey, mintAgentToken } from '../../src/api/agent-token';
+import { agentTokenKey, mintAgentToken } from '../../src/auth/agent-token';
 import { ensureApiToken } from '../../src/api/auth';
 import type { Agent } from '../../src/domain/agent';
 import { ErrorBody } from '../../src/domain/api';

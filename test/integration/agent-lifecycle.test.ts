@@ -9,7 +9,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import type { Agent, SpawnRequestInput } from '../../src/domain/agent';
 import { liveGroupMembers, isProcessAlive } from '../../src/process/proc';
-import { progressSignal } from '../../src/workflows/definitions';
+import { progressSignal } from '../../src/domain/workflow-messages';
 import { api, Harness, readRecords, sleep, TEST_AGENT, waitFor } from '../support/harness';
 
 describe('AgentWorkflow with real processes', { timeout: 300_000 }, () => {

@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { CheckpointStore } from '../../src/activities/checkpoint-store';
+import { CheckpointStore } from '../../src/store/checkpoint-store';
 import { isProcessAlive } from '../../src/process/proc';
 import { after, before, describe, it } from 'node:test';
 import type { Agent } from '../../src/domain/agent';

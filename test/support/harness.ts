@@ -15,8 +15,8 @@ import { TERMINAL_STATUSES, type Agent } from '../../src/domain/agent';
 import { findTemporalCli } from '../../src/temporal/cli-binary';
 import { DevServer, freePort } from '../../src/temporal/dev-server';
 import { FleetWorker, type FleetWorkerOptions } from '../../src/temporal/worker';
-import { installRuntimeLogging } from '../../src/temporal/runtime';
-import { agentTokenKey } from '../../src/api/agent-token';
+import { installRuntimeLogging } from '../../src/temporal/sdk-logging';
+import { agentTokenKey } from '../../src/auth/agent-token';
 
 export const REPO = resolve(__dirname, '..', '..', '..');
 export const TEST_AGENT = join(REPO, 'test', 'agents', 'test-agent.js');

@@ -1,7 +1,7 @@
 /** The recorded CLI output in test/fixtures/runtimes/, and picking events of one kind out of a parse. */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { RuntimeEvent } from '../../src/runtimes/runtime-events';
+import type { RuntimeEvent } from '../../src/domain/runtime-events';
 import { REPO } from './harness';
 
 const FIXTURES = join(REPO, 'test', 'fixtures', 'runtimes');

@@ -5,8 +5,8 @@ import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { AgentLog, LineSplitter } from '../../src/activities/agent-log';
-import { buildAgentEnv, resolveExecutable, SpawnError } from '../../src/activities/agent-process';
+import { AgentLog, LineSplitter } from '../../src/logs/agent-log-writer';
+import { buildAgentEnv, resolveExecutable, SpawnError } from '../../src/process/agent-process';
 import { parseProgressLine } from '../../src/domain/progress-line';
 import { isProcessAlive, parseProcStat, PROCESS_TAG_VAR, stopGroup, taggedProcesses } from '../../src/process/proc';
 

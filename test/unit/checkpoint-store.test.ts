@@ -7,7 +7,7 @@ import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { CHECKPOINT_DB_FILE, CheckpointStore, CheckpointStoreError, checkpointDbPath, storeProblemInMessage, storeProblemOf } from '../../src/activities/checkpoint-store';
+import { CHECKPOINT_DB_FILE, CheckpointStore, CheckpointStoreError, checkpointDbPath, storeProblemInMessage, storeProblemOf } from '../../src/store/checkpoint-store';
 import { Checkpoint, CHECKPOINT_SCHEMA_VERSION, ListCheckpointsQuery, ListRecoveriesQuery, type CheckpointTrigger, type RecoveryEvent } from '../../src/domain/checkpoint';
 import { MissionRequest } from '../../src/domain/mission';
 
@@ -370,7 +370,7 @@ describe('checkpoint store: shared file', () => {
     s.save(c);
     const other = checkpoint({ missionId: c.missionId, createdAt: new Date(Date.parse(c.createdAt) + 1000).toISOString() });
     const script = `
-      const { CheckpointStore } = require(${JSON.stringify(require.resolve('../../src/activities/checkpoint-store'))});
+      const { CheckpointStore } = require(${JSON.stringify(require.resolve('../../src/store/checkpoint-store'))});
       const [path, id, body] = process.argv.slice(1);
       const s = CheckpointStore.open(path);
       const seen = s.get(id);

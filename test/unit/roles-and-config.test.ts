@@ -7,7 +7,7 @@ import { SpawnRequest } from '../../src/domain/agent';
 import { DEFAULT_FLEET_CONFIG, DEFAULT_INSTRUCTIONS, FleetConfig, resolveAgentRequest } from '../../src/domain/roles';
 import { ConfigError, loadFleetConfig, readFleetConfig } from '../../src/cli/fleet-config-file';
 import { composePrompt, judgeAttempt, RUNTIMES, type Invocation } from '../../src/runtimes/runtime-catalog';
-import { emptySummary } from '../../src/runtimes/runtime-events';
+import { emptySummary } from '../../src/domain/runtime-events';
 import { sessionToResume } from '../../src/activities/supervise-agent';
 import type { HeartbeatDetails } from '../../src/domain/agent-workflow';
 import type { SortieSnapshot } from '../../src/domain/checkpoint';

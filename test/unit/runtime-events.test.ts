@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { emptySummary, foldEvent, summariseOutput, type OutputParser, type RuntimeEvent } from '../../src/runtimes/runtime-events';
+import { emptySummary, foldEvent, summariseOutput, type OutputParser, type RuntimeEvent } from '../../src/domain/runtime-events';
 
 const fold = (events: RuntimeEvent[]) => events.reduce(foldEvent, emptySummary());
 

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { claudeCodeParser } from '../../src/runtimes/claude-code-parser';
 import { codexParser, unwrapShell } from '../../src/runtimes/codex-parser';
-import { summariseOutput, type OutputParser, type RuntimeEvent } from '../../src/runtimes/runtime-events';
+import { summariseOutput, type OutputParser, type RuntimeEvent } from '../../src/domain/runtime-events';
 import { fixture, activities, tools, errors, results, sessions } from '../support/runtime-fixtures';
 
 

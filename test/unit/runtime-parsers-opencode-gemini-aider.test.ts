@@ -4,7 +4,7 @@ import { describe, it } from 'node:test';
 import { aiderParser } from '../../src/runtimes/aider-parser';
 import { geminiParser } from '../../src/runtimes/gemini-parser';
 import { opencodeParser } from '../../src/runtimes/opencode-parser';
-import { summariseOutput, type OutputParser } from '../../src/runtimes/runtime-events';
+import { summariseOutput, type OutputParser } from '../../src/domain/runtime-events';
 import { fixture, activities, tools, errors, results } from '../support/runtime-fixtures';
 
 

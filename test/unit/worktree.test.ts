@@ -15,7 +15,7 @@ import {
   removeWorktree,
   WorktreeError,
   worktreeChanges,
-} from '../../src/activities/worktree';
+} from '../../src/worktrees/git-worktrees';
 
 const root = mkdtempSync(join(tmpdir(), 'wt-'));
 after(() => rmSync(root, { recursive: true, force: true }));

@@ -5,7 +5,7 @@
  */
 import { rmSync } from 'node:fs';
 import type { Command } from 'commander';
-import { inspectWorktreesDir, removeWorktree, type AgentWorktree } from '../../activities/worktree';
+import { inspectWorktreesDir, removeWorktree, type AgentWorktree } from '../../worktrees/git-worktrees';
 import { TERMINAL_STATUSES, type Agent, type AgentStatus } from '../../domain/agent';
 import { CliError } from '../api-client';
 import { client, enc, print, type GlobalOpts } from '../command-io';

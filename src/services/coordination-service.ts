@@ -6,8 +6,8 @@ import { WorkflowNotFoundError, WorkflowUpdateFailedError, type Client } from '@
 import { ApplicationFailure, type UpdateDefinition } from '@temporalio/common';
 import type { CoordinationState, Lock, LockRequest, Message, MessageRequest } from '../domain/coordination';
 import { readCoordination, startCoordination } from '../activities/mission-activities';
-import { ackMessageUpdate, acquireLockUpdate, releaseLockUpdate, sendMessageUpdate } from '../workflows/definitions';
-import { ApiError } from './errors';
+import { ackMessageUpdate, acquireLockUpdate, releaseLockUpdate, sendMessageUpdate } from '../domain/workflow-messages';
+import { ApiError } from '../api/errors';
 
 const STATUS_OF_FAILURE: Record<string, [number, string]> = {
   LockConflict: [409, 'conflict'],

@@ -5,7 +5,7 @@
  */
 import { closeSync, openSync, readSync, statSync } from 'node:fs';
 import type { Response } from 'express';
-import { agentLogPath } from '../activities/agent-log';
+import { agentLogPath } from './agent-log-writer';
 
 const CHUNK = 64 * 1024;
 

@@ -7,10 +7,10 @@
  */
 import type { FleetConfig } from '../domain/roles';
 import type { AgentRequest } from '../domain/roles';
-import { isCliRuntime, judgeAttempt, RUNTIMES, type CliRuntimeName, type Verdict } from '../runtimes/runtime-catalog';
-import type { OutputParser, RunSummary } from '../runtimes/runtime-events';
-import { writeAgentFile } from './agent-log';
-import { resolveExecutable, SpawnError } from './agent-process';
+import { isCliRuntime, judgeAttempt, RUNTIMES, type CliRuntimeName, type Verdict } from './runtime-catalog';
+import type { OutputParser, RunSummary } from '../domain/runtime-events';
+import { writeAgentFile } from '../logs/agent-log-writer';
+import { resolveExecutable, SpawnError } from '../process/agent-process';
 
 export interface Launch {
   command: string[];

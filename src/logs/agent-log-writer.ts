@@ -6,7 +6,7 @@
 import { StringDecoder } from 'node:string_decoder';
 import { createWriteStream, mkdirSync, openSync, renameSync, statSync, writeFileSync, type WriteStream } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { log } from '../logger';
+import { log } from './logger';
 
 export const DEFAULT_MAX_LOG_BYTES = 20 * 1024 * 1024;
 

@@ -1,6 +1,6 @@
 /** Routes the Temporal SDK's own logs into FleetTools' structured log (warnings and errors only by default). */
 import { DefaultLogger, Runtime, type LogLevel } from '@temporalio/worker';
-import { log } from '../logger';
+import { log } from '../logs/logger';
 
 let installed = false;
 

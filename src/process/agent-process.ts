@@ -10,11 +10,11 @@ import { delimiter, dirname, isAbsolute, join, resolve } from 'node:path';
 import type { Progress } from '../domain/agent';
 import type { ProcessIdentity } from '../domain/agent-workflow';
 import { parseProgressLine } from '../domain/progress-line';
-import { emptySummary, foldEvent, type OutputParser, type RunSummary } from '../runtimes/runtime-events';
-import { readProcStat, stopGroup, type StopGroupResult } from '../process/proc';
-import type { Reaper } from '../process/reaper';
-import type { ProcessTreeSampler } from '../process/tree-sampler';
-import { AgentLog, LineSplitter } from './agent-log';
+import { emptySummary, foldEvent, type OutputParser, type RunSummary } from '../domain/runtime-events';
+import { readProcStat, stopGroup, type StopGroupResult } from './proc';
+import type { Reaper } from './reaper';
+import type { ProcessTreeSampler } from './tree-sampler';
+import { AgentLog, LineSplitter } from '../logs/agent-log-writer';
 
 /** Variables of the worker's environment an agent inherits; everything else must be asked for. */
 export const INHERITED_ENV = ['PATH', 'HOME', 'USER', 'LOGNAME', 'SHELL', 'LANG', 'LANGUAGE', 'TERM', 'TZ', 'TMPDIR'];

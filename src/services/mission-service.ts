@@ -6,15 +6,15 @@ import { ApplicationFailure, defaultPayloadConverter } from '@temporalio/common'
 import { WorkflowNotFoundError, WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError, type Client, type WorkflowExecutionDescription, type WorkflowHandle } from '@temporalio/client';
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
-import type { CheckpointStore } from '../activities/checkpoint-store';
+import type { CheckpointStore } from '../store/checkpoint-store';
 import type { Checkpoint, CheckpointSummary } from '../domain/checkpoint';
 import { initialMissionState, Mission, MISSION_ENDED, MissionState, MissionStatus, missionProgress, MissionWorkflowInput, SortieSpec, type MissionRequest, type MissionSeed } from '../domain/mission';
 import { MissionIdKey } from '../domain/search-attributes';
 import { workflowUiUrl } from '../domain/ui-url';
-import { checkpointUpdate, getMissionStateQuery } from '../workflows/definitions';
+import { checkpointUpdate, getMissionStateQuery } from '../domain/workflow-messages';
 import { resolveSpawn, type AgentService } from './agent-service';
 import type { CoordinationService } from './coordination-service';
-import { ApiError, conflict, notFound } from './errors';
+import { ApiError, conflict, notFound } from '../api/errors';
 import { mapLimit } from './map-limit';
 
 const MissionMemo = z.object({ title: z.string(), sortieCount: z.number().int() });

@@ -13,8 +13,8 @@ import { Agent, AGENT_STATUSES, AgentStatus, AgentType, TERMINAL_STATUSES, type 
 import { AgentMemo, agentMemo, AgentState, type AgentWorkflowInput, type HeartbeatDetails } from '../domain/agent-workflow';
 import { AgentStatusKey, AgentTypeKey, agentSearchAttributes, MissionIdKey } from '../domain/search-attributes';
 import { workflowUiUrl } from '../domain/ui-url';
-import { agentHeartbeatSignal, getAgentStateQuery, progressSignal, terminateSignal } from '../workflows/definitions';
-import { ApiError, conflict, notFound } from './errors';
+import { agentHeartbeatSignal, getAgentStateQuery, progressSignal, terminateSignal } from '../domain/workflow-messages';
+import { ApiError, conflict, notFound } from '../api/errors';
 import { mapLimit } from './map-limit';
 import type { AgentHealth, AgentResources, SystemHealth } from '../domain/api';
 

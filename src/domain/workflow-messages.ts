@@ -1,10 +1,10 @@
 /** Signals, queries and updates of every workflow, defined once for the workflows, the activities and the API. */
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
-import type { CheckpointSummary, MissionSnapshot } from '../domain/checkpoint';
-import type { CoordinationState, Lock, LockRequest, LockWaiter, Message, MessageRequest } from '../domain/coordination';
-import type { MissionState } from '../domain/mission';
-import type { AgentState, AttemptEnded, AttemptStarted, TerminateRequest } from '../domain/agent-workflow';
-import type { ProgressReport } from '../domain/agent';
+import type { CheckpointSummary, MissionSnapshot } from './checkpoint';
+import type { CoordinationState, Lock, LockRequest, LockWaiter, Message, MessageRequest } from './coordination';
+import type { MissionState } from './mission';
+import type { AgentState, AttemptEnded, AttemptStarted, TerminateRequest } from './agent-workflow';
+import type { ProgressReport } from './agent';
 
 export const getAgentStateQuery = defineQuery<AgentState>('getAgentState');
 

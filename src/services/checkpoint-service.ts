@@ -7,13 +7,13 @@
 import type { Client } from '@temporalio/client';
 import { randomUUID } from 'node:crypto';
 import { statSync } from 'node:fs';
-import { CheckpointStoreError, storeProblemInMessage, type CheckpointStore, type CheckpointStoreProblem } from '../activities/checkpoint-store';
+import { CheckpointStoreError, storeProblemInMessage, type CheckpointStore, type CheckpointStoreProblem } from '../store/checkpoint-store';
 import { Checkpoint, type CheckpointSummary, type ListCheckpointsQuery, type ListRecoveriesQuery, type PruneRequest, type RecoveryEvent, type RecoveryPlan, type ResumeRequest, type ResumeResult } from '../domain/checkpoint';
 import { pathsOverlap, type Lock } from '../domain/coordination';
 import type { MissionSeed, SortieStatus } from '../domain/mission';
 import { MissionIdKey } from '../domain/search-attributes';
 import type { CoordinationService } from './coordination-service';
-import { ApiError, conflict, notFound } from './errors';
+import { ApiError, conflict, notFound } from '../api/errors';
 import { mapLimit } from './map-limit';
 import type { MissionService } from './mission-service';
 import type { AgentService } from './agent-service';
