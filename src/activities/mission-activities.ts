@@ -11,8 +11,8 @@ import type { CoordinationState } from '../domain/coordination';
 import { missionProgress } from '../domain/mission';
 import { missionRecoveryContext } from '../domain/recovery-context';
 import { tailAgentLog } from '../logs/agent-log-reader';
-import { getCoordinationStateQuery, getMissionSnapshotQuery } from '../domain/workflow-messages';
-import { CheckpointStoreError, type CheckpointStore } from '../store/checkpoint-store';
+import { getMissionSnapshotQuery } from '../domain/workflow-messages';
+import { CheckpointStoreError, storeFailureType, type CheckpointStore } from '../store/checkpoint-store';
 
 export interface MissionActivityDeps {
   client: Client;
@@ -22,18 +22,14 @@ export interface MissionActivityDeps {
   logsDir: string;
   /** Task queue the CoordinationWorkflow runs on when it has to be started. */
   coordinationQueue: string;
+  /** Reads the CoordinationWorkflow's locks and messages. */
+  readCoordination: (workflowId: string) => Promise<CoordinationState>;
+  /** Starts the CoordinationWorkflow unless it runs already. */
+  startCoordination: (workflowId: string, taskQueue: string) => Promise<void>;
 }
 
 const LAST_OUTPUT_LINES = 20;
 const QUERY_DEADLINE_MS = 5000;
-
-export async function startCoordination(client: Client, workflowId: string, taskQueue: string): Promise<void> {
-  await client.workflow.start('CoordinationWorkflow', { workflowId, taskQueue, args: [{}], workflowIdConflictPolicy: 'USE_EXISTING' });
-}
-
-export async function readCoordination(client: Client, workflowId: string): Promise<CoordinationState> {
-  return client.withDeadline(Date.now() + QUERY_DEADLINE_MS, () => client.workflow.getHandle(workflowId).query(getCoordinationStateQuery));
-}
 
 export function createMissionActivities(deps: MissionActivityDeps) {
   /**
@@ -59,7 +55,7 @@ export function createMissionActivities(deps: MissionActivityDeps) {
       return await completeIn(draft, coordinationId);
     } catch (err) {
       // A full, read-only or corrupt store does not mend in the seconds between attempts: fail now, with the store's words.
-      if (err instanceof CheckpointStoreError && ['full', 'readOnly', 'corrupt'].includes(err.problem)) throw ApplicationFailure.nonRetryable(err.message, `CheckpointStore.${err.problem}`);
+      if (err instanceof CheckpointStoreError && ['full', 'readOnly', 'corrupt'].includes(err.problem)) throw ApplicationFailure.nonRetryable(err.message, storeFailureType(err.problem as 'full' | 'readOnly' | 'corrupt'));
       throw err;
     }
   }
@@ -68,7 +64,7 @@ export function createMissionActivities(deps: MissionActivityDeps) {
     const existing = deps.store.get(draft.id);
     if (existing) return deps.store.save(existing); // a retried attempt: saving again is a no-op
     const agentIds = new Set(draft.sorties.flatMap((s) => (s.agentId ? [s.agentId] : [])));
-    const coordinationRead = readCoordination(deps.client, coordinationId).catch((err: Error) => {
+    const coordinationRead = deps.readCoordination(coordinationId).catch((err: Error) => {
       throw ApplicationFailure.retryable(`cannot read locks and messages from ${coordinationId}: ${err.message}`, 'CoordinationUnavailable');
     });
     coordinationRead.catch(() => undefined); // awaited below; not an unhandled rejection meanwhile
@@ -119,7 +115,7 @@ export function createMissionActivities(deps: MissionActivityDeps) {
   }
 
   async function ensureCoordination(workflowId: string, taskQueue: string): Promise<void> {
-    await startCoordination(deps.client, workflowId, taskQueue || deps.coordinationQueue);
+    await deps.startCoordination(workflowId, taskQueue || deps.coordinationQueue);
   }
 
   return { recordCheckpoint, recordAutoCheckpoint, endedAgents, ensureCoordination };

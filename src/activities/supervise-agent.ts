@@ -21,7 +21,7 @@ import type { ProcessTreeSampler } from '../process/tree-sampler';
 import { attemptEndedSignal, attemptStartedSignal, getAgentStateQuery } from '../domain/workflow-messages';
 import { agentLogPath, writeRecoveryContext } from '../logs/agent-log-writer';
 import { AgentProcess, buildAgentEnv, SpawnError } from '../process/agent-process';
-import { launchOf, type Launch } from '../runtimes/runtime-launch';
+import { launchOf, type Launch } from '../process/runtime-launch';
 import { ensureWorktree, WorktreeError } from '../worktrees/git-worktrees';
 import { log } from '../logs/logger';
 import { mintAgentToken } from '../auth/agent-token';

@@ -2,9 +2,11 @@
 import { z } from 'zod';
 import { Agent, AgentId, IdempotencyKey, ProgressReport, QueueName, SpawnRequest, TERMINAL_STATUSES } from '../domain/agent';
 import { Accepted, AgentHealth, AgentList, AgentLogEvent, AgentLogTail, AgentResources, ErrorBody, SystemHealth } from '../domain/api';
-import { AgentService, ListAgentsQuery } from '../services/agent-service';
-import { followAgentLog, tailAgentLog } from '../logs/agent-log-reader';
-import { ApiError } from './errors';
+import { AgentService } from '../services/agent-service';
+import { ListAgentsQuery } from '../domain/api';
+import { tailAgentLog } from '../logs/agent-log-reader';
+import { followAgentLog } from './log-stream';
+import { InvalidRequestError, NotFoundError } from '../services/errors';
 import type { RouteRegistry } from './route-registry';
 
 const IdParams = z.object({ id: AgentId }).strict();
@@ -57,7 +59,7 @@ export function registerAgentRoutes(routes: RouteRegistry, agents: AgentService,
       let key: string | undefined;
       if (header !== undefined) {
         const parsed = IdempotencyKey.safeParse(header);
-        if (!parsed.success) throw new ApiError(400, 'invalid_request', `invalid header Idempotency-Key: ${parsed.error.issues[0]!.message}`, { fields: [{ field: 'headers.idempotency-key', message: parsed.error.issues[0]!.message }] });
+        if (!parsed.success) throw new InvalidRequestError(`invalid header Idempotency-Key: ${parsed.error.issues[0]!.message}`, { fields: [{ field: 'headers.idempotency-key', message: parsed.error.issues[0]!.message }] });
         key = parsed.data;
       }
       const { agent, replayed } = await agents.spawn(body, key);
@@ -123,13 +125,13 @@ export function registerAgentRoutes(routes: RouteRegistry, agents: AgentService,
       responses: { 200: { description: 'log lines (JSON), or a text/event-stream when following', schema: AgentLogTail, stream: AgentLogEvent }, ...E400, ...E404 },
     },
     async ({ params, query, res }) => {
-      if (!logsDir) throw new ApiError(404, 'not_found', 'this API server has no logs: agent logs stay on the worker host; run `fleet api` with the data dir the workers use');
+      if (!logsDir) throw new NotFoundError('this API server has no logs: agent logs stay on the worker host; run `fleet api` with the data dir the workers use');
       const agent = await agents.get(params.id);
       const attempt = query.attempt ?? Math.max(1, agent.attempt);
-      if (query.attempt && query.attempt > Math.max(1, agent.attempt)) throw new ApiError(404, 'not_found', `agent ${params.id} has no attempt ${query.attempt} yet (latest ${agent.attempt})`);
+      if (query.attempt && query.attempt > Math.max(1, agent.attempt)) throw new NotFoundError(`agent ${params.id} has no attempt ${query.attempt} yet (latest ${agent.attempt})`);
       const tail = tailAgentLog(logsDir, params.id, attempt, query.tail);
       if (!query.follow) {
-        if (!tail.exists && agent.attempt > 0) throw new ApiError(404, 'not_found', `no log for attempt ${attempt} of agent ${params.id} on this host (logs stay on the host of the worker that ran it${agent.host ? `: ${agent.host}` : ''})`);
+        if (!tail.exists && agent.attempt > 0) throw new NotFoundError(`no log for attempt ${attempt} of agent ${params.id} on this host (logs stay on the host of the worker that ran it${agent.host ? `: ${agent.host}` : ''})`);
         return [200, { agentId: params.id, attempt, lines: tail.lines }];
       }
       await followAgentLog(res, {

@@ -6,12 +6,12 @@ import { Holder, Lock, LockConflictDetails, LockRequest, Message, MessageRequest
 import type { AgentService } from '../services/agent-service';
 import type { Caller } from './auth';
 import type { CoordinationService } from '../services/coordination-service';
-import { ApiError } from './errors';
+import { ForbiddenError } from '../services/errors';
+import { idSchema } from '../domain/id-schema';
 import type { RouteRegistry } from './route-registry';
 
-const uuidId = (prefix: string) => z.string().regex(new RegExp(`^${prefix}_[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`), `must look like ${prefix}_<uuid>`);
-const LockParams = z.object({ id: uuidId('lck') }).strict();
-const MessageParams = z.object({ id: uuidId('msg') }).strict();
+const LockParams = z.object({ id: idSchema('lock') }).strict();
+const MessageParams = z.object({ id: idSchema('message') }).strict();
 const AgentParams = z.object({ id: AgentId }).strict();
 const ListLocksQuery = z.object({ holder: Holder.optional(), missionId: z.string().max(200).optional() }).strict();
 const EmptyBody = z.object({}).strict();
@@ -23,7 +23,7 @@ const E403 = { 403: err("an agent token acting for another agent") };
 /** An agent's own token may only act as that agent. */
 function actingAs(caller: Caller, claimed: string, field: string): void {
   if (caller.kind === 'agent' && caller.agentId !== claimed) {
-    throw new ApiError(403, 'forbidden', `this agent token belongs to ${caller.agentId}; ${field} must be ${caller.agentId}, not ${claimed}`);
+    throw new ForbiddenError(`this agent token belongs to ${caller.agentId}; ${field} must be ${caller.agentId}, not ${claimed}`);
   }
 }
 const byOf = (caller: Caller) => (caller.kind === 'agent' ? caller.agentId : null);
@@ -40,7 +40,7 @@ export function registerCoordinationRoutes(routes: RouteRegistry, coordination: 
     },
     async ({ body, caller }) => {
       actingAs(caller, body.holder, 'holder');
-      if (caller.kind === 'agent' && body.force) throw new ApiError(403, 'forbidden', 'only the admin token can take a lock over (force)');
+      if (caller.kind === 'agent' && body.force) throw new ForbiddenError('only the admin token can take a lock over (force)');
       return [201, await coordination.acquire(body)];
     },
   );

@@ -1,31 +1,38 @@
-/** One error shape for every route: `{error: {code, message, details?}}`. */
+/** One error shape for every route: `{error: {code, message, details?}}`, with the status each error class stands for. */
 import type { ErrorRequestHandler } from 'express';
-import { z } from 'zod';
 import { log } from '../logs/logger';
+import { ConflictError, FleetError, ForbiddenError, InvalidRequestError, NotFoundError, UnauthorizedError, UnavailableError } from '../services/errors';
 
+/** An error only HTTP has (a method a route does not take, a body that is not JSON), with its status. */
 export class ApiError extends Error {
   constructor(
     readonly status: number,
     readonly code: string,
     message: string,
-    readonly details?: unknown,
   ) {
     super(message);
   }
 }
 
-export const notFound = (what: string) => new ApiError(404, 'not_found', `${what} does not exist`);
-export const conflict = (message: string, details?: unknown) => new ApiError(409, 'conflict', message, details);
-
-/** zod issues -> 400 naming each bad field. */
-export function invalid(where: 'body' | 'query' | 'params', error: z.ZodError): ApiError {
-  const fields = error.issues.map((i) => ({ field: [where, ...i.path].join('.'), message: i.message }));
-  return new ApiError(400, 'invalid_request', `invalid ${where}: ${fields.map((f) => `${f.field}: ${f.message}`).join('; ')}`, { fields });
+/** The HTTP status of each service error class. */
+export function statusOf(err: FleetError): number {
+  if (err instanceof InvalidRequestError) return 400;
+  if (err instanceof UnauthorizedError) return 401;
+  if (err instanceof ForbiddenError) return 403;
+  if (err instanceof NotFoundError) return 404;
+  if (err instanceof ConflictError) return 409;
+  // 507 Insufficient Storage: only writes get it, and they work again once there is space.
+  if (err instanceof UnavailableError) return err.insufficientStorage ? 507 : 503;
+  return 500;
 }
 
 export const errorHandler: ErrorRequestHandler = (err, req, res, _next) => {
+  if (err instanceof FleetError) {
+    res.status(statusOf(err)).json({ error: { code: err.code, message: err.message, ...(err.details !== undefined ? { details: err.details } : {}) } });
+    return;
+  }
   if (err instanceof ApiError) {
-    res.status(err.status).json({ error: { code: err.code, message: err.message, ...(err.details !== undefined ? { details: err.details } : {}) } });
+    res.status(err.status).json({ error: { code: err.code, message: err.message } });
     return;
   }
   // body-parser errors carry an HTTP status (400 bad JSON, 413 too large, 415 wrong charset).

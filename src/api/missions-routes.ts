@@ -4,7 +4,8 @@ import { Checkpoint, CheckpointId, CheckpointRequest, CheckpointSummary, ListChe
 import { CheckpointList, Deleted, ErrorBody, MissionList, Pruned, RecoveryList } from '../domain/api';
 import { Mission, MissionId, MissionRequest } from '../domain/mission';
 import type { CheckpointService } from '../services/checkpoint-service';
-import { ListMissionsQuery, type MissionService } from '../services/mission-service';
+import type { MissionService } from '../services/mission-service';
+import { ListMissionsQuery } from '../domain/api';
 import type { RouteRegistry } from './route-registry';
 
 /** A checkpoint of a 1,000-sortie mission with long recovery contexts is a few MB: more than other bodies. */

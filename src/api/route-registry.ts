@@ -5,7 +5,8 @@
  */
 import { Router, type Request, type Response } from 'express';
 import { z } from 'zod';
-import { ApiError, invalid } from './errors';
+import { ApiError } from './errors';
+import { ForbiddenError, invalid } from '../services/errors';
 import type { Authenticator, Caller } from './auth';
 
 export type Method = 'get' | 'post' | 'delete';
@@ -56,7 +57,7 @@ export class RouteRegistry {
         const caller = this.auth.authenticate(req, spec.access);
         const params = spec.params ? check(spec.params, req.params, 'params') : undefined;
         if (spec.access === 'admin-or-own-agent' && caller.kind === 'agent' && (params as { id?: string } | undefined)?.id !== caller.agentId) {
-          throw new ApiError(403, 'forbidden', `this agent token belongs to ${caller.agentId} and cannot act on another agent`);
+          throw new ForbiddenError(`this agent token belongs to ${caller.agentId} and cannot act on another agent`);
         }
         const query = spec.query ? check(spec.query, req.query, 'query') : undefined;
         let body: unknown;

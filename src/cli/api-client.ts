@@ -1,7 +1,7 @@
 /** The CLI's HTTP client for the REST API: base URL and token from flags, environment, or `fleet up`'s data dir. */
 import { readFileSync } from 'node:fs';
 import { DEFAULT_API_HOST, DEFAULT_API_PORT } from '../api/server';
-import { readApiToken } from '../api/auth';
+import { readApiToken } from '../auth/api-token';
 import * as settings from './settings';
 
 export interface ApiClientOptions {

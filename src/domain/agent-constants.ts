@@ -8,12 +8,13 @@
  * test/unit/workflow-bundle.test.ts). The schema modules re-export these values.
  */
 import type { AgentStatus } from './agent';
+import { idPattern } from './ids';
 import type { AgentState } from './agent-workflow';
 
 export const TERMINAL_STATUSES: readonly AgentStatus[] = ['succeeded', 'failed', 'terminated'];
 
 /** `agt_` followed by a UUID: safe as a workflow id and as a directory name. */
-export const AGENT_ID_PATTERN = /^agt_[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+export const AGENT_ID_PATTERN = idPattern('agent');
 
 /** Error types the process activity throws; the workflow and API key off them. */
 export const AgentFailureType = {

@@ -4,12 +4,11 @@
  */
 import { z } from 'zod';
 import { RunSummary } from './runtime-events';
-import { AGENT_ID_PATTERN } from './agent-constants';
+import { idSchema } from './id-schema';
+import { MISSION_REF_PATTERN } from './ids';
 
 export { AGENT_ID_PATTERN, TERMINAL_STATUSES } from './agent-constants';
 
-/** Here rather than in checkpoint.ts, which imports this module: a spawn request may name a checkpoint. */
-export const CHECKPOINT_ID_PATTERN = /^chk_[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 export const AGENT_TYPES = ['frontend', 'backend', 'testing', 'documentation', 'security', 'performance'] as const;
 export const AgentType = z.enum(AGENT_TYPES);
@@ -28,7 +27,7 @@ export type AgentStatus = z.infer<typeof AgentStatus>;
 export const HealthState = z.enum(['healthy', 'stale', 'unhealthy', 'stopped']);
 export type HealthState = z.infer<typeof HealthState>;
 
-export const AgentId = z.string().regex(AGENT_ID_PATTERN, 'must look like agt_<uuid>');
+export const AgentId = idSchema('agent');
 
 /** The `Idempotency-Key` header of a spawn: a client's own name for one spawn, so that a replayed request starts nothing new. */
 export const IdempotencyKey = z.string().regex(/^[\x21-\x7e]{1,255}$/, 'must be 1 to 255 visible ASCII characters (no spaces)');
@@ -85,7 +84,7 @@ export const SpawnRequest = z
       .pipe(z.string().min(1).max(4096).regex(/^\//, 'must be an absolute path (the worker resolves nothing against its own directory)'))
       .optional(),
     env: z.record(EnvName, NoNul('env values').pipe(z.string().max(100_000))).optional(),
-    missionId: z.string().min(1).max(200).regex(/^[\w.:-]+$/).optional(),
+    missionId: z.string().min(1).max(200).regex(MISSION_REF_PATTERN).optional(),
     queue: QueueName.optional(),
     retry: RetryPolicyInput.optional(),
     /** Exit codes that mean "do not retry": the attempt fails the agent at once. */
@@ -110,7 +109,7 @@ export const SpawnRequest = z
      * checkpoint store (after `recoveryContext`, if both are given). A resumed mission passes this
      * reference, not the text, so that its history stays small.
      */
-    recoverFrom: z.object({ checkpointId: z.string().regex(CHECKPOINT_ID_PATTERN, 'must look like chk_<uuid>'), sortieId: z.string().min(1).max(100) }).strict().optional(),
+    recoverFrom: z.object({ checkpointId: idSchema('checkpoint'), sortieId: z.string().min(1).max(100) }).strict().optional(),
   })
   .strict();
 export type SpawnRequestInput = z.input<typeof SpawnRequest>;

@@ -1,9 +1,10 @@
 /** Shapes of REST responses (and of the error body), shared by the API, its OpenAPI document and the CLI. */
 import { z } from 'zod';
-import { Agent, AgentId, AgentStatus, HealthState, ResourceSample } from './agent';
+import { Agent, AgentId, AgentStatus, AgentType, HealthState, ResourceSample } from './agent';
+import { MISSION_REF_PATTERN } from './ids';
 import { CheckpointSummary, RecoveryEvent } from './checkpoint';
 import { Lock, LockWaiter, Message } from './coordination';
-import { Mission } from './mission';
+import { Mission, MissionStatus } from './mission';
 
 export const ErrorBody = z.object({
   error: z.object({
@@ -72,3 +73,21 @@ export const CheckpointList = z.object({ checkpoints: z.array(CheckpointSummary)
 export const Deleted = z.object({ deleted: z.string() });
 export const Pruned = z.object({ deleted: z.array(z.string()) });
 export const RecoveryList = z.object({ recoveries: z.array(RecoveryEvent) });
+
+/** GET /agents */
+export const ListAgentsQuery = z
+  .object({
+    type: AgentType.optional(),
+    status: AgentStatus.optional(),
+    missionId: z.string().regex(MISSION_REF_PATTERN).max(200).optional(),
+    limit: z.coerce.number().int().min(1).max(1000).default(100),
+    cursor: z.string().max(4096).optional(),
+  })
+  .strict();
+export type ListAgentsQuery = z.infer<typeof ListAgentsQuery>;
+
+/** GET /missions */
+export const ListMissionsQuery = z
+  .object({ status: MissionStatus.optional(), limit: z.coerce.number().int().min(1).max(200).default(50) })
+  .strict();
+export type ListMissionsQuery = z.infer<typeof ListMissionsQuery>;

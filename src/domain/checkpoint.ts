@@ -3,7 +3,8 @@
  * checkpoint store), recovery plans and recovery events. Pure zod.
  */
 import { z } from 'zod';
-import { AgentId, AgentType, CHECKPOINT_ID_PATTERN, Progress, WorktreeInfo } from './agent';
+import { AgentId, AgentType, Progress, WorktreeInfo } from './agent';
+import { idSchema } from './id-schema';
 import { Lock, Message } from './coordination';
 import { MissionId, MissionRequest, missionProgress, MissionStatus, SortieId, SortieStatus, type MissionState } from './mission';
 
@@ -12,7 +13,7 @@ export const CHECKPOINT_SCHEMA_VERSION = 1;
 export const CheckpointTrigger = z.enum(['manual', 'auto', 'error', 'completion']);
 export type CheckpointTrigger = z.infer<typeof CheckpointTrigger>;
 
-export const CheckpointId = z.string().regex(CHECKPOINT_ID_PATTERN, 'must look like chk_<uuid>');
+export const CheckpointId = idSchema('checkpoint');
 
 export const SortieSnapshot = z.object({
   id: SortieId,

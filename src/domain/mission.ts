@@ -3,13 +3,13 @@
  * Pure zod and pure functions (no Node imports): the MissionWorkflow uses them too.
  */
 import { z } from 'zod';
-import { AgentId, CHECKPOINT_ID_PATTERN, Progress, QueueName, RetryPolicyInput, SpawnRequest } from './agent';
+import { idSchema } from './id-schema';
+import { AgentId, Progress, QueueName, RetryPolicyInput, SpawnRequest } from './agent';
 
-const CheckpointIdRef = z.string().regex(CHECKPOINT_ID_PATTERN);
+const CheckpointIdRef = idSchema('checkpoint');
 import { LockPath, normaliseLockPath } from './coordination';
 
-export const MISSION_ID_PATTERN = /^msn_[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-export const MissionId = z.string().regex(MISSION_ID_PATTERN, 'must look like msn_<uuid>');
+export const MissionId = idSchema('mission');
 
 export const SortieId = z
   .string()

@@ -1,15 +1,13 @@
 /**
- * Reading agents' log files for the API: the last N lines of an attempt, and following it as
- * server-sent events. Paths are built from a validated agent id and an attempt number only;
- * nothing from the request is used as a path.
+ * Reading agents' log files: the last N lines of an attempt, and byte ranges for a follower (api/log-stream.ts).
+ * Paths are built from a validated agent id and an attempt number only; nothing from a request is used as a path.
  */
 import { closeSync, openSync, readSync, statSync } from 'node:fs';
-import type { Response } from 'express';
 import { agentLogPath } from './agent-log-writer';
 
 const CHUNK = 64 * 1024;
 
-function size(path: string): number | undefined {
+export function fileSize(path: string): number | undefined {
   try {
     return statSync(path).size;
   } catch {
@@ -17,7 +15,7 @@ function size(path: string): number | undefined {
   }
 }
 
-function readRange(path: string, start: number, end: number): Buffer {
+export function readRange(path: string, start: number, end: number): Buffer {
   const fd = openSync(path, 'r');
   try {
     const buf = Buffer.alloc(end - start);
@@ -35,7 +33,7 @@ function readRange(path: string, start: number, end: number): Buffer {
 
 /** Last `n` lines of one file, reading backwards in chunks (never the whole file). */
 function tailFile(path: string, n: number): string[] {
-  const total = size(path);
+  const total = fileSize(path);
   if (!total) return [];
   let start = total;
   let text = '';
@@ -59,78 +57,8 @@ export interface LogTail {
 export function tailAgentLog(logsDir: string, agentId: string, attempt: number, n: number): LogTail {
   const path = agentLogPath(logsDir, agentId, attempt);
   const rotated = `${path}.1`;
-  if (size(path) === undefined && size(rotated) === undefined) return { exists: false, lines: [] };
+  if (fileSize(path) === undefined && fileSize(rotated) === undefined) return { exists: false, lines: [] };
   let lines = tailFile(path, n);
   if (lines.length < n) lines = [...tailFile(rotated, n - lines.length), ...lines];
   return { exists: true, lines };
-}
-
-export interface FollowOptions {
-  logsDir: string;
-  agentId: string;
-  attempt: number;
-  tail: number;
-  /** Latest attempt and whether the agent has ended; polled about once a second. */
-  status: () => Promise<{ attempt: number; ended: boolean }>;
-  /** Follow newer attempts as they start (when the caller did not pin one). */
-  followAttempts: boolean;
-  pollMs?: number;
-}
-
-/**
- * Streams a log as server-sent events: `data:` per line, `event: attempt` when a new attempt's log
- * starts, `event: end` when the agent has ended and everything is sent. Stops when the client goes.
- */
-export async function followAgentLog(res: Response, opts: FollowOptions): Promise<void> {
-  res.status(200).set({ 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive' });
-  res.flushHeaders();
-  let closed = false;
-  res.on('close', () => (closed = true));
-  // SSE ends a line at \r\n, \r or \n: a log line holding a bare \r (a CLI's progress bar) would
-  // otherwise end its data line early, and what follows the \r be read as a field, even `event: end`.
-  const send = (event: string | null, data: string) => {
-    res.write(`${event ? `event: ${event}\n` : ''}${data.split(/\r\n|\r|\n/).map((l) => `data: ${l}`).join('\n')}\n\n`);
-  };
-  let attempt = opts.attempt;
-  let path = agentLogPath(opts.logsDir, opts.agentId, attempt);
-  for (const line of tailAgentLog(opts.logsDir, opts.agentId, attempt, opts.tail).lines) send(null, line);
-  let offset = size(path) ?? 0;
-  let partial = '';
-  let lastCheck = 0;
-  let ended = false;
-  const pollMs = opts.pollMs ?? 250;
-  while (!closed) {
-    const now = size(path);
-    if (now !== undefined && now < offset) offset = 0; // rotated: start the new file from its beginning
-    if (now !== undefined && now > offset) {
-      const text = partial + readRange(path, offset, now).toString('utf8');
-      offset = now;
-      const lines = text.split('\n');
-      partial = lines.pop() ?? '';
-      for (const l of lines) send(null, l);
-      continue;
-    }
-    if (ended) break;
-    if (Date.now() - lastCheck >= 1000) {
-      lastCheck = Date.now();
-      const s = await opts.status().catch(() => ({ attempt, ended: false }));
-      if (opts.followAttempts && s.attempt > attempt) {
-        if (partial) send(null, partial);
-        partial = '';
-        attempt = s.attempt;
-        path = agentLogPath(opts.logsDir, opts.agentId, attempt);
-        offset = 0;
-        send('attempt', String(attempt));
-        continue;
-      }
-      // One more read after the end is seen, so the last lines are not lost.
-      if (s.ended) ended = true;
-    }
-    await new Promise((r) => setTimeout(r, pollMs));
-  }
-  if (!closed) {
-    if (partial) send(null, partial);
-    send('end', JSON.stringify({ attempt }));
-    res.end();
-  }
 }

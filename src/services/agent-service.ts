@@ -1,33 +1,22 @@
 /**
- * Agents as the API sees them: started as AgentWorkflows, read back by merging the workflow's
- * queried state with describe() (the pending activity's attempt, last heartbeat and its details),
- * listed through Temporal visibility.
+ * Agents as the API sees them: started as AgentWorkflows, read back through AgentReader, listed through Temporal
+ * visibility, signalled (terminate, heartbeat, progress).
  */
 import { Client, WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, type WorkflowHandle } from '@temporalio/client';
-import { defaultPayloadConverter } from '@temporalio/common';
 import type { temporal } from '@temporalio/proto';
 import { createHash, createHmac, randomUUID, timingSafeEqual } from 'node:crypto';
-import { z } from 'zod';
 import { AgentRequest, DEFAULT_FLEET_CONFIG, type FleetConfig, resolveAgentRequest } from '../domain/roles';
-import { Agent, AGENT_STATUSES, AgentStatus, AgentType, TERMINAL_STATUSES, type SpawnRequest, type HealthState, type Progress } from '../domain/agent';
-import { AgentMemo, agentMemo, AgentState, type AgentWorkflowInput, type HeartbeatDetails } from '../domain/agent-workflow';
+import { Agent, AGENT_STATUSES, AgentStatus, TERMINAL_STATUSES, type SpawnRequest } from '../domain/agent';
+import { AgentMemo, agentMemo, type AgentWorkflowInput } from '../domain/agent-workflow';
 import { AgentStatusKey, AgentTypeKey, agentSearchAttributes, MissionIdKey } from '../domain/search-attributes';
-import { workflowUiUrl } from '../domain/ui-url';
-import { agentHeartbeatSignal, getAgentStateQuery, progressSignal, terminateSignal } from '../domain/workflow-messages';
-import { ApiError, conflict, notFound } from '../api/errors';
+import { agentHeartbeatSignal, progressSignal, terminateSignal } from '../domain/workflow-messages';
+import { conflict, InvalidRequestError, notFound } from './errors';
+import { makeId } from '../domain/ids';
+import type { ListAgentsQuery } from '../domain/api';
 import { mapLimit } from './map-limit';
+import { AgentReader, closedStatus, tsToIso } from './agent-reader';
 import type { AgentHealth, AgentResources, SystemHealth } from '../domain/api';
 
-export const ListAgentsQuery = z
-  .object({
-    type: AgentType.optional(),
-    status: AgentStatus.optional(),
-    missionId: z.string().regex(/^[\w.:-]+$/).max(200).optional(),
-    limit: z.coerce.number().int().min(1).max(1000).default(100),
-    cursor: z.string().max(4096).optional(),
-  })
-  .strict();
-export type ListAgentsQuery = z.infer<typeof ListAgentsQuery>;
 
 export interface AgentServiceOptions {
   client: Client;
@@ -67,23 +56,35 @@ export function resolveSpawn(req: SpawnRequest, config: FleetConfig, field: stri
   if (!problem.success) {
     const issue = problem.error.issues[0]!;
     const at = [field, ...issue.path].join('.');
-    throw new ApiError(400, 'invalid_request', `${at}: ${issue.message}`, { fields: problem.error.issues.map((i) => ({ field: [field, ...i.path].join('.'), message: i.message })) });
+    throw new InvalidRequestError(`${at}: ${issue.message}`, { fields: problem.error.issues.map((i) => ({ field: [field, ...i.path].join('.'), message: i.message })) });
   }
   if (resolved.worktree && !resolved.cwd) {
-    throw new ApiError(400, 'invalid_request', `${field}.worktree: needs a cwd inside a git repository (the repository the agent's worktree branches from)`, { fields: [{ field: `${field}.cwd`, message: 'required with worktree' }] });
+    throw new InvalidRequestError(`${field}.worktree: needs a cwd inside a git repository (the repository the agent's worktree branches from)`, { fields: [{ field: `${field}.cwd`, message: 'required with worktree' }] });
   }
   return problem.data;
 }
 
 const badCursor = (why: string) =>
-  new ApiError(400, 'invalid_request', `invalid query: query.cursor: ${why}`, { fields: [{ field: 'query.cursor', message: why }] });
+  new InvalidRequestError(`invalid query: query.cursor: ${why}`, { fields: [{ field: 'query.cursor', message: why }] });
 
-const PENDING_ACTIVITY_STARTED = 2;
 const START_DEADLINE_MS = 5000;
 const QUERY_DEADLINE_MS = 3000;
 
 export class AgentService {
-  constructor(private readonly opts: AgentServiceOptions) {}
+  /** Reading agents back (also what a worker's checkpoints read). */
+  readonly reader: AgentReader;
+
+  constructor(private readonly opts: AgentServiceOptions) {
+    this.reader = new AgentReader(opts);
+  }
+
+  get(id: string): Promise<Agent> {
+    return this.reader.get(id);
+  }
+
+  inspect(id: string): ReturnType<AgentReader['inspect']> {
+    return this.reader.inspect(id);
+  }
 
   /** The roles agents and sorties are resolved with. */
   get config(): FleetConfig {
@@ -102,7 +103,7 @@ export class AgentService {
    */
   async spawn(body: SpawnRequest, idempotencyKey?: string): Promise<{ agent: Agent; replayed: boolean }> {
     const request = resolveSpawn(body, this.config, 'body');
-    const agentId = idempotencyKey === undefined ? `agt_${randomUUID()}` : idempotentAgentId(idempotencyKey);
+    const agentId = idempotencyKey === undefined ? makeId('agent', randomUUID()) : idempotentAgentId(idempotencyKey);
     const queue = body.queue ?? this.opts.defaultQueue;
     const input: AgentWorkflowInput = { agentId, request, queue, apiUrl: this.opts.apiUrl };
     const digest = idempotencyKey === undefined ? null : createHash('sha256').update(JSON.stringify({ body, queue })).digest('base64url');
@@ -132,65 +133,9 @@ export class AgentService {
       }
       return { agent: existing.agent, replayed: true };
     }
-    return { agent: this.view(agentId, memo, { status: 'pending', createdAt: new Date().toISOString() }), replayed: false };
+    return { agent: this.reader.view(agentId, memo, { status: 'pending', createdAt: new Date().toISOString() }), replayed: false };
   }
 
-  async get(id: string): Promise<Agent> {
-    return (await this.inspect(id)).agent;
-  }
-
-  /** The agent, plus what only describe() shows: the running attempt's heartbeat details. */
-  async inspect(id: string): Promise<{ agent: Agent; heartbeat: HeartbeatDetails | undefined; state: AgentState | undefined; heartbeatTimeoutMs: number }> {
-    const h = this.handle(id);
-    // describe() first, then only the read its answer calls for: a query started "just in case" and left unawaited
-    // outlives the request (and, retried by the client after its connection closes, throws from a timer).
-    const query = () => this.opts.client.withDeadline(Date.now() + QUERY_DEADLINE_MS, () => h.query(getAgentStateQuery)).catch(() => undefined);
-    let desc: Awaited<ReturnType<WorkflowHandle['describe']>>;
-    try {
-      desc = await h.describe();
-    } catch (err) {
-      if (err instanceof WorkflowNotFoundError) throw notFound(`agent ${id}`);
-      throw err;
-    }
-    const memo = AgentMemo.safeParse(desc.memo);
-    if (desc.type !== 'AgentWorkflow' || !memo.success) throw notFound(`agent ${id}`);
-    // An ended agent's final state is its workflow's result, in history: read it there, not by a query that a worker
-    // must answer by replaying the history (slow under load, and impossible with no worker up, which left an ended
-    // agent showing attempt 0). Until a worker has run the first workflow task there is no state to query, and the
-    // query would wait for a worker: not worth waiting for.
-    const final = desc.status.name === 'COMPLETED' ? await h.result().then((r) => AgentState.safeParse(r).data, () => undefined) : undefined;
-    const state: AgentState | undefined = final ?? (desc.historyLength > 3 ? await query() : undefined);
-    const pending = desc.raw.pendingActivities?.[0];
-    const hb = decodeHeartbeat(pending?.heartbeatDetails?.payloads);
-    const closed = desc.status.name !== 'RUNNING';
-    let status: AgentStatus = state?.status ?? (closed ? closedStatus(desc.status.name) : 'pending');
-    if (!closed && pending) {
-      // describe() knows what the (maybe unanswered) query cannot: is an attempt running, or waiting after a failure?
-      if (pending.state === PENDING_ACTIVITY_STARTED) {
-        if (status === 'pending') status = 'running';
-      } else if ((pending.attempt ?? 1) > 1 || pending.lastFailure) {
-        status = 'retrying';
-      }
-    }
-    const hbAt = pending?.lastHeartbeatTime ? tsToIso(pending.lastHeartbeatTime) : null;
-    const agent = this.view(id, memo.data, {
-      ...state,
-      status,
-      attempt: Math.max(state?.attempt ?? 0, hb?.attempt ?? 0),
-      pid: status === 'running' ? (hb?.pid ?? state?.pid ?? null) : null,
-      host: hb?.host ?? state?.host ?? null,
-      progress: newest(state?.progress ?? null, hb?.progress ?? null),
-      resources: status === 'running' ? (hb?.resources ?? null) : null,
-      // While an attempt runs, its output so far; after, what the workflow kept of the last attempt.
-      run: status === 'running' ? (hb?.run ?? state?.run ?? null) : (state?.run ?? null),
-      lastHeartbeatAt: hbAt,
-      nextAttemptAt: pending?.nextAttemptScheduleTime ? tsToIso(pending.nextAttemptScheduleTime) : null,
-      lastError: state?.lastError ?? (pending?.lastFailure?.message || null),
-      createdAt: state?.createdAt ?? (desc.startTime ? desc.startTime.toISOString() : undefined),
-      endedAt: state?.endedAt ?? (desc.closeTime ? desc.closeTime.toISOString() : null),
-    });
-    return { agent, heartbeat: status === 'running' ? hb : undefined, state, heartbeatTimeoutMs: memo.data.heartbeatTimeoutMs };
-  }
 
   async health(id: string): Promise<AgentHealth> {
     const { agent, state, heartbeatTimeoutMs } = await this.inspect(id);
@@ -334,91 +279,12 @@ export class AgentService {
     }
   }
 
-  private view(
-    id: string,
-    memo: AgentMemo,
-    s: Partial<AgentState> & { status: AgentStatus; lastHeartbeatAt?: string | null; resources?: Agent['resources']; nextAttemptAt?: string | null; host?: string | null },
-  ): Agent {
-    return Agent.parse({
-      id,
-      type: memo.type,
-      task: memo.task,
-      callsign: memo.callsign,
-      status: s.status,
-      runtime: memo.runtime,
-      pid: s.pid ?? null,
-      host: s.host ?? null,
-      attempt: s.attempt ?? 0,
-      maxAttempts: memo.maxAttempts,
-      progress: s.progress ?? null,
-      health: { state: healthOf(s.status, s.lastHeartbeatAt ?? null, memo.heartbeatTimeoutMs, Date.now(), s.startedAt ?? null), lastHeartbeatAt: s.lastHeartbeatAt ?? null },
-      resources: s.resources ?? null,
-      startedAt: s.startedAt ?? null,
-      endedAt: s.endedAt ?? null,
-      exitCode: s.exitCode ?? null,
-      lastError: s.lastError ?? null,
-      nextAttemptAt: s.nextAttemptAt ?? null,
-      missionId: memo.missionId,
-      queue: memo.queue,
-      logPath: s.logPath ?? null,
-      uiUrl: workflowUiUrl(this.opts.uiBaseUrl, this.opts.namespace, id),
-      model: memo.model ?? null,
-      run: s.run ?? null,
-      worktree: s.worktree ?? null,
-    });
-  }
 }
 
-/**
- * Honest health: a live heartbeat younger than half the heartbeat timeout is healthy; older is
- * stale; past the timeout (Temporal is about to retry the attempt) unhealthy. A pid is not health.
- */
-/**
- * Health from the age of the last heartbeat. Before its first heartbeat a running agent is `stale` (not yet
- * confirmed, not yet overdue) until the heartbeat timeout has passed since it started, then `unhealthy`.
- */
-export function healthOf(status: AgentStatus, lastHeartbeatAt: string | null, heartbeatTimeoutMs: number, now = Date.now(), startedAt: string | null = null): HealthState {
-  if (TERMINAL_STATUSES.includes(status)) return 'stopped';
-  if (status === 'retrying') return 'unhealthy';
-  if (!lastHeartbeatAt) {
-    if (status === 'pending') return 'stale';
-    return startedAt && now - Date.parse(startedAt) <= heartbeatTimeoutMs ? 'stale' : 'unhealthy';
-  }
-  const age = now - Date.parse(lastHeartbeatAt);
-  if (age <= heartbeatTimeoutMs / 2) return 'healthy';
-  if (age <= heartbeatTimeoutMs) return 'stale';
-  return 'unhealthy';
-}
-
-function closedStatus(name: string): AgentStatus {
-  if (name === 'COMPLETED') return 'succeeded';
-  if (name === 'CANCELLED' || name === 'TERMINATED') return 'terminated';
-  return 'failed';
-}
-
-function newest(a: Progress | null, b: Progress | null): Progress | null {
-  if (!a) return b;
-  if (!b) return a;
-  return Date.parse(b.updatedAt) > Date.parse(a.updatedAt) ? b : a;
-}
-
-function tsToIso(ts: { seconds?: unknown; nanos?: number | null }): string {
-  const secs = Number(ts.seconds ?? 0);
-  return new Date(secs * 1000 + Math.floor((ts.nanos ?? 0) / 1e6)).toISOString();
-}
-
-function decodeHeartbeat(payloads: temporal.api.common.v1.IPayload[] | null | undefined): HeartbeatDetails | undefined {
-  if (!payloads?.length) return undefined;
-  try {
-    return defaultPayloadConverter.fromPayload<HeartbeatDetails>(payloads[0]!);
-  } catch {
-    return undefined;
-  }
-}
 
 /** The agent id an idempotency key names: a UUID (version 8, RFC 9562) from a SHA-256 of the key. */
 export function idempotentAgentId(key: string): string {
   const h = createHash('sha256').update(`fleettools idempotency key\0${key}`).digest('hex');
   const variant = ((parseInt(h[16]!, 16) & 0x3) | 0x8).toString(16);
-  return `agt_${h.slice(0, 8)}-${h.slice(8, 12)}-8${h.slice(13, 16)}-${variant}${h.slice(17, 20)}-${h.slice(20, 32)}`;
+  return makeId('agent', `${h.slice(0, 8)}-${h.slice(8, 12)}-8${h.slice(13, 16)}-${variant}${h.slice(17, 20)}-${h.slice(20, 32)}`);
 }

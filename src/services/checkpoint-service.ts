@@ -7,16 +7,17 @@
 import type { Client } from '@temporalio/client';
 import { randomUUID } from 'node:crypto';
 import { statSync } from 'node:fs';
-import { CheckpointStoreError, storeProblemInMessage, type CheckpointStore, type CheckpointStoreProblem } from '../store/checkpoint-store';
+import { CheckpointStoreError, type CheckpointStore, type CheckpointStoreProblem } from '../store/checkpoint-store';
 import { Checkpoint, type CheckpointSummary, type ListCheckpointsQuery, type ListRecoveriesQuery, type PruneRequest, type RecoveryEvent, type RecoveryPlan, type ResumeRequest, type ResumeResult } from '../domain/checkpoint';
 import { pathsOverlap, type Lock } from '../domain/coordination';
 import type { MissionSeed, SortieStatus } from '../domain/mission';
 import { MissionIdKey } from '../domain/search-attributes';
 import type { CoordinationService } from './coordination-service';
-import { ApiError, conflict, notFound } from '../api/errors';
+import { conflict, ConflictError, notFound, UnavailableError } from './errors';
 import { mapLimit } from './map-limit';
 import type { MissionService } from './mission-service';
 import type { AgentService } from './agent-service';
+import { makeId } from '../domain/ids';
 
 const WHY_RESPAWN: Record<SortieStatus, string> = {
   pending: 'not started at the checkpoint',
@@ -39,36 +40,27 @@ export interface CheckpointServiceOptions {
 }
 
 /**
- * How a checkpoint store that cannot do its job answers over HTTP (the message names the file, the
- * cause and what to do):
+ * How a checkpoint store that cannot do its job answers (the message names the file, the cause and what to do):
  * - full disk: 507 Insufficient Storage, `checkpoint_store_full`. Only writes get it (a new checkpoint,
  *   an import, a delete, a prune); reads go on working, and writes work again once there is space.
  * - read-only: 503 `checkpoint_store_read_only`; corrupt: 503 `checkpoint_store_corrupt`; anything
  *   else of the disk or the file: 503 `checkpoint_store_unavailable`. The request was fine and the
  *   server cannot do it until an operator acts: 503, not 500 (nor a 4xx).
  */
-const STORE_FAILURES: Record<Exclude<CheckpointStoreProblem, 'invalid'>, [number, string]> = {
-  full: [507, 'checkpoint_store_full'],
-  readOnly: [503, 'checkpoint_store_read_only'],
-  corrupt: [503, 'checkpoint_store_corrupt'],
-  unavailable: [503, 'checkpoint_store_unavailable'],
+const STORE_FAILURES: Record<Exclude<CheckpointStoreProblem, 'invalid'>, string> = {
+  full: 'checkpoint_store_full',
+  readOnly: 'checkpoint_store_read_only',
+  corrupt: 'checkpoint_store_corrupt',
+  unavailable: 'checkpoint_store_unavailable',
 };
 
+/** A store's error (this process's, or a worker's carried by MissionService.checkpoint) as an UnavailableError. */
 function storeFailure(err: unknown): unknown {
-  if (err instanceof CheckpointStoreError && err.problem !== 'invalid') {
-    const [status, code] = STORE_FAILURES[err.problem];
-    return new ApiError(status, code, err.message);
-  }
-  // A checkpoint is written by a worker: its store's error reaches us as the text of a failed update.
-  const problem = err instanceof ApiError && err.status >= 500 ? storeProblemInMessage(err.message) : undefined;
-  if (problem) {
-    const [status, code] = STORE_FAILURES[problem];
-    return new ApiError(status, code, err instanceof Error ? err.message : String(err));
-  }
+  if (err instanceof CheckpointStoreError && err.problem !== 'invalid') return new UnavailableError(err.message, STORE_FAILURES[err.problem], err.problem === 'full');
   return err;
 }
 
-/** Runs `fn`; a store that cannot do its job becomes its ApiError (see STORE_FAILURES). */
+/** Runs `fn`; a store that cannot do its job becomes an UnavailableError (see STORE_FAILURES). */
 function guarded<T>(fn: () => T): T {
   try {
     return fn();
@@ -193,7 +185,7 @@ export class CheckpointService {
     const { runningRunId, ...plan } = await this.plan(c);
     if (req.dryRun) return { plan, executed: false, recovery: null };
     if (plan.blockers.length && !req.force) {
-      throw new ApiError(409, 'conflict', `resume refused: ${plan.blockers.join('; ')}`, { plan });
+      throw new ConflictError(`resume refused: ${plan.blockers.join('; ')}`, { plan });
     }
     if (runningRunId) await this.stopMission(c.missionId);
     // Stopping the mission stopped its sorties' agents; any left (started outside it) are stopped now, together.
@@ -205,7 +197,7 @@ export class CheckpointService {
       const released = await this.opts.coordination.release(x.heldBy.id, null).catch(() => undefined);
       if (released) takenOverLocks.push(released);
     }
-    const recoveryId = `rcv_${randomUUID()}`;
+    const recoveryId = makeId('recovery', randomUUID());
     const seed: MissionSeed = {
       checkpointId: c.id,
       recoveryId,
@@ -252,7 +244,7 @@ export class CheckpointService {
     const deadline = Date.now() + STOP_TIMEOUT_MS;
     await mapLimit(ids, 16, async (id) => {
       while (await this.isRunning(id)) {
-        if (Date.now() > deadline) throw new ApiError(503, 'unavailable', `${id} did not stop within ${STOP_TIMEOUT_MS / 1000} s; is a worker running? Try again, or terminate it in the Web UI`);
+        if (Date.now() > deadline) throw new UnavailableError(`${id} did not stop within ${STOP_TIMEOUT_MS / 1000} s; is a worker running? Try again, or terminate it in the Web UI`);
         await new Promise((r) => setTimeout(r, 100));
       }
     });

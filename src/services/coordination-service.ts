@@ -5,16 +5,28 @@
 import { WorkflowNotFoundError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
 import { ApplicationFailure, type UpdateDefinition } from '@temporalio/common';
 import type { CoordinationState, Lock, LockRequest, Message, MessageRequest } from '../domain/coordination';
-import { readCoordination, startCoordination } from '../activities/mission-activities';
-import { ackMessageUpdate, acquireLockUpdate, releaseLockUpdate, sendMessageUpdate } from '../domain/workflow-messages';
-import { ApiError } from '../api/errors';
+import { ackMessageUpdate, acquireLockUpdate, getCoordinationStateQuery, releaseLockUpdate, sendMessageUpdate } from '../domain/workflow-messages';
+import { ConflictError, type FleetError, ForbiddenError, NotFoundError } from './errors';
 
-const STATUS_OF_FAILURE: Record<string, [number, string]> = {
-  LockConflict: [409, 'conflict'],
-  MailboxFull: [409, 'conflict'],
-  NotFound: [404, 'not_found'],
-  Forbidden: [403, 'forbidden'],
+/** The CoordinationWorkflow refuses an update with an ApplicationFailure of one of these types. */
+const ERROR_OF_FAILURE: Record<string, new (message: string, details?: unknown) => FleetError> = {
+  LockConflict: ConflictError,
+  MailboxFull: ConflictError,
+  NotFound: NotFoundError,
+  Forbidden: ForbiddenError,
 };
+
+const QUERY_DEADLINE_MS = 5000;
+
+/** Starts the CoordinationWorkflow unless it runs already (idempotent). */
+export async function startCoordination(client: Client, workflowId: string, taskQueue: string): Promise<void> {
+  await client.workflow.start('CoordinationWorkflow', { workflowId, taskQueue, args: [{}], workflowIdConflictPolicy: 'USE_EXISTING' });
+}
+
+/** The CoordinationWorkflow's locks and messages. */
+export async function readCoordination(client: Client, workflowId: string): Promise<CoordinationState> {
+  return client.withDeadline(Date.now() + QUERY_DEADLINE_MS, () => client.workflow.getHandle(workflowId).query(getCoordinationStateQuery));
+}
 
 export class CoordinationService {
   private started: Promise<void> | undefined;
@@ -48,10 +60,8 @@ export class CoordinationService {
       }
     } catch (err) {
       const cause = err instanceof WorkflowUpdateFailedError ? err.cause : undefined;
-      if (cause instanceof ApplicationFailure && cause.type && STATUS_OF_FAILURE[cause.type]) {
-        const [status, code] = STATUS_OF_FAILURE[cause.type]!;
-        throw new ApiError(status, code, cause.message, cause.details?.[0]);
-      }
+      const ErrorClass = cause instanceof ApplicationFailure && cause.type ? ERROR_OF_FAILURE[cause.type] : undefined;
+      if (ErrorClass) throw new ErrorClass(cause!.message, (cause as ApplicationFailure).details?.[0]);
       throw err;
     }
   }

@@ -6,7 +6,7 @@ import { ApplicationFailure, defaultPayloadConverter } from '@temporalio/common'
 import { WorkflowNotFoundError, WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError, type Client, type WorkflowExecutionDescription, type WorkflowHandle } from '@temporalio/client';
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
-import type { CheckpointStore } from '../store/checkpoint-store';
+import { CheckpointStoreError, storeProblemOfFailureType, type CheckpointStore } from '../store/checkpoint-store';
 import type { Checkpoint, CheckpointSummary } from '../domain/checkpoint';
 import { initialMissionState, Mission, MISSION_ENDED, MissionState, MissionStatus, missionProgress, MissionWorkflowInput, SortieSpec, type MissionRequest, type MissionSeed } from '../domain/mission';
 import { MissionIdKey } from '../domain/search-attributes';
@@ -14,8 +14,10 @@ import { workflowUiUrl } from '../domain/ui-url';
 import { checkpointUpdate, getMissionStateQuery } from '../domain/workflow-messages';
 import { resolveSpawn, type AgentService } from './agent-service';
 import type { CoordinationService } from './coordination-service';
-import { ApiError, conflict, notFound } from '../api/errors';
+import { conflict, notFound, UnavailableError } from './errors';
 import { mapLimit } from './map-limit';
+import { makeId } from '../domain/ids';
+import type { ListMissionsQuery } from '../domain/api';
 
 const MissionMemo = z.object({ title: z.string(), sortieCount: z.number().int() });
 const QUERY_DEADLINE_MS = 3000;
@@ -23,13 +25,22 @@ const QUERY_DEADLINE_MS = 3000;
 const FINISHING_WAIT_MS = 15_000;
 /** Longest wait for a checkpoint update (a local activity writing the store: milliseconds when a worker runs the mission). */
 const CHECKPOINT_DEADLINE_MS = 30_000;
+/**
+ * A failed checkpoint update as its typed error: a worker's checkpoint store that could not write is a
+ * CheckpointStoreError again (its problem carried in the ApplicationFailure's type, anywhere in the cause chain).
+ */
+function checkpointFailed(id: string, err: WorkflowUpdateFailedError): Error {
+  const message = `the checkpoint of mission ${id} failed: ${err.cause?.message ?? err.message}`;
+  for (let e: unknown = err.cause, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    const problem = e instanceof ApplicationFailure ? storeProblemOfFailureType(e.type) : undefined;
+    if (problem) return new CheckpointStoreError(`the checkpoint of mission ${id} failed: ${e.message}`, { problem, cause: err });
+  }
+  return new UnavailableError(message);
+}
+
 /** Until a worker has completed the first workflow task, history holds only "started" and "task scheduled" (and maybe "task started"). */
 const notYetRun = (desc: WorkflowExecutionDescription) => desc.historyLength <= 3;
 
-export const ListMissionsQuery = z
-  .object({ status: MissionStatus.optional(), limit: z.coerce.number().int().min(1).max(200).default(50) })
-  .strict();
-export type ListMissionsQuery = z.infer<typeof ListMissionsQuery>;
 
 export interface MissionServiceOptions {
   client: Client;
@@ -59,7 +70,7 @@ export class MissionService {
       return SortieSpec.parse({ ...fromRole, id, title, dependsOn, files });
     });
     body = { ...body, sorties };
-    const missionId = `msn_${randomUUID()}`;
+    const missionId = makeId('mission', randomUUID());
     return this.start(missionId, body, createdBy);
   }
 
@@ -192,7 +203,7 @@ export class MissionService {
     if (!(await this.hasWorkflowPollers(desc.taskQueue))) {
       const start = `start one with \`fleet worker --queue ${desc.taskQueue}\``;
       if (notYetRun(desc)) throw conflict(`mission ${id} has not started: no worker polls its task queue "${desc.taskQueue}" (${start}); checkpoint it once it runs`, { taskQueue: desc.taskQueue });
-      throw new ApiError(503, 'unavailable', `no worker polls task queue "${desc.taskQueue}", where mission ${id} runs, to take its checkpoint; ${start}`);
+      throw new UnavailableError(`no worker polls task queue "${desc.taskQueue}", where mission ${id} runs, to take its checkpoint; ${start}`);
     }
     let summary: CheckpointSummary;
     try {
@@ -202,13 +213,13 @@ export class MissionService {
       // The mission may have closed while the update waited (Temporal aborts it: "workflow update
       // was aborted by closing workflow"): the same as a mission that had ended.
       if (!(err instanceof WorkflowUpdateFailedError) && (await this.closedNow(id))) throw ended();
-      if (err instanceof WorkflowUpdateFailedError) throw new ApiError(503, 'unavailable', `the checkpoint of mission ${id} failed: ${err.cause?.message ?? err.message}`);
-      if (err instanceof WorkflowUpdateRPCTimeoutOrCancelledError) throw new ApiError(503, 'unavailable', `no worker took the checkpoint of mission ${id} within ${CHECKPOINT_DEADLINE_MS / 1000} s (task queue "${desc.taskQueue}")`);
+      if (err instanceof WorkflowUpdateFailedError) throw checkpointFailed(id, err);
+      if (err instanceof WorkflowUpdateRPCTimeoutOrCancelledError) throw new UnavailableError(`no worker took the checkpoint of mission ${id} within ${CHECKPOINT_DEADLINE_MS / 1000} s (task queue "${desc.taskQueue}")`);
       throw err;
     }
     const checkpoint = this.opts.store.get(summary.id);
     if (!checkpoint) {
-      throw new ApiError(503, 'unavailable', `checkpoint ${summary.id} was written by a worker with another checkpoint store than this API's; run the API and the workers on the same data dir, or move it with \`fleet checkpoints export|import\``);
+      throw new UnavailableError(`checkpoint ${summary.id} was written by a worker with another checkpoint store than this API's; run the API and the workers on the same data dir, or move it with \`fleet checkpoints export|import\``);
     }
     return checkpoint;
   }

@@ -90,15 +90,21 @@ const HEADLINES: Record<Exclude<CheckpointStoreProblem, 'invalid'>, string> = {
   unavailable: 'it cannot be read or written',
 };
 
+const FAILURE_TYPE_PREFIX = 'CheckpointStore.';
+
 /**
- * The problem a CheckpointStoreError's message names, when only its text survived the trip (a worker's
- * error, carried to the API as the message of a failed workflow update).
+ * The type of the ApplicationFailure that carries a store's problem out of a worker's activity (a worker writes the
+ * checkpoints a mission takes), so that the API reads the problem from the failure's type, not from its text.
  */
-export function storeProblemInMessage(message: string): Exclude<CheckpointStoreProblem, 'invalid'> | undefined {
-  for (const [problem, headline] of Object.entries(HEADLINES)) {
-    if (new RegExp(`the checkpoint store .* failed: ${headline} \\(`).test(message)) return problem as Exclude<CheckpointStoreProblem, 'invalid'>;
-  }
-  return undefined;
+export function storeFailureType(problem: Exclude<CheckpointStoreProblem, 'invalid'>): string {
+  return `${FAILURE_TYPE_PREFIX}${problem}`;
+}
+
+/** The problem an ApplicationFailure type made by storeFailureType names, if it is one. */
+export function storeProblemOfFailureType(type: string | null | undefined): Exclude<CheckpointStoreProblem, 'invalid'> | undefined {
+  if (!type?.startsWith(FAILURE_TYPE_PREFIX)) return undefined;
+  const problem = type.slice(FAILURE_TYPE_PREFIX.length);
+  return problem in HEADLINES ? (problem as Exclude<CheckpointStoreProblem, 'invalid'>) : undefined;
 }
 
 /** The schema this code writes (PRAGMA user_version). */

@@ -15,7 +15,8 @@ import { join } from 'node:path';
 import { CheckpointStore } from '../store/checkpoint-store';
 import { createMissionActivities } from '../activities/mission-activities';
 import { createAgentActivities } from '../activities/supervise-agent';
-import { AgentService } from '../services/agent-service';
+import { AgentReader } from '../services/agent-reader';
+import { readCoordination, startCoordination } from '../services/coordination-service';
 import { sortieRecoveryContext } from '../domain/recovery-context';
 import { log } from '../logs/logger';
 import { Reaper } from '../process/reaper';
@@ -125,8 +126,16 @@ export class FleetWorker {
     });
     // A checkpoint reads each running agent as the API shows it: the live progress from its output is
     // in the attempt's heartbeat details (describe), what it reported through the API in its state (query).
-    const agents = new AgentService({ client: opts.client, namespace: opts.namespace, defaultQueue: opts.taskQueue, uiBaseUrl: null, apiUrl: null, cursorKey: randomBytes(32) });
-    const missionActivities = createMissionActivities({ client: opts.client, readAgent: (id) => agents.get(id), store, logsDir: opts.logsDir, coordinationQueue: opts.taskQueue });
+    const agents = new AgentReader({ client: opts.client, namespace: opts.namespace, uiBaseUrl: null });
+    const missionActivities = createMissionActivities({
+      client: opts.client,
+      readAgent: (id) => agents.get(id),
+      readCoordination: (workflowId) => readCoordination(opts.client, workflowId),
+      startCoordination: (workflowId, taskQueue) => startCoordination(opts.client, workflowId, taskQueue),
+      store,
+      logsDir: opts.logsDir,
+      coordinationQueue: opts.taskQueue,
+    });
     const common: Partial<WorkerOptions> = {
       connection: opts.connection,
       namespace: opts.namespace,

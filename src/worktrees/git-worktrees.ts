@@ -9,6 +9,7 @@
 import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, realpathSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
+import { ID_PREFIX, UUID_SOURCE } from '../domain/ids';
 
 export type WorktreeErrorKind = 'notARepo' | 'gitMissing' | 'gitFailed';
 
@@ -52,7 +53,8 @@ export interface EnsuredWorktree {
   agentCwd?: string;
 }
 
-export interface WorktreeInfo {
+/** One entry of `git worktree list` (the domain's WorktreeInfo is the worktree an agent runs in). */
+export interface ListedWorktree {
   path: string;
   /** Short branch name (`fleet/agt_…`), null when detached or bare. */
   branch: string | null;
@@ -90,7 +92,7 @@ export interface WorktreeChanges {
 }
 
 export const FLEET_BRANCH_PREFIX = 'fleet/';
-const FLEET_AGENT_BRANCH = /^fleet\/(agt_[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$/;
+const FLEET_AGENT_BRANCH = new RegExp(`^fleet/(${ID_PREFIX.agent}_${UUID_SOURCE})$`);
 /** Safe as a directory name and inside a branch name. */
 const SAFE_AGENT_ID = /^[A-Za-z0-9][A-Za-z0-9_-]*$/;
 
@@ -255,9 +257,9 @@ async function readBase(branch: string, cwd: string): Promise<string | null> {
 // Listing
 
 /** Parses `git worktree list --porcelain` (line-separated, or NUL-separated with -z). */
-export function parseWorktreeList(out: string, sep: '\n' | '\0'): WorktreeInfo[] {
-  const result: WorktreeInfo[] = [];
-  let cur: (WorktreeInfo & { bare: boolean }) | null = null;
+export function parseWorktreeList(out: string, sep: '\n' | '\0'): ListedWorktree[] {
+  const result: ListedWorktree[] = [];
+  let cur: (ListedWorktree & { bare: boolean }) | null = null;
   const flush = () => {
     if (cur) {
       const { bare: _bare, ...info } = cur;
@@ -279,7 +281,7 @@ export function parseWorktreeList(out: string, sep: '\n' | '\0'): WorktreeInfo[]
       continue;
     }
     if (!cur) continue;
-    const c: WorktreeInfo & { bare: boolean } = cur;
+    const c: ListedWorktree & { bare: boolean } = cur;
     if (key === 'HEAD') c.head = value;
     else if (key === 'branch') {
       c.branch = value.startsWith('refs/heads/') ? value.slice('refs/heads/'.length) : value;
@@ -292,7 +294,7 @@ export function parseWorktreeList(out: string, sep: '\n' | '\0'): WorktreeInfo[]
   return result;
 }
 
-async function listIn(cwd: string): Promise<WorktreeInfo[]> {
+async function listIn(cwd: string): Promise<ListedWorktree[]> {
   let r = await runGit(['worktree', 'list', '--porcelain', '-z'], cwd, { retryOnLock: true });
   let sep: '\n' | '\0' = '\0';
   if (r.code !== 0 && /unknown switch|usage:/i.test(r.stderr)) {
@@ -313,7 +315,7 @@ async function listIn(cwd: string): Promise<WorktreeInfo[]> {
  * The worktrees of the repository containing repoDir: the main one first, the others in git's order (not creation
  * order). Paths are as git stores them, symlinks resolved. Only FleetTools ones with fleetOnly.
  */
-export async function listWorktrees(repoDir: string, opts: { fleetOnly?: boolean } = {}): Promise<WorktreeInfo[]> {
+export async function listWorktrees(repoDir: string, opts: { fleetOnly?: boolean } = {}): Promise<ListedWorktree[]> {
   const { root } = await locateRepo(repoDir, 'listing worktrees needs a directory inside the git repository');
   const list = await listIn(root);
   return opts.fleetOnly ? list.filter((w) => w.agentId !== null) : list;
@@ -394,7 +396,7 @@ export async function ensureWorktree(opts: EnsureWorktreeOptions): Promise<Ensur
 }
 
 /** The live worktree with the agent's branch at the expected path; throws when the branch is checked out elsewhere. */
-async function findOwnWorktree(repoRoot: string, branch: string, path: string): Promise<WorktreeInfo | null> {
+async function findOwnWorktree(repoRoot: string, branch: string, path: string): Promise<ListedWorktree | null> {
   let list = await listIn(repoRoot);
   let entry = list.find((w) => w.branch === branch);
   if (entry?.prunable && !entry.locked) {

@@ -10,7 +10,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSy
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { agentTokenKey, mintAgentToken } from '../../src/auth/agent-token';
-import { ensureApiToken } from '../../src/api/auth';
+import { ensureApiToken } from '../../src/auth/api-token';
 import type { Agent } from '../../src/domain/agent';
 import { ErrorBody } from '../../src/domain/api';
 import { agentEnded, Harness, REPO, TOKEN, waitFor } from '../support/harness';

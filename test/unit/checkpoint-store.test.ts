@@ -7,7 +7,7 @@ import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { CHECKPOINT_DB_FILE, CheckpointStore, CheckpointStoreError, checkpointDbPath, storeProblemInMessage, storeProblemOf } from '../../src/store/checkpoint-store';
+import { CHECKPOINT_DB_FILE, CheckpointStore, CheckpointStoreError, checkpointDbPath, storeFailureType, storeProblemOf, storeProblemOfFailureType } from '../../src/store/checkpoint-store';
 import { Checkpoint, CHECKPOINT_SCHEMA_VERSION, ListCheckpointsQuery, ListRecoveriesQuery, type CheckpointTrigger, type RecoveryEvent } from '../../src/domain/checkpoint';
 import { MissionRequest } from '../../src/domain/mission';
 
@@ -155,7 +155,8 @@ describe('checkpoint store: opening', () => {
       assert.match(e.message, /SQLITE_NOTADB/);
       assert.match(e.message, /move it aside/);
       assert.match(e.message, /fleet checkpoints export/);
-      assert.equal(storeProblemInMessage(`the checkpoint of mission m failed: ${e.message}`), 'corrupt', 'the problem can be read back from the text');
+      assert.equal(e.problem, 'corrupt');
+      assert.equal(storeProblemOfFailureType(storeFailureType(e.problem)), 'corrupt', 'the problem crosses a workflow as a failure type');
       return true;
     });
     assert.deepEqual(readFileSync(path), before);
@@ -188,7 +189,9 @@ describe('checkpoint store: opening', () => {
     assert.equal(storeProblemOf({ code: 'SQLITE_IOERR_WRITE' }), 'unavailable');
     assert.equal(storeProblemOf({ code: 'SQLITE_CONSTRAINT' }), undefined);
     assert.equal(storeProblemOf(new Error('no code')), undefined);
-    assert.equal(storeProblemInMessage('the checkpoint of mission m failed: mission is gone'), undefined);
+    assert.equal(storeProblemOfFailureType('MissionEnded'), undefined);
+    assert.equal(storeProblemOfFailureType('CheckpointStore.invalid'), undefined);
+    assert.equal(storeProblemOfFailureType(undefined), undefined);
   });
 });
 

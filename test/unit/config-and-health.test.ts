@@ -1,7 +1,7 @@
 /** Units: Temporal connection config (credentials never defaulted) and honest agent health. */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { healthOf } from '../../src/services/agent-service';
+import { healthOf } from '../../src/services/agent-reader';
 import { SpawnRequest } from '../../src/domain/agent';
 import { ConfigError, temporalConfigFromEnv } from '../../src/temporal/connection';
 

@@ -7,7 +7,7 @@
 import { execFile } from 'node:child_process';
 import { accessSync, constants, existsSync } from 'node:fs';
 import type { Command } from 'commander';
-import { cliExecutable } from '../../runtimes/runtime-launch';
+import { cliExecutable } from '../../process/runtime-launch';
 import { AGENT_TYPES, RUNTIME_NAMES } from '../../domain/agent';
 import { roleOf, type FleetConfig } from '../../domain/roles';
 import { RUNTIMES, isCliRuntime } from '../../runtimes/runtime-catalog';

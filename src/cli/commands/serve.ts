@@ -3,7 +3,7 @@ import { Client } from '@temporalio/client';
 import type { Command } from 'commander';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ensureApiToken, readApiToken, tokenFile } from '../../api/auth';
+import { ensureApiToken, readApiToken, tokenFile } from '../../auth/api-token';
 import { agentTokenKey } from '../../auth/agent-token';
 import type { LocalWorker } from '../../services/agent-service';
 import { startApiServer, type ApiServer } from '../../api/server';

@@ -1,16 +1,16 @@
 /**
  * What one attempt of an agent runs: for `exec` the request's command; for a coding-agent CLI the
- * command line its runtime builds (src/runtimes/runtime-catalog.ts) with this worker's configured
+ * command line its runtime builds (runtimes/runtime-catalog.ts) with this worker's configured
  * executable and extra arguments, the role's instructions, the previous attempt's session to resume
  * or the recovery context, and the parser for its output. A CLI that is not installed fails here,
  * before anything starts, with what to install or configure.
  */
 import type { FleetConfig } from '../domain/roles';
 import type { AgentRequest } from '../domain/roles';
-import { isCliRuntime, judgeAttempt, RUNTIMES, type CliRuntimeName, type Verdict } from './runtime-catalog';
+import { isCliRuntime, judgeAttempt, RUNTIMES, type CliRuntimeName, type Verdict } from '../runtimes/runtime-catalog';
 import type { OutputParser, RunSummary } from '../domain/runtime-events';
 import { writeAgentFile } from '../logs/agent-log-writer';
-import { resolveExecutable, SpawnError } from '../process/agent-process';
+import { resolveExecutable, SpawnError } from './agent-process';
 
 export interface Launch {
   command: string[];
