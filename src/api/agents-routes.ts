@@ -2,7 +2,7 @@
 import { z } from 'zod';
 import { Agent, AgentId, IdempotencyKey, ProgressReport, QueueName, SpawnRequest, TERMINAL_STATUSES } from '../domain/agent';
 import { Accepted, AgentHealth, AgentList, AgentLogEvent, AgentLogTail, AgentResources, ErrorBody, SystemHealth } from '../domain/api';
-import { AgentService } from '../services/agent-service';
+import { type AgentService } from '../services/agent-service';
 import { ListAgentsQuery } from '../domain/api';
 import { tailAgentLog } from '../logs/agent-log-reader';
 import { followAgentLog } from './log-stream';

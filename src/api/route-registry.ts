@@ -4,7 +4,7 @@
  * the document and the server cannot disagree.
  */
 import { Router, type Request, type Response } from 'express';
-import { z } from 'zod';
+import { type z } from 'zod';
 import { ApiError } from './errors';
 import { ForbiddenError, invalid } from '../services/errors';
 import type { Authenticator, Caller } from './auth';

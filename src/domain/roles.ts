@@ -8,7 +8,7 @@
 import { z } from 'zod';
 import {
   AGENT_TYPES,
-  AgentType,
+  type AgentType,
   DEFAULT_HEARTBEAT_TIMEOUT_MS,
   DEFAULT_STALL_TIMEOUT_MS,
   DEFAULT_TERMINATE_GRACE_MS,

@@ -2,11 +2,11 @@
  * Agents as the API sees them: started as AgentWorkflows, read back through AgentReader, listed through Temporal
  * visibility, signalled (terminate, heartbeat, progress).
  */
-import { Client, WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, type WorkflowHandle } from '@temporalio/client';
+import { type Client, WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, type WorkflowHandle } from '@temporalio/client';
 import type { temporal } from '@temporalio/proto';
 import { createHash, createHmac, randomUUID, timingSafeEqual } from 'node:crypto';
 import { AgentRequest, DEFAULT_FLEET_CONFIG, type FleetConfig, resolveAgentRequest } from '../domain/roles';
-import { Agent, AGENT_STATUSES, AgentStatus, TERMINAL_STATUSES, type SpawnRequest } from '../domain/agent';
+import { type Agent, AGENT_STATUSES, type AgentStatus, TERMINAL_STATUSES, type SpawnRequest } from '../domain/agent';
 import { AgentMemo, agentMemo, type AgentWorkflowInput } from '../domain/agent-workflow';
 import { AgentStatusKey, AgentTypeKey, agentSearchAttributes, MissionIdKey } from '../domain/search-attributes';
 import { agentHeartbeatSignal, progressSignal, terminateSignal } from '../domain/workflow-messages';

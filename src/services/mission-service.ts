@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { CheckpointStoreError, storeProblemOfFailureType, type CheckpointStore } from '../store/checkpoint-store';
 import type { Checkpoint, CheckpointSummary } from '../domain/checkpoint';
-import { initialMissionState, Mission, MISSION_ENDED, MissionState, MissionStatus, missionProgress, MissionWorkflowInput, SortieSpec, type MissionRequest, type MissionSeed } from '../domain/mission';
+import { initialMissionState, Mission, MISSION_ENDED, MissionState, type MissionStatus, missionProgress, MissionWorkflowInput, SortieSpec, type MissionRequest, type MissionSeed } from '../domain/mission';
 import { MissionIdKey } from '../domain/search-attributes';
 import { workflowUiUrl } from '../domain/ui-url';
 import { checkpointUpdate, getMissionStateQuery } from '../domain/workflow-messages';

@@ -13,7 +13,7 @@ import Database from 'better-sqlite3';
 import { chmodSync, closeSync, mkdirSync, openSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { z } from 'zod';
-import { Checkpoint, CheckpointSummary, ListCheckpointsQuery, ListRecoveriesQuery, PruneRequest, RecoveryEvent } from '../domain/checkpoint';
+import { Checkpoint, CheckpointSummary, type ListCheckpointsQuery, type ListRecoveriesQuery, PruneRequest, RecoveryEvent } from '../domain/checkpoint';
 import { issuesText } from '../domain/issues-text';
 
 export const CHECKPOINT_DB_FILE = 'checkpoints.sqlite';

@@ -6,8 +6,8 @@
  * It starts a reaper, so that its agents' processes die within seconds if this process is killed.
  */
 import type { FleetConfig } from '../domain/roles';
-import { Client } from '@temporalio/client';
-import { bundleWorkflowCode, NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import { type Client } from '@temporalio/client';
+import { bundleWorkflowCode, type NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { hostname } from 'node:os';
