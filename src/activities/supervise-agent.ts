@@ -25,6 +25,8 @@ import { launchOf, type Launch } from '../runtimes/runtime-launch';
 import { ensureWorktree, WorktreeError } from '../worktrees/git-worktrees';
 import { log } from '../logs/logger';
 import { mintAgentToken } from '../auth/agent-token';
+import { heartbeatSpacingMs } from './heartbeat-spacing';
+import { sessionToResume } from './session-to-resume';
 
 export type SuperviseAgentInput = Pick<AgentWorkflowParsedInput, 'agentId' | 'request' | 'attemptOffset' | 'apiUrl' | 'adopt'>;
 
@@ -39,7 +41,7 @@ export interface AgentActivityDeps {
   heartbeatIntervalMs?: number;
   /**
    * What this worker's heartbeats may cost Temporal: at most `perSecond` in all, once its agents at one per `throttleMs`
-   * would send more (see superviseAgentProcess). None: one per throttle interval per agent, however many.
+   * would send more (see heartbeatSpacingMs). None: one per throttle interval per agent, however many.
    */
   heartbeatBudget?: { perSecond: number; throttleMs: number };
   maxLogBytes?: number;
@@ -381,31 +383,8 @@ export function createAgentActivities(deps: AgentActivityDeps) {
 
 export type AgentActivities = ReturnType<typeof createAgentActivities>['activities'];
 
-/**
- * How long an agent waits between its heartbeats so that its worker's stay within the budget: 0 (no wait of its own:
- * one per throttle interval, as the SDK sends them) while `liveAgents` at one per throttle interval fit in the budget;
- * else `liveAgents / perSecond` seconds, but at most a quarter of the heartbeat timeout (liveness first).
- */
-export function heartbeatSpacingMs(liveAgents: number, heartbeatTimeoutMs: number, budget: AgentActivityDeps['heartbeatBudget']): number {
-  if (!budget || budget.perSecond <= 0) return 0;
-  const spacing = Math.min(Math.floor(heartbeatTimeoutMs / 4), (liveAgents * 1000) / budget.perSecond);
-  return spacing > budget.throttleMs ? spacing : 0;
-}
-
 /** "; N bytes of its output could not be written to its log …" when the log failed (a full or read-only disk). */
 function lostOutput(p: AgentProcess): string {
   const lost = p.log.lost;
   return lost ? `; ${lost.bytes} bytes of its output could not be written to its log ${p.log.path} (${lost.error})` : '';
-}
-
-/**
- * The CLI session this attempt resumes: the previous attempt's (from its heartbeat details); on the first attempt of
- * a respawned sortie, the session of the agent it replaces, when that agent ran the same runtime in the same directory
- * (CLIs keep sessions per project directory; a new worktree is another directory). A later attempt never falls back to
- * the replaced agent's session, so a session the CLI no longer has costs one attempt, not all of them.
- */
-export function sessionToResume(previous: HeartbeatDetails | undefined, req: AgentRequest, replaced: SortieSnapshot | null): string | null {
-  if (previous) return previous.run?.sessionId ?? null;
-  if (!replaced?.sessionId || replaced.runtime !== req.runtime || req.worktree || replaced.worktree) return null;
-  return replaced.sessionId;
 }
