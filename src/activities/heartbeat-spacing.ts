@@ -1,4 +1,4 @@
-import type { AgentActivityDeps } from './supervise-agent';
+import type { AgentActivityDeps } from './agent-activity-types';
 
 /**
  * How long an agent waits between its heartbeats so that its worker's stay within the budget: 0 (no wait of its own:

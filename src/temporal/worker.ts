@@ -14,7 +14,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { CheckpointStore } from '../store/checkpoint-store';
 import { createMissionActivities } from '../activities/mission-activities';
-import { createAgentActivities } from '../activities/supervise-agent';
+import { createAgentActivities } from '../activities/agent-activities';
 import { AgentService } from '../services/agent-service';
 import { sortieRecoveryContext } from '../domain/recovery-context';
 import { log } from '../logs/logger';
