@@ -52,51 +52,12 @@ export function createMissionActivities(deps: MissionActivityDeps) {
   /** Fills in what only side effects can see (agents, log tails, locks, messages) and stores the checkpoint. */
   async function complete(draft: Checkpoint, coordinationId: string): Promise<CheckpointSummary> {
     try {
-      return await completeIn(draft, coordinationId);
+      return await completeCheckpoint(deps, draft, coordinationId);
     } catch (err) {
       // A full, read-only or corrupt store does not mend in the seconds between attempts: fail now, with the store's words.
       if (err instanceof CheckpointStoreError && ['full', 'readOnly', 'corrupt'].includes(err.problem)) throw ApplicationFailure.nonRetryable(err.message, storeFailureType(err.problem as 'full' | 'readOnly' | 'corrupt'));
       throw err;
     }
-  }
-
-  async function completeIn(draft: Checkpoint, coordinationId: string): Promise<CheckpointSummary> {
-    const existing = deps.store.get(draft.id);
-    if (existing) return deps.store.save(existing); // a retried attempt: saving again is a no-op
-    const agentIds = new Set(draft.sorties.flatMap((s) => (s.agentId ? [s.agentId] : [])));
-    const coordinationRead = deps.readCoordination(coordinationId).catch((err: Error) => {
-      throw ApplicationFailure.retryable(`cannot read locks and messages from ${coordinationId}: ${err.message}`, 'CoordinationUnavailable');
-    });
-    coordinationRead.catch(() => undefined); // awaited below; not an unhandled rejection meanwhile
-    const sorties = await Promise.all(
-      draft.sorties.map(async (s) => {
-        if (!s.agentId || (s.status !== 'running' && s.status !== 'waiting')) return s;
-        const agent = await deps.readAgent(s.agentId).catch(() => undefined);
-        const lastOutput = agent && agent.attempt > 0 ? tailAgentLog(deps.logsDir, s.agentId, agent.attempt, LAST_OUTPUT_LINES).lines : [];
-        return {
-          ...s,
-          attempt: agent?.attempt ?? s.attempt,
-          progress: agent?.progress ?? s.progress,
-          lastMessage: agent?.progress?.message ?? s.lastMessage,
-          lastError: agent?.lastError ?? s.lastError,
-          lastOutput,
-          runtime: agent?.runtime ?? null,
-          sessionId: agent?.run?.sessionId ?? null,
-          worktree: agent?.worktree ?? null,
-        };
-      }),
-    );
-    const coordination = await coordinationRead;
-    const ours = (missionId: string | null, agentId: string) => missionId === draft.missionId || agentIds.has(agentId);
-    const partial = {
-      ...draft,
-      mission: { ...draft.mission, progress: missionProgress(sorties) },
-      sorties,
-      locks: coordination.locks.filter((l) => ours(l.missionId, l.holder)),
-      pendingMessages: coordination.messages.filter((m) => ours(m.missionId, m.to)),
-    };
-    const checkpoint = Checkpoint.parse({ ...partial, recoveryContext: missionRecoveryContext(partial) });
-    return deps.store.save(checkpoint);
   }
 
   /** Of these agent ids: whose workflows have closed, and which do not exist. */
@@ -119,6 +80,46 @@ export function createMissionActivities(deps: MissionActivityDeps) {
   }
 
   return { recordCheckpoint, recordAutoCheckpoint, endedAgents, ensureCoordination };
+}
+
+/** The checkpoint with what only side effects can see (agents' details and log tails, locks, messages), stored. */
+async function completeCheckpoint(deps: MissionActivityDeps, draft: Checkpoint, coordinationId: string): Promise<CheckpointSummary> {
+  const existing = deps.store.get(draft.id);
+  if (existing) return deps.store.save(existing); // a retried attempt: saving again is a no-op
+  const agentIds = new Set(draft.sorties.flatMap((s) => (s.agentId ? [s.agentId] : [])));
+  const coordinationRead = deps.readCoordination(coordinationId).catch((err: Error) => {
+    throw ApplicationFailure.retryable(`cannot read locks and messages from ${coordinationId}: ${err.message}`, 'CoordinationUnavailable');
+  });
+  coordinationRead.catch(() => undefined); // awaited below; not an unhandled rejection meanwhile
+  const sorties = await Promise.all(
+    draft.sorties.map(async (s) => {
+      if (!s.agentId || (s.status !== 'running' && s.status !== 'waiting')) return s;
+      const agent = await deps.readAgent(s.agentId).catch(() => undefined);
+      const lastOutput = agent && agent.attempt > 0 ? tailAgentLog(deps.logsDir, s.agentId, agent.attempt, LAST_OUTPUT_LINES).lines : [];
+      return {
+        ...s,
+        attempt: agent?.attempt ?? s.attempt,
+        progress: agent?.progress ?? s.progress,
+        lastMessage: agent?.progress?.message ?? s.lastMessage,
+        lastError: agent?.lastError ?? s.lastError,
+        lastOutput,
+        runtime: agent?.runtime ?? null,
+        sessionId: agent?.run?.sessionId ?? null,
+        worktree: agent?.worktree ?? null,
+      };
+    }),
+  );
+  const coordination = await coordinationRead;
+  const ours = (missionId: string | null, agentId: string) => missionId === draft.missionId || agentIds.has(agentId);
+  const partial = {
+    ...draft,
+    mission: { ...draft.mission, progress: missionProgress(sorties) },
+    sorties,
+    locks: coordination.locks.filter((l) => ours(l.missionId, l.holder)),
+    pendingMessages: coordination.messages.filter((m) => ours(m.missionId, m.to)),
+  };
+  const checkpoint = Checkpoint.parse({ ...partial, recoveryContext: missionRecoveryContext(partial) });
+  return deps.store.save(checkpoint);
 }
 
 export type MissionActivities = ReturnType<typeof createMissionActivities>;

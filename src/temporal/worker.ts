@@ -14,7 +14,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { CheckpointStore } from '../store/checkpoint-store';
 import { createMissionActivities } from '../activities/mission-activities';
-import { createAgentActivities } from '../activities/supervise-agent';
+import { createAgentActivities } from '../activities/agent-activities';
 import { AgentReader } from '../services/agent-reader';
 import { readCoordination, startCoordination } from '../services/coordination-service';
 import { sortieRecoveryContext } from '../domain/recovery-context';

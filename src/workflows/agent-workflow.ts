@@ -27,7 +27,7 @@ import { AgentFailureType, CARRIED_STATE_KEYS, DEFAULT_MAX_HISTORY_EVENTS, TERMI
 import type { AgentState, AgentStateCarried, AgentWorkflowInput, AgentWorkflowParsedInput, ProcessIdentity, ProcessOutcome } from '../domain/agent-workflow';
 import { AgentStatusKey } from '../domain/search-attributes';
 import { issuesText } from '../domain/issues-text';
-import type { AgentActivities } from '../activities/supervise-agent';
+import type { AgentActivities } from '../activities/agent-activities';
 import {
   agentHeartbeatSignal,
   attemptEndedSignal,

@@ -1,7 +1,7 @@
 /** A worker's heartbeats to Temporal stay within its budget: past it, each agent heartbeats less often. */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { heartbeatSpacingMs } from '../../src/activities/supervise-agent';
+import { heartbeatSpacingMs } from '../../src/activities/heartbeat-spacing';
 
 describe('heartbeat budget', () => {
   const budget = { perSecond: 200, throttleMs: 2000 };

@@ -8,7 +8,7 @@ import { DEFAULT_FLEET_CONFIG, DEFAULT_INSTRUCTIONS, FleetConfig, resolveAgentRe
 import { ConfigError, loadFleetConfig, readFleetConfig } from '../../src/cli/fleet-config-file';
 import { composePrompt, judgeAttempt, RUNTIMES, type Invocation } from '../../src/runtimes/runtime-catalog';
 import { emptySummary } from '../../src/domain/runtime-events';
-import { sessionToResume } from '../../src/activities/supervise-agent';
+import { sessionToResume } from '../../src/activities/session-to-resume';
 import type { HeartbeatDetails } from '../../src/domain/agent-workflow';
 import type { SortieSnapshot } from '../../src/domain/checkpoint';
 
