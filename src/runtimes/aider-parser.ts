@@ -47,150 +47,160 @@ const REFLECTIONS_RE = /^Only \d+ reflections allowed, stopping\./;
 /** Lines after a litellm error within which a `Retrying in …` makes it a warning (error text, description, blank). */
 const RETRY_WINDOW = 12;
 
-export function aiderParser(): OutputParser {
-  const usage = { inputTokens: 0, outputTokens: 0, cacheReadTokens: 0, cacheWriteTokens: 0, cacheSeen: false, costUsd: undefined as number | undefined };
-  const edited: string[] = [];
-  let commits = 0;
-  let lastFatal: string | null = null;
+/** What the parser keeps between lines of one attempt's output. */
+interface AiderState {
+  /** Tokens summed over the LLM calls (cache figures count once a line reported any), and the last session cost. */
+  usage: { inputTokens: number; outputTokens: number; cacheReadTokens: number; cacheWriteTokens: number; cacheSeen: boolean; costUsd: number | undefined };
+  /** The files edits were applied to, each once. */
+  edited: string[];
+  commits: number;
+  lastFatal: string | null;
   /** A line that may go on in the next one (output wrapped at 80 columns). */
-  let carry: { kind: 'tokens' | 'cost' | 'applied'; text: string } | null = null;
+  carry: { kind: 'tokens' | 'cost' | 'applied'; text: string } | null;
   /** A litellm error not yet known to be final (aider retries some). */
-  let pendingLlmError: { message: string; lines: number } | null = null;
+  pendingLlmError: { message: string; lines: number } | null;
+}
 
-  function usageEvent(): RuntimeEvent {
-    const u: Usage = { inputTokens: usage.inputTokens, outputTokens: usage.outputTokens };
-    if (usage.cacheSeen) {
-      u.cacheReadTokens = usage.cacheReadTokens;
-      u.cacheWriteTokens = usage.cacheWriteTokens;
-    }
-    if (usage.costUsd !== undefined) u.costUsd = usage.costUsd;
-    return { kind: 'usage', usage: u };
+function usageEvent(s: AiderState): RuntimeEvent {
+  const u: Usage = { inputTokens: s.usage.inputTokens, outputTokens: s.usage.outputTokens };
+  if (s.usage.cacheSeen) {
+    u.cacheReadTokens = s.usage.cacheReadTokens;
+    u.cacheWriteTokens = s.usage.cacheWriteTokens;
   }
+  if (s.usage.costUsd !== undefined) u.costUsd = s.usage.costUsd;
+  return { kind: 'usage', usage: u };
+}
 
-  function fatal(message: string): RuntimeEvent {
-    lastFatal = message;
-    return { kind: 'error', message, fatal: true };
+function fatal(s: AiderState, message: string): RuntimeEvent {
+  s.lastFatal = message;
+  return { kind: 'error', message, fatal: true };
+}
+
+/** `Cost: … session.` in `text`: true when found (and the usage event pushed). */
+function takeCost(s: AiderState, text: string, out: RuntimeEvent[]): boolean {
+  const m = COST_RE.exec(text);
+  if (!m) return false;
+  const session = Number.parseFloat(m[2]!);
+  if (Number.isFinite(session)) s.usage.costUsd = session;
+  out.push(usageEvent(s));
+  return true;
+}
+
+/** `Tokens: … received.` in `text`: true when found (the usage event pushed, and the cost taken or awaited). */
+function takeTokens(s: AiderState, text: string, out: RuntimeEvent[]): boolean {
+  const m = TOKENS_RE.exec(text);
+  if (!m) return false;
+  s.usage.inputTokens += tokenCount(m[1]!) ?? 0;
+  if (m[2] !== undefined || m[3] !== undefined) s.usage.cacheSeen = true;
+  s.usage.cacheWriteTokens += m[2] !== undefined ? (tokenCount(m[2]) ?? 0) : 0;
+  s.usage.cacheReadTokens += m[3] !== undefined ? (tokenCount(m[3]) ?? 0) : 0;
+  s.usage.outputTokens += tokenCount(m[4]!) ?? 0;
+  const rest = text.slice(m[0].length);
+  if (!takeCost(s, rest, out)) {
+    out.push(usageEvent(s));
+    // The cost follows on the next line (with cache hits and writes, or when wrapped).
+    s.carry = { kind: 'cost', text: rest.trim() };
   }
+  return true;
+}
 
-  /** `Cost: … session.` in `text`: true when found (and the usage event pushed). */
-  function takeCost(text: string, out: RuntimeEvent[]): boolean {
-    const m = COST_RE.exec(text);
-    if (!m) return false;
-    const session = Number.parseFloat(m[2]!);
-    if (Number.isFinite(session)) usage.costUsd = session;
-    out.push(usageEvent());
+function applied(s: AiderState, path: string, out: RuntimeEvent[]): void {
+  if (!s.edited.includes(path)) s.edited.push(path);
+  out.push({ kind: 'file', path }, { kind: 'tool', name: 'edit', ok: true, detail: path }, { kind: 'activity', message: `edit: ${path}` });
+}
+
+/** A pending litellm error becomes a warning on `Retrying in …`, a fatal error once the window passed or another comes. */
+function settleLlmError(s: AiderState, text: string, out: RuntimeEvent[]): void {
+  const pending = s.pendingLlmError;
+  if (!pending) return;
+  if (RETRY_RE.test(text)) {
+    out.push({ kind: 'error', message: pending.message, fatal: false });
+    s.pendingLlmError = null;
+  } else if (++pending.lines > RETRY_WINDOW || LITELLM_RE.test(text)) {
+    out.push(fatal(s, pending.message));
+    s.pendingLlmError = null;
+  }
+}
+
+/** The rest of a line the previous one began (the carry, which it clears): true when `text` was that rest. */
+function continueCarry(s: AiderState, text: string, out: RuntimeEvent[]): boolean {
+  const prev = s.carry;
+  s.carry = null;
+  if (!prev) return false;
+  const joined = `${prev.text} ${text.trim()}`.trim();
+  if (prev.kind === 'cost' && takeCost(s, joined, out)) return true;
+  if (prev.kind === 'tokens' && takeTokens(s, joined, out)) return true;
+  if (prev.kind === 'applied' && text.trim() !== '' && !/\s/.test(text.trim())) {
+    applied(s, text.trim(), out);
     return true;
   }
+  return false;
+}
 
-  function takeTokens(text: string, out: RuntimeEvent[]): boolean {
-    const m = TOKENS_RE.exec(text);
-    if (!m) return false;
-    usage.inputTokens += tokenCount(m[1]!) ?? 0;
-    if (m[2] !== undefined || m[3] !== undefined) usage.cacheSeen = true;
-    usage.cacheWriteTokens += m[2] !== undefined ? (tokenCount(m[2]) ?? 0) : 0;
-    usage.cacheReadTokens += m[3] !== undefined ? (tokenCount(m[3]) ?? 0) : 0;
-    usage.outputTokens += tokenCount(m[4]!) ?? 0;
-    const rest = text.slice(m[0].length);
-    if (!takeCost(rest, out)) {
-      out.push(usageEvent());
-      // The cost follows on the next line (with cache hits and writes, or when wrapped).
-      carry = { kind: 'cost', text: rest.trim() };
-    }
-    return true;
+/** The model, token and cost reports, applied edits and commits: true when `text` was one. */
+function progressLine(s: AiderState, text: string, out: RuntimeEvent[]): boolean {
+  let m = MODEL_RE.exec(text);
+  if (m) {
+    out.push({ kind: 'model', model: m[1]! });
+  } else if (text.startsWith('Tokens:')) {
+    if (!takeTokens(s, text, out) && !text.includes('received.')) s.carry = { kind: 'tokens', text };
+  } else if (text.startsWith('Cost:')) {
+    takeCost(s, text, out);
+  } else if ((m = APPLIED_RE.exec(text))) {
+    applied(s, m[1]!.trim(), out);
+  } else if (/^Applied edit to$/.test(text)) {
+    s.carry = { kind: 'applied', text };
+  } else if ((m = COMMIT_RE.exec(text))) {
+    s.commits++;
+    out.push({ kind: 'activity', message: `commit ${m[1]} ${m[2]!.trim()}` });
+  } else {
+    return false;
   }
+  return true;
+}
 
-  function applied(path: string, out: RuntimeEvent[]): void {
-    if (!edited.includes(path)) edited.push(path);
-    out.push({ kind: 'file', path }, { kind: 'tool', name: 'edit', ok: true, detail: path }, { kind: 'activity', message: `edit: ${path}` });
+/** Warnings and fatal errors (a litellm error waits to see whether aider retries it). */
+function problemLine(s: AiderState, text: string, out: RuntimeEvent[]): void {
+  if (text.startsWith('The LLM did not conform to the edit format.') || text.startsWith('Unable to commit:')) {
+    out.push({ kind: 'error', message: text, fatal: false });
+  } else if (REFLECTIONS_RE.test(text)) {
+    out.push(fatal(s, text));
+  } else if (LITELLM_RE.test(text)) {
+    s.pendingLlmError = { message: text, lines: 0 };
+  } else if (text.startsWith('^C again to exit') || text.startsWith('^C KeyboardInterrupt')) {
+    out.push(fatal(s, 'aider was interrupted (^C)'));
   }
+}
 
-  function onLine(raw: string): RuntimeEvent[] {
-    const text = raw.replace(/\r$/, '').trimEnd();
-    const out: RuntimeEvent[] = [];
+function onLine(s: AiderState, raw: string): RuntimeEvent[] {
+  const text = raw.replace(/\r$/, '').trimEnd();
+  const out: RuntimeEvent[] = [];
+  settleLlmError(s, text, out);
+  if (!continueCarry(s, text, out) && !progressLine(s, text, out)) problemLine(s, text, out);
+  return out;
+}
 
-    if (pendingLlmError) {
-      if (RETRY_RE.test(text)) {
-        out.push({ kind: 'error', message: pendingLlmError.message, fatal: false });
-        pendingLlmError = null;
-      } else if (++pendingLlmError.lines > RETRY_WINDOW || LITELLM_RE.test(text)) {
-        out.push(fatal(pendingLlmError.message));
-        pendingLlmError = null;
-      }
-    }
-
-    let m: RegExpExecArray | null;
-    const prev = carry;
-    carry = null;
-    if (prev) {
-      const joined = `${prev.text} ${text.trim()}`.trim();
-      if (prev.kind === 'cost' && takeCost(joined, out)) return out;
-      if (prev.kind === 'tokens' && takeTokens(joined, out)) return out;
-      if (prev.kind === 'applied' && text.trim() !== '' && !/\s/.test(text.trim())) {
-        applied(text.trim(), out);
-        return out;
-      }
-    }
-
-    m = MODEL_RE.exec(text);
-    if (m) {
-      out.push({ kind: 'model', model: m[1]! });
-      return out;
-    }
-    if (text.startsWith('Tokens:')) {
-      if (!takeTokens(text, out) && !text.includes('received.')) carry = { kind: 'tokens', text };
-      return out;
-    }
-    if (text.startsWith('Cost:')) {
-      takeCost(text, out);
-      return out;
-    }
-    m = APPLIED_RE.exec(text);
-    if (m) {
-      applied(m[1]!.trim(), out);
-      return out;
-    }
-    if (/^Applied edit to$/.test(text)) {
-      carry = { kind: 'applied', text };
-      return out;
-    }
-    m = COMMIT_RE.exec(text);
-    if (m) {
-      commits++;
-      out.push({ kind: 'activity', message: `commit ${m[1]} ${m[2]!.trim()}` });
-      return out;
-    }
-    if (text.startsWith('The LLM did not conform to the edit format.')) {
-      out.push({ kind: 'error', message: text, fatal: false });
-      return out;
-    }
-    if (text.startsWith('Unable to commit:')) {
-      out.push({ kind: 'error', message: text, fatal: false });
-      return out;
-    }
-    if (REFLECTIONS_RE.test(text)) {
-      out.push(fatal(text));
-      return out;
-    }
-    if (LITELLM_RE.test(text)) {
-      pendingLlmError = { message: text, lines: 0 };
-      return out;
-    }
-    if (text.startsWith('^C again to exit') || text.startsWith('^C KeyboardInterrupt')) {
-      out.push(fatal('aider was interrupted (^C)'));
-      return out;
-    }
-    return out;
+/** The result, which aider never prints: ok when an edit was applied or a commit made and nothing was fatal. */
+function onEnd(s: AiderState): RuntimeEvent[] {
+  const out: RuntimeEvent[] = [];
+  if (s.pendingLlmError) {
+    out.push(fatal(s, s.pendingLlmError.message));
+    s.pendingLlmError = null;
   }
+  const ok = (s.edited.length > 0 || s.commits > 0) && s.lastFatal === null;
+  const text = ok ? `${s.edited.length} file(s) edited, ${s.commits} commit(s)` : (s.lastFatal ?? 'aider made no changes');
+  out.push({ kind: 'result', ok, text });
+  return out;
+}
 
-  return safeParser(onLine, () => {
-    const out: RuntimeEvent[] = [];
-    if (pendingLlmError) {
-      out.push(fatal(pendingLlmError.message));
-      pendingLlmError = null;
-    }
-    const ok = (edited.length > 0 || commits > 0) && lastFatal === null;
-    const text = ok ? `${edited.length} file(s) edited, ${commits} commit(s)` : (lastFatal ?? 'aider made no changes');
-    out.push({ kind: 'result', ok, text });
-    return out;
-  });
+export function aiderParser(): OutputParser {
+  const s: AiderState = {
+    usage: { inputTokens: 0, outputTokens: 0, cacheReadTokens: 0, cacheWriteTokens: 0, cacheSeen: false, costUsd: undefined },
+    edited: [],
+    commits: 0,
+    lastFatal: null,
+    carry: null,
+    pendingLlmError: null,
+  };
+  return safeParser((text) => onLine(s, text), () => onEnd(s));
 }

@@ -25,8 +25,7 @@
  * Pure: no Node imports; never throws; unknown types, subtypes and fields are ignored.
  */
 import { type Obj, obj, arr, str, num, clip, firstLine, jsonObjectLine, safeParser, usageOf, tellingInput } from './json-fields';
-import type { OutputParser, RuntimeEvent } from '../domain/runtime-events';
-
+import type { OutputParser, RuntimeEvent, Usage } from '../domain/runtime-events';
 
 /** Tools whose successful calls change the file named in their input. */
 const FILE_TOOLS = new Set(['Edit', 'Write', 'MultiEdit', 'NotebookEdit']);
@@ -45,165 +44,195 @@ interface ToolCall {
   file?: string;
 }
 
-export function claudeCodeParser(): OutputParser {
-  let sessionId: string | null = null;
-  let cwd: string | null = null;
-  let sawResult = false;
-  const calls = new Map<string, ToolCall>();
+/** What the parser keeps between lines of one attempt's output. */
+interface ClaudeCodeState {
+  sessionId: string | null;
+  /** The session's working directory (from `init`), to show paths inside it as relative ones. */
+  cwd: string | null;
+  sawResult: boolean;
+  /** The `tool_use` calls not yet answered by a `tool_result`, by id. */
+  calls: Map<string, ToolCall>;
+}
 
-  /** A path relative to the session's cwd when it lies inside it (for display only). */
-  const shortPath = (p: string): string => (cwd && p.startsWith(`${cwd}/`) ? p.slice(cwd.length + 1) : p);
+/** A path relative to the session's cwd when it lies inside it (for display only). */
+const shortPath = (cwd: string | null, p: string): string => (cwd && p.startsWith(`${cwd}/`) ? p.slice(cwd.length + 1) : p);
 
-  function describeCall(name: string, input: Obj | undefined): string {
-    if (!input) return name;
-    for (const k of PATH_KEYS) {
-      const v = str(input[k]);
-      if (v) return `${name} ${clip(shortPath(v.trim()), 120)}`;
-    }
-    const v = tellingInput(input, TELLING_KEYS, BULK_KEYS);
-    return v ? `${name}: ${clip(v.replace(/\s+/g, ' ').trim(), 80)}` : name;
+function describeCall(name: string, input: Obj | undefined, cwd: string | null): string {
+  if (!input) return name;
+  for (const k of PATH_KEYS) {
+    const v = str(input[k]);
+    if (v) return `${name} ${clip(shortPath(cwd, v.trim()), 120)}`;
   }
+  const v = tellingInput(input, TELLING_KEYS, BULK_KEYS);
+  return v ? `${name}: ${clip(v.replace(/\s+/g, ' ').trim(), 80)}` : name;
+}
 
-  /** The text of a tool_result's content: a string or a list of `{type:'text', text}` blocks. */
-  function resultText(content: unknown): string {
-    if (typeof content === 'string') return content;
-    return arr(content)
+/** The text of a tool_result's content: a string or a list of `{type:'text', text}` blocks. */
+function resultText(content: unknown): string {
+  if (typeof content === 'string') return content;
+  return arr(content)
+    .map((b) => str(obj(b)?.text) ?? '')
+    .filter((t) => t.length > 0)
+    .join('\n');
+}
+
+/** A `tool_use` block: activity, and the call kept (when it has an id) to name its result. */
+function onToolUse(s: ClaudeCodeState, block: Obj, out: RuntimeEvent[]): void {
+  const name = str(block.name);
+  if (!name) return; // malformed
+  const input = obj(block.input);
+  const summary = describeCall(name, input, s.cwd);
+  const id = str(block.id);
+  if (id) {
+    const file = FILE_TOOLS.has(name) ? (str(input?.file_path) ?? str(input?.notebook_path)) : undefined;
+    s.calls.set(id, file ? { name, summary, file } : { name, summary });
+  }
+  out.push({ kind: 'activity', message: summary });
+}
+
+function onAssistant(s: ClaudeCodeState, ev: Obj, out: RuntimeEvent[]): void {
+  const message = obj(ev.message);
+  for (const raw of arr(message?.content)) {
+    const block = obj(raw);
+    if (!block) continue;
+    switch (block.type) {
+      case 'tool_use':
+        onToolUse(s, block, out);
+        break;
+      case 'text': {
+        const text = str(block.text);
+        if (text) out.push({ kind: 'activity', message: firstLine(text) });
+        break;
+      }
+      case 'thinking':
+      case 'redacted_thinking':
+        out.push({ kind: 'activity', message: 'thinking' });
+        break;
+    }
+  }
+  // A synthetic message standing for an API error (`error`: "server_error", "authentication_failed", …).
+  const error = str(ev.error);
+  if (error) {
+    const text = arr(message?.content)
       .map((b) => str(obj(b)?.text) ?? '')
-      .filter((t) => t.length > 0)
-      .join('\n');
+      .find((t) => t.length > 0);
+    out.push({ kind: 'error', message: text ? firstLine(text, 500) : `API error: ${error}`, fatal: false });
   }
+}
 
-  function onAssistant(ev: Obj, out: RuntimeEvent[]): void {
-    const message = obj(ev.message);
-    for (const raw of arr(message?.content)) {
-      const block = obj(raw);
-      if (!block) continue;
-      switch (block.type) {
-        case 'tool_use': {
-          const name = str(block.name);
-          if (!name) break; // malformed
-          const input = obj(block.input);
-          const summary = describeCall(name, input);
-          const id = str(block.id);
-          if (id) {
-            const file = FILE_TOOLS.has(name) ? (str(input?.file_path) ?? str(input?.notebook_path)) : undefined;
-            calls.set(id, file ? { name, summary, file } : { name, summary });
-          }
-          out.push({ kind: 'activity', message: summary });
-          break;
-        }
-        case 'text': {
-          const text = str(block.text);
-          if (text) out.push({ kind: 'activity', message: firstLine(text) });
-          break;
-        }
-        case 'thinking':
-        case 'redacted_thinking':
-          out.push({ kind: 'activity', message: 'thinking' });
-          break;
-      }
-    }
-    // A synthetic message standing for an API error (`error`: "server_error", "authentication_failed", …).
-    const error = str(ev.error);
-    if (error) {
-      const text = arr(message?.content)
-        .map((b) => str(obj(b)?.text) ?? '')
-        .find((t) => t.length > 0);
-      out.push({ kind: 'error', message: text ? firstLine(text, 500) : `API error: ${error}`, fatal: false });
-    }
+function onUser(s: ClaudeCodeState, ev: Obj, out: RuntimeEvent[]): void {
+  for (const raw of arr(obj(ev.message)?.content)) {
+    const block = obj(raw);
+    if (!block || block.type !== 'tool_result') continue;
+    const id = str(block.tool_use_id);
+    if (!id) continue; // malformed
+    const call = s.calls.get(id);
+    s.calls.delete(id);
+    const ok = block.is_error !== true;
+    const failure = ok ? '' : firstLine(resultText(block.content), 500);
+    const detail = failure || call?.summary;
+    const name = call?.name ?? 'tool';
+    out.push(detail ? { kind: 'tool', name, ok, detail } : { kind: 'tool', name, ok });
+    if (ok && call?.file) out.push({ kind: 'file', path: call.file });
   }
+}
 
-  function onUser(ev: Obj, out: RuntimeEvent[]): void {
-    for (const raw of arr(obj(ev.message)?.content)) {
-      const block = obj(raw);
-      if (!block || block.type !== 'tool_result') continue;
-      const id = str(block.tool_use_id);
-      if (!id) continue; // malformed
-      const call = calls.get(id);
-      calls.delete(id);
-      const ok = block.is_error !== true;
-      const failure = ok ? '' : firstLine(resultText(block.content), 500);
-      const detail = failure || call?.summary;
-      const name = call?.name ?? 'tool';
-      out.push(detail ? { kind: 'tool', name, ok, detail } : { kind: 'tool', name, ok });
-      if (ok && call?.file) out.push({ kind: 'file', path: call.file });
-    }
+/** `system`/`init`: the session (again only when it changed or names the model). */
+function onInit(s: ClaudeCodeState, ev: Obj, out: RuntimeEvent[]): void {
+  const sid = str(ev.session_id);
+  s.cwd = str(ev.cwd)?.replace(/\/+$/, '') ?? s.cwd;
+  if (!sid) return;
+  const model = str(ev.model);
+  if (sid !== s.sessionId || model) out.push(model ? { kind: 'session', sessionId: sid, model } : { kind: 'session', sessionId: sid });
+  s.sessionId = sid;
+}
+
+/** `system`/`api_retry`: "API overloaded (529); retry 2/10". */
+function apiRetryMessage(ev: Obj): string {
+  const attempt = num(ev.attempt);
+  const max = num(ev.max_retries);
+  const status = num(ev.error_status);
+  const what = [str(ev.error), status !== undefined ? `(${status})` : undefined].filter(Boolean).join(' ') || 'error';
+  const retry = attempt !== undefined ? ` ${attempt}${max !== undefined ? `/${max}` : ''}` : '';
+  return `API ${what}; retry${retry}`;
+}
+
+/** `system`/`permission_denied`: "Permission denied for Bash: …". */
+function permissionDeniedMessage(ev: Obj): string {
+  const tool = str(ev.tool_name) ?? 'a tool';
+  const why = str(ev.message);
+  return why ? `Permission denied for ${tool}: ${firstLine(why, 500)}` : `Permission denied for ${tool}`;
+}
+
+function onSystem(s: ClaudeCodeState, ev: Obj, out: RuntimeEvent[]): void {
+  switch (ev.subtype) {
+    case 'init':
+      onInit(s, ev, out);
+      break;
+    case 'api_retry':
+      out.push({ kind: 'error', message: apiRetryMessage(ev), fatal: false });
+      break;
+    case 'permission_denied':
+      out.push({ kind: 'error', message: permissionDeniedMessage(ev), fatal: false });
+      break;
   }
+}
 
-  function onSystem(ev: Obj, out: RuntimeEvent[]): void {
-    switch (ev.subtype) {
-      case 'init': {
-        const sid = str(ev.session_id);
-        cwd = str(ev.cwd)?.replace(/\/+$/, '') ?? cwd;
-        if (!sid) break;
-        const model = str(ev.model);
-        if (sid !== sessionId || model) out.push(model ? { kind: 'session', sessionId: sid, model } : { kind: 'session', sessionId: sid });
-        sessionId = sid;
-        break;
-      }
-      case 'api_retry': {
-        const attempt = num(ev.attempt);
-        const max = num(ev.max_retries);
-        const status = num(ev.error_status);
-        const what = [str(ev.error), status !== undefined ? `(${status})` : undefined].filter(Boolean).join(' ') || 'error';
-        const retry = attempt !== undefined ? ` ${attempt}${max !== undefined ? `/${max}` : ''}` : '';
-        out.push({ kind: 'error', message: `API ${what}; retry${retry}`, fatal: false });
-        break;
-      }
-      case 'permission_denied': {
-        const tool = str(ev.tool_name) ?? 'a tool';
-        const why = str(ev.message);
-        out.push({ kind: 'error', message: why ? `Permission denied for ${tool}: ${firstLine(why, 500)}` : `Permission denied for ${tool}`, fatal: false });
-        break;
-      }
-    }
+/** The usage of a `result` line: tokens from `usage`, cost from `total_cost_usd`. */
+function resultUsage(ev: Obj): Usage | null {
+  const u = obj(ev.usage);
+  return usageOf({
+    inputTokens: u?.input_tokens,
+    outputTokens: u?.output_tokens,
+    cacheReadTokens: u?.cache_read_input_tokens,
+    cacheWriteTokens: u?.cache_creation_input_tokens,
+    reasoningTokens: obj(u?.output_tokens_details)?.thinking_tokens,
+    costUsd: ev.total_cost_usd,
+  });
+}
+
+function onResult(s: ClaudeCodeState, ev: Obj, out: RuntimeEvent[]): void {
+  s.sawResult = true;
+  const subtype = str(ev.subtype);
+  const ok = ev.is_error !== true && subtype === 'success';
+  const errors = arr(ev.errors).filter((e): e is string => typeof e === 'string' && e.trim().length > 0);
+  const text = typeof ev.result === 'string' ? ev.result : errors.join('\n');
+
+  const usage = resultUsage(ev);
+  if (usage) out.push({ kind: 'usage', usage });
+
+  out.push({ kind: 'result', ok, text });
+  if (!ok) {
+    const message = text.trim() || `claude-code run failed (${str(ev.terminal_reason) ?? subtype ?? 'unknown reason'})`;
+    out.push({ kind: 'error', message, fatal: true });
   }
+}
 
-  function onResult(ev: Obj, out: RuntimeEvent[]): void {
-    sawResult = true;
-    const subtype = str(ev.subtype);
-    const ok = ev.is_error !== true && subtype === 'success';
-    const errors = arr(ev.errors).filter((e): e is string => typeof e === 'string' && e.trim().length > 0);
-    const text = typeof ev.result === 'string' ? ev.result : errors.join('\n');
-
-    const u = obj(ev.usage);
-    const usage = usageOf({
-      inputTokens: u?.input_tokens,
-      outputTokens: u?.output_tokens,
-      cacheReadTokens: u?.cache_read_input_tokens,
-      cacheWriteTokens: u?.cache_creation_input_tokens,
-      reasoningTokens: obj(u?.output_tokens_details)?.thinking_tokens,
-      costUsd: ev.total_cost_usd,
-    });
-    if (usage) out.push({ kind: 'usage', usage });
-
-    out.push({ kind: 'result', ok, text });
-    if (!ok) {
-      const message = text.trim() || `claude-code run failed (${str(ev.terminal_reason) ?? subtype ?? 'unknown reason'})`;
-      out.push({ kind: 'error', message, fatal: true });
-    }
+function onLine(s: ClaudeCodeState, text: string): RuntimeEvent[] {
+  const ev = jsonObjectLine(text);
+  if (!ev) return [];
+  const out: RuntimeEvent[] = [];
+  switch (ev.type) {
+    case 'system':
+      onSystem(s, ev, out);
+      break;
+    case 'assistant':
+      onAssistant(s, ev, out);
+      break;
+    case 'user':
+      onUser(s, ev, out);
+      break;
+    case 'result':
+      onResult(s, ev, out);
+      break;
   }
+  return out;
+}
 
-  function onLine(text: string): RuntimeEvent[] {
-    const ev = jsonObjectLine(text);
-    if (!ev) return [];
-    const out: RuntimeEvent[] = [];
-    switch (ev.type) {
-      case 'system':
-        onSystem(ev, out);
-        break;
-      case 'assistant':
-        onAssistant(ev, out);
-        break;
-      case 'user':
-        onUser(ev, out);
-        break;
-      case 'result':
-        onResult(ev, out);
-        break;
-    }
-    return out;
-  }
-
-  return safeParser(onLine, () => (sawResult ? [] : [{ kind: 'error', message: 'claude-code ended without a result (cancelled or crashed)', fatal: true }]));
+export function claudeCodeParser(): OutputParser {
+  const s: ClaudeCodeState = { sessionId: null, cwd: null, sawResult: false, calls: new Map() };
+  return safeParser(
+    (text) => onLine(s, text),
+    () => (s.sawResult ? [] : [{ kind: 'error', message: 'claude-code ended without a result (cancelled or crashed)', fatal: true }]),
+  );
 }

@@ -23,7 +23,6 @@
 import { type Obj, obj, str, num, firstLine, jsonObjectLine, safeParser, usageOf, tellingInput } from './json-fields';
 import type { OutputParser, RuntimeEvent, Usage } from '../domain/runtime-events';
 
-
 /** Parameters that say the most about a call, best first. */
 const TELLING_KEYS = ['file_path', 'command', 'pattern', 'dir_path', 'absolute_path', 'path', 'query', 'url', 'prompt', 'description'];
 /** Parameters that are bulk content, never a summary. */
@@ -62,105 +61,132 @@ function usageFrom(stats: Obj): Usage | null {
   return usageOf({ inputTokens: input, outputTokens: output, cacheReadTokens: cached });
 }
 
+/** What the parser keeps between lines of one attempt's output. */
+interface GeminiState {
+  sessionId: string | null;
+  model: string | null;
+  /** The `tool_use` calls seen, by `tool_id`, to name their results. */
+  tools: Map<string, { name: string; params: Obj | undefined }>;
+  /** Assistant text of the current model turn, whether its first line was shown, and the last turn that had any. */
+  turn: string;
+  turnShown: boolean;
+  lastTurn: string;
+  gotResult: boolean;
+}
+
+/** Closes the current turn; its first line becomes activity if it was not shown yet. */
+function closeTurn(s: GeminiState, out: RuntimeEvent[]): void {
+  if (s.turn.trim() !== '') {
+    s.lastTurn = s.turn;
+    if (!s.turnShown) out.push({ kind: 'activity', message: firstLine(s.turn) });
+  }
+  s.turn = '';
+  s.turnShown = false;
+}
+
+function onInit(s: GeminiState, ev: Obj, out: RuntimeEvent[]): void {
+  const sid = str(ev.session_id);
+  if (!sid) return;
+  s.sessionId = sid;
+  s.model = str(ev.model) ?? s.model;
+  out.push(s.model ? { kind: 'session', sessionId: sid, model: s.model } : { kind: 'session', sessionId: sid });
+}
+
+/** An assistant `message` chunk: added to the turn; its first line shown once it is complete. */
+function onMessage(s: GeminiState, ev: Obj, out: RuntimeEvent[]): void {
+  if (ev.role !== 'assistant' || typeof ev.content !== 'string') return;
+  s.turn += ev.content;
+  // Show the first line once it is complete (more chunks would only show a line in pieces).
+  const start = s.turn.search(/\S/);
+  if (!s.turnShown && start >= 0 && s.turn.indexOf('\n', start) >= 0) {
+    s.turnShown = true;
+    out.push({ kind: 'activity', message: firstLine(s.turn) });
+  }
+}
+
+function onToolUse(s: GeminiState, ev: Obj, out: RuntimeEvent[]): void {
+  closeTurn(s, out);
+  const name = str(ev.tool_name) ?? 'tool';
+  const params = obj(ev.parameters);
+  const id = str(ev.tool_id);
+  if (id) s.tools.set(id, { name, params });
+  const summary = tellingParameter(params);
+  out.push({ kind: 'activity', message: summary ? `${name}: ${summary}` : name });
+}
+
+function onToolResult(s: GeminiState, ev: Obj, out: RuntimeEvent[]): void {
+  const id = str(ev.tool_id);
+  if (!id || typeof ev.status !== 'string') return; // malformed
+  const call = s.tools.get(id);
+  // tool ids are `<name>__<call id>` (core/turn.js); use that when the tool_use was not seen.
+  const name = call?.name ?? (id.includes('__') ? id.slice(0, id.indexOf('__')) : 'tool');
+  const ok = ev.status === 'success';
+  const summary = tellingParameter(call?.params);
+  const detail = ok ? summary : (str(obj(ev.error)?.message) ?? str(ev.output) ?? summary);
+  out.push(detail ? { kind: 'tool', name, ok, detail: firstLine(detail, 500) } : { kind: 'tool', name, ok });
+  const path = str(call?.params?.file_path);
+  if (ok && path && FILE_TOOLS.has(name)) out.push({ kind: 'file', path });
+}
+
+/** The `stats` of a `result` line: usage, and the model (from the per-model stats) if `init` did not name it. */
+function onStats(s: GeminiState, stats: Obj, out: RuntimeEvent[]): void {
+  const usage = usageFrom(stats);
+  if (usage) out.push({ kind: 'usage', usage });
+  const models = Object.keys(obj(stats.models) ?? {});
+  if (s.model === null && s.sessionId !== null && models.length > 0) {
+    s.model = models[0]!;
+    out.push({ kind: 'session', sessionId: s.sessionId, model: s.model });
+  }
+}
+
+function onResult(s: GeminiState, ev: Obj, out: RuntimeEvent[]): void {
+  closeTurn(s, out);
+  s.gotResult = true;
+  const stats = obj(ev.stats);
+  if (stats) onStats(s, stats, out);
+  const ok = ev.status === 'success';
+  if (ok) {
+    out.push({ kind: 'result', ok: true, text: s.lastTurn });
+  } else {
+    const err = obj(ev.error);
+    const message = str(err?.message) ?? str(err?.type) ?? `gemini failed (status ${String(ev.status)})`;
+    out.push({ kind: 'error', message, fatal: true }, { kind: 'result', ok: false, text: message });
+  }
+}
+
+function onLine(s: GeminiState, text: string): RuntimeEvent[] {
+  const ev = jsonObjectLine(text);
+  if (!ev) return [];
+  const out: RuntimeEvent[] = [];
+  switch (ev.type) {
+    case 'init':
+      onInit(s, ev, out);
+      break;
+    case 'message':
+      onMessage(s, ev, out);
+      break;
+    case 'tool_use':
+      onToolUse(s, ev, out);
+      break;
+    case 'tool_result':
+      onToolResult(s, ev, out);
+      break;
+    case 'error': {
+      const message = str(ev.message);
+      if (message) out.push({ kind: 'error', message, fatal: false });
+      break;
+    }
+    case 'result':
+      onResult(s, ev, out);
+      break;
+  }
+  return out;
+}
+
 export function geminiParser(): OutputParser {
-  let sessionId: string | null = null;
-  let model: string | null = null;
-  const tools = new Map<string, { name: string; params: Obj | undefined }>();
-  /** Assistant text of the current model turn, and of the last turn that had any. */
-  let turn = '';
-  let turnShown = false;
-  let lastTurn = '';
-  let gotResult = false;
-
-  /** Closes the current turn; its first line becomes activity if it was not shown yet. */
-  function closeTurn(out: RuntimeEvent[]): void {
-    if (turn.trim() !== '') {
-      lastTurn = turn;
-      if (!turnShown) out.push({ kind: 'activity', message: firstLine(turn) });
-    }
-    turn = '';
-    turnShown = false;
-  }
-
-  function onLine(text: string): RuntimeEvent[] {
-    const ev = jsonObjectLine(text);
-    if (!ev) return [];
-    const out: RuntimeEvent[] = [];
-    switch (ev.type) {
-      case 'init': {
-        const sid = str(ev.session_id);
-        if (!sid) break;
-        sessionId = sid;
-        model = str(ev.model) ?? model;
-        out.push(model ? { kind: 'session', sessionId: sid, model } : { kind: 'session', sessionId: sid });
-        break;
-      }
-      case 'message': {
-        if (ev.role !== 'assistant' || typeof ev.content !== 'string') break;
-        turn += ev.content;
-        // Show the first line once it is complete (more chunks would only show a line in pieces).
-        const start = turn.search(/\S/);
-        if (!turnShown && start >= 0 && turn.indexOf('\n', start) >= 0) {
-          turnShown = true;
-          out.push({ kind: 'activity', message: firstLine(turn) });
-        }
-        break;
-      }
-      case 'tool_use': {
-        closeTurn(out);
-        const name = str(ev.tool_name) ?? 'tool';
-        const params = obj(ev.parameters);
-        const id = str(ev.tool_id);
-        if (id) tools.set(id, { name, params });
-        const summary = tellingParameter(params);
-        out.push({ kind: 'activity', message: summary ? `${name}: ${summary}` : name });
-        break;
-      }
-      case 'tool_result': {
-        const id = str(ev.tool_id);
-        if (!id || typeof ev.status !== 'string') break; // malformed
-        const call = tools.get(id);
-        // tool ids are `<name>__<call id>` (core/turn.js); use that when the tool_use was not seen.
-        const name = call?.name ?? (id.includes('__') ? id.slice(0, id.indexOf('__')) : 'tool');
-        const ok = ev.status === 'success';
-        const summary = tellingParameter(call?.params);
-        const detail = ok ? summary : (str(obj(ev.error)?.message) ?? str(ev.output) ?? summary);
-        out.push(detail ? { kind: 'tool', name, ok, detail: firstLine(detail, 500) } : { kind: 'tool', name, ok });
-        const path = str(call?.params?.file_path);
-        if (ok && path && FILE_TOOLS.has(name)) out.push({ kind: 'file', path });
-        break;
-      }
-      case 'error': {
-        const message = str(ev.message);
-        if (message) out.push({ kind: 'error', message, fatal: false });
-        break;
-      }
-      case 'result': {
-        closeTurn(out);
-        gotResult = true;
-        const stats = obj(ev.stats);
-        if (stats) {
-          const usage = usageFrom(stats);
-          if (usage) out.push({ kind: 'usage', usage });
-          const models = Object.keys(obj(stats.models) ?? {});
-          if (model === null && sessionId !== null && models.length > 0) {
-            model = models[0]!;
-            out.push({ kind: 'session', sessionId, model });
-          }
-        }
-        const ok = ev.status === 'success';
-        if (ok) {
-          out.push({ kind: 'result', ok: true, text: lastTurn });
-        } else {
-          const err = obj(ev.error);
-          const message = str(err?.message) ?? str(err?.type) ?? `gemini failed (status ${String(ev.status)})`;
-          out.push({ kind: 'error', message, fatal: true }, { kind: 'result', ok: false, text: message });
-        }
-        break;
-      }
-    }
-    return out;
-  }
-
-  return safeParser(onLine, () => (gotResult ? [] : [{ kind: 'error', message: 'gemini ended without a result (cancelled or crashed)', fatal: true }]));
+  const s: GeminiState = { sessionId: null, model: null, tools: new Map(), turn: '', turnShown: false, lastTurn: '', gotResult: false };
+  return safeParser(
+    (text) => onLine(s, text),
+    () => (s.gotResult ? [] : [{ kind: 'error', message: 'gemini ended without a result (cancelled or crashed)', fatal: true }]),
+  );
 }

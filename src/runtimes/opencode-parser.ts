@@ -21,7 +21,6 @@
 import { type Obj, obj, str, num, firstLine, jsonObjectLine, safeParser, tellingInput } from './json-fields';
 import type { OutputParser, RuntimeEvent, Usage } from '../domain/runtime-events';
 
-
 /** Inputs that say the most about a call, best first. */
 const TELLING_KEYS = ['filePath', 'command', 'pattern', 'path', 'url', 'query', 'description', 'prompt', 'file_path'];
 /** Inputs that are bulk content, never a summary. */
@@ -45,88 +44,119 @@ function changedFiles(state: Obj): string[] {
   return [...new Set(paths.filter((p): p is string => p !== undefined))];
 }
 
-export function opencodeParser(): OutputParser {
-  let sessionId: string | null = null;
-  const usage = { inputTokens: 0, outputTokens: 0, reasoningTokens: 0, cacheReadTokens: 0, cacheWriteTokens: 0, costUsd: 0 };
-  let stepText: string[] = [];
-  let lastText = '';
-  let finished = false;
-  let failed = false;
+/** What the parser keeps between lines of one attempt's output. */
+interface OpencodeState {
+  sessionId: string | null;
+  /** Tokens and cost summed over the steps so far. */
+  usage: Required<Usage>;
+  /** The text blocks of the current step, and the last text block of any step. */
+  stepText: string[];
+  lastText: string;
+  finished: boolean;
+  failed: boolean;
+}
 
-  const answer = () => (stepText.length > 0 ? stepText.join('\n\n') : lastText);
+/** The final answer: the text of the last step, else the last text seen. */
+const answer = (s: OpencodeState): string => (s.stepText.length > 0 ? s.stepText.join('\n\n') : s.lastText);
 
-  function onLine(text: string): RuntimeEvent[] {
-    const ev = jsonObjectLine(text);
-    if (!ev) return [];
-    const out: RuntimeEvent[] = [];
-    const sid = str(ev.sessionID);
-    if (sid && sessionId === null) {
-      sessionId = sid;
-      out.push({ kind: 'session', sessionId: sid });
-    }
-    const part = obj(ev.part) ?? {};
-    switch (ev.type) {
-      case 'step_start':
-        stepText = [];
-        break;
-      case 'text': {
-        const body = typeof part.text === 'string' ? part.text : '';
-        if (body.trim() === '' || part.synthetic === true || part.ignored === true) break;
-        stepText.push(body);
-        lastText = body;
-        out.push({ kind: 'activity', message: firstLine(body) });
-        break;
-      }
-      case 'reasoning':
-        out.push({ kind: 'activity', message: 'thinking' });
-        break;
-      case 'tool_use': {
-        const tool = str(part.tool);
-        const state = obj(part.state);
-        // A call without a name or a status is malformed. run.ts only emits finished calls; one still pending or running
-        // (should a version send one) is not an outcome yet.
-        if (!tool || !state || typeof state.status !== 'string' || state.status === 'pending' || state.status === 'running') break;
-        const summary = firstLine(tellingInput(obj(state.input), TELLING_KEYS, BULK_KEYS) ?? '');
-        const ok = state.status === 'completed';
-        out.push({ kind: 'activity', message: summary ? `${tool}: ${summary}` : tool });
-        const detail = ok ? summary : (str(state.error) ?? summary);
-        out.push(detail ? { kind: 'tool', name: tool, ok, detail: firstLine(detail, 500) } : { kind: 'tool', name: tool, ok });
-        if (ok && FILE_TOOLS.has(tool)) for (const path of changedFiles(state)) out.push({ kind: 'file', path });
-        break;
-      }
-      case 'step_finish': {
-        const tokens = obj(part.tokens) ?? {};
-        const cache = obj(tokens.cache) ?? {};
-        usage.inputTokens += num(tokens.input) ?? 0;
-        usage.outputTokens += num(tokens.output) ?? 0;
-        usage.reasoningTokens += num(tokens.reasoning) ?? 0;
-        usage.cacheReadTokens += num(cache.read) ?? 0;
-        usage.cacheWriteTokens += num(cache.write) ?? 0;
-        usage.costUsd += num(part.cost) ?? 0;
-        out.push({ kind: 'usage', usage: { ...usage } satisfies Usage });
-        const reason = str(part.reason);
-        if (reason !== undefined && reason !== 'tool-calls' && !failed) {
-          finished = true;
-          out.push({ kind: 'result', ok: true, text: answer() });
-        }
-        break;
-      }
-      case 'done':
-        if (!finished && !failed) {
-          finished = true;
-          out.push({ kind: 'result', ok: true, text: answer() });
-        }
-        break;
-      case 'error': {
-        const err = obj(ev.error);
-        const message = str(obj(err?.data)?.message) ?? str(err?.name) ?? 'opencode reported an error';
-        failed = true;
-        out.push({ kind: 'error', message, fatal: true }, { kind: 'result', ok: false, text: message });
-        break;
-      }
-    }
-    return out;
+function onText(s: OpencodeState, part: Obj, out: RuntimeEvent[]): void {
+  const body = typeof part.text === 'string' ? part.text : '';
+  if (body.trim() === '' || part.synthetic === true || part.ignored === true) return;
+  s.stepText.push(body);
+  s.lastText = body;
+  out.push({ kind: 'activity', message: firstLine(body) });
+}
+
+/** A finished tool call: activity, tool, and the files an edit/write/patch call changed. */
+function onToolUse(part: Obj, out: RuntimeEvent[]): void {
+  const tool = str(part.tool);
+  const state = obj(part.state);
+  // A call without a name or a status is malformed. run.ts only emits finished calls; one still pending or running
+  // (should a version send one) is not an outcome yet.
+  if (!tool || !state || typeof state.status !== 'string' || state.status === 'pending' || state.status === 'running') return;
+  const summary = firstLine(tellingInput(obj(state.input), TELLING_KEYS, BULK_KEYS) ?? '');
+  const ok = state.status === 'completed';
+  out.push({ kind: 'activity', message: summary ? `${tool}: ${summary}` : tool });
+  const detail = ok ? summary : (str(state.error) ?? summary);
+  out.push(detail ? { kind: 'tool', name: tool, ok, detail: firstLine(detail, 500) } : { kind: 'tool', name: tool, ok });
+  if (ok && FILE_TOOLS.has(tool)) for (const path of changedFiles(state)) out.push({ kind: 'file', path });
+}
+
+/** `step_finish`: the step's tokens and cost added to the usage; a reason other than "tool-calls" finishes the run. */
+function onStepFinish(s: OpencodeState, part: Obj, out: RuntimeEvent[]): void {
+  const tokens = obj(part.tokens) ?? {};
+  const cache = obj(tokens.cache) ?? {};
+  s.usage.inputTokens += num(tokens.input) ?? 0;
+  s.usage.outputTokens += num(tokens.output) ?? 0;
+  s.usage.reasoningTokens += num(tokens.reasoning) ?? 0;
+  s.usage.cacheReadTokens += num(cache.read) ?? 0;
+  s.usage.cacheWriteTokens += num(cache.write) ?? 0;
+  s.usage.costUsd += num(part.cost) ?? 0;
+  out.push({ kind: 'usage', usage: { ...s.usage } satisfies Usage });
+  const reason = str(part.reason);
+  if (reason !== undefined && reason !== 'tool-calls' && !s.failed) {
+    s.finished = true;
+    out.push({ kind: 'result', ok: true, text: answer(s) });
   }
+}
 
-  return safeParser(onLine, () => (finished || failed ? [] : [{ kind: 'error', message: 'opencode ended without finishing (cancelled or crashed)', fatal: true }]));
+function onError(s: OpencodeState, ev: Obj, out: RuntimeEvent[]): void {
+  const err = obj(ev.error);
+  const message = str(obj(err?.data)?.message) ?? str(err?.name) ?? 'opencode reported an error';
+  s.failed = true;
+  out.push({ kind: 'error', message, fatal: true }, { kind: 'result', ok: false, text: message });
+}
+
+function onLine(s: OpencodeState, text: string): RuntimeEvent[] {
+  const ev = jsonObjectLine(text);
+  if (!ev) return [];
+  const out: RuntimeEvent[] = [];
+  const sid = str(ev.sessionID);
+  if (sid && s.sessionId === null) {
+    s.sessionId = sid;
+    out.push({ kind: 'session', sessionId: sid });
+  }
+  const part = obj(ev.part) ?? {};
+  switch (ev.type) {
+    case 'step_start':
+      s.stepText = [];
+      break;
+    case 'text':
+      onText(s, part, out);
+      break;
+    case 'reasoning':
+      out.push({ kind: 'activity', message: 'thinking' });
+      break;
+    case 'tool_use':
+      onToolUse(part, out);
+      break;
+    case 'step_finish':
+      onStepFinish(s, part, out);
+      break;
+    case 'done':
+      if (!s.finished && !s.failed) {
+        s.finished = true;
+        out.push({ kind: 'result', ok: true, text: answer(s) });
+      }
+      break;
+    case 'error':
+      onError(s, ev, out);
+      break;
+  }
+  return out;
+}
+
+export function opencodeParser(): OutputParser {
+  const s: OpencodeState = {
+    sessionId: null,
+    usage: { inputTokens: 0, outputTokens: 0, reasoningTokens: 0, cacheReadTokens: 0, cacheWriteTokens: 0, costUsd: 0 },
+    stepText: [],
+    lastText: '',
+    finished: false,
+    failed: false,
+  };
+  return safeParser(
+    (text) => onLine(s, text),
+    () => (s.finished || s.failed ? [] : [{ kind: 'error', message: 'opencode ended without finishing (cancelled or crashed)', fatal: true }]),
+  );
 }
