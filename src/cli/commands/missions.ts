@@ -1,4 +1,4 @@
-/** `fleet mission create|status|list|cancel`: missions through the REST API. */
+/** `fleet missions create|status|list|cancel` (alias `fleet mission …`): missions through the REST API. */
 import type { Command } from 'commander';
 import type { Agent } from '../../domain/agent';
 import type { AgentList, MissionList } from '../../domain/api';
@@ -14,7 +14,8 @@ import { oneOf, positiveInt, query } from '../options';
 export const LIST_MISSIONS_HINT = 'list missions with `fleet mission list`';
 
 export function registerMissionCommands(program: Command): void {
-  const missions = program.command('mission').alias('missions').description('create, watch and cancel missions (sorties run as agents in dependency order)');
+  // Plural like the other groups; `fleet mission …` stays as an alias for existing scripts.
+  const missions = program.command('missions').alias('mission').description('create, watch and cancel missions (sorties run as agents in dependency order)');
   missions
     .command('create <file>')
     .description('create a mission from a JSON or YAML file (checked locally first)')
