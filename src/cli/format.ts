@@ -25,6 +25,12 @@ const useColour = () => Boolean(process.stdout.isTTY) && !process.env.NO_COLOR;
 const paint = (code: number) => (s: string) => (useColour() ? `\x1b[${code}m${s}\x1b[0m` : s);
 export const colour = { green: paint(32), red: paint(31), yellow: paint(33), dim: paint(2), bold: paint(1) };
 
+/** Label-value rows as a table, labels in bold. */
+export const kv = (rows: [string, string][]) => table(rows.map(([k, v]) => [colour.bold(k), v]));
+
+/** `1 lock`, `2 locks`. */
+export const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
+
 export function statusColour(status: string): string {
   if (status === 'succeeded' || status === 'running' || status === 'healthy') return colour.green(status);
   if (status === 'failed' || status === 'unhealthy') return colour.red(status);

@@ -5,9 +5,11 @@ import { ConfigError } from '../temporal/connection';
 import { TemporalCliNotFound } from '../temporal/cli-binary';
 import { CliError } from './api-client';
 import { registerAgentCommands } from './commands/agents';
+import { registerCheckpointCommands } from './commands/checkpoints';
 import { registerCoordinationCommands } from './commands/coordination';
 import { registerDoctorCommand } from './commands/doctor';
 import { registerMissionCommands } from './commands/missions';
+import { registerResumeCommands } from './commands/resume';
 import { registerServiceCommands } from './commands/serve';
 import { registerWorktreeCommands } from './commands/worktrees';
 
@@ -25,6 +27,8 @@ const program = new Command('fleet')
 registerServiceCommands(program);
 registerAgentCommands(program);
 registerMissionCommands(program);
+registerCheckpointCommands(program);
+registerResumeCommands(program);
 registerCoordinationCommands(program);
 registerDoctorCommand(program);
 registerWorktreeCommands(program);

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { CliError } from '../../src/cli/api-client';
-import { parseDuration } from '../../src/cli/commands/missions';
+import { parseDuration } from '../../src/cli/options';
 import { loadMissionFile } from '../../src/cli/mission-file';
 
 const dir = mkdtempSync(join(tmpdir(), 'fleet-mission-file-'));

@@ -4,90 +4,48 @@ import { resolve } from 'node:path';
 import { readFileSync } from 'node:fs';
 import { Agent, AGENT_TYPES, RUNTIME_NAMES, SpawnRequest, type SpawnRequestInput } from '../../domain/agent';
 import type { AgentHealth, AgentList, AgentLogTail, AgentResources, SystemHealth } from '../../domain/api';
+import { issuesText } from '../../domain/issues-text';
 import { CliError } from '../api-client';
 import { client, print, type GlobalOpts } from '../command-io';
-import { bytes, colour, progressBar, relativeTime, statusColour, table } from '../format';
-import { issuesText } from '../../domain/issues-text';
-
-
-const collect = (v: string, prev: string[] = []) => [...prev, v];
-const num = (name: string) => (v: string) => {
-  const n = Number(v);
-  if (!Number.isFinite(n)) throw new CliError(`${name} must be a number, got ${JSON.stringify(v)}`);
-  return n;
-};
-
-function instructionsOption(text: string | undefined, file: string | undefined): string | undefined {
-  if (text !== undefined && file !== undefined) throw new CliError('give --instructions or --instructions-file, not both');
-  if (file === undefined) return text;
-  try {
-    return readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new CliError(`cannot read --instructions-file ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-  }
-}
-
-function agentRows(agents: Agent[]): string[][] {
-  return [
-    ['ID', 'TYPE', 'STATUS', 'ATTEMPT', 'PROGRESS', 'HEALTH', 'STARTED', 'TASK'],
-    ...agents.map((a) => [
-      a.id,
-      a.type,
-      statusColour(a.status),
-      a.attempt ? `${a.attempt}/${a.maxAttempts}` : '-',
-      progressBar(a.progress?.percent),
-      statusColour(a.health.state),
-      relativeTime(a.startedAt),
-      a.task.length > 40 ? `${a.task.slice(0, 39)}…` : a.task,
-    ]),
-  ];
-}
-
-function agentDetail(a: Agent): string {
-  const rows: [string, string][] = [
-    ['ID', a.id],
-    ['Type', a.type],
-    ['Task', a.task || '-'],
-    ['Callsign', a.callsign ?? '-'],
-    ['Runtime', `${a.runtime}${a.model ? ` (model ${a.model})` : ''}${a.run?.sessionId ? `, session ${a.run.sessionId}` : ''}`],
-    ['Status', statusColour(a.status)],
-    ['Attempt', `${a.attempt}/${a.maxAttempts}${a.nextAttemptAt ? ` (next ${relativeTime(a.nextAttemptAt)})` : ''}`],
-    ['Progress', `${progressBar(a.progress?.percent)}${a.progress?.message ? `  ${a.progress.message}` : ''}`],
-    ['Health', `${statusColour(a.health.state)} (last heartbeat ${relativeTime(a.health.lastHeartbeatAt)})`],
-    ['Process', a.pid ? `pid ${a.pid} on ${a.host}` : '-'],
-    ['Resources', a.resources ? `${a.resources.cpuPercent}% CPU, ${bytes(a.resources.rssBytes)} RSS, ${a.resources.processCount} processes` : '-'],
-    ['Started', a.startedAt ? `${a.startedAt} (${relativeTime(a.startedAt)})` : '-'],
-    ['Ended', a.endedAt ? `${a.endedAt} (${relativeTime(a.endedAt)})` : '-'],
-    ['Exit code', a.exitCode === null ? '-' : String(a.exitCode)],
-    ...runRows(a),
-    ['Worktree', a.worktree ? `${a.worktree.path} (branch ${a.worktree.branch}, from ${a.worktree.baseCommit.slice(0, 10)})` : '-'],
-    ['Last error', a.lastError ?? '-'],
-    ['Mission', a.missionId ?? '-'],
-    ['Queue', a.queue],
-    ['Log', a.logPath ?? '-'],
-    ['Web UI', a.uiUrl ?? '-'],
-  ];
-  return table(rows.map(([k, v]) => [colour.bold(k), v]));
-}
-
-/** What a coding-agent CLI's output said: tools, files, usage and cost, its result. */
-function runRows(a: Agent): [string, string][] {
-  const r = a.run;
-  if (!r) return [];
-  const u = r.usage;
-  const tokens = u && [u.inputTokens !== undefined && `${u.inputTokens} in`, u.outputTokens !== undefined && `${u.outputTokens} out`, u.cacheReadTokens && `${u.cacheReadTokens} cache read`, u.reasoningTokens && `${u.reasoningTokens} reasoning`].filter(Boolean).join(', ');
-  return [
-    ['Activity', r.activity ?? '-'],
-    ['Tool calls', r.toolCalls ? `${r.toolCalls}${r.failedToolCalls ? ` (${r.failedToolCalls} failed)` : ''}` : '-'],
-    ['Files changed', r.filesChanged.length ? r.filesChanged.join(', ') : '-'],
-    ['Usage', u ? `${tokens || '-'}${u.costUsd !== undefined ? `; $${u.costUsd.toFixed(4)}` : ''}` : '-'],
-    ['Result', r.result ? `${r.result.ok ? colour.green('ok') : colour.red('failed')}: ${r.result.text.length > 300 ? `${r.result.text.slice(0, 299)}…` : r.result.text}` : '-'],
-  ];
-}
+import { agentDetail, agentHealthText, agentRows, resourceRows, systemHealthText } from '../agent-format';
+import { colour, table } from '../format';
+import { collect, num } from '../options';
 
 export function registerAgentCommands(program: Command): void {
   const agents = program.command('agents').description('spawn and watch agents');
+  spawnCommand(agents);
+  for (const name of ['status', 'ls', 'show']) {
+    agents
+      .command(`${name} [id]`)
+      .description(name === 'show' ? "one agent's details, with its Web UI link" : 'list agents, or show one')
+      .option('--type <type>', 'only agents of this type')
+      .option('--status <status>', 'only agents with this status')
+      .option('--mission <id>', 'only agents of this mission')
+      .option('--limit <n>', 'at most this many (default 100)')
+      .action(listOrShowAgents);
+  }
+  agents
+    .command('terminate <id>')
+    .description('stop an agent: SIGTERM to its process group, SIGKILL after the grace period')
+    .option('--grace-ms <ms>', 'time between SIGTERM and SIGKILL')
+    .option('--reason <text>', 'why (kept in the agent history)')
+    .action(terminateAgent);
+  agents
+    .command('health [id]')
+    .description("one agent's health (heartbeat age), or the system's: agents by status, workers, Temporal")
+    .option('--queues <list>', 'also show workers polling these task queues (comma-separated)')
+    .action(showHealth);
+  agents.command('resources [id]').description("CPU and memory of an agent's whole process tree, or of every running agent").action(showResources);
+  agents
+    .command('logs <id>')
+    .description("an agent's output: the last lines of an attempt, or follow it until the agent ends")
+    .option('-f, --follow', 'keep printing new lines (and later attempts) until the agent ends')
+    .option('-n, --tail <n>', 'how many of the last lines', '100')
+    .option('--attempt <n>', 'which attempt (default: the latest)')
+    .action(showLogs);
+}
 
+function spawnCommand(agents: Command): void {
   agents
     .command('spawn <type> [task] [command...]')
     .description(`spawn an agent (types: ${AGENT_TYPES.join(', ')}); the agent's command goes after --`)
@@ -110,174 +68,123 @@ export function registerAgentCommands(program: Command): void {
     .option('--heartbeat-timeout-ms <ms>', 'a worker silent this long is presumed dead and the attempt retried', num('--heartbeat-timeout-ms'))
     .option('--stall-timeout-ms <ms>', 'no output, progress or heartbeat this long fails the attempt (0 = never)', num('--stall-timeout-ms'))
     .option('--timeout-ms <ms>', 'longest time one attempt may run', num('--timeout-ms'))
-    .action(async (type: string, task: string | undefined, command: string[], o: Record<string, unknown>, cmd: Command) => {
-      const env = Object.fromEntries(
-        ((o.env as string[] | undefined) ?? []).map((kv) => {
-          const i = kv.indexOf('=');
-          if (i <= 0) throw new CliError(`--env expects KEY=VALUE, got ${JSON.stringify(kv)}`);
-          return [kv.slice(0, i), kv.slice(i + 1)];
-        }),
-      );
-      const retryGiven = ['maxAttempts', 'initialIntervalMs', 'backoff', 'maxIntervalMs'].some((k) => o[k] !== undefined);
-      const input: SpawnRequestInput = {
-        type: type as SpawnRequestInput['type'],
-        task: task ?? '',
-        callsign: o.callsign as string | undefined,
-        runtime: o.runtime as SpawnRequestInput['runtime'],
-        model: o.model as string | undefined,
-        instructions: instructionsOption(o.instructions as string | undefined, o.instructionsFile as string | undefined),
-        worktree: o.worktree ? true : undefined,
-        command: command.length ? command : undefined,
-        cwd: resolve((o.cwd as string | undefined) ?? process.cwd()),
-        env: Object.keys(env).length ? env : undefined,
-        missionId: o.mission as string | undefined,
-        queue: o.queue as string | undefined,
-        retry: retryGiven
-          ? { maxAttempts: o.maxAttempts as number | undefined, initialIntervalMs: o.initialIntervalMs as number | undefined, backoffCoefficient: o.backoff as number | undefined, maxIntervalMs: o.maxIntervalMs as number | undefined }
-          : undefined,
-        fatalExitCodes: (o.fatalExitCode as string[] | undefined)?.map(Number),
-        heartbeatTimeoutMs: o.heartbeatTimeoutMs as number | undefined,
-        stallTimeoutMs: o.stallTimeoutMs as number | undefined,
-        timeoutMs: o.timeoutMs as number | undefined,
-      };
-      const parsed = SpawnRequest.safeParse(JSON.parse(JSON.stringify(input)));
-      if (!parsed.success) {
-        throw new CliError(issuesText(parsed.error.issues, { root: 'input', separator: '\n' }), 'see `fleet agents spawn --help`');
-      }
-      const agent = await client(cmd).request<Agent>('POST', '/agents/spawn', parsed.data);
-      print(cmd, agent, () => `Spawned ${agent.id} (${agent.type}, ${agent.status})\n${agent.uiUrl ? `Web UI: ${agent.uiUrl}` : ''}`.trimEnd());
-    });
-
-  const listOrShow = async (id: string | undefined, o: { type?: string; status?: string; mission?: string; limit?: string }, cmd: Command) => {
-    const api = client(cmd);
-    if (id) {
-      const agent = await api.request<Agent>('GET', `/agents/${encodeURIComponent(id)}`);
-      print(cmd, agent, () => agentDetail(agent));
-      return;
-    }
-    const q = new URLSearchParams();
-    if (o.type) q.set('type', o.type);
-    if (o.status) q.set('status', o.status);
-    if (o.mission) q.set('missionId', o.mission);
-    if (o.limit) q.set('limit', o.limit);
-    const res = await api.request<{ agents: Agent[]; nextCursor: string | null }>('GET', `/agents${q.size ? `?${q}` : ''}`);
-    print(cmd, res, () => (res.agents.length ? table(agentRows(res.agents)) : 'No agents.'));
-  };
-  for (const name of ['status', 'ls', 'show']) {
-    agents
-      .command(`${name} [id]`)
-      .description(name === 'show' ? "one agent's details, with its Web UI link" : 'list agents, or show one')
-      .option('--type <type>', 'only agents of this type')
-      .option('--status <status>', 'only agents with this status')
-      .option('--mission <id>', 'only agents of this mission')
-      .option('--limit <n>', 'at most this many (default 100)')
-      .action(listOrShow);
-  }
-
-  agents
-    .command('terminate <id>')
-    .description('stop an agent: SIGTERM to its process group, SIGKILL after the grace period')
-    .option('--grace-ms <ms>', 'time between SIGTERM and SIGKILL')
-    .option('--reason <text>', 'why (kept in the agent history)')
-    .action(async (id: string, o: { graceMs?: string; reason?: string }, cmd: Command) => {
-      const q = new URLSearchParams();
-      if (o.graceMs !== undefined) q.set('graceMs', o.graceMs);
-      if (o.reason) q.set('reason', o.reason);
-      const agent = await client(cmd).request<Agent>('DELETE', `/agents/${encodeURIComponent(id)}${q.size ? `?${q}` : ''}`);
-      print(cmd, agent, () => `Terminating ${agent.id}`);
-    });
-
-  agents
-    .command('health [id]')
-    .description("one agent's health (heartbeat age), or the system's: agents by status, workers, Temporal")
-    .option('--queues <list>', 'also show workers polling these task queues (comma-separated)')
-    .action(async (id: string | undefined, o: { queues?: string }, cmd: Command) => {
-      const api = client(cmd);
-      if (id) {
-        const h = await api.request<AgentHealth>('GET', `/agents/${encodeURIComponent(id)}/health`);
-        print(cmd, h, () =>
-          table([
-            [colour.bold('Agent'), h.agentId],
-            [colour.bold('Status'), statusColour(h.status)],
-            [colour.bold('Health'), statusColour(h.state)],
-            [colour.bold('Last heartbeat'), `${relativeTime(h.lastHeartbeatAt)} (timeout ${h.heartbeatTimeoutMs / 1000} s)`],
-            [colour.bold('Agent heartbeat'), relativeTime(h.lastAgentHeartbeatAt)],
-            [colour.bold('Attempt'), `${h.attempt}/${h.maxAttempts}${h.nextAttemptAt ? ` (next ${relativeTime(h.nextAttemptAt)})` : ''}`],
-            [colour.bold('Process'), h.pid ? `pid ${h.pid} on ${h.host}` : '-'],
-            [colour.bold('Last error'), h.lastError ?? '-'],
-          ]),
-        );
-        return;
-      }
-      const s = await api.request<SystemHealth>('GET', `/agents/system-health${o.queues ? `?queues=${encodeURIComponent(o.queues)}` : ''}`);
-      print(cmd, s, () =>
-        [
-          `System: ${s.status === 'ok' ? colour.green('ok') : colour.red('degraded')}`,
-          `Temporal: ${s.temporal.reachable ? colour.green('reachable') : colour.red(`unreachable (${s.temporal.error})`)} ${s.temporal.address ?? ''} namespace ${s.temporal.namespace}${s.temporal.serverVersion ? `, server ${s.temporal.serverVersion}` : ''}`,
-          `Agents: ${s.agents.total} (${Object.entries(s.agents.byStatus).map(([k, v]) => `${k} ${v}`).join(', ')})`,
-          'Workers:',
-          table([
-            ['QUEUE', 'KIND', 'POLLER', 'LAST POLL'],
-            ...s.taskQueues.flatMap((q) => (q.pollers.length ? q.pollers.map((p) => [q.name, p.kind, p.identity, relativeTime(p.lastAccessTime)]) : [[q.name, '-', colour.red('no worker'), '-']])),
-          ]),
-        ].join('\n'),
-      );
-    });
-
-  agents
-    .command('resources [id]')
-    .description('CPU and memory of an agent\'s whole process tree, or of every running agent')
-    .action(async (id: string | undefined, _o: unknown, cmd: Command) => {
-      const api = client(cmd);
-      const ids = id ? [id] : (await api.request<AgentList>('GET', '/agents?status=running&limit=1000')).agents.map((a) => a.id);
-      const all = await Promise.all(ids.map((i) => api.request<AgentResources>('GET', `/agents/${encodeURIComponent(i)}/resources`)));
-      print(cmd, id ? all[0] : { agents: all }, () =>
-        all.length === 0
-          ? 'No running agents.'
-          : table([
-              ['ID', 'STATUS', 'CPU', 'RSS', 'PROCESSES', 'SAMPLED', 'CPU (5 min)'],
-              ...all.map((r) => [
-                r.agentId,
-                statusColour(r.status),
-                r.latest ? `${r.latest.cpuPercent}%` : '-',
-                bytes(r.latest?.rssBytes),
-                r.latest ? String(r.latest.processCount) : '-',
-                relativeTime(r.latest?.sampledAt ?? null),
-                sparkline(r.history.map((h) => h.cpuPercent)),
-              ]),
-            ]),
-      );
-    });
-
-  agents
-    .command('logs <id>')
-    .description("an agent's output: the last lines of an attempt, or follow it until the agent ends")
-    .option('-f, --follow', 'keep printing new lines (and later attempts) until the agent ends')
-    .option('-n, --tail <n>', 'how many of the last lines', '100')
-    .option('--attempt <n>', 'which attempt (default: the latest)')
-    .action(async (id: string, o: { follow?: boolean; tail: string; attempt?: string }, cmd: Command) => {
-      const api = client(cmd);
-      const q = new URLSearchParams({ tail: o.tail });
-      if (o.attempt) q.set('attempt', o.attempt);
-      const json = cmd.optsWithGlobals<GlobalOpts>().json;
-      if (!o.follow) {
-        const res = await api.request<AgentLogTail>('GET', `/agents/${encodeURIComponent(id)}/logs?${q}`);
-        if (json) process.stdout.write(`${JSON.stringify(res, null, 2)}\n`);
-        else if (res.lines.length) process.stdout.write(`${res.lines.join('\n')}\n`);
-        return;
-      }
-      q.set('follow', 'true');
-      await api.stream(`/agents/${encodeURIComponent(id)}/logs?${q}`, (event, data) => {
-        if (json) process.stdout.write(`${JSON.stringify({ event, data })}\n`);
-        else if (event === 'message') process.stdout.write(`${data}\n`);
-        else if (event === 'attempt') process.stderr.write(colour.dim(`--- attempt ${data} ---\n`));
-      });
-    });
+    .action(spawnAgent);
 }
 
-const SPARKS = '▁▂▃▄▅▆▇█';
-function sparkline(values: number[]): string {
-  if (values.length === 0) return '-';
-  const max = Math.max(...values, 1);
-  return values.slice(-20).map((v) => SPARKS[Math.min(SPARKS.length - 1, Math.floor((v / max) * (SPARKS.length - 1)))]).join('');
+async function spawnAgent(type: string, task: string | undefined, command: string[], o: Record<string, unknown>, cmd: Command): Promise<void> {
+  const parsed = SpawnRequest.safeParse(JSON.parse(JSON.stringify(spawnInput(type, task, command, o))));
+  if (!parsed.success) {
+    throw new CliError(issuesText(parsed.error.issues, { root: 'input', separator: '\n' }), 'see `fleet agents spawn --help`');
+  }
+  const agent = await client(cmd).request<Agent>('POST', '/agents/spawn', parsed.data);
+  print(cmd, agent, () => `Spawned ${agent.id} (${agent.type}, ${agent.status})\n${agent.uiUrl ? `Web UI: ${agent.uiUrl}` : ''}`.trimEnd());
+}
+
+/** The spawn request from `fleet agents spawn`'s arguments and options, not yet checked. */
+function spawnInput(type: string, task: string | undefined, command: string[], o: Record<string, unknown>): SpawnRequestInput {
+  const env = envOption((o.env as string[] | undefined) ?? []);
+  const retryGiven = ['maxAttempts', 'initialIntervalMs', 'backoff', 'maxIntervalMs'].some((k) => o[k] !== undefined);
+  return {
+    type: type as SpawnRequestInput['type'],
+    task: task ?? '',
+    callsign: o.callsign as string | undefined,
+    runtime: o.runtime as SpawnRequestInput['runtime'],
+    model: o.model as string | undefined,
+    instructions: instructionsOption(o.instructions as string | undefined, o.instructionsFile as string | undefined),
+    worktree: o.worktree ? true : undefined,
+    command: command.length ? command : undefined,
+    cwd: resolve((o.cwd as string | undefined) ?? process.cwd()),
+    env: Object.keys(env).length ? env : undefined,
+    missionId: o.mission as string | undefined,
+    queue: o.queue as string | undefined,
+    retry: retryGiven
+      ? { maxAttempts: o.maxAttempts as number | undefined, initialIntervalMs: o.initialIntervalMs as number | undefined, backoffCoefficient: o.backoff as number | undefined, maxIntervalMs: o.maxIntervalMs as number | undefined }
+      : undefined,
+    fatalExitCodes: (o.fatalExitCode as string[] | undefined)?.map(Number),
+    heartbeatTimeoutMs: o.heartbeatTimeoutMs as number | undefined,
+    stallTimeoutMs: o.stallTimeoutMs as number | undefined,
+    timeoutMs: o.timeoutMs as number | undefined,
+  };
+}
+
+/** `--env KEY=VALUE` (repeated) -> { KEY: VALUE }. */
+function envOption(pairs: string[]): Record<string, string> {
+  return Object.fromEntries(
+    pairs.map((kv) => {
+      const i = kv.indexOf('=');
+      if (i <= 0) throw new CliError(`--env expects KEY=VALUE, got ${JSON.stringify(kv)}`);
+      return [kv.slice(0, i), kv.slice(i + 1)];
+    }),
+  );
+}
+
+function instructionsOption(text: string | undefined, file: string | undefined): string | undefined {
+  if (text !== undefined && file !== undefined) throw new CliError('give --instructions or --instructions-file, not both');
+  if (file === undefined) return text;
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new CliError(`cannot read --instructions-file ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+}
+
+async function listOrShowAgents(id: string | undefined, o: { type?: string; status?: string; mission?: string; limit?: string }, cmd: Command): Promise<void> {
+  const api = client(cmd);
+  if (id) {
+    const agent = await api.request<Agent>('GET', `/agents/${encodeURIComponent(id)}`);
+    print(cmd, agent, () => agentDetail(agent));
+    return;
+  }
+  const q = new URLSearchParams();
+  if (o.type) q.set('type', o.type);
+  if (o.status) q.set('status', o.status);
+  if (o.mission) q.set('missionId', o.mission);
+  if (o.limit) q.set('limit', o.limit);
+  const res = await api.request<{ agents: Agent[]; nextCursor: string | null }>('GET', `/agents${q.size ? `?${q}` : ''}`);
+  print(cmd, res, () => (res.agents.length ? table(agentRows(res.agents)) : 'No agents.'));
+}
+
+async function terminateAgent(id: string, o: { graceMs?: string; reason?: string }, cmd: Command): Promise<void> {
+  const q = new URLSearchParams();
+  if (o.graceMs !== undefined) q.set('graceMs', o.graceMs);
+  if (o.reason) q.set('reason', o.reason);
+  const agent = await client(cmd).request<Agent>('DELETE', `/agents/${encodeURIComponent(id)}${q.size ? `?${q}` : ''}`);
+  print(cmd, agent, () => `Terminating ${agent.id}`);
+}
+
+async function showHealth(id: string | undefined, o: { queues?: string }, cmd: Command): Promise<void> {
+  const api = client(cmd);
+  if (id) {
+    const h = await api.request<AgentHealth>('GET', `/agents/${encodeURIComponent(id)}/health`);
+    print(cmd, h, () => agentHealthText(h));
+    return;
+  }
+  const s = await api.request<SystemHealth>('GET', `/agents/system-health${o.queues ? `?queues=${encodeURIComponent(o.queues)}` : ''}`);
+  print(cmd, s, () => systemHealthText(s));
+}
+
+async function showResources(id: string | undefined, _o: unknown, cmd: Command): Promise<void> {
+  const api = client(cmd);
+  const ids = id ? [id] : (await api.request<AgentList>('GET', '/agents?status=running&limit=1000')).agents.map((a) => a.id);
+  const all = await Promise.all(ids.map((i) => api.request<AgentResources>('GET', `/agents/${encodeURIComponent(i)}/resources`)));
+  print(cmd, id ? all[0] : { agents: all }, () => (all.length === 0 ? 'No running agents.' : table(resourceRows(all))));
+}
+
+async function showLogs(id: string, o: { follow?: boolean; tail: string; attempt?: string }, cmd: Command): Promise<void> {
+  const api = client(cmd);
+  const q = new URLSearchParams({ tail: o.tail });
+  if (o.attempt) q.set('attempt', o.attempt);
+  const json = cmd.optsWithGlobals<GlobalOpts>().json;
+  if (!o.follow) {
+    const res = await api.request<AgentLogTail>('GET', `/agents/${encodeURIComponent(id)}/logs?${q}`);
+    if (json) process.stdout.write(`${JSON.stringify(res, null, 2)}\n`);
+    else if (res.lines.length) process.stdout.write(`${res.lines.join('\n')}\n`);
+    return;
+  }
+  q.set('follow', 'true');
+  await api.stream(`/agents/${encodeURIComponent(id)}/logs?${q}`, (event, data) => {
+    if (json) process.stdout.write(`${JSON.stringify({ event, data })}\n`);
+    else if (event === 'message') process.stdout.write(`${data}\n`);
+    else if (event === 'attempt') process.stderr.write(colour.dim(`--- attempt ${data} ---\n`));
+  });
 }

@@ -9,8 +9,6 @@ import { client, enc, print, short, withNotFoundHint } from '../command-io';
 import { colour, relativeTime, table } from '../format';
 import { issuesText } from '../../domain/issues-text';
 
-
-
 /** $USER when it is a valid holder name, else "cli". */
 const defaultSender = () => (process.env.USER && Holder.safeParse(process.env.USER).success ? process.env.USER : 'cli');
 
@@ -20,49 +18,24 @@ function messageText(m: Message): string {
 }
 
 export function registerCoordinationCommands(program: Command): void {
-  const locks = program.command('locks').description('file locks held by agents and missions');
+  registerLockCommands(program);
+  registerMessageCommands(program);
+}
 
+function registerLockCommands(program: Command): void {
+  const locks = program.command('locks').description('file locks held by agents and missions');
   locks
     .command('list', { isDefault: true })
     .alias('ls')
     .description('locks held now, then reservations waiting for them')
     .option('--mission <id>', 'only locks of this mission')
     .option('--holder <name>', 'only locks of this holder (an agent id or a name)')
-    .action(async (o: { mission?: string; holder?: string }, cmd: Command) => {
-      const q = new URLSearchParams();
-      if (o.holder) q.set('holder', o.holder);
-      if (o.mission) q.set('missionId', o.mission);
-      const res = await client(cmd).request<z.infer<typeof LockList>>('GET', `/locks${q.size ? `?${q}` : ''}`);
-      print(cmd, res, () => {
-        const out = [
-          res.locks.length
-            ? table([
-                ['ID', 'PATH', 'HOLDER', 'MISSION', 'PURPOSE', 'ACQUIRED', 'EXPIRES'],
-                ...res.locks.map((l) => [l.id, l.path, l.holder, l.missionId ?? '-', l.purpose ? short(l.purpose, 40) : '-', relativeTime(l.acquiredAt), relativeTime(l.expiresAt)]),
-              ])
-            : 'No locks.',
-        ];
-        if (res.waiting.length) {
-          out.push(
-            '',
-            `Waiting (${res.waiting.length}):`,
-            table([['REQUEST', 'HOLDER', 'MISSION', 'PATHS', 'SINCE'], ...res.waiting.map((w) => [w.requestId, w.holder, w.missionId ?? '-', short(w.paths.join(', '), 60), relativeTime(w.requestedAt)])]),
-          );
-        }
-        return out.join('\n');
-      });
-    });
+    .action(listLocks);
+  locks.command('release <lockId>').description('release a lock (whoever holds it)').action(releaseLock);
+}
 
-  locks
-    .command('release <lockId>')
-    .description('release a lock (whoever holds it)')
-    .action(async (lockId: string, _o: unknown, cmd: Command) => {
-      const lock = await withNotFoundHint(client(cmd).request<Lock>('DELETE', `/locks/${enc(lockId)}`), 'list locks with `fleet locks list`');
-      print(cmd, lock, () => `Released ${lock.id}: ${lock.path} (held by ${lock.holder}${lock.missionId ? `, mission ${lock.missionId}` : ''})`);
-    });
-
+function registerMessageCommands(program: Command): void {
   const messages = program.command('messages').description('messages to agents');
-
   messages
     .command('send <to>')
     .description('send a message to an agent (it reads it from its inbox)')
@@ -70,29 +43,59 @@ export function registerCoordinationCommands(program: Command): void {
     .requiredOption('--body <text>', 'the message ("-" reads it from stdin)')
     .option('--from <name>', 'sender (default: $USER, or "cli")')
     .option('--mission <id>', 'mission the message belongs to')
-    .action(async (to: string, o: { subject: string; body: string; from?: string; mission?: string }, cmd: Command) => {
-      const body = o.body === '-' ? readFileSync(0, 'utf8') : o.body;
-      const parsed = MessageRequest.safeParse({ from: o.from ?? defaultSender(), to, subject: o.subject, body, ...(o.mission ? { missionId: o.mission } : {}) });
-      if (!parsed.success) {
-        throw new CliError(issuesText(parsed.error.issues, { root: 'input', separator: '\n' }), 'see `fleet messages send --help`');
-      }
-      const m = await withNotFoundHint(client(cmd).request<Message>('POST', '/messages', parsed.data), 'list agents with `fleet agents ls`');
-      print(cmd, m, () => `Sent ${m.id} to ${m.to}: ${m.subject}`);
-    });
+    .action(sendMessage);
+  messages.command('inbox <agentId>').description("an agent's unacknowledged messages, oldest first").action(showInbox);
+  messages.command('ack <messageId>').description('acknowledge a message (it leaves the inbox)').action(ackMessage);
+}
 
-  messages
-    .command('inbox <agentId>')
-    .description("an agent's unacknowledged messages, oldest first")
-    .action(async (agentId: string, _o: unknown, cmd: Command) => {
-      const res = await withNotFoundHint(client(cmd).request<z.infer<typeof Inbox>>('GET', `/agents/${enc(agentId)}/inbox`), 'list agents with `fleet agents ls`');
-      print(cmd, res, () => (res.messages.length ? res.messages.map(messageText).join('\n\n') : `No messages for ${agentId}.`));
-    });
+async function listLocks(o: { mission?: string; holder?: string }, cmd: Command): Promise<void> {
+  const q = new URLSearchParams();
+  if (o.holder) q.set('holder', o.holder);
+  if (o.mission) q.set('missionId', o.mission);
+  const res = await client(cmd).request<z.infer<typeof LockList>>('GET', `/locks${q.size ? `?${q}` : ''}`);
+  print(cmd, res, () => lockListText(res));
+}
 
-  messages
-    .command('ack <messageId>')
-    .description('acknowledge a message (it leaves the inbox)')
-    .action(async (messageId: string, _o: unknown, cmd: Command) => {
-      const res = await withNotFoundHint(client(cmd).request<z.infer<typeof Acknowledged>>('POST', `/messages/${enc(messageId)}/ack`), 'see the inbox with `fleet messages inbox <agentId>`');
-      print(cmd, res, () => `Acknowledged ${res.acknowledged.id} (to ${res.acknowledged.to}): ${res.acknowledged.subject}`);
-    });
+function lockListText(res: z.infer<typeof LockList>): string {
+  const out = [
+    res.locks.length
+      ? table([
+          ['ID', 'PATH', 'HOLDER', 'MISSION', 'PURPOSE', 'ACQUIRED', 'EXPIRES'],
+          ...res.locks.map((l) => [l.id, l.path, l.holder, l.missionId ?? '-', l.purpose ? short(l.purpose, 40) : '-', relativeTime(l.acquiredAt), relativeTime(l.expiresAt)]),
+        ])
+      : 'No locks.',
+  ];
+  if (res.waiting.length) {
+    out.push(
+      '',
+      `Waiting (${res.waiting.length}):`,
+      table([['REQUEST', 'HOLDER', 'MISSION', 'PATHS', 'SINCE'], ...res.waiting.map((w) => [w.requestId, w.holder, w.missionId ?? '-', short(w.paths.join(', '), 60), relativeTime(w.requestedAt)])]),
+    );
+  }
+  return out.join('\n');
+}
+
+async function releaseLock(lockId: string, _o: unknown, cmd: Command): Promise<void> {
+  const lock = await withNotFoundHint(client(cmd).request<Lock>('DELETE', `/locks/${enc(lockId)}`), 'list locks with `fleet locks list`');
+  print(cmd, lock, () => `Released ${lock.id}: ${lock.path} (held by ${lock.holder}${lock.missionId ? `, mission ${lock.missionId}` : ''})`);
+}
+
+async function sendMessage(to: string, o: { subject: string; body: string; from?: string; mission?: string }, cmd: Command): Promise<void> {
+  const body = o.body === '-' ? readFileSync(0, 'utf8') : o.body;
+  const parsed = MessageRequest.safeParse({ from: o.from ?? defaultSender(), to, subject: o.subject, body, ...(o.mission ? { missionId: o.mission } : {}) });
+  if (!parsed.success) {
+    throw new CliError(issuesText(parsed.error.issues, { root: 'input', separator: '\n' }), 'see `fleet messages send --help`');
+  }
+  const m = await withNotFoundHint(client(cmd).request<Message>('POST', '/messages', parsed.data), 'list agents with `fleet agents ls`');
+  print(cmd, m, () => `Sent ${m.id} to ${m.to}: ${m.subject}`);
+}
+
+async function showInbox(agentId: string, _o: unknown, cmd: Command): Promise<void> {
+  const res = await withNotFoundHint(client(cmd).request<z.infer<typeof Inbox>>('GET', `/agents/${enc(agentId)}/inbox`), 'list agents with `fleet agents ls`');
+  print(cmd, res, () => (res.messages.length ? res.messages.map(messageText).join('\n\n') : `No messages for ${agentId}.`));
+}
+
+async function ackMessage(messageId: string, _o: unknown, cmd: Command): Promise<void> {
+  const res = await withNotFoundHint(client(cmd).request<z.infer<typeof Acknowledged>>('POST', `/messages/${enc(messageId)}/ack`), 'see the inbox with `fleet messages inbox <agentId>`');
+  print(cmd, res, () => `Acknowledged ${res.acknowledged.id} (to ${res.acknowledged.to}): ${res.acknowledged.subject}`);
 }

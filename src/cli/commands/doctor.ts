@@ -69,56 +69,68 @@ export function registerDoctorCommand(program: Command): void {
   program
     .command('doctor')
     .description('check what this machine can run: each runtime\'s CLI, the config file, git, the Temporal CLI, the data dir')
-    .action(async (_o: unknown, cmd: Command) => {
-      const o = cmd.optsWithGlobals<GlobalOpts & { config?: string }>();
-      const checks: Check[] = [];
-      let config: FleetConfig | undefined;
-      try {
-        const loaded = loadFleetConfig(o.config);
-        config = loaded.config;
-        checks.push({ name: 'config', ok: true, required: true, detail: loaded.path ?? 'no fleet.config.json here: shipped roles and runtimes' });
-      } catch (err) {
-        checks.push({ name: 'config', ok: false, required: true, detail: (err as Error).message, fix: 'fix the file, or run without it' });
-      }
-      const git = await firstOutputLine('git', ['--version']);
-      checks.push({ name: 'git', ok: git.ok, required: false, detail: git.ok ? git.text : 'not found: agents cannot use --worktree', fix: git.ok ? undefined : 'install git' });
-      try {
-        const cli = await findTemporalCli({ install: false });
-        checks.push({ name: 'temporal cli', ok: true, required: true, detail: `${cli.path} (${cli.source})` });
-      } catch (err) {
-        checks.push({ name: 'temporal cli', ok: false, required: true, detail: (err as Error).message.split('\n')[0]!, fix: 'run `fleet setup` (builds it with Go), or set TEMPORAL_CLI_PATH' });
-      }
-      const dir = settings.dataDir(o.dataDir);
-      const writable = (() => {
-        try {
-          accessSync(existsSync(dir) ? dir : settings.dataDir(`${dir}/..`), constants.W_OK);
-          return true;
-        } catch {
-          return false;
-        }
-      })();
-      checks.push({ name: 'data dir', ok: writable, required: true, detail: `${dir}${existsSync(dir) ? '' : ' (created by fleet up)'}`, fix: writable ? undefined : 'make it writable, or choose another with --data-dir' });
-      const runtimes = config ? await checkRuntimes(config) : [];
+    .action(doctor);
+}
 
-      const broken = checks.filter((c) => c.required && !c.ok);
-      if (isJson(cmd)) {
-        process.stdout.write(`${JSON.stringify({ ok: broken.length === 0, checks, runtimes }, null, 2)}\n`);
-      } else {
-        const mark = (ok: boolean, required = true) => (ok ? colour.green('ok') : required ? colour.red('FAIL') : colour.yellow('missing'));
-        const out = [
-          table([['CHECK', '', 'DETAIL'], ...checks.map((c) => [c.name, mark(c.ok, c.required), c.fix ? `${c.detail}; ${c.fix}` : c.detail])]),
-          '',
-          table([
-            ['RUNTIME', '', 'EXECUTABLE / VERSION', 'DEFAULT FOR'],
-            ...runtimes.map((r) => [r.runtime, r.available ? colour.green('available') : colour.yellow('not installed'), r.runtime === 'exec' ? 'any command (after --)' : r.available ? `${r.executable}  ${r.version}` : `install: ${r.install}`, r.roles.join(', ') || '-']),
-          ]),
-        ];
-        const unavailableDefaults = runtimes.filter((r) => !r.available && r.roles.length);
-        if (unavailableDefaults.length) {
-          out.push('', colour.yellow(`Roles whose runtime is not installed here: ${unavailableDefaults.flatMap((r) => r.roles).join(', ')}. Install it, set roles.<type>.runtime in fleet.config.json, or spawn with --runtime.`));
-        }
-        process.stdout.write(`${out.join('\n')}\n`);
-      }
-      if (broken.length) process.exitCode = 1;
-    });
+async function doctor(_o: unknown, cmd: Command): Promise<void> {
+  const o = cmd.optsWithGlobals<GlobalOpts & { config?: string }>();
+  const { check: configCheck, config } = checkConfig(o.config);
+  const checks: Check[] = [configCheck, await checkGit(), await checkTemporalCli(), checkDataDir(settings.dataDir(o.dataDir))];
+  const runtimes = config ? await checkRuntimes(config) : [];
+  const broken = checks.filter((c) => c.required && !c.ok);
+  if (isJson(cmd)) process.stdout.write(`${JSON.stringify({ ok: broken.length === 0, checks, runtimes }, null, 2)}\n`);
+  else process.stdout.write(`${doctorText(checks, runtimes)}\n`);
+  if (broken.length) process.exitCode = 1;
+}
+
+function checkConfig(file: string | undefined): { check: Check; config?: FleetConfig } {
+  try {
+    const loaded = loadFleetConfig(file);
+    return { check: { name: 'config', ok: true, required: true, detail: loaded.path ?? 'no fleet.config.json here: shipped roles and runtimes' }, config: loaded.config };
+  } catch (err) {
+    return { check: { name: 'config', ok: false, required: true, detail: (err as Error).message, fix: 'fix the file, or run without it' } };
+  }
+}
+
+async function checkGit(): Promise<Check> {
+  const git = await firstOutputLine('git', ['--version']);
+  return { name: 'git', ok: git.ok, required: false, detail: git.ok ? git.text : 'not found: agents cannot use --worktree', fix: git.ok ? undefined : 'install git' };
+}
+
+async function checkTemporalCli(): Promise<Check> {
+  try {
+    const cli = await findTemporalCli({ install: false });
+    return { name: 'temporal cli', ok: true, required: true, detail: `${cli.path} (${cli.source})` };
+  } catch (err) {
+    return { name: 'temporal cli', ok: false, required: true, detail: (err as Error).message.split('\n')[0]!, fix: 'run `fleet setup` (builds it with Go), or set TEMPORAL_CLI_PATH' };
+  }
+}
+
+/** The data dir is writable, or (before `fleet up` creates it) its parent is. */
+function checkDataDir(dir: string): Check {
+  let writable: boolean;
+  try {
+    accessSync(existsSync(dir) ? dir : settings.dataDir(`${dir}/..`), constants.W_OK);
+    writable = true;
+  } catch {
+    writable = false;
+  }
+  return { name: 'data dir', ok: writable, required: true, detail: `${dir}${existsSync(dir) ? '' : ' (created by fleet up)'}`, fix: writable ? undefined : 'make it writable, or choose another with --data-dir' };
+}
+
+function doctorText(checks: Check[], runtimes: RuntimeCheck[]): string {
+  const mark = (ok: boolean, required = true) => (ok ? colour.green('ok') : required ? colour.red('FAIL') : colour.yellow('missing'));
+  const out = [
+    table([['CHECK', '', 'DETAIL'], ...checks.map((c) => [c.name, mark(c.ok, c.required), c.fix ? `${c.detail}; ${c.fix}` : c.detail])]),
+    '',
+    table([
+      ['RUNTIME', '', 'EXECUTABLE / VERSION', 'DEFAULT FOR'],
+      ...runtimes.map((r) => [r.runtime, r.available ? colour.green('available') : colour.yellow('not installed'), r.runtime === 'exec' ? 'any command (after --)' : r.available ? `${r.executable}  ${r.version}` : `install: ${r.install}`, r.roles.join(', ') || '-']),
+    ]),
+  ];
+  const unavailableDefaults = runtimes.filter((r) => !r.available && r.roles.length);
+  if (unavailableDefaults.length) {
+    out.push('', colour.yellow(`Roles whose runtime is not installed here: ${unavailableDefaults.flatMap((r) => r.roles).join(', ')}. Install it, set roles.<type>.runtime in fleet.config.json, or spawn with --runtime.`));
+  }
+  return out.join('\n');
 }

@@ -55,74 +55,78 @@ function refusal(w: Listed, force: boolean): string | null {
 
 export function registerWorktreeCommands(program: Command): void {
   const worktrees = program.command('worktrees').description('git worktrees kept by --worktree agents for review, and their cleanup');
-
   worktrees
     .command('list', { isDefault: true })
     .alias('ls')
     .description('each agent worktree under <data dir>/worktrees: agent status, repository, branch, commits and uncommitted files')
-    .action(async (_o: unknown, cmd: Command) => {
-      const dir = settings.worktreesDir(settings.dataDir(cmd.optsWithGlobals<GlobalOpts>().dataDir));
-      const listed = await listWithStatus(cmd, dir);
-      print(cmd, { worktreesDir: dir, worktrees: listed }, () =>
-        listed.length
-          ? table([
-              ['AGENT', 'STATUS', 'BRANCH', 'CHANGES', 'REPOSITORY', 'PATH'],
-              ...listed.map((w) => [w.agentId, w.status ? statusColour(w.status) : 'unknown', w.branch ?? '-', w.problem ? `broken: ${w.problem}` : changesText(w), w.repoRoot ?? '-', w.path]),
-            ])
-          : `No agent worktrees in ${dir}.`,
-      );
-    });
-
+    .action(listWorktrees);
   worktrees
     .command('clean [agentIds...]')
     .description('remove the worktrees of ended agents (all of them, or the ones named); never one whose agent still runs')
     .option('--delete-branch', 'also delete each branch fleet/<agent id> (refused when not merged, unless --force)')
     .option('--force', 'remove worktrees with uncommitted changes or broken ones, and delete unmerged branches')
     .option('--dry-run', 'say what would be removed, remove nothing')
-    .action(async (agentIds: string[], o: { deleteBranch?: boolean; force?: boolean; dryRun?: boolean }, cmd: Command) => {
-      const dir = settings.worktreesDir(settings.dataDir(cmd.optsWithGlobals<GlobalOpts>().dataDir));
-      const listed = await listWithStatus(cmd, dir);
-      const unknown = agentIds.filter((id) => !listed.some((w) => w.agentId === id));
-      if (unknown.length) {
-        throw new CliError(`no worktree for ${unknown.join(', ')} in ${dir}`, 'list them with `fleet worktrees list`');
-      }
-      const chosen = agentIds.length ? listed.filter((w) => agentIds.includes(w.agentId)) : listed;
-      const force = Boolean(o.force);
-      const outcomes: Outcome[] = [];
-      for (const w of chosen) {
-        const base = { agentId: w.agentId, path: w.path, branchDeleted: false };
-        // Without names, the worktrees of running agents are simply not candidates.
-        const running = w.status !== null && !TERMINAL_STATUSES.includes(w.status);
-        if (running && !agentIds.length) continue;
-        const why = refusal(w, force);
-        if (why) {
-          outcomes.push({ ...base, action: 'skipped', reason: why });
-          continue;
-        }
-        if (o.dryRun) {
-          outcomes.push({ ...base, action: 'would remove', reason: null });
-          continue;
-        }
-        try {
-          if (w.repoRoot) {
-            const r = await removeWorktree({ repoDir: w.repoRoot, agentId: w.agentId, deleteBranch: Boolean(o.deleteBranch), force });
-            outcomes.push({ ...base, action: 'removed', reason: null, branchDeleted: r.branchDeleted });
-          } else {
-            rmSync(w.path, { recursive: true, force: true });
-            outcomes.push({ ...base, action: 'removed', reason: 'broken worktree: directory deleted' });
-          }
-        } catch (err) {
-          outcomes.push({ ...base, action: 'skipped', reason: (err as Error).message });
-        }
-      }
-      const skipped = outcomes.filter((x) => x.action === 'skipped');
-      print(cmd, { worktreesDir: dir, outcomes }, () =>
-        outcomes.length
-          ? outcomes
-              .map((x) => `${x.action === 'skipped' ? 'Skipped' : x.action === 'removed' ? 'Removed' : 'Would remove'} ${x.agentId} (${x.path})${x.branchDeleted ? ', branch deleted' : ''}${x.reason ? `: ${x.reason}` : ''}`)
-              .join('\n')
-          : `Nothing to clean in ${dir}.`,
-      );
-      if (skipped.length) process.exitCode = 1;
-    });
+    .action(cleanWorktrees);
 }
+
+const worktreesDirOf = (cmd: Command) => settings.worktreesDir(settings.dataDir(cmd.optsWithGlobals<GlobalOpts>().dataDir));
+
+async function listWorktrees(_o: unknown, cmd: Command): Promise<void> {
+  const dir = worktreesDirOf(cmd);
+  const listed = await listWithStatus(cmd, dir);
+  print(cmd, { worktreesDir: dir, worktrees: listed }, () =>
+    listed.length
+      ? table([
+          ['AGENT', 'STATUS', 'BRANCH', 'CHANGES', 'REPOSITORY', 'PATH'],
+          ...listed.map((w) => [w.agentId, w.status ? statusColour(w.status) : 'unknown', w.branch ?? '-', w.problem ? `broken: ${w.problem}` : changesText(w), w.repoRoot ?? '-', w.path]),
+        ])
+      : `No agent worktrees in ${dir}.`,
+  );
+}
+
+interface CleanOptions {
+  deleteBranch?: boolean;
+  force?: boolean;
+  dryRun?: boolean;
+}
+
+async function cleanWorktrees(agentIds: string[], o: CleanOptions, cmd: Command): Promise<void> {
+  const dir = worktreesDirOf(cmd);
+  const listed = await listWithStatus(cmd, dir);
+  const unknown = agentIds.filter((id) => !listed.some((w) => w.agentId === id));
+  if (unknown.length) {
+    throw new CliError(`no worktree for ${unknown.join(', ')} in ${dir}`, 'list them with `fleet worktrees list`');
+  }
+  const chosen = agentIds.length ? listed.filter((w) => agentIds.includes(w.agentId)) : listed;
+  const outcomes: Outcome[] = [];
+  for (const w of chosen) {
+    // Without names, the worktrees of running agents are simply not candidates.
+    const running = w.status !== null && !TERMINAL_STATUSES.includes(w.status);
+    if (running && !agentIds.length) continue;
+    outcomes.push(await cleanOne(w, o));
+  }
+  print(cmd, { worktreesDir: dir, outcomes }, () => (outcomes.length ? outcomes.map(outcomeText).join('\n') : `Nothing to clean in ${dir}.`));
+  if (outcomes.some((x) => x.action === 'skipped')) process.exitCode = 1;
+}
+
+/** Removes one worktree (and its branch with --delete-branch), unless refused or a dry run; never throws. */
+async function cleanOne(w: Listed, o: CleanOptions): Promise<Outcome> {
+  const force = Boolean(o.force);
+  const base = { agentId: w.agentId, path: w.path, branchDeleted: false };
+  const why = refusal(w, force);
+  if (why) return { ...base, action: 'skipped', reason: why };
+  if (o.dryRun) return { ...base, action: 'would remove', reason: null };
+  try {
+    if (w.repoRoot) {
+      const r = await removeWorktree({ repoDir: w.repoRoot, agentId: w.agentId, deleteBranch: Boolean(o.deleteBranch), force });
+      return { ...base, action: 'removed', reason: null, branchDeleted: r.branchDeleted };
+    }
+    rmSync(w.path, { recursive: true, force: true });
+    return { ...base, action: 'removed', reason: 'broken worktree: directory deleted' };
+  } catch (err) {
+    return { ...base, action: 'skipped', reason: (err as Error).message };
+  }
+}
+
+const outcomeText = (x: Outcome) =>
+  `${x.action === 'skipped' ? 'Skipped' : x.action === 'removed' ? 'Removed' : 'Would remove'} ${x.agentId} (${x.path})${x.branchDeleted ? ', branch deleted' : ''}${x.reason ? `: ${x.reason}` : ''}`;
