@@ -1,0 +1,112 @@
+/**
+ * The CoordinationWorkflow's query, updates and signals: locks (taken, released, reserved for a sortie) and messages
+ * between agents. Registered in this order when the workflow starts. Workflow code: deterministic, no schema module
+ * at import time (see run.ts).
+ */
+import { ApplicationFailure, setHandler, uuid4 } from '@temporalio/workflow';
+import type { Lock, LockRequest, Message, MessageRequest } from '../../domain/coordination';
+import {
+  ackMessageUpdate,
+  acquireLockUpdate,
+  cancelLockRequestSignal,
+  getCoordinationStateQuery,
+  redeliverMessagesSignal,
+  releaseHolderSignal,
+  releaseLockUpdate,
+  requestLocksSignal,
+  sendMessageUpdate,
+} from '../../domain/workflow-messages';
+import type { CoordinationRun } from './run';
+
+export function registerLockHandlers(coordination: CoordinationRun): void {
+  const { state } = coordination;
+  const { LockRequest } = coordination.domain;
+  setHandler(getCoordinationStateQuery, () => state);
+  setHandler(acquireLockUpdate, (raw) => acquireLock(coordination, raw), { validator: (raw) => void LockRequest.parse(raw) });
+  setHandler(releaseLockUpdate, ({ lockId, by }) => {
+    const lock = state.locks.find((l) => l.id === lockId);
+    if (!lock) throw ApplicationFailure.create({ type: 'NotFound', message: `lock ${lockId} does not exist (released or expired)`, nonRetryable: true });
+    if (by !== null && by !== lock.holder) throw ApplicationFailure.create({ type: 'Forbidden', message: `lock ${lockId} is held by ${lock.holder}, not ${by}`, nonRetryable: true });
+    coordination.release((l) => l === lock);
+    return lock;
+  });
+  setHandler(requestLocksSignal, (w) => {
+    if (state.waiters.some((x) => x.requestId === w.requestId) || state.locks.some((l) => l.holder === w.holder && w.paths.includes(l.path))) return;
+    state.waiters.push({ ...w, requestedAt: coordination.now() });
+    coordination.grantWaiters();
+  });
+  setHandler(cancelLockRequestSignal, ({ requestId }) => {
+    state.waiters = state.waiters.filter((w) => w.requestId !== requestId);
+    coordination.touch();
+  });
+  setHandler(releaseHolderSignal, ({ holder }) => {
+    state.waiters = state.waiters.filter((w) => w.holder !== holder);
+    coordination.release((l) => l.holder === holder);
+  });
+}
+
+export function registerMessageHandlers(coordination: CoordinationRun): void {
+  const { state } = coordination;
+  const { MessageRequest } = coordination.domain;
+  setHandler(sendMessageUpdate, (raw) => sendMessage(coordination, raw), { validator: (raw) => void MessageRequest.parse(raw) });
+  setHandler(ackMessageUpdate, ({ messageId, by }) => {
+    const msg = state.messages.find((m) => m.id === messageId);
+    if (!msg) throw ApplicationFailure.create({ type: 'NotFound', message: `message ${messageId} does not exist or was already acknowledged`, nonRetryable: true });
+    if (by !== null && by !== msg.to) throw ApplicationFailure.create({ type: 'Forbidden', message: `message ${messageId} is addressed to ${msg.to}, not ${by}`, nonRetryable: true });
+    state.messages = state.messages.filter((m) => m !== msg);
+    coordination.touch();
+    return msg;
+  });
+  setHandler(redeliverMessagesSignal, ({ fromAgentIds, toAgentId }) => {
+    for (const m of state.messages) {
+      if (fromAgentIds.includes(m.to)) Object.assign(m, { redeliveredFrom: m.to, to: toAgentId });
+    }
+    coordination.touch();
+  });
+}
+
+/** A lock on a path, unless someone else holds an overlapping one (then it fails naming them) or it is forced. */
+function acquireLock(coordination: CoordinationRun, raw: LockRequest): Lock {
+  const { state } = coordination;
+  const { conflictingLocks, LockRequest, normaliseLockPath } = coordination.domain;
+  const req = LockRequest.parse(raw);
+  const path = normaliseLockPath(req.path);
+  const holders = conflictingLocks(state.locks, path, req.holder);
+  if (holders.length && !req.force) {
+    throw ApplicationFailure.create({
+      type: 'LockConflict',
+      message: `${path} is held by ${holders.map((h) => `${h.holder} (lock ${h.id} on ${h.path})`).join(', ')}`,
+      details: [{ path, holders }],
+      nonRetryable: true,
+    });
+  }
+  if (holders.length) coordination.release((l) => holders.includes(l));
+  const t = Date.now();
+  const lock: Lock = {
+    id: `lck_${uuid4()}`,
+    path,
+    holder: req.holder,
+    missionId: req.missionId ?? null,
+    purpose: req.purpose ?? null,
+    acquiredAt: new Date(t).toISOString(),
+    expiresAt: req.ttlMs ? new Date(t + req.ttlMs).toISOString() : null,
+  };
+  state.locks.push(lock);
+  coordination.touch();
+  return lock;
+}
+
+/** A message to an agent, unless its unacknowledged messages already fill the mailbox. */
+function sendMessage(coordination: CoordinationRun, raw: MessageRequest): Message {
+  const { state } = coordination;
+  const { MAX_PENDING_MESSAGE_BYTES, MessageRequest } = coordination.domain;
+  const req = MessageRequest.parse(raw);
+  const pending = state.messages.reduce((n, m) => n + m.body.length + m.subject.length, 0);
+  if (pending + req.body.length > MAX_PENDING_MESSAGE_BYTES) {
+    throw ApplicationFailure.create({ type: 'MailboxFull', message: `${pending} bytes of messages are unacknowledged; acknowledge some before sending more`, nonRetryable: true });
+  }
+  const msg: Message = { id: `msg_${uuid4()}`, from: req.from, to: req.to, subject: req.subject, body: req.body, missionId: req.missionId ?? null, sentAt: coordination.now(), redeliveredFrom: null };
+  state.messages.push(msg);
+  coordination.touch();
+  return msg;
+}
