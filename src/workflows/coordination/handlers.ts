@@ -17,6 +17,7 @@ import {
   sendMessageUpdate,
 } from '../../domain/workflow-messages';
 import type { CoordinationRun } from './run';
+import { makeId } from '../../domain/ids';
 
 export function registerLockHandlers(coordination: CoordinationRun): void {
   const { state } = coordination;
@@ -83,7 +84,7 @@ function acquireLock(coordination: CoordinationRun, raw: LockRequest): Lock {
   if (holders.length) coordination.release((l) => holders.includes(l));
   const t = Date.now();
   const lock: Lock = {
-    id: `lck_${uuid4()}`,
+    id: makeId('lock', uuid4()),
     path,
     holder: req.holder,
     missionId: req.missionId ?? null,
@@ -105,7 +106,7 @@ function sendMessage(coordination: CoordinationRun, raw: MessageRequest): Messag
   if (pending + req.body.length > MAX_PENDING_MESSAGE_BYTES) {
     throw ApplicationFailure.create({ type: 'MailboxFull', message: `${pending} bytes of messages are unacknowledged; acknowledge some before sending more`, nonRetryable: true });
   }
-  const msg: Message = { id: `msg_${uuid4()}`, from: req.from, to: req.to, subject: req.subject, body: req.body, missionId: req.missionId ?? null, sentAt: coordination.now(), redeliveredFrom: null };
+  const msg: Message = { id: makeId('message', uuid4()), from: req.from, to: req.to, subject: req.subject, body: req.body, missionId: req.missionId ?? null, sentAt: coordination.now(), redeliveredFrom: null };
   state.messages.push(msg);
   coordination.touch();
   return msg;

@@ -7,6 +7,7 @@ import { getExternalWorkflowHandle, uuid4 } from '@temporalio/workflow';
 import type { CoordinationState, Lock } from '../../domain/coordination';
 import { locksGrantedSignal } from '../../domain/workflow-messages';
 import type { CoordinationWorkflowInput } from '../coordination-workflow';
+import { makeId } from '../../domain/ids';
 
 /**
  * Required when a CoordinationWorkflow runs, not imported: the SDK evaluates a bundled module again in every cached
@@ -48,7 +49,7 @@ export class CoordinationRun {
     for (const w of [...state.waiters]) {
       if (w.paths.some((p) => this.domain.conflictingLocks(state.locks, p, w.holder).length > 0)) continue;
       const lockIds = w.paths.map((path) => {
-        const lock: Lock = { id: `lck_${uuid4()}`, path, holder: w.holder, missionId: w.missionId, purpose: 'declared files of a sortie', acquiredAt: this.now(), expiresAt: null };
+        const lock: Lock = { id: makeId('lock', uuid4()), path, holder: w.holder, missionId: w.missionId, purpose: 'declared files of a sortie', acquiredAt: this.now(), expiresAt: null };
         state.locks.push(lock);
         return lock.id;
       });

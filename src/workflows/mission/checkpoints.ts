@@ -5,6 +5,7 @@
 import { CancellationScope, log, uuid4, workflowInfo } from '@temporalio/workflow';
 import type { CheckpointSummary, CheckpointTrigger, MissionSnapshot } from '../../domain/checkpoint';
 import type { MissionRun } from './run';
+import { makeId } from '../../domain/ids';
 
 /** The mission as a checkpoint records it, at this point of its history. */
 export function snapshot(mission: MissionRun): MissionSnapshot {
@@ -20,7 +21,7 @@ export function snapshot(mission: MissionRun): MissionSnapshot {
  */
 export async function takeCheckpoint(mission: MissionRun, trigger: CheckpointTrigger, note: string | null, createdBy: string): Promise<CheckpointSummary> {
   const { input } = mission;
-  const header = { id: `chk_${uuid4()}`, trigger, note, createdBy, createdAt: mission.now() };
+  const header = { id: makeId('checkpoint', uuid4()), trigger, note, createdBy, createdAt: mission.now() };
   if (trigger === 'manual') return await mission.localActivities.recordCheckpoint(mission.domain.checkpoint.checkpointDraft(header, snapshot(mission)), input.coordinationId);
   return await mission.activities.recordAutoCheckpoint(header, input.missionId, workflowInfo().runId, input.coordinationId);
 }

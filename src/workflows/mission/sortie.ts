@@ -26,11 +26,12 @@ import { cancelLockRequestSignal, redeliverMessagesSignal, releaseHolderSignal, 
 import { AgentWorkflow } from '../agent-workflow';
 import { autoCheckpoint } from './checkpoints';
 import type { MissionRun, SortieSpec } from './run';
+import { makeId } from '../../domain/ids';
 
 export async function runSortie(mission: MissionRun, s: SortieState): Promise<void> {
   const { input } = mission;
   const spec = mission.specs.get(s.id)!;
-  const agentId = `agt_${uuid4()}`;
+  const agentId = makeId('agent', uuid4());
   s.agentId = agentId;
   s.status = s.files.length ? 'waiting' : 'running';
   let trigger: CheckpointTrigger | null = null;
