@@ -254,10 +254,10 @@ export async function run(levels: number[] = DEFAULT_LEVELS): Promise<BenchRow[]
   const t0 = Date.now();
   const h = await Harness.start();
   const plateaus: Plateau[] = [];
-  let stopNote = '';
+  let stopNote: string;
   let worker: ChildProcess | undefined;
   let marker = '';
-  let idle = { cpu: NaN, rssMb: NaN };
+  let idle: { cpu: number; rssMb: number };
   try {
     const queue = h.queue('scale');
     const dataDir = h.path('data');

@@ -85,7 +85,6 @@ class Pm2Baseline {
     process.env.PM2_HOME = home;
     process.env.PM2_NO_INTERACTION = 'true'; // no PM2.io agent
     process.env.PM2_DISCRETE_MODE = 'true'; // no banner on stdout
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
     const mod = require('pm2') as { custom: new (opts: Record<string, unknown>) => Pm2Api };
     const pm2 = new mod.custom({ pm2_home: home, daemon_mode: true });
     const b = new Pm2Baseline(pm2, home, restoreEnv);

@@ -1,11 +1,13 @@
 /** Human output: aligned tables, relative times, progress bars; colour only on a TTY. */
+import { stripVTControlCharacters } from 'node:util';
+
 export function table(rows: string[][]): string {
   if (rows.length === 0) return '';
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => visibleLength(r[i] ?? ''))));
   return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c + ' '.repeat(widths[i]! - visibleLength(c)))).join('  ').trimEnd()).join('\n');
 }
 
-const visibleLength = (s: string) => s.replace(/\x1b\[[0-9;]*m/g, '').length;
+const visibleLength = (s: string) => stripVTControlCharacters(s).length;
 
 export function relativeTime(iso: string | null, now = Date.now()): string {
   if (!iso) return '-';

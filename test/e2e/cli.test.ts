@@ -7,9 +7,10 @@ import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_pro
 import { existsSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { stripVTControlCharacters } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import { Agent } from '../../src/domain/agent';
-import { AgentHealth, AgentList, AgentLogTail, SystemHealth } from '../../src/domain/api';
+import { AgentHealth, type AgentList, type AgentLogTail, SystemHealth } from '../../src/domain/api';
 import type { Mission } from '../../src/domain/mission';
 import { freePort } from '../../src/temporal/dev-server';
 import { FLEET_BIN, REPO, TEST_AGENT, waitFor } from '../support/harness';
@@ -79,7 +80,7 @@ describe('fleet CLI against fleet up', { timeout: 300_000 }, () => {
     }, 30_000, 300);
     const ls = await fleet('agents', 'ls');
     assert.match(ls.stdout.split('\n')[0]!, /^ID\s+TYPE\s+STATUS\s+ATTEMPT\s+PROGRESS\s+HEALTH\s+STARTED\s+TASK$/);
-    assert.doesNotMatch(ls.stdout, /\x1b\[/, 'no colours when stdout is not a TTY');
+    assert.equal(stripVTControlCharacters(ls.stdout), ls.stdout, 'no colours when stdout is not a TTY');
 
     const filtered = await json<AgentList>('agents', 'ls', '--type', 'security');
     assert.deepEqual(filtered.agents.map((x) => x.id), [c.id]);

@@ -142,7 +142,7 @@ describe('coding-agent CLI runtimes', { timeout: 300_000 }, () => {
       const running = () =>
         waitFor('both sorties running with a CLI session', async () => {
           const ms = (await call<Mission>('GET', `/missions/${m.id}`)).body;
-          const agents = await Promise.all(ms.sorties.map((x) => (x.agentId ? call<Agent>('GET', `/agents/${x.agentId}`).then((r) => r.body) : null)));
+          const agents = await Promise.all(ms.sorties.map((x) => (x.agentId ? call<Agent>('GET', `/agents/${x.agentId}`).then((r) => r.body) : Promise.resolve(null))));
           return agents.length === 2 && agents.every((a) => a?.status === 'running' && a.run?.sessionId) ? (agents as Agent[]) : undefined;
         }, 60_000, 200);
       const [first, firstTree] = await running();

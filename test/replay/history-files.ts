@@ -61,7 +61,7 @@ export function readHistory(file: string, dir = HISTORIES_DIR): RecordedHistory 
   try {
     history = historyFromJson(JSON.parse(readFileSync(join(dir, file), 'utf8')));
   } catch (err) {
-    throw new Error(`${file} is not a workflow history in the JSON format of \`temporal workflow show --output json\`: ${(err as Error).message}`);
+    throw new Error(`${file} is not a workflow history in the JSON format of \`temporal workflow show --output json\`: ${(err as Error).message}`, { cause: err });
   }
   const workflowType = history.events?.[0]?.workflowExecutionStartedEventAttributes?.workflowType?.name;
   if (!workflowType) throw new Error(`${file}: its first event is not a WorkflowExecutionStarted with a workflow type`);

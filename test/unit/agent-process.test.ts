@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { AgentLog, LineSplitter } from '../../src/logs/agent-log-writer';
-import { buildAgentEnv, resolveExecutable, SpawnError } from '../../src/process/agent-process';
+import { buildAgentEnv, resolveExecutable, type SpawnError } from '../../src/process/agent-process';
 import { parseProgressLine } from '../../src/domain/progress-line';
 import { isProcessAlive, parseProcStat, PROCESS_TAG_VAR, stopGroup, taggedProcesses } from '../../src/process/proc';
 
@@ -74,7 +74,7 @@ describe('line splitting and logs', () => {
       const log = new AgentLog(join(dir, 'attempt-1.log'), 1000);
       const waiting = log.write(Buffer.alloc(256 * 1024, 'a')); // more than the stream buffers: backpressure
       assert.ok(waiting, 'the first write has to wait');
-      log.write('b\n'); // the other pipe writes meanwhile, and that rotates the file
+      void log.write('b\n'); // the other pipe writes meanwhile, and that rotates the file
       const outcome = await Promise.race([waiting.then(() => 'resolved'), new Promise((r) => setTimeout(() => r('still waiting after 3 s'), 3000))]);
       assert.equal(outcome, 'resolved');
       await log.close();

@@ -222,6 +222,7 @@ describe('stand-in CLIs', () => {
           if (c.cli === 'claude' && signal === 'SIGINT') {
             // The tail of cancelled-sigint.jsonl, in the session being replayed.
             assert.equal(rest.length, 2);
+            // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the CLI's own JSON lines, read as it wrote them
             const [user, result] = rest.map((l) => JSON.parse(l) as Record<string, any>);
             assert.equal(user!.message.content[0].text, '[Request interrupted by user]');
             assert.deepEqual([result!.type, result!.subtype, result!.is_error, result!.terminal_reason], ['result', 'error_during_execution', true, 'aborted_streaming']);

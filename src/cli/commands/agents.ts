@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { resolve } from 'node:path';
 import { readFileSync } from 'node:fs';
-import { Agent, AGENT_TYPES, RUNTIME_NAMES, SpawnRequest, type SpawnRequestInput } from '../../domain/agent';
+import { type Agent, AGENT_TYPES, RUNTIME_NAMES, SpawnRequest, type SpawnRequestInput } from '../../domain/agent';
 import type { AgentHealth, AgentList, AgentLogTail, AgentResources, SystemHealth } from '../../domain/api';
 import { issuesText } from '../../domain/issues-text';
 import { CliError } from '../api-client';

@@ -25,7 +25,14 @@ async function openClient(cfg: TemporalConfig): Promise<{ client: Client; close:
   return { client: new Client({ connection, namespace: cfg.namespace }), close: () => connection.close() };
 }
 
-async function startWorker(cfg: TemporalConfig, client: Client, queue: string, dir: string, config: FleetConfig, reaper?: Reaper): Promise<{ worker: FleetWorker; localClient: LocalWorker; close: () => Promise<void> }> {
+async function startWorker(
+  cfg: TemporalConfig,
+  client: Client,
+  queue: string,
+  dir: string,
+  config: FleetConfig,
+  reaper?: Reaper,
+): Promise<{ worker: FleetWorker; localClient: LocalWorker; close: () => Promise<void> }> {
   installRuntimeLogging();
   const native = await connectWorker(cfg);
   const worker = await FleetWorker.create({
@@ -63,13 +70,19 @@ async function startWorker(cfg: TemporalConfig, client: Client, queue: string, d
 function agentKey(dir: string): Buffer | undefined {
   const admin = process.env.FLEET_API_TOKEN || readApiToken(dir);
   if (!admin) {
-    process.stderr.write('fleet: no API token (FLEET_API_TOKEN or <data dir>/api-token): agents get no FLEET_AGENT_TOKEN and cannot call the API\n');
+    process.stderr.write(
+      'fleet: no API token (FLEET_API_TOKEN or <data dir>/api-token): agents get no FLEET_AGENT_TOKEN and cannot call the API\n',
+    );
     return undefined;
   }
   return agentTokenKey(admin);
 }
 
-async function startApi(cfg: TemporalConfig, client: Client, opts: { host: string; port: number; token: string; queue: string; dataDir: string; config: FleetConfig; localWorker?: LocalWorker }): Promise<ApiServer> {
+async function startApi(
+  cfg: TemporalConfig,
+  client: Client,
+  opts: { host: string; port: number; token: string; queue: string; dataDir: string; config: FleetConfig; localWorker?: LocalWorker },
+): Promise<ApiServer> {
   return startApiServer({
     client,
     namespace: cfg.namespace,
@@ -87,6 +100,13 @@ async function startApi(cfg: TemporalConfig, client: Client, opts: { host: strin
 }
 
 export function registerServiceCommands(program: Command): void {
+  registerSetup(program);
+  registerUp(program);
+  registerWorker(program);
+  registerApi(program);
+}
+
+function registerSetup(program: Command): void {
   program
     .command('setup')
     .description('find or build the Temporal CLI that runs the embedded Temporal server (cached for later runs)')
@@ -96,7 +116,19 @@ export function registerServiceCommands(program: Command): void {
       if (o.json) process.stdout.write(`${JSON.stringify(found)}\n`);
       else process.stdout.write(`Temporal CLI: ${found.path} (from ${found.source})\n`);
     });
+}
 
+type UpOptions = {
+  dataDir?: string;
+  config?: string;
+  apiPort?: string;
+  apiHost?: string;
+  temporalPort?: string;
+  uiPort?: string;
+  queue?: string;
+};
+
+function registerUp(program: Command): void {
   program
     .command('up')
     .description('run everything on this machine: Temporal dev server (SQLite in the data dir, Web UI), a worker and the REST API')
@@ -105,59 +137,83 @@ export function registerServiceCommands(program: Command): void {
     .option('--temporal-port <n>', 'Temporal gRPC port (default 7233)')
     .option('--ui-port <n>', 'Temporal Web UI port (default 8233)')
     .option('--queue <name>', 'task queue of the worker (env FLEET_TASK_QUEUE, default fleet-agents)')
-    .action(async (_o: unknown, cmd: Command) => {
-      const o = cmd.optsWithGlobals<{ dataDir?: string; config?: string; apiPort?: string; apiHost?: string; temporalPort?: string; uiPort?: string; queue?: string }>();
-      const dir = settings.dataDir(o.dataDir);
-      const loaded = loadFleetConfig(o.config);
-      mkdirSync(dir, { recursive: true, mode: 0o700 });
-      const lock = InstanceLock.acquire(dir);
-      const reaper = Reaper.start();
-      const cleanups: (() => Promise<void>)[] = [];
-      const stopAll = async () => {
-        for (const c of cleanups.reverse()) await c().catch((err) => process.stderr.write(`fleet: while stopping: ${(err as Error).message}\n`));
-        reaper.close();
-        lock.release();
-      };
-      onShutdown(stopAll);
-      try {
-        const temporalPort = settings.intOption('--temporal-port', o.temporalPort, 7233);
-        const uiPort = settings.intOption('--ui-port', o.uiPort, 8233);
-        const apiPort = settings.apiPort(o.apiPort);
-        const host = settings.apiHost(o.apiHost);
-        const queue = settings.taskQueue(o.queue);
-        const token = ensureApiToken(dir);
-        const cli = await findTemporalCli({ install: true });
-        const server = await DevServer.start({ cliPath: cli.path, dir: join(dir, 'temporal'), port: temporalPort, uiPort, reaper });
-        cleanups.push(() => server.stop());
-        const cfg = temporalConfigFromEnv({}, { address: server.address, namespace: server.namespace, uiUrl: server.uiUrl });
-        const temporal = await openClient(cfg);
-        cleanups.push(temporal.close);
-        const w = await startWorker(cfg, temporal.client, queue, dir, loaded.config, reaper);
-        cleanups.push(w.close);
-        const api = await startApi(cfg, temporal.client, { host, port: apiPort, token, queue, dataDir: dir, config: loaded.config, localWorker: w.localClient });
-        cleanups.push(() => api.close());
-        cleanups.push(async () => rmSync(settings.endpointsFile(dir), { force: true }));
-        writeFileSync(settings.endpointsFile(dir), JSON.stringify({ apiUrl: api.url, temporalAddress: server.address, uiUrl: server.uiUrl, pid: process.pid }), { mode: 0o600 });
-        process.stdout.write(
-          [
-            'FleetTools is up.',
-            `  API        ${api.url}   (token: ${process.env.FLEET_API_TOKEN ? 'FLEET_API_TOKEN' : tokenFile(dir)})`,
-            `  Web UI     ${server.uiUrl}`,
-            `  Temporal   ${server.address}   (namespace ${server.namespace}, database ${join(dir, 'temporal', 'temporal.sqlite')})`,
-            `  Worker     task queue ${queue}`,
-            `  Data dir   ${dir}`,
-            `  Config     ${loaded.path ?? 'none (shipped roles; see fleet doctor)'}`,
-            `  Temporal CLI ${cli.path} (${cli.source})`,
-            'Press Ctrl-C to stop.',
-            '',
-          ].join('\n'),
-        );
-      } catch (err) {
-        await stopAll();
-        throw err;
-      }
-    });
+    .action((_o: unknown, cmd: Command) => up(cmd.optsWithGlobals<UpOptions>()));
+}
 
+/** `fleet up`: the dev server, a worker and the API in this process, stopped together (in reverse) on a signal or a failure to start. */
+async function up(o: UpOptions): Promise<void> {
+  const dir = settings.dataDir(o.dataDir);
+  const loaded = loadFleetConfig(o.config);
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const lock = InstanceLock.acquire(dir);
+  const reaper = Reaper.start();
+  const cleanups: (() => Promise<void>)[] = [];
+  const stopAll = async () => {
+    for (const c of cleanups.reverse())
+      await c().catch((err) => process.stderr.write(`fleet: while stopping: ${(err as Error).message}\n`));
+    reaper.close();
+    lock.release();
+  };
+  onShutdown(stopAll);
+  try {
+    // Every option is checked before anything starts.
+    const temporalPort = settings.intOption('--temporal-port', o.temporalPort, 7233);
+    const uiPort = settings.intOption('--ui-port', o.uiPort, 8233);
+    const listen = { host: settings.apiHost(o.apiHost), port: settings.apiPort(o.apiPort) };
+    const queue = settings.taskQueue(o.queue);
+    const token = ensureApiToken(dir);
+    const cli = await findTemporalCli({ install: true });
+    const server = await DevServer.start({ cliPath: cli.path, dir: join(dir, 'temporal'), port: temporalPort, uiPort, reaper });
+    cleanups.push(() => server.stop());
+    const cfg = temporalConfigFromEnv({}, { address: server.address, namespace: server.namespace, uiUrl: server.uiUrl });
+    const temporal = await openClient(cfg);
+    cleanups.push(temporal.close);
+    const w = await startWorker(cfg, temporal.client, queue, dir, loaded.config, reaper);
+    cleanups.push(w.close);
+    const api = await startApi(cfg, temporal.client, {
+      ...listen,
+      token,
+      queue,
+      dataDir: dir,
+      config: loaded.config,
+      localWorker: w.localClient,
+    });
+    cleanups.push(() => api.close());
+    cleanups.push(async () => rmSync(settings.endpointsFile(dir), { force: true }));
+    const endpoints = { apiUrl: api.url, temporalAddress: server.address, uiUrl: server.uiUrl, pid: process.pid };
+    writeFileSync(settings.endpointsFile(dir), JSON.stringify(endpoints), { mode: 0o600 });
+    process.stdout.write(upBanner({ apiUrl: api.url, dir, server, queue, configPath: loaded.path, cli }));
+  } catch (err) {
+    await stopAll();
+    throw err;
+  }
+}
+
+/** What `fleet up` prints once everything runs: where each part is. */
+function upBanner(up: {
+  apiUrl: string;
+  dir: string;
+  server: DevServer;
+  queue: string;
+  configPath: string | null | undefined;
+  cli: { path: string; source: string };
+}): string {
+  const { apiUrl, dir, server, queue, configPath, cli } = up;
+  return [
+    'FleetTools is up.',
+    `  API        ${apiUrl}   (token: ${process.env.FLEET_API_TOKEN ? 'FLEET_API_TOKEN' : tokenFile(dir)})`,
+    `  Web UI     ${server.uiUrl}`,
+    `  Temporal   ${server.address}   (namespace ${server.namespace}, database ${join(dir, 'temporal', 'temporal.sqlite')})`,
+    `  Worker     task queue ${queue}`,
+    `  Data dir   ${dir}`,
+    `  Config     ${configPath ?? 'none (shipped roles; see fleet doctor)'}`,
+    `  Temporal CLI ${cli.path} (${cli.source})`,
+    'Press Ctrl-C to stop.',
+    '',
+  ].join('\n');
+}
+
+function registerWorker(program: Command): void {
   program
     .command('worker')
     .description('run a worker against a Temporal cluster (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TLS or API key)')
@@ -175,9 +231,13 @@ export function registerServiceCommands(program: Command): void {
         await w.close();
         await temporal.close();
       });
-      process.stdout.write(`Worker polling task queue ${queue} on ${cfg.address} (namespace ${cfg.namespace}); own queue ${w.worker.workerQueue}\n`);
+      process.stdout.write(
+        `Worker polling task queue ${queue} on ${cfg.address} (namespace ${cfg.namespace}); own queue ${w.worker.workerQueue}\n`,
+      );
     });
+}
 
+function registerApi(program: Command): void {
   program
     .command('api')
     .description('run the REST API against a Temporal cluster (needs FLEET_API_TOKEN or a token in the data dir)')
@@ -192,7 +252,14 @@ export function registerServiceCommands(program: Command): void {
       const host = settings.apiHost(o.apiHost);
       const token = ensureApiToken(dir);
       const temporal = await openClient(cfg);
-      const api = await startApi(cfg, temporal.client, { host, port: settings.apiPort(o.apiPort), token, queue: settings.taskQueue(o.queue), dataDir: dir, config });
+      const api = await startApi(cfg, temporal.client, {
+        host,
+        port: settings.apiPort(o.apiPort),
+        token,
+        queue: settings.taskQueue(o.queue),
+        dataDir: dir,
+        config,
+      });
       onShutdown(async () => {
         await api.close();
         await temporal.close();

@@ -34,7 +34,7 @@ export async function runSortie(mission: MissionRun, s: SortieState): Promise<vo
   const agentId = makeId('agent', uuid4());
   s.agentId = agentId;
   s.status = s.files.length ? 'waiting' : 'running';
-  let trigger: CheckpointTrigger | null = null;
+  let trigger: CheckpointTrigger | null;
   try {
     if (s.files.length) {
       await coordinate(mission, requestLocksSignal, { requestId: agentId, holder: agentId, missionId: input.missionId, paths: s.files, replyTo: input.missionId });
