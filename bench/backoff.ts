@@ -48,7 +48,17 @@ export async function run(agents = Number(process.env.BENCH_BACKOFF_AGENTS ?? 5)
       if (res.status !== 201) throw new Error(`spawn failed: ${res.status} ${JSON.stringify(res.body)}`);
       ids.push(res.body.id);
     }
-    const results = await Promise.all(ids.map((id) => h.client.workflow.getHandle(id).result().then(() => 'ok', (err: Error) => err.message)));
+    const results = await Promise.all(
+      ids.map((id) =>
+        h.client.workflow
+          .getHandle(id)
+          .result()
+          .then(
+            () => 'ok',
+            (err: Error) => err.message,
+          ),
+      ),
+    );
     const failed = results.filter((r) => r !== 'ok');
     if (failed.length) throw new Error(`${failed.length} agents did not succeed on their last attempt: ${failed[0]}`);
     log(`${agents} agents done`);
@@ -95,5 +105,7 @@ export async function run(agents = Number(process.env.BENCH_BACKOFF_AGENTS ?? 5)
 }
 
 if (require.main === module) {
-  runStandalone('backoff', 'Retry backoff: exit of attempt k -> start of attempt k+1, against the RetryPolicy interval', () => run(process.argv[2] ? Number(process.argv[2]) : undefined));
+  runStandalone('backoff', 'Retry backoff: exit of attempt k -> start of attempt k+1, against the RetryPolicy interval', () =>
+    run(process.argv[2] ? Number(process.argv[2]) : undefined),
+  );
 }

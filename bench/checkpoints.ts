@@ -40,7 +40,6 @@ function records(file: string): Rec[] {
   return out;
 }
 
-
 const ms = (t0: bigint) => Number(process.hrtime.bigint() - t0) / 1e6;
 const round = (x: number) => Math.round(x * 10) / 10;
 
@@ -72,7 +71,10 @@ async function measure() {
     missionGetMs: {} as Record<number, number[]>,
     resumeToRunningMs: {} as Record<number, number[]>,
     resumePostMs: {} as Record<number, number[]>,
-    store: {} as Record<number, { fileBytes: number; mainBytes: number; walBytes: number; checkpoints: number; bytesPerCheckpoint: number; rowBytesMean: number }>,
+    store: {} as Record<
+      number,
+      { fileBytes: number; mainBytes: number; walBytes: number; checkpoints: number; bytesPerCheckpoint: number; rowBytesMean: number }
+    >,
     skipped: [] as string[],
     totalMs: 0,
   };
@@ -94,21 +96,49 @@ async function measure() {
       const res = await call<Mission>('POST', '/missions', missionBody(title, n, rec, h.tmp));
       if (res.status !== 201) throw new Error(`POST /missions: ${res.status} ${JSON.stringify(res.body)}`);
       const m = res.body;
-      await waitFor(`${n} agents of ${title} to start`, () => new Set(records(rec).filter((r) => r.event === 'start').map((r) => r.env?.TEST_SORTIE)).size === n, 120_000, 100);
-      await waitFor(`${n} sorties of ${title} to be running`, async () => {
-        const x = await getMission(m.id);
-        return x.sorties.length === n && x.sorties.every((s) => s.status === 'running') ? x : undefined;
-      }, 60_000, 250);
+      await waitFor(
+        `${n} agents of ${title} to start`,
+        () =>
+          new Set(
+            records(rec)
+              .filter((r) => r.event === 'start')
+              .map((r) => r.env?.TEST_SORTIE),
+          ).size === n,
+        120_000,
+        100,
+      );
+      await waitFor(
+        `${n} sorties of ${title} to be running`,
+        async () => {
+          const x = await getMission(m.id);
+          return x.sorties.length === n && x.sorties.every((s) => s.status === 'running') ? x : undefined;
+        },
+        60_000,
+        250,
+      );
       return m;
     };
 
     /** Waits for the mission to end and for every agent process it ever started to be gone. */
     const ended = async (id: string, rec: string, ms = 120_000): Promise<Mission> => {
-      const m = await waitFor(`mission ${id} to end`, async () => {
-        const x = await getMission(id);
-        return x.status !== 'running' ? x : undefined;
-      }, ms, 250);
-      await waitFor(`the agent processes of ${id} to exit`, () => records(rec).filter((r) => r.event === 'start').every((r) => !isProcessAlive(r.pid)), 60_000, 100);
+      const m = await waitFor(
+        `mission ${id} to end`,
+        async () => {
+          const x = await getMission(id);
+          return x.status !== 'running' ? x : undefined;
+        },
+        ms,
+        250,
+      );
+      await waitFor(
+        `the agent processes of ${id} to exit`,
+        () =>
+          records(rec)
+            .filter((r) => r.event === 'start')
+            .every((r) => !isProcessAlive(r.pid)),
+        60_000,
+        100,
+      );
       return m;
     };
 
@@ -162,7 +192,8 @@ async function measure() {
       raw.checkpointMs[n] = [];
       for (let i = 0; i < CHECKPOINTS_PER_SIZE; i++) {
         const { ms: t, cp } = await checkpoint(m.id);
-        if (cp.sorties.length !== n || cp.sorties.some((s) => s.status !== 'running')) throw new Error(`checkpoint ${cp.id} does not show ${n} running sorties`);
+        if (cp.sorties.length !== n || cp.sorties.some((s) => s.status !== 'running'))
+          throw new Error(`checkpoint ${cp.id} does not show ${n} running sorties`);
         raw.checkpointMs[n].push(round(t));
         cps.push(cp);
       }
@@ -199,13 +230,19 @@ async function measure() {
       const res = await call<ResumeResult>('POST', `/checkpoints/${cp.id}/resume`, { force: true });
       const postMs = ms(p0);
       if (res.status !== 201 || !res.body.recovery) throw new Error(`resume of ${cp.id}: ${res.status} ${JSON.stringify(res.body)}`);
-      if (res.body.recovery.respawned.length !== n) throw new Error(`resume of ${cp.id} respawned ${res.body.recovery.respawned.length} of ${n} sorties`);
-      const lastStart = await waitFor(`${n} respawned agents of ${m.id} to start`, () => {
-        const starts = records(rec).filter((r) => r.event === 'start' && r.env?.FLEET_RECOVERY_CONTEXT && r.t >= t0);
-        const bySortie = new Map<string, number>();
-        for (const r of starts) bySortie.set(r.env!.TEST_SORTIE!, Math.min(bySortie.get(r.env!.TEST_SORTIE!) ?? Infinity, r.t));
-        return bySortie.size === n ? Math.max(...bySortie.values()) : undefined;
-      }, 120_000, 20);
+      if (res.body.recovery.respawned.length !== n)
+        throw new Error(`resume of ${cp.id} respawned ${res.body.recovery.respawned.length} of ${n} sorties`);
+      const lastStart = await waitFor(
+        `${n} respawned agents of ${m.id} to start`,
+        () => {
+          const starts = records(rec).filter((r) => r.event === 'start' && r.env?.FLEET_RECOVERY_CONTEXT && r.t >= t0);
+          const bySortie = new Map<string, number>();
+          for (const r of starts) bySortie.set(r.env!.TEST_SORTIE!, Math.min(bySortie.get(r.env!.TEST_SORTIE!) ?? Infinity, r.t));
+          return bySortie.size === n ? Math.max(...bySortie.values()) : undefined;
+        },
+        120_000,
+        20,
+      );
       (raw.resumeToRunningMs[n] ??= []).push(lastStart - t0);
       (raw.resumePostMs[n] ??= []).push(round(postMs));
       // The resumed agents finish at once (they have a recovery context): the new run succeeds.
@@ -241,8 +278,24 @@ export function toRows(raw: Raw): BenchRow[] {
     const dry = stats(raw.dryRunMs[n] ?? []);
     const resume = stats(raw.resumeToRunningMs[n] ?? []);
     const bench = `checkpoints ${n}`;
-    rows.push({ bench, metric: 'create median', value: cp.median, unit: 'ms', baseline: { name: 'GET mission', value: get.median }, target: '< 50 ms', met: cp.median < 50, note: `n=${cp.n}` });
-    rows.push({ bench, metric: 'dry-run plan median', value: dry.median, unit: 'ms', baseline: { name: 'GET mission', value: get.median }, note: `n=${dry.n}` });
+    rows.push({
+      bench,
+      metric: 'create median',
+      value: cp.median,
+      unit: 'ms',
+      baseline: { name: 'GET mission', value: get.median },
+      target: '< 50 ms',
+      met: cp.median < 50,
+      note: `n=${cp.n}`,
+    });
+    rows.push({
+      bench,
+      metric: 'dry-run plan median',
+      value: dry.median,
+      unit: 'ms',
+      baseline: { name: 'GET mission', value: get.median },
+      note: `n=${dry.n}`,
+    });
     rows.push({
       bench,
       metric: 'resume to all running',
@@ -252,7 +305,14 @@ export function toRows(raw: Raw): BenchRow[] {
       note: resume.n ? `n=${resume.n}` : 'skipped (time budget)',
     });
     const store = raw.store[n];
-    if (store) rows.push({ bench, metric: 'store per checkpoint', value: store.bytesPerCheckpoint / 1024, unit: 'KB', note: `${store.checkpoints} checkpoints, row mean ${Math.round(store.rowBytesMean / 1024)} KB` });
+    if (store)
+      rows.push({
+        bench,
+        metric: 'store per checkpoint',
+        value: store.bytesPerCheckpoint / 1024,
+        unit: 'KB',
+        note: `${store.checkpoints} checkpoints, row mean ${Math.round(store.rowBytesMean / 1024)} KB`,
+      });
   }
   return rows;
 }

@@ -192,32 +192,52 @@ function startedCount(file: string): number {
  */
 async function startWorkerProcess(h: Harness, queue: string, dataDir: string, nodeArgs: string[]): Promise<ChildProcess> {
   const child = spawn(process.execPath, [...nodeArgs, FLEET_BIN, 'worker', '--queue', queue, '--data-dir', dataDir], {
-    env: { ...process.env, TEMPORAL_ADDRESS: h.server.address, TEMPORAL_NAMESPACE: h.server.namespace, FLEET_HEARTBEAT_THROTTLE_MS: String(DEFAULT_HEARTBEAT_THROTTLE_MS), FLEET_API_TOKEN: TOKEN },
+    env: {
+      ...process.env,
+      TEMPORAL_ADDRESS: h.server.address,
+      TEMPORAL_NAMESPACE: h.server.namespace,
+      FLEET_HEARTBEAT_THROTTLE_MS: String(DEFAULT_HEARTBEAT_THROTTLE_MS),
+      FLEET_API_TOKEN: TOKEN,
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   h.children.push(child);
   let out = '';
   child.stdout!.on('data', (d) => (out += d));
   child.stderr!.on('data', (d) => (out = (out + d).slice(-100_000)));
-  return waitFor(`fleet worker on ${queue} to start`, () => {
-    if (child.exitCode !== null) throw new Error(`fleet worker exited with ${child.exitCode}: ${out.slice(-2000)}`);
-    return /Worker polling task queue/.test(out) ? child : undefined;
-  }, 60_000, 200);
+  return waitFor(
+    `fleet worker on ${queue} to start`,
+    () => {
+      if (child.exitCode !== null) throw new Error(`fleet worker exited with ${child.exitCode}: ${out.slice(-2000)}`);
+      return /Worker polling task queue/.test(out) ? child : undefined;
+    },
+    60_000,
+    200,
+  );
 }
 
 function startApiProcess(h: Harness, queue: string, dataDir: string, port: number): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [FLEET_BIN, 'api', '--queue', queue, '--data-dir', dataDir, '--api-port', String(port), '--api-host', '127.0.0.1'], {
-    env: { ...process.env, TEMPORAL_ADDRESS: h.server.address, TEMPORAL_NAMESPACE: h.server.namespace, FLEET_API_TOKEN: TOKEN },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    [FLEET_BIN, 'api', '--queue', queue, '--data-dir', dataDir, '--api-port', String(port), '--api-host', '127.0.0.1'],
+    {
+      env: { ...process.env, TEMPORAL_ADDRESS: h.server.address, TEMPORAL_NAMESPACE: h.server.namespace, FLEET_API_TOKEN: TOKEN },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   h.children.push(child);
   let out = '';
   child.stdout!.on('data', (d) => (out += d));
   child.stderr!.on('data', (d) => (out = (out + d).slice(-100_000)));
-  return waitFor('fleet api to listen', () => {
-    if (child.exitCode !== null) throw new Error(`fleet api exited with ${child.exitCode}: ${out.slice(-2000)}`);
-    return /API listening on/.test(out) ? child : undefined;
-  }, 60_000, 100);
+  return waitFor(
+    'fleet api to listen',
+    () => {
+      if (child.exitCode !== null) throw new Error(`fleet api exited with ${child.exitCode}: ${out.slice(-2000)}`);
+      return /API listening on/.test(out) ? child : undefined;
+    },
+    60_000,
+    100,
+  );
 }
 
 interface Plateau {
@@ -268,11 +288,15 @@ export async function run(levels: number[] = DEFAULT_LEVELS): Promise<BenchRow[]
     const base = `http://127.0.0.1:${apiPort}/api/v1`;
     const headers = { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' };
     const metricsUrl = await findMetricsUrl(h.server.pid);
-    if (!metricsUrl) log('the dev server\'s metrics endpoint was not found: heartbeats per second are not measured');
+    if (!metricsUrl) log("the dev server's metrics endpoint was not found: heartbeats per second are not measured");
     const reaperPid = Number(
       readdirSync('/proc').find((p) => {
         try {
-          return /^\d+$/.test(p) && readProcStat(Number(p))?.ppid === worker!.pid && readFileSync(`/proc/${p}/cmdline`, 'utf8').includes('reaper-main');
+          return (
+            /^\d+$/.test(p) &&
+            readProcStat(Number(p))?.ppid === worker!.pid &&
+            readFileSync(`/proc/${p}/cmdline`, 'utf8').includes('reaper-main')
+          );
         } catch {
           return false;
         }
@@ -310,7 +334,11 @@ export async function run(levels: number[] = DEFAULT_LEVELS): Promise<BenchRow[]
     const spawnOne = async (i: number) => {
       for (let tries = 0; tries < 5; tries++) {
         try {
-          const res = await fetch(`${base}/agents/spawn`, { method: 'POST', headers, body: JSON.stringify({ type: 'performance', task: `scale ${i}`, command }) });
+          const res = await fetch(`${base}/agents/spawn`, {
+            method: 'POST',
+            headers,
+            body: JSON.stringify({ type: 'performance', task: `scale ${i}`, command }),
+          });
           const body = await res.text();
           if (res.status === 201) return;
           log(`spawn ${i}: ${res.status} ${body.slice(0, 300)}`);
@@ -370,7 +398,8 @@ export async function run(levels: number[] = DEFAULT_LEVELS): Promise<BenchRow[]
       const serverCpu = meters.server.lap();
       const apiCpu = meters.api.lap();
       const alive = agentPids(marker, false, worker.pid).length;
-      const delta = (name: string, labels: Record<string, string>) => (m0.size && m1.size ? sum(m1, name, labels) - sum(m0, name, labels) : NaN);
+      const delta = (name: string, labels: Record<string, string>) =>
+        m0.size && m1.size ? sum(m1, name, labels) - sum(m0, name, labels) : NaN;
       const hbLabels = { operation: 'RecordActivityTaskHeartbeat', service_name: 'frontend' };
       const hb = delta('service_requests', hbLabels);
       const hbLatS = delta('service_latency_sum', hbLabels);
@@ -395,7 +424,10 @@ export async function run(levels: number[] = DEFAULT_LEVELS): Promise<BenchRow[]
       let listAborted = false;
       do {
         try {
-          const res = await fetch(`${base}/agents?limit=1000${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`, { headers, signal: AbortSignal.timeout(Math.max(1, l0 + LIST_BUDGET_MS - Date.now())) });
+          const res = await fetch(`${base}/agents?limit=1000${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`, {
+            headers,
+            signal: AbortSignal.timeout(Math.max(1, l0 + LIST_BUDGET_MS - Date.now())),
+          });
           if (res.status !== 200) throw new Error(`GET /agents: ${res.status} ${(await res.text()).slice(0, 300)}`);
           const page = (await res.json()) as { agents: unknown[]; nextCursor: string | null };
           listed += page.agents.length;
@@ -460,12 +492,20 @@ export async function run(levels: number[] = DEFAULT_LEVELS): Promise<BenchRow[]
       new Promise<boolean>((r) => (guard = setTimeout(() => r(false), 60_000))),
     ]);
     clearTimeout(guard); // a timer left running would keep this process alive for a minute
-    const left = await waitFor('the agents to be gone', () => (agentPids(marker, true).length === 0 ? true : undefined), 20_000, 200).catch(() => false);
+    const left = await waitFor('the agents to be gone', () => (agentPids(marker, true).length === 0 ? true : undefined), 20_000, 200).catch(
+      () => false,
+    );
     stopNote = `worker stopped ${alive0} agent processes in ${((Date.now() - s0) / 1000).toFixed(1)} s${exited ? '' : ' (the worker had not exited after 60 s)'}${left ? '' : `; ${agentPids(marker, true).length} still running`}`;
     log(stopNote);
   } finally {
     // Whatever is left of the agents (a failed run): by pid, then the harness stops the worker, the API and the server.
-    if (marker) for (const pid of agentPids(marker, true)) try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+    if (marker)
+      for (const pid of agentPids(marker, true))
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          /* gone */
+        }
     await h.teardown();
   }
   const wallS = (Date.now() - t0) / 1000;
@@ -481,7 +521,15 @@ function rowsOf(plateaus: Plateau[], levels: number[], wallS: number, stopNote: 
     const isTop = p.level === top;
     const short = p.alive < p.level;
     const startRate = (p.spawned / (Number.isFinite(p.reachedMs) ? p.reachedMs : p.rampMs)) * 1000;
-    rows.push({ bench, metric: 'agents alive', value: p.alive, unit: '', target: `${p.level}`, met: !short, note: short ? `ramp budget spent: measured at ${p.alive}` : undefined });
+    rows.push({
+      bench,
+      metric: 'agents alive',
+      value: p.alive,
+      unit: '',
+      target: `${p.level}`,
+      met: !short,
+      note: short ? `ramp budget spent: measured at ${p.alive}` : undefined,
+    });
     rows.push({
       bench,
       metric: 'time to all alive',
@@ -510,16 +558,25 @@ function rowsOf(plateaus: Plateau[], levels: number[], wallS: number, stopNote: 
       met: isTop ? !short && p.workerRssMb < TARGET_RSS_MB : undefined,
       note: `${((p.workerRssMb - idle.rssMb) / Math.max(1, p.alive)).toFixed(2)} MB per agent over idle; peak so far ${p.workerPeakRssMb.toFixed(0)} MB; its reaper ${p.reaperRssMb.toFixed(0)} MB more`,
     });
-    rows.push({ bench, metric: 'API CPU', value: p.apiCpu, unit: '%', note: `\`fleet api\` process, idle window; ${p.apiCpuDuringList.toFixed(0)}% while listing` });
+    rows.push({
+      bench,
+      metric: 'API CPU',
+      value: p.apiCpu,
+      unit: '%',
+      note: `\`fleet api\` process, idle window; ${p.apiCpuDuringList.toFixed(0)}% while listing`,
+    });
     rows.push({ bench, metric: 'API RSS', value: p.apiRssMb, unit: 'MB' });
-    rows.push({ bench, metric: 'dev server CPU', value: p.serverCpu, unit: '%', note: 'temporal server start-dev (SQLite), Temporal\'s' });
+    rows.push({ bench, metric: 'dev server CPU', value: p.serverCpu, unit: '%', note: "temporal server start-dev (SQLite), Temporal's" });
     rows.push({ bench, metric: 'dev server RSS', value: p.serverRssMb, unit: 'MB' });
     rows.push({
       bench,
       metric: 'dev server SQLite busy',
       value: p.dbBusyPct ?? NaN,
       unit: '%',
-      note: p.dbBusyPct === null ? 'not measured (no metrics endpoint)' : `time in persistence calls per second (one connection): ${p.topOps.split(', ').slice(0, 2).join(', ')}`,
+      note:
+        p.dbBusyPct === null
+          ? 'not measured (no metrics endpoint)'
+          : `time in persistence calls per second (one connection): ${p.topOps.split(', ').slice(0, 2).join(', ')}`,
     });
     rows.push({
       bench,
@@ -536,12 +593,22 @@ function rowsOf(plateaus: Plateau[], levels: number[], wallS: number, stopNote: 
       metric: 'list all (GET /agents)',
       value: p.listS,
       unit: 's',
-      note: p.listAborted ? `given up after ${LIST_BUDGET_MS / 1000} s with ${p.listed} agents listed (${p.listPages} page(s) of up to 1000)` : `${p.listed} agents in ${p.listPages} page(s) of up to 1000`,
+      note: p.listAborted
+        ? `given up after ${LIST_BUDGET_MS / 1000} s with ${p.listed} agents listed (${p.listPages} page(s) of up to 1000)`
+        : `${p.listed} agents in ${p.listPages} page(s) of up to 1000`,
     });
   }
   const done = plateaus.map((p) => p.level);
   for (const level of levels.filter((l) => !done.includes(l))) {
-    rows.push({ bench: `fleet scale ${level}`, metric: 'agents alive', value: NaN, unit: '', target: `${level}`, met: false, note: 'not attempted: a lower level was not reached within the ramp budget' });
+    rows.push({
+      bench: `fleet scale ${level}`,
+      metric: 'agents alive',
+      value: NaN,
+      unit: '',
+      target: `${level}`,
+      met: false,
+      note: 'not attempted: a lower level was not reached within the ramp budget',
+    });
   }
   rows.push({ bench: 'fleet scale', metric: 'wall time', value: wallS, unit: 's', note: stopNote });
   return rows;

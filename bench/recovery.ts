@@ -52,7 +52,12 @@ export async function run(agents = Number(process.env.BENCH_RECOVERY_AGENTS ?? 1
       ids.push(res.body.id);
     }
     for (const record of records) {
-      const first = await waitFor('attempt 1 to start', () => readRecords(record).find((r) => r.event === 'start' && r.attempt === 1), 60_000, 50);
+      const first = await waitFor(
+        'attempt 1 to start',
+        () => readRecords(record).find((r) => r.event === 'start' && r.attempt === 1),
+        60_000,
+        50,
+      );
       firstPids.push({ pid: first.pid, startTicks: readProcStat(first.pid)?.startTicks });
     }
     // Let every attempt heartbeat for a while (the server has a recent heartbeat of each).
@@ -63,25 +68,43 @@ export async function run(agents = Number(process.env.BENCH_RECOVERY_AGENTS ?? 1
     w1.kill('SIGKILL');
     // The replacement starts at once; it is polling within the heartbeat timeout.
     const w2start = h.startWorkerProcess(queue);
-    const orphanGone = Promise.all(firstPids.map((p) => waitFor('an attempt-1 process to die', () => !isAlive(p) && Date.now(), 30_000, 20)));
+    const orphanGone = Promise.all(
+      firstPids.map((p) => waitFor('an attempt-1 process to die', () => !isAlive(p) && Date.now(), 30_000, 20)),
+    );
     const w2: ChildProcess = await w2start;
     const w2Up = Date.now();
-    const recovered = await Promise.all(records.map((record) => waitFor('attempt 2 to start', () => readRecords(record).find((r) => r.event === 'start' && r.attempt === 2), 60_000, 20)));
+    const recovered = await Promise.all(
+      records.map((record) =>
+        waitFor('attempt 2 to start', () => readRecords(record).find((r) => r.event === 'start' && r.attempt === 2), 60_000, 20),
+      ),
+    );
     const orphanDeaths = (await orphanGone).map((t) => t - killedAt);
     const times = recovered.map((r) => r.t - killedAt);
     log(`all ${agents} running again on worker ${w2.pid}; waiting for them to end`);
-    const results = await Promise.all(ids.map((id) => h.client.workflow.getHandle(id).result().then(() => 'ok', (err: Error) => err.message)));
+    const results = await Promise.all(
+      ids.map((id) =>
+        h.client.workflow
+          .getHandle(id)
+          .result()
+          .then(
+            () => 'ok',
+            (err: Error) => err.message,
+          ),
+      ),
+    );
     const failed = results.filter((r) => r !== 'ok');
     if (failed.length) throw new Error(`${failed.length} agents did not succeed after recovery: ${failed[0]}`);
 
     // When each agent's workflow saw its attempt 2 succeed: the workflow's tasks were bound to the killed worker's
     // sticky queue, which Temporal gives up on only after its schedule-to-start timeout (WORKFLOW_TASK_TIMED_OUT).
-    const closed = await Promise.all(ids.map(async (id) => {
-      const hd = h.client.workflow.getHandle(id);
-      const events = (await hd.fetchHistory()).events ?? [];
-      const stickyTimeouts = events.filter((e) => eventTypeName(e.eventType) === 'WORKFLOW_TASK_TIMED_OUT').length;
-      return { ms: ((await hd.describe()).closeTime?.getTime() ?? NaN) - killedAt, stickyTimeouts };
-    }));
+    const closed = await Promise.all(
+      ids.map(async (id) => {
+        const hd = h.client.workflow.getHandle(id);
+        const events = (await hd.fetchHistory()).events ?? [];
+        const stickyTimeouts = events.filter((e) => eventTypeName(e.eventType) === 'WORKFLOW_TASK_TIMED_OUT').length;
+        return { ms: ((await hd.describe()).closeTime?.getTime() ?? NaN) - killedAt, stickyTimeouts };
+      }),
+    );
     log('all ended');
     const s = stats(times);
     const o = stats(orphanDeaths);
@@ -89,7 +112,16 @@ export async function run(agents = Number(process.env.BENCH_RECOVERY_AGENTS ?? 1
     const note = `${agents} agents; worker SIGKILL -> attempt 2 process running; new worker polling ${w2Up - killedAt} ms after the kill; retry interval ${RETRY_INTERVAL_MS} ms`;
     return [
       { bench: BENCH, metric: 'median', value: s.median, unit: 'ms', baseline: floor, note },
-      { bench: BENCH, metric: 'max', value: s.max, unit: 'ms', baseline: floor, target: `<= heartbeat timeout + ${SLACK_MS / 1000} s`, met: s.max <= HEARTBEAT_TIMEOUT_MS + SLACK_MS, note: `min ${s.min} ms` },
+      {
+        bench: BENCH,
+        metric: 'max',
+        value: s.max,
+        unit: 'ms',
+        baseline: floor,
+        target: `<= heartbeat timeout + ${SLACK_MS / 1000} s`,
+        met: s.max <= HEARTBEAT_TIMEOUT_MS + SLACK_MS,
+        note: `min ${s.min} ms`,
+      },
       {
         bench: BENCH,
         metric: 'kill -> agent seen succeeded (max)',
@@ -97,7 +129,13 @@ export async function run(agents = Number(process.env.BENCH_RECOVERY_AGENTS ?? 1
         unit: 'ms',
         note: `workflow closed; ${closed.filter((c) => c.stickyTimeouts > 0).length} of ${agents} waited for a workflow task timeout on the killed worker's sticky queue`,
       },
-      { bench: BENCH, metric: 'orphaned agents dead after kill (max)', value: o.max, unit: 'ms', note: `median ${o.median} ms: the killed worker's reaper stops its agents` },
+      {
+        bench: BENCH,
+        metric: 'orphaned agents dead after kill (max)',
+        value: o.max,
+        unit: 'ms',
+        note: `median ${o.median} ms: the killed worker's reaper stops its agents`,
+      },
     ];
   } finally {
     // The killed worker's agents are its reaper's to stop; if one is still alive, stop it here (by pid).
@@ -107,7 +145,8 @@ export async function run(agents = Number(process.env.BENCH_RECOVERY_AGENTS ?? 1
   }
 }
 
-
 if (require.main === module) {
-  runStandalone('recovery', 'Recovery: worker SIGKILL -> each agent running again on a new worker', () => run(process.argv[2] ? Number(process.argv[2]) : undefined));
+  runStandalone('recovery', 'Recovery: worker SIGKILL -> each agent running again on a new worker', () =>
+    run(process.argv[2] ? Number(process.argv[2]) : undefined),
+  );
 }

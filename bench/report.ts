@@ -53,7 +53,8 @@ export function stats(xs: number[]): Stats {
   return { n: s.length, median: q(0.5), p99: q(0.99), min: s[0]!, max: s[s.length - 1]! };
 }
 
-const fmt = (v: number) => (!Number.isFinite(v) ? '-' : Math.abs(v) >= 100 ? v.toFixed(0) : Math.abs(v) >= 10 ? v.toFixed(1) : v.toFixed(2));
+const fmt = (v: number) =>
+  !Number.isFinite(v) ? '-' : Math.abs(v) >= 100 ? v.toFixed(0) : Math.abs(v) >= 10 ? v.toFixed(1) : v.toFixed(2);
 
 export function formatTable(rows: BenchRow[]): string {
   const header = ['BENCH', 'METRIC', 'FLEETTOOLS', 'BASELINE', 'RATIO', 'TARGET', 'MET', 'NOTE'];
@@ -69,7 +70,14 @@ export function formatTable(rows: BenchRow[]): string {
   ]);
   const all = [header, ...body];
   const widths = header.map((_, i) => Math.max(...all.map((row) => row[i]!.length)));
-  return all.map((row) => row.map((c, i) => (i === row.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd()).join('\n');
+  return all
+    .map((row) =>
+      row
+        .map((c, i) => (i === row.length - 1 ? c : c.padEnd(widths[i]!)))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
 }
 
 /** The table on stdout, then one JSON line with every row (for BENCHMARKS.md and for comparing runs). */

@@ -33,7 +33,14 @@ async function main(): Promise<void> {
       rows.push(...(await load().run()));
     } catch (err) {
       failed = true;
-      rows.push({ bench: name, metric: 'FAILED', value: NaN, unit: '', met: false, note: (err as Error).message.split('\n')[0]!.slice(0, 160) });
+      rows.push({
+        bench: name,
+        metric: 'FAILED',
+        value: NaN,
+        unit: '',
+        met: false,
+        note: (err as Error).message.split('\n')[0]!.slice(0, 160),
+      });
       process.stderr.write(`bench: ${name} failed: ${(err as Error).stack}\n`);
     }
     timings.push(`${name} ${((Date.now() - t0) / 1000).toFixed(0)} s`);

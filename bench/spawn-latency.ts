@@ -50,7 +50,6 @@ async function started(file: string, timeoutMs = 30_000): Promise<number> {
   }
 }
 
-
 // ---------------------------------------------------------------------------------------------------------------
 // PM2, through its programmatic API, with a PM2_HOME of its own (never ~/.pm2).
 
@@ -112,7 +111,9 @@ class Pm2Baseline {
 
   start(name: string, [script, ...args]: [string, ...string[]]): Promise<void> {
     // interpreter 'none': PM2 spawns the script itself with these arguments (the same argv as the others).
-    return this.call((cb) => this.pm2.start({ name, script, args, interpreter: 'none', exec_mode: 'fork', autorestart: false, merge_logs: true }, cb));
+    return this.call((cb) =>
+      this.pm2.start({ name, script, args, interpreter: 'none', exec_mode: 'fork', autorestart: false, merge_logs: true }, cb),
+    );
   }
 
   remove(name: string): Promise<void> {
@@ -167,7 +168,8 @@ interface Breakdown {
   httpAnswer: number;
 }
 
-const eventMs = (e: { eventTime?: { seconds?: unknown; nanos?: number | null } | null }) => Number(e.eventTime?.seconds ?? 0) * 1000 + Math.floor((e.eventTime?.nanos ?? 0) / 1e6);
+const eventMs = (e: { eventTime?: { seconds?: unknown; nanos?: number | null } | null }) =>
+  Number(e.eventTime?.seconds ?? 0) * 1000 + Math.floor((e.eventTime?.nanos ?? 0) / 1e6);
 
 export async function run(count = Number(process.env.BENCH_SPAWNS ?? 50)): Promise<BenchRow[]> {
   const began = Date.now();
@@ -206,7 +208,14 @@ export async function run(count = Number(process.env.BENCH_SPAWNS ?? 50)): Promi
       const actStarted = at('ACTIVITY_TASK_STARTED');
       return {
         ms: tProc - t0,
-        breakdown: { toWorkflow: wfStarted - t0, toWorkflowTask: wtStarted - wfStarted, workflowTask: wtCompleted - wtStarted, toActivity: actStarted - wtCompleted, toProcess: tProc - actStarted, httpAnswer: tAnswer - t0 },
+        breakdown: {
+          toWorkflow: wfStarted - t0,
+          toWorkflowTask: wtStarted - wfStarted,
+          workflowTask: wtCompleted - wtStarted,
+          toActivity: actStarted - wtCompleted,
+          toProcess: tProc - actStarted,
+          httpAnswer: tAnswer - t0,
+        },
       };
     };
     const bareOnce = async (): Promise<number> => {
@@ -263,17 +272,77 @@ export async function run(count = Number(process.env.BENCH_SPAWNS ?? 50)): Promi
     const part = (k: keyof Breakdown) => stats(parts.map((x) => x[k]).filter(Number.isFinite)).median;
     const note = `${count} sequential spawns each, after ${WARMUP} warm-up; program: sh -c 'date +%s%3N >> file'`;
     return [
-      { bench: BENCH, metric: 'median', value: f.median, unit: 'ms', baseline: { name: 'floor', value: b.median }, target: '< 1.5x floor', met: f.median < 1.5 * b.median, note },
+      {
+        bench: BENCH,
+        metric: 'median',
+        value: f.median,
+        unit: 'ms',
+        baseline: { name: 'floor', value: b.median },
+        target: '< 1.5x floor',
+        met: f.median < 1.5 * b.median,
+        note,
+      },
       { bench: BENCH, metric: 'p99', value: f.p99, unit: 'ms', baseline: { name: 'floor', value: b.p99 } },
-      { bench: BENCH, metric: 'median', value: f.median, unit: 'ms', baseline: { name: 'PM2', value: p.median }, target: '< PM2', met: f.median < p.median, note: `PM2 ${require('pm2/package.json').version} daemon, pm2.start (fork, interpreter none)` },
+      {
+        bench: BENCH,
+        metric: 'median',
+        value: f.median,
+        unit: 'ms',
+        baseline: { name: 'PM2', value: p.median },
+        target: '< PM2',
+        met: f.median < p.median,
+        note: `PM2 ${require('pm2/package.json').version} daemon, pm2.start (fork, interpreter none)`,
+      },
       { bench: BENCH, metric: 'p99', value: f.p99, unit: 'ms', baseline: { name: 'PM2', value: p.p99 } },
-      { bench: BENCH, metric: 'overhead over floor (median)', value: f.median - b.median, unit: 'ms', note: `min ${f.min} / max ${f.max} ms; floor min ${b.min} / max ${b.max}; PM2 min ${p.min} / max ${p.max}` },
-      { bench: BENCH, metric: '  of which: request -> workflow started', value: part('toWorkflow'), unit: 'ms', note: 'HTTP, validation, StartWorkflowExecution (median of each part)' },
-      { bench: BENCH, metric: '  workflow started -> workflow task started', value: part('toWorkflowTask'), unit: 'ms', note: 'first workflow task to the worker (eager workflow start: in the start call\'s answer)' },
-      { bench: BENCH, metric: '  workflow task (started -> completed)', value: part('workflowTask'), unit: 'ms', note: 'workflow code runs, activity scheduled' },
-      { bench: BENCH, metric: '  activity scheduled -> activity started', value: part('toActivity'), unit: 'ms', note: 'activity task to the worker (eager: in the workflow task\'s answer)' },
-      { bench: BENCH, metric: '  activity started -> process running', value: part('toProcess'), unit: 'ms', note: 'our activity before spawn, fork/exec, sh, date' },
-      { bench: BENCH, metric: '  (request -> HTTP 201)', value: part('httpAnswer'), unit: 'ms', note: 'the API answers once the workflow is started' },
+      {
+        bench: BENCH,
+        metric: 'overhead over floor (median)',
+        value: f.median - b.median,
+        unit: 'ms',
+        note: `min ${f.min} / max ${f.max} ms; floor min ${b.min} / max ${b.max}; PM2 min ${p.min} / max ${p.max}`,
+      },
+      {
+        bench: BENCH,
+        metric: '  of which: request -> workflow started',
+        value: part('toWorkflow'),
+        unit: 'ms',
+        note: 'HTTP, validation, StartWorkflowExecution (median of each part)',
+      },
+      {
+        bench: BENCH,
+        metric: '  workflow started -> workflow task started',
+        value: part('toWorkflowTask'),
+        unit: 'ms',
+        note: "first workflow task to the worker (eager workflow start: in the start call's answer)",
+      },
+      {
+        bench: BENCH,
+        metric: '  workflow task (started -> completed)',
+        value: part('workflowTask'),
+        unit: 'ms',
+        note: 'workflow code runs, activity scheduled',
+      },
+      {
+        bench: BENCH,
+        metric: '  activity scheduled -> activity started',
+        value: part('toActivity'),
+        unit: 'ms',
+        note: "activity task to the worker (eager: in the workflow task's answer)",
+      },
+      {
+        bench: BENCH,
+        metric: '  activity started -> process running',
+        value: part('toProcess'),
+        unit: 'ms',
+        note: 'our activity before spawn, fork/exec, sh, date',
+      },
+      {
+        bench: BENCH,
+        metric: '  (request -> HTTP 201)',
+        value: part('httpAnswer'),
+        unit: 'ms',
+        note: 'the API answers once the workflow is started',
+      },
     ];
   } finally {
     for (const pid of bareChildren) if (isProcessAlive(pid)) process.kill(pid, 'SIGKILL');
@@ -282,7 +351,8 @@ export async function run(count = Number(process.env.BENCH_SPAWNS ?? 50)): Promi
   }
 }
 
-
 if (require.main === module) {
-  runStandalone('spawn-latency', 'Spawn latency: spawn request -> agent process running (FleetTools via REST, bare spawn, PM2)', () => run(process.argv[2] ? Number(process.argv[2]) : undefined));
+  runStandalone('spawn-latency', 'Spawn latency: spawn request -> agent process running (FleetTools via REST, bare spawn, PM2)', () =>
+    run(process.argv[2] ? Number(process.argv[2]) : undefined),
+  );
 }

@@ -35,7 +35,10 @@ export function createLayersPlugin(srcRoot) {
   const rule = {
     meta: {
       type: 'problem',
-      docs: { description: 'imports follow the layers: domain -> runtimes -> process/store/logs/worktrees/auth -> activities -> workflows -> services -> temporal -> api -> cli' },
+      docs: {
+        description:
+          'imports follow the layers: domain -> runtimes -> process/store/logs/worktrees/auth -> activities -> workflows -> services -> temporal -> api -> cli',
+      },
       schema: [],
     },
     create(context) {
@@ -50,7 +53,10 @@ export function createLayersPlugin(srcRoot) {
           return;
         }
         if (from === 'domain' && spec.startsWith('node:') && !typeOnly) {
-          context.report({ node, message: `domain/ is pure (schemas and constants): it cannot import ${spec}; move the code that needs it to a lower layer` });
+          context.report({
+            node,
+            message: `domain/ is pure (schemas and constants): it cannot import ${spec}; move the code that needs it to a lower layer`,
+          });
           return;
         }
         if (!spec.startsWith('.')) return;
@@ -59,7 +65,10 @@ export function createLayersPlugin(srcRoot) {
         const toLayer = layerOf(to);
         if (toLayer === -1) return; // reported where that folder's own modules are linted
         if (from === 'workflows' && to !== 'domain' && !(to === 'activities' && typeOnly)) {
-          context.report({ node, message: `workflow code imports values only from domain/ and workflows/ (and activities for their types), not from src/${to}/: it runs in Temporal's deterministic sandbox` });
+          context.report({
+            node,
+            message: `workflow code imports values only from domain/ and workflows/ (and activities for their types), not from src/${to}/: it runs in Temporal's deterministic sandbox`,
+          });
           return;
         }
         if (toLayer > fromLayer) {
@@ -69,7 +78,8 @@ export function createLayersPlugin(srcRoot) {
           });
         }
       }
-      const isTypeOnly = (node) => node.importKind === 'type' || (node.specifiers?.length > 0 && node.specifiers.every((s) => s.importKind === 'type'));
+      const isTypeOnly = (node) =>
+        node.importKind === 'type' || (node.specifiers?.length > 0 && node.specifiers.every((s) => s.importKind === 'type'));
       return {
         ImportDeclaration: (node) => check(node.source, node.source.value, isTypeOnly(node)),
         ExportNamedDeclaration: (node) => node.source && check(node.source, node.source.value, node.exportKind === 'type'),

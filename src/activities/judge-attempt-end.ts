@@ -16,7 +16,13 @@ import { retire } from './stop-processes';
 import type { AttemptEnd } from './watch-attempt';
 
 /** `launch` is the runtime launch of a process this attempt started (none for an adopted one). */
-export async function judgeAttemptEnd(worker: AgentWorker, a: Attempt, p: AgentProcess, launch: Launch | undefined, outcome: AttemptEnd): Promise<ProcessOutcome> {
+export async function judgeAttemptEnd(
+  worker: AgentWorker,
+  a: Attempt,
+  p: AgentProcess,
+  launch: Launch | undefined,
+  outcome: AttemptEnd,
+): Promise<ProcessOutcome> {
   if (outcome.kind === 'exit') return await exited(worker, a, p, launch, outcome);
   if (outcome.kind === 'stall') return await stalled(worker, a, p, outcome.idleMs);
   if (outcome.kind === 'stop') {
@@ -29,20 +35,39 @@ export async function judgeAttemptEnd(worker: AgentWorker, a: Attempt, p: AgentP
   return await cancelled(worker, a, p, outcome.err);
 }
 
-async function exited(worker: AgentWorker, a: Attempt, p: AgentProcess, launch: Launch | undefined, exit: ExitInfo): Promise<ProcessOutcome> {
+async function exited(
+  worker: AgentWorker,
+  a: Attempt,
+  p: AgentProcess,
+  launch: Launch | undefined,
+  exit: ExitInfo,
+): Promise<ProcessOutcome> {
   const { agentId, attempt, maxAttempts, req } = a;
   await retire(worker, agentId, p, 1000); // descendants it left in its group
   // A CLI's exit code alone does not tell (Claude Code exits 0 after SIGINT, Aider always does): its output decides.
   const verdict = launch?.judge && p.run ? launch.judge(exit, p.run) : exit.exitCode === 0 ? { ok: true as const } : undefined;
   if (verdict?.ok) {
-    log.info('agent process succeeded', { agentId, attempt, ...(p.log.lost ? { lostOutputBytes: p.log.lost.bytes, logPath: p.log.path, logError: p.log.lost.error } : {}) });
+    log.info('agent process succeeded', {
+      agentId,
+      attempt,
+      ...(p.log.lost ? { lostOutputBytes: p.log.lost.bytes, logPath: p.log.path, logError: p.log.lost.error } : {}),
+    });
     return { kind: 'exited', exitCode: 0, progress: p.progress, run: p.run };
   }
-  const how = verdict ? verdict.message : `agent process ${exit.exitCode !== null ? `exited with code ${exit.exitCode}` : `was killed by signal ${exit.signal}`}`;
+  const how = verdict
+    ? verdict.message
+    : `agent process ${exit.exitCode !== null ? `exited with code ${exit.exitCode}` : `was killed by signal ${exit.signal}`}`;
   const fatalCode = exit.exitCode !== null && (req.fatalExitCodes ?? []).includes(exit.exitCode);
   const fatal = fatalCode || verdict?.retryable === false;
   const message = `${how} (attempt ${attempt} of ${maxAttempts}; log ${p.log.path}${p.log.lost ? `, where ${p.log.lost.bytes} bytes of its output could not be written: ${p.log.lost.error}` : ''})${fatalCode ? '; this exit code is marked fatal, not retrying' : fatal ? '; another attempt cannot fix this, not retrying' : ''}`;
-  await notifyAttemptEnded(worker.deps.client, agentId, { attempt, exitCode: exit.exitCode, signal: exit.signal, error: message, willRetry: !fatal && attempt < maxAttempts, run: p.run });
+  await notifyAttemptEnded(worker.deps.client, agentId, {
+    attempt,
+    exitCode: exit.exitCode,
+    signal: exit.signal,
+    error: message,
+    willRetry: !fatal && attempt < maxAttempts,
+    run: p.run,
+  });
   log.warn('agent process failed', { agentId, attempt, exitCode: exit.exitCode, signal: exit.signal });
   const failureDetails = { exitCode: exit.exitCode, signal: exit.signal };
   if (fatal) throw ApplicationFailure.create({ message, type: AgentFailureType.fatalExit, nonRetryable: true, details: [failureDetails] });
@@ -53,7 +78,14 @@ async function stalled(worker: AgentWorker, a: Attempt, p: AgentProcess, idleMs:
   const { agentId, attempt, maxAttempts, req } = a;
   await retire(worker, agentId, p, req.terminateGraceMs);
   const message = `agent stalled: no output, progress or heartbeat for ${Math.round(idleMs / 1000)} s (stallTimeoutMs ${req.stallTimeoutMs}); attempt ${attempt} of ${maxAttempts} stopped${lostOutput(p)}`;
-  await notifyAttemptEnded(worker.deps.client, agentId, { attempt, exitCode: null, signal: null, error: message, willRetry: attempt < maxAttempts, run: p.run });
+  await notifyAttemptEnded(worker.deps.client, agentId, {
+    attempt,
+    exitCode: null,
+    signal: null,
+    error: message,
+    willRetry: attempt < maxAttempts,
+    run: p.run,
+  });
   log.warn('agent stalled', { agentId, attempt });
   throw ApplicationFailure.create({ message, type: AgentFailureType.stalled });
 }
@@ -65,7 +97,11 @@ async function cancelled(worker: AgentWorker, a: Attempt, p: AgentProcess, err: 
   if (why?.workerShutdown) {
     await retire(worker, agentId, p, req.terminateGraceMs);
     log.info('agent process stopped for worker shutdown', { agentId, attempt });
-    throw ApplicationFailure.create({ message: 'the worker shut down while the agent ran; it will run again on a worker', type: AgentFailureType.workerShutdown, nonRetryable: true });
+    throw ApplicationFailure.create({
+      message: 'the worker shut down while the agent ran; it will run again on a worker',
+      type: AgentFailureType.workerShutdown,
+      nonRetryable: true,
+    });
   }
   const state = why?.cancelRequested ? await queryState(worker.deps.client, agentId) : undefined;
   if (state?.handingOver && !p.exitStatus) {

@@ -33,7 +33,11 @@ interface PreparedLaunch {
 }
 
 /** Starts the attempt's process (after stopping a living predecessor), owned by this worker, and tells the workflow. */
-export async function launchAttempt(worker: AgentWorker, a: Attempt, input: SuperviseAgentInput): Promise<{ proc: AgentProcess; launch: Launch }> {
+export async function launchAttempt(
+  worker: AgentWorker,
+  a: Attempt,
+  input: SuperviseAgentInput,
+): Promise<{ proc: AgentProcess; launch: Launch }> {
   const { deps } = worker;
   const { ctx, agentId, attempt } = a;
   const prev = (ctx.info.heartbeatDetails as HeartbeatDetails | undefined) ?? input.adopt;
@@ -47,7 +51,16 @@ export async function launchAttempt(worker: AgentWorker, a: Attempt, input: Supe
     prepared = await prepareLaunch(deps, a, input.apiUrl, tag);
     const { launch, cwd, env } = prepared;
     proc = await AgentProcess.spawn(
-      { command: launch.command, cwd, env, logPath, maxLogBytes: deps.maxLogBytes, workerQueue: deps.workerQueue, parser: launch.parser, tag },
+      {
+        command: launch.command,
+        cwd,
+        env,
+        logPath,
+        maxLogBytes: deps.maxLogBytes,
+        workerQueue: deps.workerQueue,
+        parser: launch.parser,
+        tag,
+      },
       deps.reaper,
       deps.sampler,
     );
@@ -59,13 +72,29 @@ export async function launchAttempt(worker: AgentWorker, a: Attempt, input: Supe
   const started = proc;
   const { launch, worktree } = prepared;
   const wt = worktree && { path: worktree.path, branch: worktree.branch, repoRoot: worktree.repoRoot, baseCommit: worktree.baseCommit };
-  await notify(deps.client, agentId, (h) => h.signal(attemptStartedSignal, { attempt, pid: started.identity.pid, host: started.identity.host, logPath, startedAt: started.startedAt.toISOString(), worktree: wt, workerQueue: deps.workerQueue }));
-  if (launch.resumedSession) log.info('resuming the CLI session of the previous attempt', { agentId, attempt, sessionId: launch.resumedSession });
+  await notify(deps.client, agentId, (h) =>
+    h.signal(attemptStartedSignal, {
+      attempt,
+      pid: started.identity.pid,
+      host: started.identity.host,
+      logPath,
+      startedAt: started.startedAt.toISOString(),
+      worktree: wt,
+      workerQueue: deps.workerQueue,
+    }),
+  );
+  if (launch.resumedSession)
+    log.info('resuming the CLI session of the previous attempt', { agentId, attempt, sessionId: launch.resumedSession });
   return { proc, launch };
 }
 
 /** The attempt's worktree, recovery context, resumed session, runtime command and environment. */
-async function prepareLaunch(deps: AgentActivityDeps, a: Attempt, apiUrl: SuperviseAgentInput['apiUrl'], tag: string): Promise<PreparedLaunch> {
+async function prepareLaunch(
+  deps: AgentActivityDeps,
+  a: Attempt,
+  apiUrl: SuperviseAgentInput['apiUrl'],
+  tag: string,
+): Promise<PreparedLaunch> {
   const { ctx, agentId, req } = a;
   const recovered = req.recoverFrom ? recoveryOf(deps, req.recoverFrom) : null;
   // A respawned sortie's worktree starts from the branch of the agent it replaces (its commits carry over).
@@ -75,7 +104,15 @@ async function prepareLaunch(deps: AgentActivityDeps, a: Attempt, apiUrl: Superv
   const recoveryFile = recoveryText ? writeRecoveryContext(deps.logsDir, agentId, recoveryText) : undefined;
   const previousSessionId = sessionToResume(ctx.info.heartbeatDetails as HeartbeatDetails | undefined, req, recovered?.sortie ?? null);
   const inherited = process.env;
-  const launch = launchOf(req, { agentId, logsDir: deps.logsDir, cwd: cwd ?? inherited.HOME ?? process.cwd(), pathVar: req.env?.PATH ?? inherited.PATH, runtimes: deps.runtimes ?? {}, previousSessionId, recoveryText: recoveryText || null });
+  const launch = launchOf(req, {
+    agentId,
+    logsDir: deps.logsDir,
+    cwd: cwd ?? inherited.HOME ?? process.cwd(),
+    pathVar: req.env?.PATH ?? inherited.PATH,
+    runtimes: deps.runtimes ?? {},
+    previousSessionId,
+    recoveryText: recoveryText || null,
+  });
   const env = buildAgentEnv({
     inherited,
     requested: { ...launch.env, ...req.env },
@@ -94,9 +131,15 @@ async function prepareLaunch(deps: AgentActivityDeps, a: Attempt, apiUrl: Superv
   return { launch, cwd, env, worktree };
 }
 
-function recoveryOf(deps: AgentActivityDeps, ref: NonNullable<SpawnRequest['recoverFrom']>): { context: string; sortie: SortieSnapshot | null } {
+function recoveryOf(
+  deps: AgentActivityDeps,
+  ref: NonNullable<SpawnRequest['recoverFrom']>,
+): { context: string; sortie: SortieSnapshot | null } {
   if (!deps.recoveryOf) {
-    throw ApplicationFailure.nonRetryable(`this worker has no checkpoint store to read checkpoint ${ref.checkpointId} from; start it with a data dir`, 'CheckpointUnavailable');
+    throw ApplicationFailure.nonRetryable(
+      `this worker has no checkpoint store to read checkpoint ${ref.checkpointId} from; start it with a data dir`,
+      'CheckpointUnavailable',
+    );
   }
   try {
     return deps.recoveryOf(ref);
@@ -106,9 +149,18 @@ function recoveryOf(deps: AgentActivityDeps, ref: NonNullable<SpawnRequest['reco
 }
 
 /** The agent's git worktree (made on its first attempt, reused by later ones), from `continueFrom` when that branch exists. */
-async function worktreeFor(deps: AgentActivityDeps, agentId: string, cwd: string | undefined, continueFrom: string | undefined): Promise<EnsuredWorktree> {
+async function worktreeFor(
+  deps: AgentActivityDeps,
+  agentId: string,
+  cwd: string | undefined,
+  continueFrom: string | undefined,
+): Promise<EnsuredWorktree> {
   if (!cwd) throw new SpawnError('worktree: true needs a cwd inside a git repository: the repository to branch from', 'spawnFailed');
-  if (!deps.worktreesDir) throw new SpawnError('this worker has no worktrees directory (start it with a data dir) for an agent spawned with worktree: true', 'spawnFailed');
+  if (!deps.worktreesDir)
+    throw new SpawnError(
+      'this worker has no worktrees directory (start it with a data dir) for an agent spawned with worktree: true',
+      'spawnFailed',
+    );
   const wt = await ensureWorktree({ cwd, agentId, worktreesDir: deps.worktreesDir, continueFrom });
   if (wt.created) log.info('created a git worktree for the agent', { agentId, path: wt.path, branch: wt.branch });
   return wt;
@@ -123,10 +175,18 @@ async function launchFailed(deps: AgentActivityDeps, a: Attempt, err: unknown): 
   };
   if (err instanceof SpawnError && err.kind === 'logUnavailable') {
     // Retried (with backoff, maybe on a worker with a sound disk) while attempts are left.
-    await notifyAttemptEnded(deps.client, agentId, { attempt, exitCode: null, signal: null, error: err.message, willRetry: attempt < maxAttempts, run: null });
+    await notifyAttemptEnded(deps.client, agentId, {
+      attempt,
+      exitCode: null,
+      signal: null,
+      error: err.message,
+      willRetry: attempt < maxAttempts,
+      run: null,
+    });
     throw ApplicationFailure.retryable(err.message, AGENT_LOG_UNAVAILABLE);
   }
-  if (err instanceof SpawnError) return await fail(err.message, err.kind === 'executableNotFound' ? AgentFailureType.executableNotFound : AgentFailureType.spawnFailed);
+  if (err instanceof SpawnError)
+    return await fail(err.message, err.kind === 'executableNotFound' ? AgentFailureType.executableNotFound : AgentFailureType.spawnFailed);
   if (err instanceof WorktreeError) return await fail(err.message, AgentFailureType.spawnFailed);
   throw err;
 }

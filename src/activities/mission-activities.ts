@@ -42,10 +42,17 @@ export function createMissionActivities(deps: MissionActivityDeps) {
   }
 
   /** An automatic checkpoint: reads the mission's snapshot itself (the workflow goes on meanwhile), then as above. */
-  async function recordAutoCheckpoint(header: CheckpointHeader, missionId: string, runId: string, coordinationId: string): Promise<CheckpointSummary> {
+  async function recordAutoCheckpoint(
+    header: CheckpointHeader,
+    missionId: string,
+    runId: string,
+    coordinationId: string,
+  ): Promise<CheckpointSummary> {
     const existing = deps.store.get(header.id);
     if (existing) return deps.store.save(existing); // a retried attempt
-    const snap = await deps.client.withDeadline(Date.now() + QUERY_DEADLINE_MS, () => deps.client.workflow.getHandle(missionId, runId).query(getMissionSnapshotQuery));
+    const snap = await deps.client.withDeadline(Date.now() + QUERY_DEADLINE_MS, () =>
+      deps.client.workflow.getHandle(missionId, runId).query(getMissionSnapshotQuery),
+    );
     return complete(checkpointDraft(header, snap), coordinationId);
   }
 
@@ -55,7 +62,8 @@ export function createMissionActivities(deps: MissionActivityDeps) {
       return await completeCheckpoint(deps, draft, coordinationId);
     } catch (err) {
       // A full, read-only or corrupt store does not mend in the seconds between attempts: fail now, with the store's words.
-      if (err instanceof CheckpointStoreError && ['full', 'readOnly', 'corrupt'].includes(err.problem)) throw ApplicationFailure.nonRetryable(err.message, storeFailureType(err.problem as 'full' | 'readOnly' | 'corrupt'));
+      if (err instanceof CheckpointStoreError && ['full', 'readOnly', 'corrupt'].includes(err.problem))
+        throw ApplicationFailure.nonRetryable(err.message, storeFailureType(err.problem as 'full' | 'readOnly' | 'corrupt'));
       throw err;
     }
   }

@@ -28,5 +28,7 @@ export async function notify<T>(client: Client, agentId: string, send: (h: Agent
 /** Tells the workflow an attempt has ended (stamped with the time it is sent). */
 export async function notifyAttemptEnded(client: Client, agentId: string, ended: Omit<AttemptEnded, 'endedAt'>) {
   const { attempt, exitCode, signal, error, willRetry, run } = ended;
-  await notify(client, agentId, (h) => h.signal(attemptEndedSignal, { attempt, exitCode, signal, error, willRetry, endedAt: new Date().toISOString(), run }));
+  await notify(client, agentId, (h) =>
+    h.signal(attemptEndedSignal, { attempt, exitCode, signal, error, willRetry, endedAt: new Date().toISOString(), run }),
+  );
 }

@@ -20,7 +20,12 @@ export async function retire(worker: AgentWorker, agentId: string, proc: AgentPr
 }
 
 /** A retried attempt never runs beside a living predecessor: stop it first if it is on this host. */
-export async function stopPredecessor(agentId: string, prev: (ProcessIdentity & { attempt?: number }) | undefined, adoptedAttempt: number, graceMs: number) {
+export async function stopPredecessor(
+  agentId: string,
+  prev: (ProcessIdentity & { attempt?: number }) | undefined,
+  adoptedAttempt: number,
+  graceMs: number,
+) {
   if (!prev || prev.host !== hostname()) {
     if (prev) log.warn('predecessor on another host; its worker reaper stops it', { host: prev.host, pid: prev.pid });
     return;
@@ -35,7 +40,10 @@ export async function stopPredecessor(agentId: string, prev: (ProcessIdentity & 
   log.warn('stopping a living predecessor before the new attempt', { pid: prev.pid });
   const r = await stopGroup(prev.pgid, graceMs, undefined, tag);
   if (!r.gone) {
-    throw ApplicationFailure.retryable(`the previous attempt's process group ${prev.pgid} survived SIGKILL; not starting a second copy`, AgentFailureType.spawnFailed);
+    throw ApplicationFailure.retryable(
+      `the previous attempt's process group ${prev.pgid} survived SIGKILL; not starting a second copy`,
+      AgentFailureType.spawnFailed,
+    );
   }
 }
 

@@ -32,7 +32,11 @@ export async function superviseAgentProcess(worker: AgentWorker, input: Supervis
   }
 }
 
-async function superviseAttempt(worker: AgentWorker, input: SuperviseAgentInput, stopRequested: Promise<StopRequest>): Promise<ProcessOutcome> {
+async function superviseAttempt(
+  worker: AgentWorker,
+  input: SuperviseAgentInput,
+  stopRequested: Promise<StopRequest>,
+): Promise<ProcessOutcome> {
   const a = attemptOf(input);
   let proc: AgentProcess | undefined = adopt(worker, input);
   let launch: Launch | undefined;

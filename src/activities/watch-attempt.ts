@@ -17,7 +17,12 @@ const HISTORY_POINTS = 60;
 export type AttemptEnd = ({ kind: 'exit' } & ExitInfo) | { kind: 'cancel'; err: unknown } | { kind: 'stall'; idleMs: number } | StopRequest;
 
 /** Heartbeats and watches the attempt's process until it exits, the activity is cancelled, it stalls or a stop is requested. */
-export async function watchAttempt(worker: AgentWorker, a: Attempt, p: AgentProcess, stopRequested: Promise<StopRequest>): Promise<AttemptEnd> {
+export async function watchAttempt(
+  worker: AgentWorker,
+  a: Attempt,
+  p: AgentProcess,
+  stopRequested: Promise<StopRequest>,
+): Promise<AttemptEnd> {
   const stopHeartbeats = startHeartbeats(worker, a, p);
   const stallWatch = watchForStall(worker.deps.client, a, p);
   const outcome = await Promise.race([
@@ -85,13 +90,18 @@ function heartbeatDetailsOf(attempt: number, p: AgentProcess): () => HeartbeatDe
  * Resolves once the agent has shown no sign of life for its stallTimeoutMs: no output or progress here, no heartbeat
  * or progress through the REST API (the workflow's state). Never, without a stallTimeoutMs.
  */
-function watchForStall(client: Client, a: Attempt, p: AgentProcess): { stalled: Promise<{ kind: 'stall'; idleMs: number }>; stop: () => void } {
+function watchForStall(
+  client: Client,
+  a: Attempt,
+  p: AgentProcess,
+): { stalled: Promise<{ kind: 'stall'; idleMs: number }>; stop: () => void } {
   const { agentId, req } = a;
   let stallTimer: NodeJS.Timeout | undefined;
   const stalled = new Promise<{ kind: 'stall'; idleMs: number }>((resolveStall) => {
     if (!req.stallTimeoutMs) return;
     const every = Math.min(5000, Math.max(100, Math.floor(req.stallTimeoutMs / 4)));
-    const lastLocalSign = () => Math.max(p.startedAt.getTime(), p.lastOutputAt?.getTime() ?? 0, Date.parse(p.progress?.updatedAt ?? '') || 0);
+    const lastLocalSign = () =>
+      Math.max(p.startedAt.getTime(), p.lastOutputAt?.getTime() ?? 0, Date.parse(p.progress?.updatedAt ?? '') || 0);
     stallTimer = setInterval(async () => {
       if (Date.now() - lastLocalSign() < req.stallTimeoutMs) return;
       // Quiet locally: did the agent report through the REST API (heartbeat or progress)?

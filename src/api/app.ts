@@ -47,7 +47,13 @@ export function createApp(opts: AppOptions): Express {
   registerMissionRoutes(routes, missions, checkpoints);
   registerCoordinationRoutes(routes, coordination, agents);
   routes.add(
-    { method: 'get', path: '/openapi.json', summary: 'This document', access: 'admin', responses: { 200: { description: 'OpenAPI 3.0', schema: z.record(z.string(), z.unknown()) } } },
+    {
+      method: 'get',
+      path: '/openapi.json',
+      summary: 'This document',
+      access: 'admin',
+      responses: { 200: { description: 'OpenAPI 3.0', schema: z.record(z.string(), z.unknown()) } },
+    },
     async () => [200, document],
   );
   const document = openApiDocument(routes.specs, VERSION);
@@ -70,13 +76,22 @@ export function createApp(opts: AppOptions): Express {
     const methods = methodsOf(req.originalUrl.split('?')[0]!);
     if (!methods.length || methods.includes(req.method)) return next();
     if (req.method === 'OPTIONS') {
-      res.set('Allow', [...methods, 'OPTIONS'].join(', ')).status(204).end();
+      res
+        .set('Allow', [...methods, 'OPTIONS'].join(', '))
+        .status(204)
+        .end();
       return;
     }
     // A path the API has, with a method it does not: 405 naming the methods it takes (Allow), not
     // 404, nor a 400 from the route a parameter would match (GET /agents/spawn is not GET /agents/:id).
     res.set('Allow', methods.join(', '));
-    next(new ApiError(405, 'method_not_allowed', `${req.method} is not a method of ${req.originalUrl.split('?')[0]}; it takes ${methods.join(', ')}`));
+    next(
+      new ApiError(
+        405,
+        'method_not_allowed',
+        `${req.method} is not a method of ${req.originalUrl.split('?')[0]}; it takes ${methods.join(', ')}`,
+      ),
+    );
   });
 
   // Parsed first with its own limit; the general parser then leaves the parsed body alone.

@@ -22,7 +22,10 @@ export class Authenticator {
   authenticate(req: Request, access: Access): Caller {
     if (access === 'public') return { kind: 'anonymous' };
     const m = /^Bearer (\S+)$/.exec(req.get('authorization') ?? '');
-    if (!m) throw new UnauthorizedError('missing bearer token: send "Authorization: Bearer <token>" (fleet up stores it in <data dir>/api-token)');
+    if (!m)
+      throw new UnauthorizedError(
+        'missing bearer token: send "Authorization: Bearer <token>" (fleet up stores it in <data dir>/api-token)',
+      );
     const token = m[1]!;
     if (timingSafeEqual(digest(token), this.admin)) return { kind: 'admin' };
     const agentId = verifyAgentToken(this.agentKey, token);

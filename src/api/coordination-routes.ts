@@ -18,7 +18,7 @@ const EmptyBody = z.object({}).strict();
 
 const err = (description: string) => ({ description, schema: ErrorBody });
 const E400 = { 400: err('invalid input: each bad field is named in details.fields') };
-const E403 = { 403: err("an agent token acting for another agent") };
+const E403 = { 403: err('an agent token acting for another agent') };
 
 /** An agent's own token may only act as that agent. */
 function actingAs(caller: Caller, claimed: string, field: string): void {
@@ -36,7 +36,15 @@ export function registerCoordinationRoutes(routes: RouteRegistry, coordination: 
       summary: 'Reserve a path or glob, exclusively; released when its agent ends, its TTL passes, or by DELETE',
       access: 'admin-or-agent',
       body: LockRequest,
-      responses: { 201: { description: 'the lock', schema: Lock }, ...E400, ...E403, 409: { description: 'held by someone else: details name the holders', schema: ErrorBody.extend({ error: ErrorBody.shape.error.extend({ details: LockConflictDetails }) }) } },
+      responses: {
+        201: { description: 'the lock', schema: Lock },
+        ...E400,
+        ...E403,
+        409: {
+          description: 'held by someone else: details name the holders',
+          schema: ErrorBody.extend({ error: ErrorBody.shape.error.extend({ details: LockConflictDetails }) }),
+        },
+      },
     },
     async ({ body, caller }) => {
       actingAs(caller, body.holder, 'holder');
@@ -45,20 +53,42 @@ export function registerCoordinationRoutes(routes: RouteRegistry, coordination: 
     },
   );
   routes.add(
-    { method: 'get', path: '/locks', summary: 'Locks held now, and reservations waiting for them', access: 'admin-or-agent', query: ListLocksQuery, responses: { 200: { description: 'locks', schema: LockList }, ...E400 } },
+    {
+      method: 'get',
+      path: '/locks',
+      summary: 'Locks held now, and reservations waiting for them',
+      access: 'admin-or-agent',
+      query: ListLocksQuery,
+      responses: { 200: { description: 'locks', schema: LockList }, ...E400 },
+    },
     async ({ query }) => {
       const s = await coordination.state();
-      const keep = (x: { holder: string; missionId: string | null }) => (!query.holder || x.holder === query.holder) && (!query.missionId || x.missionId === query.missionId);
+      const keep = (x: { holder: string; missionId: string | null }) =>
+        (!query.holder || x.holder === query.holder) && (!query.missionId || x.missionId === query.missionId);
       return [200, { locks: s.locks.filter(keep), waiting: s.waiters.filter(keep) }];
     },
   );
   routes.add(
-    { method: 'delete', path: '/locks/:id', summary: "Release a lock (the admin token releases anyone's: a forced release)", access: 'admin-or-agent', params: LockParams, responses: { 200: { description: 'the released lock', schema: Lock }, ...E400, ...E403, 404: err('no such lock') } },
+    {
+      method: 'delete',
+      path: '/locks/:id',
+      summary: "Release a lock (the admin token releases anyone's: a forced release)",
+      access: 'admin-or-agent',
+      params: LockParams,
+      responses: { 200: { description: 'the released lock', schema: Lock }, ...E400, ...E403, 404: err('no such lock') },
+    },
     async ({ params, caller }) => [200, await coordination.release(params.id, byOf(caller))],
   );
 
   routes.add(
-    { method: 'post', path: '/messages', summary: 'Send a message to an agent (its inbox)', access: 'admin-or-agent', body: MessageRequest, responses: { 201: { description: 'the message', schema: Message }, ...E400, ...E403, 404: err('no such agent') } },
+    {
+      method: 'post',
+      path: '/messages',
+      summary: 'Send a message to an agent (its inbox)',
+      access: 'admin-or-agent',
+      body: MessageRequest,
+      responses: { 201: { description: 'the message', schema: Message }, ...E400, ...E403, 404: err('no such agent') },
+    },
     async ({ body, caller }) => {
       actingAs(caller, body.from, 'from');
       const to = await agents.get(body.to);
@@ -66,14 +96,29 @@ export function registerCoordinationRoutes(routes: RouteRegistry, coordination: 
     },
   );
   routes.add(
-    { method: 'get', path: '/agents/:id/inbox', summary: "An agent's unacknowledged messages, oldest first", access: 'admin-or-own-agent', params: AgentParams, responses: { 200: { description: 'the inbox', schema: Inbox }, ...E400, ...E403 } },
+    {
+      method: 'get',
+      path: '/agents/:id/inbox',
+      summary: "An agent's unacknowledged messages, oldest first",
+      access: 'admin-or-own-agent',
+      params: AgentParams,
+      responses: { 200: { description: 'the inbox', schema: Inbox }, ...E400, ...E403 },
+    },
     async ({ params }) => {
       const s = await coordination.state();
       return [200, { agentId: params.id, messages: s.messages.filter((m) => m.to === params.id) }];
     },
   );
   routes.add(
-    { method: 'post', path: '/messages/:id/ack', summary: 'Acknowledge a message (it leaves the inbox and the pending queue)', access: 'admin-or-agent', params: MessageParams, body: EmptyBody, responses: { 200: { description: 'acknowledged', schema: Acknowledged }, ...E400, ...E403, 404: err('no such message') } },
+    {
+      method: 'post',
+      path: '/messages/:id/ack',
+      summary: 'Acknowledge a message (it leaves the inbox and the pending queue)',
+      access: 'admin-or-agent',
+      params: MessageParams,
+      body: EmptyBody,
+      responses: { 200: { description: 'acknowledged', schema: Acknowledged }, ...E400, ...E403, 404: err('no such message') },
+    },
     async ({ params, caller }) => [200, { acknowledged: await coordination.ack(params.id, byOf(caller)) }],
   );
 }

@@ -1,7 +1,15 @@
 /** One error shape for every route: `{error: {code, message, details?}}`, with the status each error class stands for. */
 import type { ErrorRequestHandler } from 'express';
 import { log } from '../logs/logger';
-import { ConflictError, FleetError, ForbiddenError, InvalidRequestError, NotFoundError, UnauthorizedError, UnavailableError } from '../services/errors';
+import {
+  ConflictError,
+  FleetError,
+  ForbiddenError,
+  InvalidRequestError,
+  NotFoundError,
+  UnauthorizedError,
+  UnavailableError,
+} from '../services/errors';
 
 /** An error only HTTP has (a method a route does not take, a body that is not JSON), with its status. */
 export class ApiError extends Error {
@@ -28,7 +36,9 @@ export function statusOf(err: FleetError): number {
 
 export const errorHandler: ErrorRequestHandler = (err, req, res, _next) => {
   if (err instanceof FleetError) {
-    res.status(statusOf(err)).json({ error: { code: err.code, message: err.message, ...(err.details !== undefined ? { details: err.details } : {}) } });
+    res
+      .status(statusOf(err))
+      .json({ error: { code: err.code, message: err.message, ...(err.details !== undefined ? { details: err.details } : {}) } });
     return;
   }
   if (err instanceof ApiError) {
@@ -54,7 +64,11 @@ export const errorHandler: ErrorRequestHandler = (err, req, res, _next) => {
     return;
   }
   log.error('request failed', { method: req.method, path: req.path, error: (err as Error)?.message });
-  res.status(503).json({ error: { code: 'unavailable', message: `the server could not complete the request: ${(err as Error)?.message ?? 'unknown error'}` } });
+  res
+    .status(503)
+    .json({
+      error: { code: 'unavailable', message: `the server could not complete the request: ${(err as Error)?.message ?? 'unknown error'}` },
+    });
 };
 
 /** gRPC UNAVAILABLE (14) or DEADLINE_EXCEEDED (4) anywhere in the error's cause chain: Temporal did not answer. */

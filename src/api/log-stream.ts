@@ -30,7 +30,12 @@ export async function followAgentLog(res: Response, opts: FollowOptions): Promis
   // SSE ends a line at \r\n, \r or \n: a log line holding a bare \r (a CLI's progress bar) would
   // otherwise end its data line early, and what follows the \r be read as a field, even `event: end`.
   const send = (event: string | null, data: string) => {
-    res.write(`${event ? `event: ${event}\n` : ''}${data.split(/\r\n|\r|\n/).map((l) => `data: ${l}`).join('\n')}\n\n`);
+    res.write(
+      `${event ? `event: ${event}\n` : ''}${data
+        .split(/\r\n|\r|\n/)
+        .map((l) => `data: ${l}`)
+        .join('\n')}\n\n`,
+    );
   };
   let attempt = opts.attempt;
   let path = agentLogPath(opts.logsDir, opts.agentId, attempt);

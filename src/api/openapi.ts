@@ -10,7 +10,10 @@ export function openApiDocument(specs: RouteSpec[], version: string): Record<str
   for (const spec of specs) {
     const path = `/api/v1${spec.path.replace(/:(\w+)/g, '{$1}')}`;
     const parameters: unknown[] = [];
-    for (const [where, obj] of [['path', spec.params], ['query', spec.query]] as const) {
+    for (const [where, obj] of [
+      ['path', spec.params],
+      ['query', spec.query],
+    ] as const) {
       if (!obj) continue;
       const json = toSchema(obj, 'input') as { properties?: Record<string, unknown>; required?: string[] };
       for (const [name, schema] of Object.entries(json.properties ?? {})) {

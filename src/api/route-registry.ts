@@ -56,7 +56,11 @@ export class RouteRegistry {
       (async () => {
         const caller = this.auth.authenticate(req, spec.access);
         const params = spec.params ? check(spec.params, req.params, 'params') : undefined;
-        if (spec.access === 'admin-or-own-agent' && caller.kind === 'agent' && (params as { id?: string } | undefined)?.id !== caller.agentId) {
+        if (
+          spec.access === 'admin-or-own-agent' &&
+          caller.kind === 'agent' &&
+          (params as { id?: string } | undefined)?.id !== caller.agentId
+        ) {
           throw new ForbiddenError(`this agent token belongs to ${caller.agentId} and cannot act on another agent`);
         }
         const query = spec.query ? check(spec.query, req.query, 'query') : undefined;
@@ -67,7 +71,11 @@ export class RouteRegistry {
           }
           body = check(spec.body, req.body ?? {}, 'body');
         }
-        const out = await handler({ params, query, body, caller, req, res } as RouteInput<Out<S['params']>, Out<S['query']>, Out<S['body']>>);
+        const out = await handler({ params, query, body, caller, req, res } as RouteInput<
+          Out<S['params']>,
+          Out<S['query']>,
+          Out<S['body']>
+        >);
         if (out) res.status(out[0]).json(out[1]);
       })().catch(next);
     });

@@ -31,22 +31,35 @@ export function answerClientError(err: NodeJS.ErrnoException, socket: Duplex): v
   }
   const [status, reason, code, message] =
     err.code === 'HPE_HEADER_OVERFLOW'
-      ? [431, 'Request Header Fields Too Large', 'headers_too_large', `the request line and headers are too large (over ${MAX_HEADER_BYTES / 1024} KiB): shorten the query string or the headers`]
+      ? [
+          431,
+          'Request Header Fields Too Large',
+          'headers_too_large',
+          `the request line and headers are too large (over ${MAX_HEADER_BYTES / 1024} KiB): shorten the query string or the headers`,
+        ]
       : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
         ? [408, 'Request Timeout', 'request_timeout', 'the request took too long to arrive']
         : [400, 'Bad Request', 'invalid_request', `the request is not valid HTTP (${err.code ?? err.message})`];
   const body = JSON.stringify({ error: { code, message } });
-  socket.end(`HTTP/1.1 ${status} ${reason}\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+  socket.end(
+    `HTTP/1.1 ${status} ${reason}\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+  );
 }
 
 /** Listens first, so that the app (and the agents it spawns) know the API's real URL, even on port 0. */
-export async function startApiServer(opts: Omit<AppOptions, 'apiUrl' | 'store'> & { host: string; port: number; checkpointDbPath: string }): Promise<ApiServer> {
+export async function startApiServer(
+  opts: Omit<AppOptions, 'apiUrl' | 'store'> & { host: string; port: number; checkpointDbPath: string },
+): Promise<ApiServer> {
   if (!opts.token) throw new Error('the API needs a token: set FLEET_API_TOKEN (or run `fleet up`, which creates one)');
   const store = CheckpointStore.open(opts.checkpointDbPath);
   const server = createServer({ maxHeaderSize: MAX_HEADER_BYTES });
   await new Promise<void>((resolve, reject) => {
     server.once('error', (err: NodeJS.ErrnoException) =>
-      reject(err.code === 'EADDRINUSE' ? new Error(`port ${opts.port} on ${opts.host} is already in use; pick another with --api-port or FLEET_API_PORT`) : err),
+      reject(
+        err.code === 'EADDRINUSE'
+          ? new Error(`port ${opts.port} on ${opts.host} is already in use; pick another with --api-port or FLEET_API_PORT`)
+          : err,
+      ),
     );
     server.listen(opts.port, opts.host, resolve);
   });

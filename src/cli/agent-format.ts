@@ -31,7 +31,10 @@ export function agentDetail(a: Agent): string {
     ['Progress', `${progressBar(a.progress?.percent)}${a.progress?.message ? `  ${a.progress.message}` : ''}`],
     ['Health', `${statusColour(a.health.state)} (last heartbeat ${relativeTime(a.health.lastHeartbeatAt)})`],
     ['Process', a.pid ? `pid ${a.pid} on ${a.host}` : '-'],
-    ['Resources', a.resources ? `${a.resources.cpuPercent}% CPU, ${bytes(a.resources.rssBytes)} RSS, ${a.resources.processCount} processes` : '-'],
+    [
+      'Resources',
+      a.resources ? `${a.resources.cpuPercent}% CPU, ${bytes(a.resources.rssBytes)} RSS, ${a.resources.processCount} processes` : '-',
+    ],
     ['Started', a.startedAt ? `${a.startedAt} (${relativeTime(a.startedAt)})` : '-'],
     ['Ended', a.endedAt ? `${a.endedAt} (${relativeTime(a.endedAt)})` : '-'],
     ['Exit code', a.exitCode === null ? '-' : String(a.exitCode)],
@@ -50,13 +53,27 @@ function runRows(a: Agent): [string, string][] {
   const r = a.run;
   if (!r) return [];
   const u = r.usage;
-  const tokens = u && [u.inputTokens !== undefined && `${u.inputTokens} in`, u.outputTokens !== undefined && `${u.outputTokens} out`, u.cacheReadTokens && `${u.cacheReadTokens} cache read`, u.reasoningTokens && `${u.reasoningTokens} reasoning`].filter(Boolean).join(', ');
+  const tokens =
+    u &&
+    [
+      u.inputTokens !== undefined && `${u.inputTokens} in`,
+      u.outputTokens !== undefined && `${u.outputTokens} out`,
+      u.cacheReadTokens && `${u.cacheReadTokens} cache read`,
+      u.reasoningTokens && `${u.reasoningTokens} reasoning`,
+    ]
+      .filter(Boolean)
+      .join(', ');
   return [
     ['Activity', r.activity ?? '-'],
     ['Tool calls', r.toolCalls ? `${r.toolCalls}${r.failedToolCalls ? ` (${r.failedToolCalls} failed)` : ''}` : '-'],
     ['Files changed', r.filesChanged.length ? r.filesChanged.join(', ') : '-'],
     ['Usage', u ? `${tokens || '-'}${u.costUsd !== undefined ? `; $${u.costUsd.toFixed(4)}` : ''}` : '-'],
-    ['Result', r.result ? `${r.result.ok ? colour.green('ok') : colour.red('failed')}: ${r.result.text.length > 300 ? `${r.result.text.slice(0, 299)}…` : r.result.text}` : '-'],
+    [
+      'Result',
+      r.result
+        ? `${r.result.ok ? colour.green('ok') : colour.red('failed')}: ${r.result.text.length > 300 ? `${r.result.text.slice(0, 299)}…` : r.result.text}`
+        : '-',
+    ],
   ];
 }
 
@@ -77,11 +94,17 @@ export function systemHealthText(s: SystemHealth): string {
   return [
     `System: ${s.status === 'ok' ? colour.green('ok') : colour.red('degraded')}`,
     `Temporal: ${s.temporal.reachable ? colour.green('reachable') : colour.red(`unreachable (${s.temporal.error})`)} ${s.temporal.address ?? ''} namespace ${s.temporal.namespace}${s.temporal.serverVersion ? `, server ${s.temporal.serverVersion}` : ''}`,
-    `Agents: ${s.agents.total} (${Object.entries(s.agents.byStatus).map(([k, v]) => `${k} ${v}`).join(', ')})`,
+    `Agents: ${s.agents.total} (${Object.entries(s.agents.byStatus)
+      .map(([k, v]) => `${k} ${v}`)
+      .join(', ')})`,
     'Workers:',
     table([
       ['QUEUE', 'KIND', 'POLLER', 'LAST POLL'],
-      ...s.taskQueues.flatMap((q) => (q.pollers.length ? q.pollers.map((p) => [q.name, p.kind, p.identity, relativeTime(p.lastAccessTime)]) : [[q.name, '-', colour.red('no worker'), '-']])),
+      ...s.taskQueues.flatMap((q) =>
+        q.pollers.length
+          ? q.pollers.map((p) => [q.name, p.kind, p.identity, relativeTime(p.lastAccessTime)])
+          : [[q.name, '-', colour.red('no worker'), '-']],
+      ),
     ]),
   ].join('\n');
 }
@@ -105,5 +128,8 @@ const SPARKS = '▁▂▃▄▅▆▇█';
 function sparkline(values: number[]): string {
   if (values.length === 0) return '-';
   const max = Math.max(...values, 1);
-  return values.slice(-20).map((v) => SPARKS[Math.min(SPARKS.length - 1, Math.floor((v / max) * (SPARKS.length - 1)))]).join('');
+  return values
+    .slice(-20)
+    .map((v) => SPARKS[Math.min(SPARKS.length - 1, Math.floor((v / max) * (SPARKS.length - 1)))])
+    .join('');
 }

@@ -34,12 +34,16 @@ export class ApiClient {
     } catch {
       fromUp = undefined;
     }
-    this.baseUrl = (opts.apiUrl || process.env.FLEET_API_URL || fromUp || `http://${DEFAULT_API_HOST}:${DEFAULT_API_PORT}`).replace(/\/+$/, '');
+    this.baseUrl = (opts.apiUrl || process.env.FLEET_API_URL || fromUp || `http://${DEFAULT_API_HOST}:${DEFAULT_API_PORT}`).replace(
+      /\/+$/,
+      '',
+    );
     this.token = opts.token || process.env.FLEET_API_TOKEN || readApiToken(dir);
   }
 
   private async send(method: string, path: string, body?: unknown): Promise<Response> {
-    if (!this.token) throw new CliError('no API token', 'pass --token, set FLEET_API_TOKEN, or run `fleet up` (it writes the token to its data dir)');
+    if (!this.token)
+      throw new CliError('no API token', 'pass --token, set FLEET_API_TOKEN, or run `fleet up` (it writes the token to its data dir)');
     let res: Response;
     try {
       res = await fetch(`${this.baseUrl}/api/v1${path}`, {
@@ -48,7 +52,10 @@ export class ApiClient {
         body: body !== undefined ? JSON.stringify(body) : undefined,
       });
     } catch (err) {
-      throw new CliError(`cannot reach the FleetTools API at ${this.baseUrl}: ${(err as Error).cause ? String((err as { cause: Error }).cause.message) : (err as Error).message}`, 'is `fleet up` running? Point at another API with --api-url or FLEET_API_URL');
+      throw new CliError(
+        `cannot reach the FleetTools API at ${this.baseUrl}: ${(err as Error).cause ? String((err as { cause: Error }).cause.message) : (err as Error).message}`,
+        'is `fleet up` running? Point at another API with --api-url or FLEET_API_URL',
+      );
     }
     if (!res.ok) await this.fail(res);
     return res;
@@ -62,8 +69,13 @@ export class ApiClient {
     } catch {
       e = undefined;
     }
-    const hint = res.status === 401 ? 'check --token / FLEET_API_TOKEN' : res.status === 404 ? 'list agents with `fleet agents ls`' : undefined;
-    throw new CliError(`${res.status} ${e?.code ?? res.statusText}: ${e?.message ?? text.slice(0, 500)}`, hint, 1, { status: res.status, code: e?.code, details: e?.details });
+    const hint =
+      res.status === 401 ? 'check --token / FLEET_API_TOKEN' : res.status === 404 ? 'list agents with `fleet agents ls`' : undefined;
+    throw new CliError(`${res.status} ${e?.code ?? res.statusText}: ${e?.message ?? text.slice(0, 500)}`, hint, 1, {
+      status: res.status,
+      code: e?.code,
+      details: e?.details,
+    });
   }
 
   async request<T>(method: string, path: string, body?: unknown): Promise<T> {

@@ -17,7 +17,16 @@ export function checkpointTakenText(c: Checkpoint): string {
 export function checkpointRows(checkpoints: CheckpointSummary[]): string[][] {
   return [
     ['ID', 'MISSION', 'TRIGGER', 'STATUS', 'PROGRESS', 'CREATED', 'SIZE', 'NOTE'],
-    ...checkpoints.map((c) => [c.id, c.missionId, c.trigger, statusColour(c.missionStatus), progressBar(c.progressPercent), relativeTime(c.createdAt), bytes(c.sizeBytes), c.note ? short(c.note, 40) : '-']),
+    ...checkpoints.map((c) => [
+      c.id,
+      c.missionId,
+      c.trigger,
+      statusColour(c.missionStatus),
+      progressBar(c.progressPercent),
+      relativeTime(c.createdAt),
+      bytes(c.sizeBytes),
+      c.note ? short(c.note, 40) : '-',
+    ]),
   ];
 }
 
@@ -54,5 +63,12 @@ function checkpointSortieRows(c: Checkpoint): string[][] {
 
 /** `fleet checkpoints show`: the checkpoint's fields, its sorties and the recovery context written for the agents. */
 export function checkpointDetail(c: Checkpoint): string {
-  return [checkpointFields(c), '', table(checkpointSortieRows(c)), '', colour.bold('Recovery context:'), c.recoveryContext.trimEnd() || '-'].join('\n');
+  return [
+    checkpointFields(c),
+    '',
+    table(checkpointSortieRows(c)),
+    '',
+    colour.bold('Recovery context:'),
+    c.recoveryContext.trimEnd() || '-',
+  ].join('\n');
 }

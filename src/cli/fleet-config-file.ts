@@ -18,7 +18,11 @@ export interface LoadedConfig {
 }
 
 /** Where the config is: an explicit file (which must exist), or ./fleet.config.json when present. */
-export function configPath(flag: string | undefined, env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): { path: string; explicit: boolean } | null {
+export function configPath(
+  flag: string | undefined,
+  env: NodeJS.ProcessEnv = process.env,
+  cwd = process.cwd(),
+): { path: string; explicit: boolean } | null {
   const given = flag ?? env.FLEET_CONFIG;
   if (given) return { path: resolve(cwd, given), explicit: true };
   const found = resolve(cwd, CONFIG_FILE_NAME);
@@ -36,7 +40,9 @@ export function readFleetConfig(path: string): FleetConfig {
   try {
     text = readFileSync(path, 'utf8');
   } catch (err) {
-    throw new ConfigError(`cannot read the config file ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}; fix the path given by --config or FLEET_CONFIG`);
+    throw new ConfigError(
+      `cannot read the config file ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}; fix the path given by --config or FLEET_CONFIG`,
+    );
   }
   let raw: unknown;
   try {
@@ -58,9 +64,12 @@ export function readFleetConfig(path: string): FleetConfig {
     try {
       instructions = readFileSync(file, 'utf8');
     } catch (err) {
-      throw new ConfigError(`${path}: roles.${type}.instructionsFile: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+      throw new ConfigError(
+        `${path}: roles.${type}.instructionsFile: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`,
+      );
     }
-    if (instructions.length > 64_000) throw new ConfigError(`${path}: roles.${type}.instructionsFile: ${file} is longer than 64000 characters`);
+    if (instructions.length > 64_000)
+      throw new ConfigError(`${path}: roles.${type}.instructionsFile: ${file} is longer than 64000 characters`);
     const { instructionsFile: _file, ...rest } = role;
     config.roles[type as keyof FleetConfig['roles']] = { ...rest, instructions };
   }

@@ -4,7 +4,14 @@ import { stripVTControlCharacters } from 'node:util';
 export function table(rows: string[][]): string {
   if (rows.length === 0) return '';
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => visibleLength(r[i] ?? ''))));
-  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c + ' '.repeat(widths[i]! - visibleLength(c)))).join('  ').trimEnd()).join('\n');
+  return rows
+    .map((r) =>
+      r
+        .map((c, i) => (i === r.length - 1 ? c : c + ' '.repeat(widths[i]! - visibleLength(c))))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
 }
 
 const visibleLength = (s: string) => stripVTControlCharacters(s).length;
@@ -13,7 +20,14 @@ export function relativeTime(iso: string | null, now = Date.now()): string {
   if (!iso) return '-';
   const secs = Math.round((now - Date.parse(iso)) / 1000);
   const abs = Math.abs(secs);
-  const [n, unit] = abs < 60 ? [abs, 's'] : abs < 3600 ? [Math.floor(abs / 60), 'm'] : abs < 86400 ? [Math.floor(abs / 3600), 'h'] : [Math.floor(abs / 86400), 'd'];
+  const [n, unit] =
+    abs < 60
+      ? [abs, 's']
+      : abs < 3600
+        ? [Math.floor(abs / 60), 'm']
+        : abs < 86400
+          ? [Math.floor(abs / 3600), 'h']
+          : [Math.floor(abs / 86400), 'd'];
   return secs >= 0 ? `${n}${unit} ago` : `in ${n}${unit}`;
 }
 

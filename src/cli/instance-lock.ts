@@ -13,7 +13,8 @@ export class InstanceLock {
   static acquire(dir: string): InstanceLock {
     const path = join(dir, 'fleet-up.lock');
     const holder = claimPidFile(path, () => log.warn('removing a stale lock left by an earlier fleet up', { path }));
-    if (holder) throw new Error(`fleet up is already running on the data dir ${dir} (pid ${holder.pid}); stop it first, or use another --data-dir`);
+    if (holder)
+      throw new Error(`fleet up is already running on the data dir ${dir} (pid ${holder.pid}); stop it first, or use another --data-dir`);
     return new InstanceLock(path);
   }
 

@@ -10,7 +10,8 @@ import type { z } from 'zod';
 import { MissionRequest, type MissionRequestInput } from '../domain/mission';
 import { CliError } from './api-client';
 
-const FORMAT_HINT = 'a mission file holds title, sorties (each with id, type, task, and optionally dependsOn and files) and optionally cwd, maxConcurrency, queue, retry';
+const FORMAT_HINT =
+  'a mission file holds title, sorties (each with id, type, task, and optionally dependsOn and files) and optionally cwd, maxConcurrency, queue, retry';
 
 /**
  * Reads and checks a mission file. A `cwd` in the file is resolved against the file's directory;
@@ -22,7 +23,9 @@ export function loadMissionFile(file: string, cwd: string = process.cwd()): Miss
     text = readFileSync(file, 'utf8');
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
-    throw new CliError(`cannot read mission file ${file}: ${e.code === 'ENOENT' ? 'no such file' : e.code === 'EISDIR' ? 'it is a directory' : e.message}`);
+    throw new CliError(
+      `cannot read mission file ${file}: ${e.code === 'ENOENT' ? 'no such file' : e.code === 'EISDIR' ? 'it is a directory' : e.message}`,
+    );
   }
   if (text.trim() === '') throw new CliError(`mission file ${file} is empty`, FORMAT_HINT);
 
@@ -41,7 +44,10 @@ export function loadMissionFile(file: string, cwd: string = process.cwd()): Miss
   const parsed = MissionRequest.safeParse(input);
   if (!parsed.success) {
     const lines = parsed.error.issues.map((issue) => `  ${describeIssue(issue, input)}`);
-    throw new CliError(`mission file ${file} is not a valid mission (${lines.length} problem${lines.length === 1 ? '' : 's'}):\n${lines.join('\n')}`, FORMAT_HINT);
+    throw new CliError(
+      `mission file ${file} is not a valid mission (${lines.length} problem${lines.length === 1 ? '' : 's'}):\n${lines.join('\n')}`,
+      FORMAT_HINT,
+    );
   }
   return input as MissionRequestInput;
 }
@@ -83,7 +89,8 @@ function parseYaml(text: string, file: string): unknown {
     const [first, ...frame] = err.message.split('\n');
     const line = err.linePos?.[0].line;
     const col = err.linePos?.[0].col;
-    const where = line !== undefined ? `${file}:${line}:${col}: YAML syntax error at line ${line}, column ${col}` : `${file}: YAML syntax error`;
+    const where =
+      line !== undefined ? `${file}:${line}:${col}: YAML syntax error at line ${line}, column ${col}` : `${file}: YAML syntax error`;
     const more = doc.errors.length > 1 ? `\n(and ${doc.errors.length - 1} more YAML error${doc.errors.length > 2 ? 's' : ''})` : '';
     const snippet = frame.join('\n').trimEnd();
     throw new CliError(`${where}: ${first!.replace(/ at line \d+, column \d+:?$/, '')}${snippet ? `\n${snippet}` : ''}${more}`);

@@ -17,7 +17,8 @@ export function displayPath(path: string, cwd: string | null): string {
   const rel = relative(cwd, path);
   return rel === '' ? '.' : rel.startsWith('..') || isAbsolute(rel) ? path : rel;
 }
-const filesText = (files: string[], cwd: string | null) => (files.length ? short(files.map((f) => displayPath(f, cwd)).join(', '), 50) : '-');
+const filesText = (files: string[], cwd: string | null) =>
+  files.length ? short(files.map((f) => displayPath(f, cwd)).join(', '), 50) : '-';
 
 export interface SortieExtras {
   /** From the mission file (create) — the Mission object does not carry the specs. */
@@ -51,7 +52,9 @@ export function sortieRows(m: Mission, extras: SortieExtras = {}): string[][] {
 
 function sortieErrors(m: Mission): string {
   const failed = m.sorties.filter((s) => s.lastError);
-  return failed.length ? `\nErrors:\n${failed.map((s) => `  ${s.id}: ${s.lastError}${s.exitCode !== null ? ` (exit code ${s.exitCode})` : ''}`).join('\n')}` : '';
+  return failed.length
+    ? `\nErrors:\n${failed.map((s) => `  ${s.id}: ${s.lastError}${s.exitCode !== null ? ` (exit code ${s.exitCode})` : ''}`).join('\n')}`
+    : '';
 }
 
 /** `fleet missions create`: the new mission and its sorties as the file gave them. */

@@ -40,7 +40,10 @@ export function parseDuration(text: string): number {
   const m = /^(\d+(?:\.\d+)?)(ms|s|m|h|d|w)?$/.exec(text.trim());
   const ms = m ? Math.round(Number(m[1]) * UNITS[m[2] ?? 'ms']!) : NaN;
   if (!m || !Number.isSafeInteger(ms)) {
-    throw new CliError(`invalid duration ${JSON.stringify(text)}`, 'write a number with a unit, such as 90s, 30m, 12h or 7d, or plain milliseconds such as 1500');
+    throw new CliError(
+      `invalid duration ${JSON.stringify(text)}`,
+      'write a number with a unit, such as 90s, 30m, 12h or 7d, or plain milliseconds such as 1500',
+    );
   }
   return ms;
 }

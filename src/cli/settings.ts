@@ -15,7 +15,8 @@ export function intOption(name: string, value: string | undefined, fallback: num
   return n;
 }
 
-export const apiPort = (flag?: string, env = process.env) => intOption('--api-port / FLEET_API_PORT', flag ?? env.FLEET_API_PORT, DEFAULT_API_PORT);
+export const apiPort = (flag?: string, env = process.env) =>
+  intOption('--api-port / FLEET_API_PORT', flag ?? env.FLEET_API_PORT, DEFAULT_API_PORT);
 export const apiHost = (flag?: string, env = process.env) => flag ?? env.FLEET_API_HOST ?? DEFAULT_API_HOST;
 export const taskQueue = (flag?: string, env = process.env) => flag ?? env.FLEET_TASK_QUEUE ?? DEFAULT_TASK_QUEUE;
 
@@ -35,7 +36,8 @@ function optionalWhole(name: string, what: string, env: NodeJS.ProcessEnv): numb
 }
 
 /** A duration in ms from the environment, or undefined (the component's default). */
-export const optionalMs = (name: string, env: NodeJS.ProcessEnv = process.env) => optionalWhole(name, 'a whole number of milliseconds', env);
+export const optionalMs = (name: string, env: NodeJS.ProcessEnv = process.env) =>
+  optionalWhole(name, 'a whole number of milliseconds', env);
 
 /** A count from the environment, or undefined (the component's default). */
 export const optionalCount = (name: string, env: NodeJS.ProcessEnv = process.env) => optionalWhole(name, 'a whole number (0 or more)', env);

@@ -85,7 +85,12 @@ export type TerminateRequest = z.infer<typeof TerminateRequest>;
 
 /** How the process activity ended when it did not throw. */
 export const ProcessOutcome = z.discriminatedUnion('kind', [
-  z.object({ kind: z.literal('exited'), exitCode: z.number().int(), progress: Progress.nullable(), run: RunSummary.nullable().default(null) }),
+  z.object({
+    kind: z.literal('exited'),
+    exitCode: z.number().int(),
+    progress: Progress.nullable(),
+    run: RunSummary.nullable().default(null),
+  }),
   /** The process was left running for the next run of the workflow (continue-as-new). */
   z.object({ kind: z.literal('handedOver'), process: ProcessIdentity, progress: Progress.nullable() }),
   /** The process was stopped on the workflow's direct request (terminate, cancellation). */
@@ -115,9 +120,7 @@ export const AgentState = z.object({
   endedAt: z.string().nullable(),
   exitCode: z.number().int().nullable(),
   lastError: z.string().nullable(),
-  terminateRequest: z
-    .object({ graceMs: z.number().int(), reason: z.string().nullable(), requestedAt: z.string() })
-    .nullable(),
+  terminateRequest: z.object({ graceMs: z.number().int(), reason: z.string().nullable(), requestedAt: z.string() }).nullable(),
   /** Set while the workflow hands its live process over to its next run (continue-as-new). */
   handingOver: z.boolean(),
   runsSoFar: z.number().int(),
@@ -127,11 +130,21 @@ export const AgentState = z.object({
 });
 export type AgentState = z.infer<typeof AgentState>;
 
-export const AgentStateCarried = AgentState.pick(Object.fromEntries(CARRIED_STATE_KEYS.map((k) => [k, true])) as { [K in (typeof CARRIED_STATE_KEYS)[number]]: true });
+export const AgentStateCarried = AgentState.pick(
+  Object.fromEntries(CARRIED_STATE_KEYS.map((k) => [k, true])) as { [K in (typeof CARRIED_STATE_KEYS)[number]]: true },
+);
 export type AgentStateCarried = z.infer<typeof AgentStateCarried>;
 
 /** What is kept in an agent workflow's memo: enough to show the agent without a worker to answer queries. */
-export const AgentMemo = AgentState.pick({ type: true, task: true, callsign: true, runtime: true, missionId: true, queue: true, maxAttempts: true }).extend({
+export const AgentMemo = AgentState.pick({
+  type: true,
+  task: true,
+  callsign: true,
+  runtime: true,
+  missionId: true,
+  queue: true,
+  maxAttempts: true,
+}).extend({
   heartbeatTimeoutMs: z.number().int(),
   model: z.string().nullable().default(null),
   /** Digest of the spawn request, for agents spawned with an Idempotency-Key (a replay must match it). */

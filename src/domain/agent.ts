@@ -9,7 +9,6 @@ import { MISSION_REF_PATTERN } from './ids';
 
 export { AGENT_ID_PATTERN, TERMINAL_STATUSES } from './agent-constants';
 
-
 export const AGENT_TYPES = ['frontend', 'backend', 'testing', 'documentation', 'security', 'performance'] as const;
 export const AgentType = z.enum(AGENT_TYPES);
 export type AgentType = z.infer<typeof AgentType>;
@@ -22,7 +21,6 @@ export type RuntimeName = z.infer<typeof RuntimeName>;
 export const AGENT_STATUSES = ['pending', 'running', 'retrying', 'succeeded', 'failed', 'terminated'] as const;
 export const AgentStatus = z.enum(AGENT_STATUSES);
 export type AgentStatus = z.infer<typeof AgentStatus>;
-
 
 export const HealthState = z.enum(['healthy', 'stale', 'unhealthy', 'stopped']);
 export type HealthState = z.infer<typeof HealthState>;
@@ -75,10 +73,19 @@ export const SpawnRequest = z
   .object({
     type: AgentType,
     task: NoNul('task').pipe(z.string().max(100_000)).default(''),
-    callsign: z.string().min(1).max(100).regex(/^[\w .:-]+$/, 'may only contain letters, digits, spaces and . _ : -').optional(),
+    callsign: z
+      .string()
+      .min(1)
+      .max(100)
+      .regex(/^[\w .:-]+$/, 'may only contain letters, digits, spaces and . _ : -')
+      .optional(),
     /** Default: exec when a command is given, else the role's runtime. */
     runtime: RuntimeName.optional(),
-    command: z.array(NoNul('command arguments').pipe(z.string().max(100_000))).min(1).max(1000).optional(),
+    command: z
+      .array(NoNul('command arguments').pipe(z.string().max(100_000)))
+      .min(1)
+      .max(1000)
+      .optional(),
     // A pattern, not a refine, so that the OpenAPI document shows it.
     cwd: NoNul('cwd')
       .pipe(z.string().min(1).max(4096).regex(/^\//, 'must be an absolute path (the worker resolves nothing against its own directory)'))
@@ -91,15 +98,30 @@ export const SpawnRequest = z
     fatalExitCodes: z.array(z.number().int().min(0).max(255)).max(256).optional(),
     heartbeatTimeoutMs: z.number().int().min(1000).max(3_600_000).optional(),
     /** No output, no progress and no agent heartbeat for this long fails the attempt (0 = never). */
-    stallTimeoutMs: z.number().int().min(0).max(7 * 86_400_000).optional(),
+    stallTimeoutMs: z
+      .number()
+      .int()
+      .min(0)
+      .max(7 * 86_400_000)
+      .optional(),
     /** Longest one attempt may run. */
-    timeoutMs: z.number().int().min(1000).max(30 * 86_400_000).optional(),
+    timeoutMs: z
+      .number()
+      .int()
+      .min(1000)
+      .max(30 * 86_400_000)
+      .optional(),
     /** Grace between SIGTERM and SIGKILL when the agent is terminated. */
     terminateGraceMs: z.number().int().min(0).max(600_000).optional(),
     /** The role's instructions (system prompt) for this agent instead of its type's (CLI runtimes). */
     instructions: NoNul('instructions').pipe(z.string().max(64_000)).optional(),
     /** The model, as the runtime's CLI names it (claude-code: sonnet; codex: gpt-5.5; opencode: provider/model). */
-    model: z.string().min(1).max(200).regex(/^[\w.:/@-]+$/, 'may only contain letters, digits and . _ : / @ -').optional(),
+    model: z
+      .string()
+      .min(1)
+      .max(200)
+      .regex(/^[\w.:/@-]+$/, 'may only contain letters, digits and . _ : / @ -')
+      .optional(),
     /** Run in a git worktree of its own (branch fleet/<agent id>) of the repository at cwd, kept after it ends. */
     worktree: z.boolean().optional(),
     /** What a resumed agent is told about the work before it (FLEET_RECOVERY_CONTEXT and the file FLEET_RECOVERY_FILE). */
@@ -109,7 +131,10 @@ export const SpawnRequest = z
      * checkpoint store (after `recoveryContext`, if both are given). A resumed mission passes this
      * reference, not the text, so that its history stays small.
      */
-    recoverFrom: z.object({ checkpointId: idSchema('checkpoint'), sortieId: z.string().min(1).max(100) }).strict().optional(),
+    recoverFrom: z
+      .object({ checkpointId: idSchema('checkpoint'), sortieId: z.string().min(1).max(100) })
+      .strict()
+      .optional(),
   })
   .strict();
 export type SpawnRequestInput = z.input<typeof SpawnRequest>;

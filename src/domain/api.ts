@@ -18,7 +18,15 @@ export type ErrorBody = z.infer<typeof ErrorBody>;
 export const AgentList = z.object({ agents: z.array(Agent), nextCursor: z.string().nullable() });
 export type AgentList = z.infer<typeof AgentList>;
 
-export const AgentHealth = Agent.pick({ status: true, attempt: true, maxAttempts: true, pid: true, host: true, lastError: true, nextAttemptAt: true }).extend({
+export const AgentHealth = Agent.pick({
+  status: true,
+  attempt: true,
+  maxAttempts: true,
+  pid: true,
+  host: true,
+  lastError: true,
+  nextAttemptAt: true,
+}).extend({
   agentId: AgentId,
   state: HealthState,
   lastHeartbeatAt: z.string().nullable(),
@@ -56,7 +64,13 @@ export type AgentLogEvent = z.infer<typeof AgentLogEvent>;
 export const Poller = z.object({ identity: z.string(), lastAccessTime: z.string().nullable(), kind: z.enum(['workflow', 'activity']) });
 export const SystemHealth = z.object({
   status: z.enum(['ok', 'degraded']),
-  temporal: z.object({ reachable: z.boolean(), address: z.string().nullable(), namespace: z.string(), serverVersion: z.string().nullable(), error: z.string().nullable() }),
+  temporal: z.object({
+    reachable: z.boolean(),
+    address: z.string().nullable(),
+    namespace: z.string(),
+    serverVersion: z.string().nullable(),
+    error: z.string().nullable(),
+  }),
   agents: z.object({ total: z.number().int(), byStatus: z.record(AgentStatus, z.number().int()) }),
   taskQueues: z.array(z.object({ name: z.string(), pollers: z.array(Poller) })),
   checkedAt: z.string(),

@@ -72,7 +72,16 @@ export const Checkpoint = z.object({
 export type Checkpoint = z.infer<typeof Checkpoint>;
 
 /** A list entry: the checkpoint without its bulk. */
-export const CheckpointSummary = Checkpoint.pick({ id: true, missionId: true, trigger: true, note: true, createdBy: true, createdAt: true, runId: true, eventId: true }).extend({
+export const CheckpointSummary = Checkpoint.pick({
+  id: true,
+  missionId: true,
+  trigger: true,
+  note: true,
+  createdBy: true,
+  createdAt: true,
+  runId: true,
+  eventId: true,
+}).extend({
   missionStatus: MissionStatus,
   progressPercent: z.number(),
   sizeBytes: z.number().int(),
@@ -99,7 +108,10 @@ export const PruneRequest = z
     missionId: MissionId.optional(),
   })
   .strict()
-  .refine((p) => p.olderThanMs !== undefined || p.keep !== undefined, { message: 'give olderThanMs, keep, or both', path: ['olderThanMs'] });
+  .refine((p) => p.olderThanMs !== undefined || p.keep !== undefined, {
+    message: 'give olderThanMs, keep, or both',
+    path: ['olderThanMs'],
+  });
 export type PruneRequest = z.infer<typeof PruneRequest>;
 
 export const ResumeRequest = z.object({ dryRun: z.boolean().default(false), force: z.boolean().default(false) }).strict();
@@ -115,7 +127,9 @@ export const RecoveryPlan = z.object({
   /** Sorties that stay done: not run again. */
   keepDone: z.array(z.object({ sortieId: SortieId, agentId: AgentId.nullable() })),
   /** Sorties that get a new agent, given the recovery context. */
-  respawn: z.array(z.object({ sortieId: SortieId, previousAgentId: AgentId.nullable(), statusAtCheckpoint: SortieStatus, reason: z.string() })),
+  respawn: z.array(
+    z.object({ sortieId: SortieId, previousAgentId: AgentId.nullable(), statusAtCheckpoint: SortieStatus, reason: z.string() }),
+  ),
   /** The respawned sorties' locks, taken again before their agents start. */
   locksToRestore: z.array(z.object({ path: z.string(), sortieId: SortieId })),
   /** Paths to restore that someone outside the old run holds now. */
@@ -152,7 +166,9 @@ export type RecoveryEvent = z.infer<typeof RecoveryEvent>;
 export const ResumeResult = z.object({ plan: RecoveryPlan, executed: z.boolean(), recovery: RecoveryEvent.nullable() });
 export type ResumeResult = z.infer<typeof ResumeResult>;
 
-export const ListRecoveriesQuery = z.object({ missionId: MissionId.optional(), limit: z.coerce.number().int().min(1).max(1000).default(50) }).strict();
+export const ListRecoveriesQuery = z
+  .object({ missionId: MissionId.optional(), limit: z.coerce.number().int().min(1).max(1000).default(50) })
+  .strict();
 export type ListRecoveriesQuery = z.infer<typeof ListRecoveriesQuery>;
 
 /** What a checkpoint is built from: the mission workflow's state at one point of its history (query getMissionSnapshot). */
@@ -188,7 +204,13 @@ export function checkpointDraft(h: CheckpointHeader, snap: MissionSnapshot): Che
     workflowId: snap.workflowId,
     runId: snap.runId,
     eventId: snap.eventId,
-    mission: { title: snap.state.title, status: snap.state.status, progress: missionProgress(snap.state.sorties), request: snap.request, queue: snap.queue },
+    mission: {
+      title: snap.state.title,
+      status: snap.state.status,
+      progress: missionProgress(snap.state.sorties),
+      request: snap.request,
+      queue: snap.queue,
+    },
     sorties: snap.state.sorties.map((s) => {
       const spec = specs.get(s.id)!;
       return {

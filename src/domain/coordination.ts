@@ -43,7 +43,12 @@ export const LockRequest = z
     holder: Holder,
     purpose: z.string().max(500).optional(),
     /** Released by itself after this long; without it, held until released or its agent ends. */
-    ttlMs: z.number().int().min(1000).max(30 * 86_400_000).optional(),
+    ttlMs: z
+      .number()
+      .int()
+      .min(1000)
+      .max(30 * 86_400_000)
+      .optional(),
     missionId: z.string().max(200).optional(),
     /** Take the path over from its current holders (admin token only). */
     force: z.boolean().default(false),
@@ -85,7 +90,10 @@ export const MessageRequest = z
     from: Holder,
     to: AgentId,
     subject: z.string().min(1).max(200),
-    body: z.string().max(16_000).refine((b) => !b.includes('\0'), 'must not contain NUL bytes'),
+    body: z
+      .string()
+      .max(16_000)
+      .refine((b) => !b.includes('\0'), 'must not contain NUL bytes'),
     missionId: z.string().max(200).optional(),
   })
   .strict();

@@ -62,7 +62,11 @@ export const MissionRequest = z
     for (const problem of missionGraphProblems(m.sorties)) ctx.addIssue({ code: 'custom', message: problem.message, path: problem.path });
     m.sorties.forEach((s, i) => {
       if (!m.cwd && s.files.some((f) => !f.startsWith('/'))) {
-        ctx.addIssue({ code: 'custom', message: `sortie "${s.id}" declares relative files, so the mission needs a cwd (an absolute path) to resolve them`, path: ['sorties', i, 'files'] });
+        ctx.addIssue({
+          code: 'custom',
+          message: `sortie "${s.id}" declares relative files, so the mission needs a cwd (an absolute path) to resolve them`,
+          path: ['sorties', i, 'files'],
+        });
       }
     });
   });
@@ -74,12 +78,17 @@ export function missionGraphProblems(sorties: Pick<SortieSpec, 'id' | 'dependsOn
   const problems: { message: string; path: (string | number)[] }[] = [];
   const index = new Map<string, number>();
   sorties.forEach((s, i) => {
-    if (index.has(s.id)) problems.push({ message: `duplicate sortie id "${s.id}" (also sorties[${index.get(s.id)}])`, path: ['sorties', i, 'id'] });
+    if (index.has(s.id))
+      problems.push({ message: `duplicate sortie id "${s.id}" (also sorties[${index.get(s.id)}])`, path: ['sorties', i, 'id'] });
     else index.set(s.id, i);
   });
   sorties.forEach((s, i) =>
     (s.dependsOn ?? []).forEach((d, j) => {
-      if (!index.has(d)) problems.push({ message: `sortie "${s.id}" depends on "${d}", which is not a sortie of this mission`, path: ['sorties', i, 'dependsOn', j] });
+      if (!index.has(d))
+        problems.push({
+          message: `sortie "${s.id}" depends on "${d}", which is not a sortie of this mission`,
+          path: ['sorties', i, 'dependsOn', j],
+        });
       else if (d === s.id) problems.push({ message: `sortie "${s.id}" depends on itself`, path: ['sorties', i, 'dependsOn', j] });
     }),
   );

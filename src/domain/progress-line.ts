@@ -7,10 +7,7 @@ import { issuesText } from './issues-text';
 
 export const PROGRESS_MARKER = '::fleet::';
 
-export type ProgressLine =
-  | { kind: 'progress'; report: ProgressReport }
-  | { kind: 'invalid'; reason: string }
-  | { kind: 'log' };
+export type ProgressLine = { kind: 'progress'; report: ProgressReport } | { kind: 'invalid'; reason: string } | { kind: 'log' };
 
 export function parseProgressLine(line: string): ProgressLine {
   const text = line.trimEnd();

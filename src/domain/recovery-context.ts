@@ -44,7 +44,8 @@ export function missionRecoveryContext(c: Omit<Checkpoint, 'recoveryContext'>): 
     `## Next\n${next.map((s) => `${describeSortie(s)}${deps.get(s.id)?.length ? `\n  after: ${deps.get(s.id)!.join(', ')}` : ''}`).join('\n') || '(nothing else)'}`,
   ];
   if (c.locks.length) sections.push(`## Locks held\n${c.locks.map((l) => `- ${l.path} by ${l.holder}`).join('\n')}`);
-  if (c.pendingMessages.length) sections.push(`## Unread messages\n${c.pendingMessages.map((m) => `- to ${m.to} from ${m.from}: ${m.subject}`).join('\n')}`);
+  if (c.pendingMessages.length)
+    sections.push(`## Unread messages\n${c.pendingMessages.map((m) => `- to ${m.to} from ${m.from}: ${m.subject}`).join('\n')}`);
   return sections.join('\n\n').slice(0, MAX_CONTEXT_CHARS);
 }
 

@@ -29,7 +29,10 @@ export const RoleConfig = Limits.extend({
   model: z.string().min(1).max(200).optional(),
 })
   .strict()
-  .refine((r) => !(r.instructions !== undefined && r.instructionsFile !== undefined), { message: 'give instructions or instructionsFile, not both', path: ['instructionsFile'] });
+  .refine((r) => !(r.instructions !== undefined && r.instructionsFile !== undefined), {
+    message: 'give instructions or instructionsFile, not both',
+    path: ['instructionsFile'],
+  });
 export type RoleConfig = z.infer<typeof RoleConfig>;
 
 /** How FleetTools runs one CLI on this machine (read by workers; `fleet doctor` checks it). */
@@ -51,8 +54,19 @@ export const FleetConfig = z
     $schema: z.string().optional(),
     /** The runtime of roles that name none (default claude-code). */
     defaultRuntime: RuntimeName.optional(),
-    roles: z.object(Object.fromEntries(AGENT_TYPES.map((t) => [t, RoleConfig.optional()])) as Record<AgentType, z.ZodOptional<typeof RoleConfig>>).strict().default({}),
-    runtimes: z.object(Object.fromEntries(RuntimeName.options.map((r) => [r, RuntimeConfig.optional()])) as Record<(typeof RUNTIME_NAMES)[number], z.ZodOptional<typeof RuntimeConfig>>).strict().default({}),
+    roles: z
+      .object(Object.fromEntries(AGENT_TYPES.map((t) => [t, RoleConfig.optional()])) as Record<AgentType, z.ZodOptional<typeof RoleConfig>>)
+      .strict()
+      .default({}),
+    runtimes: z
+      .object(
+        Object.fromEntries(RuntimeName.options.map((r) => [r, RuntimeConfig.optional()])) as Record<
+          (typeof RUNTIME_NAMES)[number],
+          z.ZodOptional<typeof RuntimeConfig>
+        >,
+      )
+      .strict()
+      .default({}),
   })
   .strict();
 export type FleetConfigInput = z.input<typeof FleetConfig>;
@@ -69,7 +83,8 @@ export interface Role {
   limits: z.infer<typeof Limits>;
 }
 
-const COMMON = 'You are one agent of a FleetTools fleet, working without a human in the loop. Stay within your task; other agents work on other parts of the same repository at the same time. Make focused changes, run the relevant tests before you finish, and end with a short summary of what you changed and anything left undone.';
+const COMMON =
+  'You are one agent of a FleetTools fleet, working without a human in the loop. Stay within your task; other agents work on other parts of the same repository at the same time. Make focused changes, run the relevant tests before you finish, and end with a short summary of what you changed and anything left undone.';
 
 /** The shipped instructions of each role. */
 export const DEFAULT_INSTRUCTIONS: Record<AgentType, string> = {
@@ -90,7 +105,13 @@ export function roleOf(type: AgentType, config: FleetConfig): Role {
     runtime: r.runtime ?? config.defaultRuntime ?? DEFAULT_RUNTIME,
     instructions: r.instructions ?? DEFAULT_INSTRUCTIONS[type],
     model: r.model ?? null,
-    limits: { retry: r.retry, heartbeatTimeoutMs: r.heartbeatTimeoutMs, stallTimeoutMs: r.stallTimeoutMs, timeoutMs: r.timeoutMs, terminateGraceMs: r.terminateGraceMs },
+    limits: {
+      retry: r.retry,
+      heartbeatTimeoutMs: r.heartbeatTimeoutMs,
+      stallTimeoutMs: r.stallTimeoutMs,
+      timeoutMs: r.timeoutMs,
+      terminateGraceMs: r.terminateGraceMs,
+    },
   };
 }
 
@@ -106,7 +127,12 @@ export const AgentRequest = SpawnRequest.extend({
   stallTimeoutMs: z.number().int(),
   terminateGraceMs: z.number().int(),
 }).superRefine((r, ctx) => {
-  if (r.runtime === 'exec' && !r.command) ctx.addIssue({ code: 'custom', path: ['command'], message: 'runtime exec needs a command: an argv array such as ["python3", "agent.py"]' });
+  if (r.runtime === 'exec' && !r.command)
+    ctx.addIssue({
+      code: 'custom',
+      path: ['command'],
+      message: 'runtime exec needs a command: an argv array such as ["python3", "agent.py"]',
+    });
 });
 export type AgentRequest = z.output<typeof AgentRequest>;
 

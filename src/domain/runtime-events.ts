@@ -63,7 +63,18 @@ export const RunSummary = z.object({
 export type RunSummary = z.infer<typeof RunSummary>;
 
 export function emptySummary(): RunSummary {
-  return { sessionId: null, model: null, activity: null, toolCalls: 0, failedToolCalls: 0, filesChanged: [], usage: null, result: null, lastError: null, lastErrorFatal: false };
+  return {
+    sessionId: null,
+    model: null,
+    activity: null,
+    toolCalls: 0,
+    failedToolCalls: 0,
+    filesChanged: [],
+    usage: null,
+    result: null,
+    lastError: null,
+    lastErrorFatal: false,
+  };
 }
 
 const MAX_FILES = 200;
@@ -81,7 +92,9 @@ export function foldEvent(s: RunSummary, e: RuntimeEvent): RunSummary {
     case 'tool':
       return { ...s, toolCalls: s.toolCalls + 1, failedToolCalls: s.failedToolCalls + (e.ok ? 0 : 1) };
     case 'file':
-      return s.filesChanged.includes(e.path) || s.filesChanged.length >= MAX_FILES ? s : { ...s, filesChanged: [...s.filesChanged, e.path] };
+      return s.filesChanged.includes(e.path) || s.filesChanged.length >= MAX_FILES
+        ? s
+        : { ...s, filesChanged: [...s.filesChanged, e.path] };
     case 'usage':
       return { ...s, usage: e.usage };
     case 'result':

@@ -23,7 +23,8 @@ export function writeAgentFile(logsDir: string, agentId: string, name: string, t
   return path;
 }
 
-export const writeRecoveryContext = (logsDir: string, agentId: string, text: string): string => writeAgentFile(logsDir, agentId, 'recovery-context.md', text);
+export const writeRecoveryContext = (logsDir: string, agentId: string, text: string): string =>
+  writeAgentFile(logsDir, agentId, 'recovery-context.md', text);
 
 /** How long a log that failed waits before its file is tried again (output meanwhile is dropped, and counted). */
 export const LOG_RETRY_MS = 1000;
@@ -87,7 +88,10 @@ export class AgentLog {
         path: this.path,
         code: err.code,
         error: err.message,
-        hint: err.code === 'ENOSPC' ? `free space on the disk holding ${dirname(this.path)}` : `the logs dir ${dirname(dirname(this.path))} must be writable`,
+        hint:
+          err.code === 'ENOSPC'
+            ? `free space on the disk holding ${dirname(this.path)}`
+            : `the logs dir ${dirname(dirname(this.path))} must be writable`,
       });
     }
   }

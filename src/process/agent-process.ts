@@ -63,7 +63,10 @@ export function resolveExecutable(command: string, cwd: string, pathVar: string 
   if (command.includes('/')) {
     const full = isAbsolute(command) ? command : resolve(cwd, command);
     if (canRun(full)) return full;
-    throw new SpawnError(`executable ${JSON.stringify(command)} does not exist or is not executable (resolved to ${full})`, 'executableNotFound');
+    throw new SpawnError(
+      `executable ${JSON.stringify(command)} does not exist or is not executable (resolved to ${full})`,
+      'executableNotFound',
+    );
   }
   const dirs = (pathVar ?? '').split(delimiter).filter(Boolean);
   for (const dir of dirs) {
@@ -146,19 +149,23 @@ export class AgentProcess {
       });
     });
     this.closed = new Promise<void>((resolveClose) => child.once('close', () => resolveClose()));
-    const splitter = new LineSplitter((line) => {
-      const parsed = parseProgressLine(line);
-      if (parsed.kind === 'progress') {
-        this.progress = {
-          percent: parsed.report.percent,
-          message: parsed.report.message ?? null,
-          updatedAt: new Date().toISOString(),
-        };
-        this.onProgress?.();
-      } else if (parser) {
-        this.fold(parser.line(line));
-      }
-    }, parser ? CLI_MAX_LINE : undefined, () => parser && this.fold(parser.end()));
+    const splitter = new LineSplitter(
+      (line) => {
+        const parsed = parseProgressLine(line);
+        if (parsed.kind === 'progress') {
+          this.progress = {
+            percent: parsed.report.percent,
+            message: parsed.report.message ?? null,
+            updatedAt: new Date().toISOString(),
+          };
+          this.onProgress?.();
+        } else if (parser) {
+          this.fold(parser.line(line));
+        }
+      },
+      parser ? CLI_MAX_LINE : undefined,
+      () => parser && this.fold(parser.end()),
+    );
     this.pipe(child.stdout!, splitter);
     this.pipe(child.stderr!);
   }
@@ -264,7 +271,10 @@ export class AgentProcess {
       const busy = this.logWaits > 0 || Date.now() - (this.lastOutputAt?.getTime() ?? 0) < quietMs;
       // While output flows, look again soon; once quiet, one last moment for a close that may be on its way.
       let timer: NodeJS.Timeout | undefined;
-      const closed = await Promise.race([this.closed.then(() => true), new Promise<false>((r) => (timer = setTimeout(() => r(false), busy ? 50 : quietMs)))]);
+      const closed = await Promise.race([
+        this.closed.then(() => true),
+        new Promise<false>((r) => (timer = setTimeout(() => r(false), busy ? 50 : quietMs))),
+      ]);
       clearTimeout(timer);
       if (closed || !busy) return;
     }

@@ -154,7 +154,7 @@ function tagOf(pid: number): string | null {
     return null;
   }
   const key = Buffer.from(`${PROCESS_TAG_VAR}=`);
-  for (let at = 0; at < env.length; ) {
+  for (let at = 0; at < env.length;) {
     const end = env.indexOf(0, at);
     const stop = end < 0 ? env.length : end;
     if (stop - at >= key.length && env.subarray(at, at + key.length).equals(key)) return env.subarray(at + key.length, stop).toString();

@@ -30,5 +30,7 @@ lines.on('line', (line) => {
 
 lines.on('close', () => {
   // Every group at once: SIGTERM, SIGKILL after the grace period, confirmed (at most 2 s more).
-  void Promise.all([...groups].map(([pgid, tag]) => stopGroup(pgid, graceMs, 2000, tag).catch(() => undefined))).then(() => process.exit(0));
+  void Promise.all([...groups].map(([pgid, tag]) => stopGroup(pgid, graceMs, 2000, tag).catch(() => undefined))).then(() =>
+    process.exit(0),
+  );
 });

@@ -42,7 +42,9 @@ export function cliExecutable(name: CliRuntimeName, runtimes: FleetConfig['runti
     return resolveExecutable(configured ?? def.executable, cwd, pathVar);
   } catch (err) {
     if (!(err instanceof SpawnError)) throw err;
-    const where = configured ? `the configured executable ${JSON.stringify(configured)} (runtimes.${name}.executable in fleet.config.json)` : `"${def.executable}" on the agent's PATH (${pathVar || 'empty'})`;
+    const where = configured
+      ? `the configured executable ${JSON.stringify(configured)} (runtimes.${name}.executable in fleet.config.json)`
+      : `"${def.executable}" on the agent's PATH (${pathVar || 'empty'})`;
     throw new SpawnError(
       `runtime ${name} needs its CLI, and ${where} was not found. Install it (${def.install}) on the worker's machine, or set runtimes.${name}.executable in fleet.config.json to its path; \`fleet doctor\` lists the runtimes available`,
       'executableNotFound',
@@ -58,7 +60,8 @@ export function launchOf(req: AgentRequest, ctx: LaunchContext): Launch {
   const name = req.runtime;
   const def = RUNTIMES[name];
   const executable = cliExecutable(name, ctx.runtimes, ctx.cwd, ctx.pathVar);
-  const instructionsFile = req.instructions && name === 'aider' ? writeAgentFile(ctx.logsDir, ctx.agentId, 'instructions.md', req.instructions) : null;
+  const instructionsFile =
+    req.instructions && name === 'aider' ? writeAgentFile(ctx.logsDir, ctx.agentId, 'instructions.md', req.instructions) : null;
   const args = def.args({
     task: req.task,
     instructions: req.instructions,

@@ -50,7 +50,14 @@ const RETRY_WINDOW = 12;
 /** What the parser keeps between lines of one attempt's output. */
 interface AiderState {
   /** Tokens summed over the LLM calls (cache figures count once a line reported any), and the last session cost. */
-  usage: { inputTokens: number; outputTokens: number; cacheReadTokens: number; cacheWriteTokens: number; cacheSeen: boolean; costUsd: number | undefined };
+  usage: {
+    inputTokens: number;
+    outputTokens: number;
+    cacheReadTokens: number;
+    cacheWriteTokens: number;
+    cacheSeen: boolean;
+    costUsd: number | undefined;
+  };
   /** The files edits were applied to, each once. */
   edited: string[];
   commits: number;
@@ -202,5 +209,8 @@ export function aiderParser(): OutputParser {
     carry: null,
     pendingLlmError: null,
   };
-  return safeParser((text) => onLine(s, text), () => onEnd(s));
+  return safeParser(
+    (text) => onLine(s, text),
+    () => onEnd(s),
+  );
 }

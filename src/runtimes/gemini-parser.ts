@@ -31,7 +31,9 @@ const BULK_KEYS = new Set(['content', 'old_string', 'new_string', 'instruction',
 function tellingParameter(params: Obj | undefined): string {
   const v = tellingInput(params, TELLING_KEYS, BULK_KEYS);
   if (v) return firstLine(v);
-  const list = Object.entries(params ?? {}).find(([k, x]) => !BULK_KEYS.has(k) && Array.isArray(x) && x.length > 0 && x.every((y) => typeof y === 'string'));
+  const list = Object.entries(params ?? {}).find(
+    ([k, x]) => !BULK_KEYS.has(k) && Array.isArray(x) && x.length > 0 && x.every((y) => typeof y === 'string'),
+  );
   return list ? firstLine((list[1] as string[]).join(', ')) : '';
 }
 

@@ -17,7 +17,11 @@ export const clip = (s: string, max: number): string => (s.length > max ? `${s.s
 
 /** The first non-blank line of a text, trimmed and clipped. */
 export function firstLine(text: string, max = 120): string {
-  const line = text.split('\n').find((l) => l.trim().length > 0)?.trim() ?? '';
+  const line =
+    text
+      .split('\n')
+      .find((l) => l.trim().length > 0)
+      ?.trim() ?? '';
   return clip(line, max);
 }
 

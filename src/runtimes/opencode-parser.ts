@@ -157,6 +157,7 @@ export function opencodeParser(): OutputParser {
   };
   return safeParser(
     (text) => onLine(s, text),
-    () => (s.finished || s.failed ? [] : [{ kind: 'error', message: 'opencode ended without finishing (cancelled or crashed)', fatal: true }]),
+    () =>
+      s.finished || s.failed ? [] : [{ kind: 'error', message: 'opencode ended without finishing (cancelled or crashed)', fatal: true }],
   );
 }

@@ -57,7 +57,8 @@ export function composePrompt(inv: Invocation, opts: { instructionsInPrompt: boo
   }
   const parts: string[] = [];
   if (opts.instructionsInPrompt && inv.instructions) parts.push(`Instructions for your role:\n${inv.instructions}`);
-  if (inv.recoveryText) parts.push(`You are picking up work that an earlier agent started and did not finish. What it left:\n${inv.recoveryText}`);
+  if (inv.recoveryText)
+    parts.push(`You are picking up work that an earlier agent started and did not finish. What it left:\n${inv.recoveryText}`);
   if (!parts.length) return inv.task;
   return `${parts.join('\n\n---\n\n')}\n\n---\n\nThe task: ${inv.task}`;
 }
@@ -122,7 +123,16 @@ export const RUNTIMES: Record<CliRuntimeName, RuntimeDefinition> = {
     executable: 'opencode',
     install: 'npm install -g opencode-ai (then opencode auth login, or set the provider key in the agent env)',
     versionArgs: ['--version'],
-    args: (inv) => ['run', '--format', 'json', '--auto', ...opt('-m', inv.model), ...opt('--session', inv.resumeSessionId), ...inv.extraArgs, composePrompt(inv, { instructionsInPrompt: true })],
+    args: (inv) => [
+      'run',
+      '--format',
+      'json',
+      '--auto',
+      ...opt('-m', inv.model),
+      ...opt('--session', inv.resumeSessionId),
+      ...inv.extraArgs,
+      composePrompt(inv, { instructionsInPrompt: true }),
+    ],
     env: {},
     parser: opencodeParser,
   },
@@ -134,7 +144,17 @@ export const RUNTIMES: Record<CliRuntimeName, RuntimeDefinition> = {
     executable: 'gemini',
     install: 'npm install -g @google/gemini-cli (then set GEMINI_API_KEY in the agent env)',
     versionArgs: ['--version'],
-    args: (inv) => ['-p', composePrompt(inv, { instructionsInPrompt: true }), '--output-format', 'stream-json', '--yolo', '--skip-trust', ...opt('-m', inv.model), ...opt('-r', inv.resumeSessionId), ...inv.extraArgs],
+    args: (inv) => [
+      '-p',
+      composePrompt(inv, { instructionsInPrompt: true }),
+      '--output-format',
+      'stream-json',
+      '--yolo',
+      '--skip-trust',
+      ...opt('-m', inv.model),
+      ...opt('-r', inv.resumeSessionId),
+      ...inv.extraArgs,
+    ],
     env: {},
     parser: geminiParser,
   },
@@ -165,7 +185,8 @@ export const RUNTIMES: Record<CliRuntimeName, RuntimeDefinition> = {
 export const isCliRuntime = (name: RuntimeName): name is CliRuntimeName => name !== 'exec';
 
 /** Errors that another attempt cannot fix: credentials, quota, a CLI that refuses its arguments. */
-const NOT_RETRYABLE = /not logged in|please run \/login|authentication|unauthori[sz]ed|invalid api key|api[_ ]key[_ ]invalid|insufficient_quota|permission denied \(publickey\)|\b401\b|\b403\b/i;
+const NOT_RETRYABLE =
+  /not logged in|please run \/login|authentication|unauthori[sz]ed|invalid api key|api[_ ]key[_ ]invalid|insufficient_quota|permission denied \(publickey\)|\b401\b|\b403\b/i;
 
 /**
  * Did the attempt succeed? The exit code alone does not say: Claude Code exits 0 after SIGINT with a

@@ -33,11 +33,14 @@ export class AgentReader {
   }
 
   /** The agent, plus what only describe() shows: the running attempt's heartbeat details. */
-  async inspect(id: string): Promise<{ agent: Agent; heartbeat: HeartbeatDetails | undefined; state: AgentState | undefined; heartbeatTimeoutMs: number }> {
+  async inspect(
+    id: string,
+  ): Promise<{ agent: Agent; heartbeat: HeartbeatDetails | undefined; state: AgentState | undefined; heartbeatTimeoutMs: number }> {
     const h = this.handle(id);
     // describe() first, then only the read its answer calls for: a query started "just in case" and left unawaited
     // outlives the request (and, retried by the client after its connection closes, throws from a timer).
-    const query = () => this.opts.client.withDeadline(Date.now() + QUERY_DEADLINE_MS, () => h.query(getAgentStateQuery)).catch(() => undefined);
+    const query = () =>
+      this.opts.client.withDeadline(Date.now() + QUERY_DEADLINE_MS, () => h.query(getAgentStateQuery)).catch(() => undefined);
     let desc: Awaited<ReturnType<WorkflowHandle['describe']>>;
     try {
       desc = await h.describe();
@@ -51,7 +54,13 @@ export class AgentReader {
     // must answer by replaying the history (slow under load, and impossible with no worker up, which left an ended
     // agent showing attempt 0). Until a worker has run the first workflow task there is no state to query, and the
     // query would wait for a worker: not worth waiting for.
-    const final = desc.status.name === 'COMPLETED' ? await h.result().then((r) => AgentState.safeParse(r).data, () => undefined) : undefined;
+    const final =
+      desc.status.name === 'COMPLETED'
+        ? await h.result().then(
+            (r) => AgentState.safeParse(r).data,
+            () => undefined,
+          )
+        : undefined;
     const state: AgentState | undefined = final ?? (desc.historyLength > 3 ? await query() : undefined);
     const pending = desc.raw.pendingActivities?.[0];
     const hb = decodeHeartbeat(pending?.heartbeatDetails?.payloads);
@@ -89,7 +98,13 @@ export class AgentReader {
   view(
     id: string,
     memo: AgentMemo,
-    s: Partial<AgentState> & { status: AgentStatus; lastHeartbeatAt?: string | null; resources?: Agent['resources']; nextAttemptAt?: string | null; host?: string | null },
+    s: Partial<AgentState> & {
+      status: AgentStatus;
+      lastHeartbeatAt?: string | null;
+      resources?: Agent['resources'];
+      nextAttemptAt?: string | null;
+      host?: string | null;
+    },
   ): Agent {
     return Agent.parse({
       id,
@@ -103,7 +118,10 @@ export class AgentReader {
       attempt: s.attempt ?? 0,
       maxAttempts: memo.maxAttempts,
       progress: s.progress ?? null,
-      health: { state: healthOf(s.status, s.lastHeartbeatAt ?? null, memo.heartbeatTimeoutMs, Date.now(), s.startedAt ?? null), lastHeartbeatAt: s.lastHeartbeatAt ?? null },
+      health: {
+        state: healthOf(s.status, s.lastHeartbeatAt ?? null, memo.heartbeatTimeoutMs, Date.now(), s.startedAt ?? null),
+        lastHeartbeatAt: s.lastHeartbeatAt ?? null,
+      },
       resources: s.resources ?? null,
       startedAt: s.startedAt ?? null,
       endedAt: s.endedAt ?? null,
@@ -126,7 +144,13 @@ export class AgentReader {
  * timeout (Temporal is about to retry the attempt) unhealthy. A pid is not health. Health from the age of the last heartbeat. Before its first heartbeat a running agent is `stale` (not yet
  * confirmed, not yet overdue) until the heartbeat timeout has passed since it started, then `unhealthy`.
  */
-export function healthOf(status: AgentStatus, lastHeartbeatAt: string | null, heartbeatTimeoutMs: number, now = Date.now(), startedAt: string | null = null): HealthState {
+export function healthOf(
+  status: AgentStatus,
+  lastHeartbeatAt: string | null,
+  heartbeatTimeoutMs: number,
+  now = Date.now(),
+  startedAt: string | null = null,
+): HealthState {
   if (TERMINAL_STATUSES.includes(status)) return 'stopped';
   if (status === 'retrying') return 'unhealthy';
   if (!lastHeartbeatAt) {

@@ -17,7 +17,6 @@ import { mapLimit } from './map-limit';
 import { AgentReader, closedStatus, tsToIso } from './agent-reader';
 import type { AgentHealth, AgentResources, SystemHealth } from '../domain/api';
 
-
 export interface AgentServiceOptions {
   client: Client;
   namespace: string;
@@ -45,7 +44,6 @@ export interface LocalWorker {
   queue: string;
 }
 
-
 /**
  * A spawn request (or a mission's sortie, at `field`) with its role applied, or a 400 naming the
  * field that stops it from running: one check for agents and sorties alike.
@@ -56,10 +54,15 @@ export function resolveSpawn(req: SpawnRequest, config: FleetConfig, field: stri
   if (!problem.success) {
     const issue = problem.error.issues[0]!;
     const at = [field, ...issue.path].join('.');
-    throw new InvalidRequestError(`${at}: ${issue.message}`, { fields: problem.error.issues.map((i) => ({ field: [field, ...i.path].join('.'), message: i.message })) });
+    throw new InvalidRequestError(`${at}: ${issue.message}`, {
+      fields: problem.error.issues.map((i) => ({ field: [field, ...i.path].join('.'), message: i.message })),
+    });
   }
   if (resolved.worktree && !resolved.cwd) {
-    throw new InvalidRequestError(`${field}.worktree: needs a cwd inside a git repository (the repository the agent's worktree branches from)`, { fields: [{ field: `${field}.cwd`, message: 'required with worktree' }] });
+    throw new InvalidRequestError(
+      `${field}.worktree: needs a cwd inside a git repository (the repository the agent's worktree branches from)`,
+      { fields: [{ field: `${field}.cwd`, message: 'required with worktree' }] },
+    );
   }
   return problem.data;
 }
@@ -129,13 +132,15 @@ export class AgentService {
       const existing = await this.inspect(agentId);
       const recorded = AgentMemo.safeParse((await this.handle(agentId).describe()).memo);
       if (!recorded.success || recorded.data.requestDigest !== digest) {
-        throw conflict(`Idempotency-Key ${JSON.stringify(idempotencyKey)} was already used for another spawn request (agent ${agentId}): use a new key for a new request`, { agentId });
+        throw conflict(
+          `Idempotency-Key ${JSON.stringify(idempotencyKey)} was already used for another spawn request (agent ${agentId}): use a new key for a new request`,
+          { agentId },
+        );
       }
       return { agent: existing.agent, replayed: true };
     }
     return { agent: this.reader.view(agentId, memo, { status: 'pending', createdAt: new Date().toISOString() }), replayed: false };
   }
-
 
   async health(id: string): Promise<AgentHealth> {
     const { agent, state, heartbeatTimeoutMs } = await this.inspect(id);
@@ -170,7 +175,13 @@ export class AgentService {
   /** Agents by status, the workers polling the task queues, and whether Temporal answers. */
   async systemHealth(queues: string[]): Promise<SystemHealth> {
     const { client, namespace } = this.opts;
-    const temporal: SystemHealth['temporal'] = { reachable: false, address: this.opts.temporalAddress ?? null, namespace, serverVersion: null, error: null };
+    const temporal: SystemHealth['temporal'] = {
+      reachable: false,
+      address: this.opts.temporalAddress ?? null,
+      namespace,
+      serverVersion: null,
+      error: null,
+    };
     try {
       const info = await client.withDeadline(Date.now() + QUERY_DEADLINE_MS, () => client.workflowService.getSystemInfo({}));
       temporal.reachable = true;
@@ -188,7 +199,10 @@ export class AgentService {
       );
       for (const name of [...new Set([this.opts.defaultQueue, ...queues])]) {
         const pollers: SystemHealth['taskQueues'][number]['pollers'] = [];
-        for (const [kind, taskQueueType] of [['workflow', 1], ['activity', 2]] as const) {
+        for (const [kind, taskQueueType] of [
+          ['workflow', 1],
+          ['activity', 2],
+        ] as const) {
           const res = await client.workflowService.describeTaskQueue({ namespace, taskQueue: { name }, taskQueueType });
           for (const p of res.pollers ?? []) {
             pollers.push({ identity: p.identity ?? '', lastAccessTime: p.lastAccessTime ? tsToIso(p.lastAccessTime) : null, kind });
@@ -199,10 +213,14 @@ export class AgentService {
     }
     const total = Object.values(byStatus).reduce((a, b) => a + b, 0);
     const workersUp = taskQueues.some((q) => q.pollers.length > 0);
-    return { status: temporal.reachable && workersUp ? 'ok' : 'degraded', temporal, agents: { total, byStatus }, taskQueues, checkedAt: new Date().toISOString() };
+    return {
+      status: temporal.reachable && workersUp ? 'ok' : 'degraded',
+      temporal,
+      agents: { total, byStatus },
+      taskQueues,
+      checkedAt: new Date().toISOString(),
+    };
   }
-
-
 
   async list(q: ListAgentsQuery): Promise<{ agents: Agent[]; nextCursor: string | null }> {
     const clauses = [`WorkflowType = 'AgentWorkflow'`];
@@ -242,13 +260,15 @@ export class AgentService {
     const token = Buffer.from(t, 'base64url');
     const mac = Buffer.from(m, 'base64url');
     const expected = createHmac('sha256', this.opts.cursorKey).update(query).update(token).digest().subarray(0, 16);
-    if (mac.length !== expected.length || !timingSafeEqual(mac, expected)) throw badCursor('it is not a cursor from a previous page with these filters');
+    if (mac.length !== expected.length || !timingSafeEqual(mac, expected))
+      throw badCursor('it is not a cursor from a previous page with these filters');
     return token;
   }
 
   async terminate(id: string, graceMs: number | undefined, reason?: string): Promise<Agent> {
     const agent = await this.get(id);
-    if (TERMINAL_STATUSES.includes(agent.status)) throw conflict(`agent ${id} has already ended (${agent.status})`, { status: agent.status });
+    if (TERMINAL_STATUSES.includes(agent.status))
+      throw conflict(`agent ${id} has already ended (${agent.status})`, { status: agent.status });
     await this.handle(id).signal(terminateSignal, { graceMs, reason });
     return agent;
   }
@@ -278,9 +298,7 @@ export class AgentService {
       throw conflict(`agent ${id} has already ended (${status})`, { status });
     }
   }
-
 }
-
 
 /** The agent id an idempotency key names: a UUID (version 8, RFC 9562) from a SHA-256 of the key. */
 export function idempotentAgentId(key: string): string {

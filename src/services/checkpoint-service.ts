@@ -8,7 +8,17 @@ import type { Client } from '@temporalio/client';
 import { randomUUID } from 'node:crypto';
 import { statSync } from 'node:fs';
 import { CheckpointStoreError, type CheckpointStore, type CheckpointStoreProblem } from '../store/checkpoint-store';
-import { Checkpoint, type CheckpointSummary, type ListCheckpointsQuery, type ListRecoveriesQuery, type PruneRequest, type RecoveryEvent, type RecoveryPlan, type ResumeRequest, type ResumeResult } from '../domain/checkpoint';
+import {
+  Checkpoint,
+  type CheckpointSummary,
+  type ListCheckpointsQuery,
+  type ListRecoveriesQuery,
+  type PruneRequest,
+  type RecoveryEvent,
+  type RecoveryPlan,
+  type ResumeRequest,
+  type ResumeResult,
+} from '../domain/checkpoint';
 import { pathsOverlap, type Lock } from '../domain/coordination';
 import type { MissionSeed, SortieStatus } from '../domain/mission';
 import { MissionIdKey } from '../domain/search-attributes';
@@ -56,7 +66,8 @@ const STORE_FAILURES: Record<Exclude<CheckpointStoreProblem, 'invalid'>, string>
 
 /** A store's error (this process's, or a worker's carried by MissionService.checkpoint) as an UnavailableError. */
 function storeFailure(err: unknown): unknown {
-  if (err instanceof CheckpointStoreError && err.problem !== 'invalid') return new UnavailableError(err.message, STORE_FAILURES[err.problem], err.problem === 'full');
+  if (err instanceof CheckpointStoreError && err.problem !== 'invalid')
+    return new UnavailableError(err.message, STORE_FAILURES[err.problem], err.problem === 'full');
   return err;
 }
 
@@ -102,7 +113,10 @@ export class CheckpointService {
   import(c: Checkpoint): { created: boolean; checkpoint: CheckpointSummary } {
     const existing = guarded(() => this.opts.store.get(c.id));
     if (existing) {
-      if (JSON.stringify(existing) !== JSON.stringify(Checkpoint.parse(c))) throw conflict(`checkpoint ${c.id} is already in this store with different contents; delete it first if the import should replace it`);
+      if (JSON.stringify(existing) !== JSON.stringify(Checkpoint.parse(c)))
+        throw conflict(
+          `checkpoint ${c.id} is already in this store with different contents; delete it first if the import should replace it`,
+        );
     }
     return { created: !existing, checkpoint: guarded(() => this.opts.store.save(c)) }; // saving is idempotent
   }
@@ -128,7 +142,9 @@ export class CheckpointService {
 
     const runningRunId = await this.opts.missions.openRun(c.missionId);
     const runningAgents: string[] = [];
-    for await (const w of client.workflow.list({ query: `WorkflowType = 'AgentWorkflow' AND ${MissionIdKey.name} = '${c.missionId}' AND ExecutionStatus = 'Running'` })) {
+    for await (const w of client.workflow.list({
+      query: `WorkflowType = 'AgentWorkflow' AND ${MissionIdKey.name} = '${c.missionId}' AND ExecutionStatus = 'Running'`,
+    })) {
       runningAgents.push(w.workflowId);
     }
 
@@ -146,19 +162,32 @@ export class CheckpointService {
       locks.filter((l) => l.missionId !== c.missionId && pathsOverlap(l.path, want.path)).map((heldBy: Lock) => ({ ...want, heldBy })),
     );
     const messagesToRedeliver = messages.filter((m) => previous.has(m.to));
-    const filesChangedSince = [...new Set(c.sorties.flatMap((s) => s.files))].filter((p) => !/[*?[]/.test(p) && modifiedAfter(p, Date.parse(c.createdAt)));
+    const filesChangedSince = [...new Set(c.sorties.flatMap((s) => s.files))].filter(
+      (p) => !/[*?[]/.test(p) && modifiedAfter(p, Date.parse(c.createdAt)),
+    );
 
     const missionRunning = runningRunId !== null;
     const blockers: string[] = [];
     if (missionRunning || runningAgents.length) {
-      blockers.push(`mission ${c.missionId} is still running${runningRunId ? ` (run ${runningRunId})` : ''} with ${runningAgents.length} running agent(s); cancel it first, or resume with force to stop them`);
+      blockers.push(
+        `mission ${c.missionId} is still running${runningRunId ? ` (run ${runningRunId})` : ''} with ${runningAgents.length} running agent(s); cancel it first, or resume with force to stop them`,
+      );
     }
-    for (const x of conflicts) blockers.push(`${x.path} (sortie "${x.sortieId}") is held by ${x.heldBy.holder} (lock ${x.heldBy.id} on ${x.heldBy.path}); release it, or resume with force to take it over`);
+    for (const x of conflicts)
+      blockers.push(
+        `${x.path} (sortie "${x.sortieId}") is held by ${x.heldBy.holder} (lock ${x.heldBy.id} on ${x.heldBy.path}); release it, or resume with force to take it over`,
+      );
     const reasons = [...blockers];
     if (checkpointAgeMs > OLD_CHECKPOINT_MS) reasons.push(`the checkpoint is ${Math.round(checkpointAgeMs / 60_000)} minutes old`);
-    if (filesChangedSince.length) reasons.push(`${filesChangedSince.length} declared file(s) changed since the checkpoint: ${filesChangedSince.slice(0, 10).join(', ')}`);
+    if (filesChangedSince.length)
+      reasons.push(
+        `${filesChangedSince.length} declared file(s) changed since the checkpoint: ${filesChangedSince.slice(0, 10).join(', ')}`,
+      );
     const inFlight = again.filter((s) => s.status === 'running' || s.status === 'waiting');
-    if (inFlight.length) reasons.push(`${inFlight.length} sortie(s) were in flight: their agents may have left partial changes (${inFlight.map((s) => s.id).join(', ')})`);
+    if (inFlight.length)
+      reasons.push(
+        `${inFlight.length} sortie(s) were in flight: their agents may have left partial changes (${inFlight.map((s) => s.id).join(', ')})`,
+      );
     const level = blockers.length ? 'high' : reasons.length ? 'medium' : 'low';
 
     return {
@@ -167,7 +196,12 @@ export class CheckpointService {
       checkpointCreatedAt: c.createdAt,
       checkpointAgeMs,
       keepDone: done.map((s) => ({ sortieId: s.id, agentId: s.agentId })),
-      respawn: again.map((s) => ({ sortieId: s.id, previousAgentId: s.agentId, statusAtCheckpoint: s.status, reason: WHY_RESPAWN[s.status] })),
+      respawn: again.map((s) => ({
+        sortieId: s.id,
+        previousAgentId: s.agentId,
+        statusAtCheckpoint: s.status,
+        reason: WHY_RESPAWN[s.status],
+      })),
       locksToRestore,
       conflicts,
       messagesToRedeliver,
@@ -189,8 +223,12 @@ export class CheckpointService {
     }
     if (runningRunId) await this.stopMission(c.missionId);
     // Stopping the mission stopped its sorties' agents; any left (started outside it) are stopped now, together.
-    const stillRunning = (await mapLimit(plan.runningAgents, 16, async (id) => ((await this.isRunning(id)) ? id : undefined))).filter((id): id is string => id !== undefined);
-    await mapLimit(stillRunning, 16, (id) => this.opts.agents.terminate(id, undefined, `mission resumed from ${c.id}`).catch(() => undefined));
+    const stillRunning = (await mapLimit(plan.runningAgents, 16, async (id) => ((await this.isRunning(id)) ? id : undefined))).filter(
+      (id): id is string => id !== undefined,
+    );
+    await mapLimit(stillRunning, 16, (id) =>
+      this.opts.agents.terminate(id, undefined, `mission resumed from ${c.id}`).catch(() => undefined),
+    );
     await this.waitClosed(stillRunning);
     const takenOverLocks: Lock[] = [];
     for (const x of plan.conflicts) {
@@ -205,8 +243,26 @@ export class CheckpointService {
         c.sorties.map((s) => [
           s.id,
           s.status === 'succeeded'
-            ? { status: 'succeeded' as const, agentId: s.agentId, previousAgentIds: [], attempt: s.attempt, exitCode: s.exitCode, progress: s.progress, startedAt: s.startedAt, endedAt: s.endedAt }
-            : { status: 'pending' as const, agentId: null, previousAgentIds: s.agentId ? [s.agentId] : [], attempt: 0, exitCode: null, progress: null, startedAt: null, endedAt: null },
+            ? {
+                status: 'succeeded' as const,
+                agentId: s.agentId,
+                previousAgentIds: [],
+                attempt: s.attempt,
+                exitCode: s.exitCode,
+                progress: s.progress,
+                startedAt: s.startedAt,
+                endedAt: s.endedAt,
+              }
+            : {
+                status: 'pending' as const,
+                agentId: null,
+                previousAgentIds: s.agentId ? [s.agentId] : [],
+                attempt: 0,
+                exitCode: null,
+                progress: null,
+                startedAt: null,
+                endedAt: null,
+              },
         ]),
       ),
     };
@@ -236,7 +292,10 @@ export class CheckpointService {
   }
 
   private async isRunning(workflowId: string): Promise<boolean> {
-    const d = await this.opts.client.workflow.getHandle(workflowId).describe().catch(() => undefined);
+    const d = await this.opts.client.workflow
+      .getHandle(workflowId)
+      .describe()
+      .catch(() => undefined);
     return d?.status.name === 'RUNNING';
   }
 
@@ -244,7 +303,10 @@ export class CheckpointService {
     const deadline = Date.now() + STOP_TIMEOUT_MS;
     await mapLimit(ids, 16, async (id) => {
       while (await this.isRunning(id)) {
-        if (Date.now() > deadline) throw new UnavailableError(`${id} did not stop within ${STOP_TIMEOUT_MS / 1000} s; is a worker running? Try again, or terminate it in the Web UI`);
+        if (Date.now() > deadline)
+          throw new UnavailableError(
+            `${id} did not stop within ${STOP_TIMEOUT_MS / 1000} s; is a worker running? Try again, or terminate it in the Web UI`,
+          );
         await new Promise((r) => setTimeout(r, 100));
       }
     });

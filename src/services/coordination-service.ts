@@ -5,7 +5,13 @@
 import { WorkflowNotFoundError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
 import { ApplicationFailure, type UpdateDefinition } from '@temporalio/common';
 import type { CoordinationState, Lock, LockRequest, Message, MessageRequest } from '../domain/coordination';
-import { ackMessageUpdate, acquireLockUpdate, getCoordinationStateQuery, releaseLockUpdate, sendMessageUpdate } from '../domain/workflow-messages';
+import {
+  ackMessageUpdate,
+  acquireLockUpdate,
+  getCoordinationStateQuery,
+  releaseLockUpdate,
+  sendMessageUpdate,
+} from '../domain/workflow-messages';
 import { ConflictError, type FleetError, ForbiddenError, NotFoundError } from './errors';
 
 /** The CoordinationWorkflow refuses an update with an ApplicationFailure of one of these types. */

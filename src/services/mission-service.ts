@@ -3,12 +3,30 @@
  * (the result, once it has ended) and filling in each running sortie's live agent progress.
  */
 import { ApplicationFailure, defaultPayloadConverter } from '@temporalio/common';
-import { WorkflowNotFoundError, WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError, type Client, type WorkflowExecutionDescription, type WorkflowHandle } from '@temporalio/client';
+import {
+  WorkflowNotFoundError,
+  WorkflowUpdateFailedError,
+  WorkflowUpdateRPCTimeoutOrCancelledError,
+  type Client,
+  type WorkflowExecutionDescription,
+  type WorkflowHandle,
+} from '@temporalio/client';
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { CheckpointStoreError, storeProblemOfFailureType, type CheckpointStore } from '../store/checkpoint-store';
 import type { Checkpoint, CheckpointSummary } from '../domain/checkpoint';
-import { initialMissionState, Mission, MISSION_ENDED, MissionState, type MissionStatus, missionProgress, MissionWorkflowInput, SortieSpec, type MissionRequest, type MissionSeed } from '../domain/mission';
+import {
+  initialMissionState,
+  Mission,
+  MISSION_ENDED,
+  MissionState,
+  type MissionStatus,
+  missionProgress,
+  MissionWorkflowInput,
+  SortieSpec,
+  type MissionRequest,
+  type MissionSeed,
+} from '../domain/mission';
 import { MissionIdKey } from '../domain/search-attributes';
 import { workflowUiUrl } from '../domain/ui-url';
 import { checkpointUpdate, getMissionStateQuery } from '../domain/workflow-messages';
@@ -41,7 +59,6 @@ function checkpointFailed(id: string, err: WorkflowUpdateFailedError): Error {
 /** Until a worker has completed the first workflow task, history holds only "started" and "task scheduled" (and maybe "task started"). */
 const notYetRun = (desc: WorkflowExecutionDescription) => desc.historyLength <= 3;
 
-
 export interface MissionServiceOptions {
   client: Client;
   namespace: string;
@@ -66,7 +83,9 @@ export class MissionService {
       const { id, title, dependsOn, files, ...agent } = s;
       const r = resolveSpawn({ ...agent, cwd: body.cwd, retry: s.retry ?? body.retry }, this.opts.agents.config, `body.sorties.${i}`);
       // Every agent field a sortie can carry, as resolved (the schema's own keys: a field added to SortieSpec follows).
-      const fromRole = Object.fromEntries(Object.keys(SortieSpec.shape).flatMap((k) => (r[k as keyof typeof r] == null ? [] : [[k, r[k as keyof typeof r]]])));
+      const fromRole = Object.fromEntries(
+        Object.keys(SortieSpec.shape).flatMap((k) => (r[k as keyof typeof r] == null ? [] : [[k, r[k as keyof typeof r]]])),
+      );
       return SortieSpec.parse({ ...fromRole, id, title, dependsOn, files });
     });
     body = { ...body, sorties };
@@ -78,7 +97,16 @@ export class MissionService {
   async start(missionId: string, request: MissionRequest, createdBy: string, seed?: MissionSeed): Promise<Mission> {
     await this.opts.coordination.ensure();
     const queue = request.queue ?? this.opts.defaultQueue;
-    const input: MissionWorkflowInput = { missionId, request, queue, apiUrl: this.opts.apiUrl, coordinationId: this.opts.coordination.workflowId, seed, createdBy, createdAt: new Date().toISOString() };
+    const input: MissionWorkflowInput = {
+      missionId,
+      request,
+      queue,
+      apiUrl: this.opts.apiUrl,
+      coordinationId: this.opts.coordination.workflowId,
+      seed,
+      createdBy,
+      createdAt: new Date().toISOString(),
+    };
     const handle = await this.opts.client.workflow.start('MissionWorkflow', {
       workflowId: missionId,
       taskQueue: queue,
@@ -105,7 +133,11 @@ export class MissionService {
 
   /** The state a run starts from, read from its first history event: what a mission no worker has picked up shows. */
   private async startState(id: string, runId: string): Promise<MissionState | undefined> {
-    const { history } = await this.opts.client.workflowService.getWorkflowExecutionHistory({ namespace: this.opts.namespace, execution: { workflowId: id, runId }, maximumPageSize: 1 });
+    const { history } = await this.opts.client.workflowService.getWorkflowExecutionHistory({
+      namespace: this.opts.namespace,
+      execution: { workflowId: id, runId },
+      maximumPageSize: 1,
+    });
     const payload = history?.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0];
     const input = payload ? MissionWorkflowInput.safeParse(defaultPayloadConverter.fromPayload(payload)) : undefined;
     return input?.success ? initialMissionState(input.data) : undefined;
@@ -118,15 +150,23 @@ export class MissionService {
     try {
       // A mission no worker has picked up yet has no state to query, and the query would wait
       // for a worker (QUERY_DEADLINE_MS for each such mission in a list): not worth waiting for.
-      state = desc.status.name === 'COMPLETED'
-        ? MissionState.parse(await h.result())
-        : desc.status.name === 'RUNNING' && notYetRun(desc)
-          ? await this.startState(id, desc.runId)
-          : await this.opts.client.withDeadline(Date.now() + QUERY_DEADLINE_MS, () => h.query(getMissionStateQuery));
+      state =
+        desc.status.name === 'COMPLETED'
+          ? MissionState.parse(await h.result())
+          : desc.status.name === 'RUNNING' && notYetRun(desc)
+            ? await this.startState(id, desc.runId)
+            : await this.opts.client.withDeadline(Date.now() + QUERY_DEADLINE_MS, () => h.query(getMissionStateQuery));
     } catch {
       state = undefined;
     }
-    const closedAs: MissionStatus = desc.status.name === 'RUNNING' ? 'running' : desc.status.name === 'COMPLETED' ? 'succeeded' : desc.status.name === 'FAILED' ? 'failed' : 'cancelled';
+    const closedAs: MissionStatus =
+      desc.status.name === 'RUNNING'
+        ? 'running'
+        : desc.status.name === 'COMPLETED'
+          ? 'succeeded'
+          : desc.status.name === 'FAILED'
+            ? 'failed'
+            : 'cancelled';
     state ??= {
       missionId: id,
       title: memo.title,
@@ -145,7 +185,9 @@ export class MissionService {
     const sorties = await mapLimit(state.sorties, 8, async (s) => {
       if (s.status !== 'running' || !s.agentId) return s;
       const agent = await this.opts.agents.get(s.agentId).catch(() => undefined);
-      return agent ? { ...s, attempt: agent.attempt, progress: agent.progress ?? s.progress, lastError: agent.lastError ?? s.lastError } : s;
+      return agent
+        ? { ...s, attempt: agent.attempt, progress: agent.progress ?? s.progress, lastError: agent.lastError ?? s.lastError }
+        : s;
     });
     return this.view(id, desc.runId, { ...state, sorties }, state.status);
   }
@@ -167,7 +209,9 @@ export class MissionService {
         throw err;
       }
       if (desc.status.name !== 'RUNNING') return null;
-      const state = await this.opts.client.withDeadline(Date.now() + QUERY_DEADLINE_MS, () => h.query(getMissionStateQuery)).catch(() => undefined);
+      const state = await this.opts.client
+        .withDeadline(Date.now() + QUERY_DEADLINE_MS, () => h.query(getMissionStateQuery))
+        .catch(() => undefined);
       if (state?.status === 'running' || !state || Date.now() > deadline) return desc.runId;
       await new Promise((r) => setTimeout(r, 100));
     }
@@ -196,30 +240,45 @@ export class MissionService {
   /** A manual checkpoint: an update on the running mission's workflow. */
   async checkpoint(id: string, note: string | undefined, createdBy: string): Promise<Checkpoint> {
     const { desc } = await this.describe(id); // not get(): that reads every running agent too
-    const ended = () => conflict(`mission ${id} has ended; its last checkpoint is its completion checkpoint (GET /checkpoints/latest/${id})`);
+    const ended = () =>
+      conflict(`mission ${id} has ended; its last checkpoint is its completion checkpoint (GET /checkpoints/latest/${id})`);
     if (desc.status.name !== 'RUNNING') throw ended();
     // The update is answered by a worker running the mission: with none polling its task queue it
     // would wait for one forever, so ask Temporal first.
     if (!(await this.hasWorkflowPollers(desc.taskQueue))) {
       const start = `start one with \`fleet worker --queue ${desc.taskQueue}\``;
-      if (notYetRun(desc)) throw conflict(`mission ${id} has not started: no worker polls its task queue "${desc.taskQueue}" (${start}); checkpoint it once it runs`, { taskQueue: desc.taskQueue });
-      throw new UnavailableError(`no worker polls task queue "${desc.taskQueue}", where mission ${id} runs, to take its checkpoint; ${start}`);
+      if (notYetRun(desc))
+        throw conflict(
+          `mission ${id} has not started: no worker polls its task queue "${desc.taskQueue}" (${start}); checkpoint it once it runs`,
+          { taskQueue: desc.taskQueue },
+        );
+      throw new UnavailableError(
+        `no worker polls task queue "${desc.taskQueue}", where mission ${id} runs, to take its checkpoint; ${start}`,
+      );
     }
     let summary: CheckpointSummary;
     try {
-      summary = await this.opts.client.withDeadline(Date.now() + CHECKPOINT_DEADLINE_MS, () => this.handle(id).executeUpdate(checkpointUpdate, { args: [{ note, createdBy }] }));
+      summary = await this.opts.client.withDeadline(Date.now() + CHECKPOINT_DEADLINE_MS, () =>
+        this.handle(id).executeUpdate(checkpointUpdate, { args: [{ note, createdBy }] }),
+      );
     } catch (err) {
-      if (err instanceof WorkflowUpdateFailedError && err.cause instanceof ApplicationFailure && err.cause.type === MISSION_ENDED) throw ended();
+      if (err instanceof WorkflowUpdateFailedError && err.cause instanceof ApplicationFailure && err.cause.type === MISSION_ENDED)
+        throw ended();
       // The mission may have closed while the update waited (Temporal aborts it: "workflow update
       // was aborted by closing workflow"): the same as a mission that had ended.
       if (!(err instanceof WorkflowUpdateFailedError) && (await this.closedNow(id))) throw ended();
       if (err instanceof WorkflowUpdateFailedError) throw checkpointFailed(id, err);
-      if (err instanceof WorkflowUpdateRPCTimeoutOrCancelledError) throw new UnavailableError(`no worker took the checkpoint of mission ${id} within ${CHECKPOINT_DEADLINE_MS / 1000} s (task queue "${desc.taskQueue}")`);
+      if (err instanceof WorkflowUpdateRPCTimeoutOrCancelledError)
+        throw new UnavailableError(
+          `no worker took the checkpoint of mission ${id} within ${CHECKPOINT_DEADLINE_MS / 1000} s (task queue "${desc.taskQueue}")`,
+        );
       throw err;
     }
     const checkpoint = this.opts.store.get(summary.id);
     if (!checkpoint) {
-      throw new UnavailableError(`checkpoint ${summary.id} was written by a worker with another checkpoint store than this API's; run the API and the workers on the same data dir, or move it with \`fleet checkpoints export|import\``);
+      throw new UnavailableError(
+        `checkpoint ${summary.id} was written by a worker with another checkpoint store than this API's; run the API and the workers on the same data dir, or move it with \`fleet checkpoints export|import\``,
+      );
     }
     return checkpoint;
   }
@@ -234,7 +293,11 @@ export class MissionService {
 
   /** Whether any worker polls `taskQueue` for workflow tasks (Temporal remembers pollers for a few minutes). */
   private async hasWorkflowPollers(taskQueue: string): Promise<boolean> {
-    const res = await this.opts.client.workflowService.describeTaskQueue({ namespace: this.opts.namespace, taskQueue: { name: taskQueue }, taskQueueType: 1 });
+    const res = await this.opts.client.workflowService.describeTaskQueue({
+      namespace: this.opts.namespace,
+      taskQueue: { name: taskQueue },
+      taskQueueType: 1,
+    });
     return (res.pollers ?? []).length > 0;
   }
 

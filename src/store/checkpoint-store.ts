@@ -13,7 +13,14 @@ import Database from 'better-sqlite3';
 import { chmodSync, closeSync, mkdirSync, openSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { z } from 'zod';
-import { Checkpoint, CheckpointSummary, type ListCheckpointsQuery, type ListRecoveriesQuery, PruneRequest, RecoveryEvent } from '../domain/checkpoint';
+import {
+  Checkpoint,
+  CheckpointSummary,
+  type ListCheckpointsQuery,
+  type ListRecoveriesQuery,
+  PruneRequest,
+  RecoveryEvent,
+} from '../domain/checkpoint';
 import { issuesText } from '../domain/issues-text';
 
 export const CHECKPOINT_DB_FILE = 'checkpoints.sqlite';
@@ -49,7 +56,8 @@ export function storeProblemOf(err: unknown): Exclude<CheckpointStoreProblem, 'i
   if (code === 'SQLITE_FULL' || code === 'ENOSPC' || code === 'EDQUOT') return 'full';
   if (code.startsWith('SQLITE_READONLY') || code === 'EROFS' || code === 'EACCES' || code === 'EPERM') return 'readOnly';
   if (code.startsWith('SQLITE_CORRUPT') || code === 'SQLITE_NOTADB') return 'corrupt';
-  if (code.startsWith('SQLITE_IOERR') || code.startsWith('SQLITE_CANTOPEN') || code === 'EIO' || code === 'ENOENT' || code === 'ENOTDIR') return 'unavailable';
+  if (code.startsWith('SQLITE_IOERR') || code.startsWith('SQLITE_CANTOPEN') || code === 'EIO' || code === 'ENOENT' || code === 'ENOTDIR')
+    return 'unavailable';
   return undefined;
 }
 
@@ -79,8 +87,12 @@ function storeError(err: unknown, path: string, doing: string): Error {
   const problem = storeProblemOf(err);
   const e = err as NodeJS.ErrnoException;
   const what = `${e?.code ? `${e.code}: ` : ''}${e?.message ?? String(err)}`;
-  if (!problem) return new CheckpointStoreError(`${doing} the checkpoint store ${path} failed: ${what}`, { cause: err, problem: 'unavailable' });
-  return new CheckpointStoreError(`${doing} the checkpoint store ${path} failed: ${HEADLINES[problem]} (${what}${problem === 'full' && e?.code !== 'ENOSPC' ? ', ENOSPC' : ''}); ${remedy(problem, path)}`, { cause: err, problem });
+  if (!problem)
+    return new CheckpointStoreError(`${doing} the checkpoint store ${path} failed: ${what}`, { cause: err, problem: 'unavailable' });
+  return new CheckpointStoreError(
+    `${doing} the checkpoint store ${path} failed: ${HEADLINES[problem]} (${what}${problem === 'full' && e?.code !== 'ENOSPC' ? ', ENOSPC' : ''}); ${remedy(problem, path)}`,
+    { cause: err, problem },
+  );
 }
 
 const HEADLINES: Record<Exclude<CheckpointStoreProblem, 'invalid'>, string> = {
@@ -240,24 +252,26 @@ export class CheckpointStore {
     const checkpoint = parseOrThrow(Checkpoint, c, () => `cannot save checkpoint ${describeId(c)}: it is not a valid checkpoint`);
     const createdMs = timeOf(checkpoint.createdAt, () => `cannot save checkpoint ${checkpoint.id}`);
     const body = JSON.stringify(checkpoint);
-    return this.guard(`saving checkpoint ${checkpoint.id} to`, () => this.db.transaction(() => {
-      this.stmt.insert.run({
-        id: checkpoint.id,
-        missionId: checkpoint.missionId,
-        trigger: checkpoint.trigger,
-        createdAt: checkpoint.createdAt,
-        createdMs,
-        runId: checkpoint.runId,
-        eventId: checkpoint.eventId,
-        missionStatus: checkpoint.mission.status,
-        progressPercent: checkpoint.mission.progress.percent,
-        note: checkpoint.note,
-        createdBy: checkpoint.createdBy,
-        sizeBytes: Buffer.byteLength(body),
-        body,
-      });
-      return this.toSummary(this.stmt.summary.get(checkpoint.id)!);
-    })());
+    return this.guard(`saving checkpoint ${checkpoint.id} to`, () =>
+      this.db.transaction(() => {
+        this.stmt.insert.run({
+          id: checkpoint.id,
+          missionId: checkpoint.missionId,
+          trigger: checkpoint.trigger,
+          createdAt: checkpoint.createdAt,
+          createdMs,
+          runId: checkpoint.runId,
+          eventId: checkpoint.eventId,
+          missionStatus: checkpoint.mission.status,
+          progressPercent: checkpoint.mission.progress.percent,
+          note: checkpoint.note,
+          createdBy: checkpoint.createdBy,
+          sizeBytes: Buffer.byteLength(body),
+          body,
+        });
+        return this.toSummary(this.stmt.summary.get(checkpoint.id)!);
+      })(),
+    );
   }
 
   get(id: string): Checkpoint | undefined {
@@ -273,7 +287,9 @@ export class CheckpointStore {
 
   /** Summaries, newest first, of the mission's (or all) checkpoints, of one trigger if given. */
   list(q: ListCheckpointsQuery): CheckpointSummary[] {
-    return this.guard('listing checkpoints in', () => this.stmt.list.all({ missionId: q.missionId ?? null, trigger: q.trigger ?? null, limit: q.limit })).map((r) => this.toSummary(r));
+    return this.guard('listing checkpoints in', () =>
+      this.stmt.list.all({ missionId: q.missionId ?? null, trigger: q.trigger ?? null, limit: q.limit }),
+    ).map((r) => this.toSummary(r));
   }
 
   /** Deletes one checkpoint; false if there was none with that id. */
@@ -289,13 +305,21 @@ export class CheckpointStore {
   prune(p: PruneRequest, now: number = Date.now()): string[] {
     // Checked here too: without olderThanMs and keep the query would delete everything.
     const req = parseOrThrow(PruneRequest, p, () => 'cannot prune checkpoints: the prune request is not valid');
-    return this.guard('pruning', () => this.db.transaction(() => {
-      const ids = this.stmt.pruneCandidates
-        .all({ missionId: req.missionId ?? null, cutoffMs: req.olderThanMs === undefined ? null : now - req.olderThanMs, keep: req.keep ?? null })
-        .map((r) => r.id);
-      for (const id of ids) this.stmt.delete.run(id);
-      return ids;
-    }).immediate());
+    return this.guard('pruning', () =>
+      this.db
+        .transaction(() => {
+          const ids = this.stmt.pruneCandidates
+            .all({
+              missionId: req.missionId ?? null,
+              cutoffMs: req.olderThanMs === undefined ? null : now - req.olderThanMs,
+              keep: req.keep ?? null,
+            })
+            .map((r) => r.id);
+          for (const id of ids) this.stmt.delete.run(id);
+          return ids;
+        })
+        .immediate(),
+    );
   }
 
   /** Records an executed recovery. Idempotent by id, like save. */
@@ -303,14 +327,20 @@ export class CheckpointStore {
     const event = parseOrThrow(RecoveryEvent, e, () => `cannot record recovery ${describeId(e)}: it is not a valid recovery event`);
     const createdMs = timeOf(event.createdAt, () => `cannot record recovery ${event.id}`);
     this.guard(`recording recovery ${event.id} in`, () =>
-      this.stmt.insertRecovery.run({ id: event.id, missionId: event.missionId, checkpointId: event.checkpointId, createdMs, body: JSON.stringify(event) }),
+      this.stmt.insertRecovery.run({
+        id: event.id,
+        missionId: event.missionId,
+        checkpointId: event.checkpointId,
+        createdMs,
+        body: JSON.stringify(event),
+      }),
     );
   }
 
   /** Recoveries, newest first, of the mission (or all). */
   listRecoveries(q: ListRecoveriesQuery): RecoveryEvent[] {
-    return this.guard('listing recoveries in', () => this.stmt.listRecoveries.all({ missionId: q.missionId ?? null, limit: q.limit })).map((r) =>
-      this.parseBody(RecoveryEvent, r, `recovery ${r.id}`, 'RecoveryEvent'),
+    return this.guard('listing recoveries in', () => this.stmt.listRecoveries.all({ missionId: q.missionId ?? null, limit: q.limit })).map(
+      (r) => this.parseBody(RecoveryEvent, r, `recovery ${r.id}`, 'RecoveryEvent'),
     );
   }
 
@@ -353,7 +383,8 @@ export class CheckpointStore {
       progressPercent: row.progress_percent,
       sizeBytes: row.size_bytes,
     });
-    if (!r.success) throw new CheckpointStoreError(`checkpoint ${row.id} in ${this.path} has columns that are not a valid summary: ${issues(r.error)}`);
+    if (!r.success)
+      throw new CheckpointStoreError(`checkpoint ${row.id} in ${this.path} has columns that are not a valid summary: ${issues(r.error)}`);
     return r.data;
   }
 
@@ -362,7 +393,10 @@ export class CheckpointStore {
     try {
       json = JSON.parse(row.body);
     } catch (err) {
-      throw new CheckpointStoreError(`${what} in ${this.path} cannot be read: its body is not JSON (${(err as Error).message}); delete it`, { cause: err });
+      throw new CheckpointStoreError(
+        `${what} in ${this.path} cannot be read: its body is not JSON (${(err as Error).message}); delete it`,
+        { cause: err },
+      );
     }
     const r = schema.safeParse(json);
     if (!r.success) {

@@ -117,7 +117,12 @@ function notFound(tried: string[]): TemporalCliNotFound {
 }
 
 /** One build at a time per cache dir; a second process waits for the first to finish. */
-async function withBuildLock<T>(lockPath: string, target: string, progress: (l: string) => void, fn: () => Promise<T>): Promise<T | 'built-by-other'> {
+async function withBuildLock<T>(
+  lockPath: string,
+  target: string,
+  progress: (l: string) => void,
+  fn: () => Promise<T>,
+): Promise<T | 'built-by-other'> {
   for (;;) {
     const holder = claimPidFile(lockPath);
     if (!holder) break;
@@ -171,7 +176,9 @@ async function goBuild(go: string, target: string, env: NodeJS.ProcessEnv, progr
     child.stderr.on('data', onData);
     const ticker = setInterval(() => {
       const secs = Math.round((Date.now() - started) / 1000);
-      progress(`fleet: still building the Temporal CLI: ${secs} s, ${downloaded} modules downloaded, ${compiled} packages compiled (now: ${lastLine.slice(0, 100)})`);
+      progress(
+        `fleet: still building the Temporal CLI: ${secs} s, ${downloaded} modules downloaded, ${compiled} packages compiled (now: ${lastLine.slice(0, 100)})`,
+      );
     }, 10_000);
     const code = await new Promise<number | null>((resolve) => {
       child.on('error', () => resolve(-1));
@@ -181,7 +188,9 @@ async function goBuild(go: string, target: string, env: NodeJS.ProcessEnv, progr
     const built = join(gobin, 'temporal');
     if (code !== 0 || !isExecutable(built)) {
       rmSync(gobin, { recursive: true, force: true });
-      throw new Error(`\`go install ${TEMPORAL_CLI_MODULE}@${TEMPORAL_CLI_VERSION}\` failed (exit ${code}); last output:\n${tail.join('\n')}`);
+      throw new Error(
+        `\`go install ${TEMPORAL_CLI_MODULE}@${TEMPORAL_CLI_VERSION}\` failed (exit ${code}); last output:\n${tail.join('\n')}`,
+      );
     }
     renameSync(built, target);
     rmSync(gobin, { recursive: true, force: true });

@@ -44,15 +44,23 @@ export function temporalConfigFromEnv(env: NodeJS.ProcessEnv = process.env, over
   }
   const certPath = env.TEMPORAL_TLS_CERT;
   const keyPath = env.TEMPORAL_TLS_KEY;
-  if (certPath && !keyPath) throw new ConfigError('TEMPORAL_TLS_CERT is set but TEMPORAL_TLS_KEY is missing: set it to the client private key file');
-  if (keyPath && !certPath) throw new ConfigError('TEMPORAL_TLS_KEY is set but TEMPORAL_TLS_CERT is missing: set it to the client certificate file');
-  for (const [name, p] of [['TEMPORAL_TLS_CERT', certPath], ['TEMPORAL_TLS_KEY', keyPath], ['TEMPORAL_TLS_CA', env.TEMPORAL_TLS_CA]] as const) {
+  if (certPath && !keyPath)
+    throw new ConfigError('TEMPORAL_TLS_CERT is set but TEMPORAL_TLS_KEY is missing: set it to the client private key file');
+  if (keyPath && !certPath)
+    throw new ConfigError('TEMPORAL_TLS_KEY is set but TEMPORAL_TLS_CERT is missing: set it to the client certificate file');
+  for (const [name, p] of [
+    ['TEMPORAL_TLS_CERT', certPath],
+    ['TEMPORAL_TLS_KEY', keyPath],
+    ['TEMPORAL_TLS_CA', env.TEMPORAL_TLS_CA],
+  ] as const) {
     if (p && !existsSync(p)) throw new ConfigError(`${name} points to ${p}, which does not exist`);
   }
   const wantsTls = Boolean(certPath || env.TEMPORAL_TLS_CA || env.TEMPORAL_TLS === 'true' || apiKey);
   const address = overrides.address ?? env.TEMPORAL_ADDRESS ?? DEFAULT_TEMPORAL_ADDRESS;
   if (/\.tmprl\.cloud(:\d+)?$/.test(address) && !apiKey && !certPath) {
-    throw new ConfigError(`${address} is Temporal Cloud, which needs credentials: set TEMPORAL_API_KEY, or TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY`);
+    throw new ConfigError(
+      `${address} is Temporal Cloud, which needs credentials: set TEMPORAL_API_KEY, or TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY`,
+    );
   }
   return TemporalConfig.parse({
     address,
@@ -78,6 +86,10 @@ export async function connectClient(cfg: TemporalConfig): Promise<Connection> {
 }
 
 export async function connectWorker(cfg: TemporalConfig): Promise<NativeConnection> {
-  const opts: NativeConnectionOptions = { address: cfg.address, tls: tlsOptions(cfg) as NativeConnectionOptions['tls'], apiKey: cfg.apiKey };
+  const opts: NativeConnectionOptions = {
+    address: cfg.address,
+    tls: tlsOptions(cfg) as NativeConnectionOptions['tls'],
+    apiKey: cfg.apiKey,
+  };
   return NativeConnection.connect(opts);
 }

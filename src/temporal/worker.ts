@@ -120,7 +120,10 @@ export class FleetWorker {
       worktreesDir: opts.worktreesDir,
       recoveryOf: ({ checkpointId, sortieId }) => {
         const c = store.get(checkpointId);
-        if (!c) throw new Error(`checkpoint ${checkpointId} is not in this worker's checkpoint store (${opts.checkpointDbPath}); run the worker on the API's data dir, or import the checkpoint there with \`fleet checkpoints import\``);
+        if (!c)
+          throw new Error(
+            `checkpoint ${checkpointId} is not in this worker's checkpoint store (${opts.checkpointDbPath}); run the worker on the API's data dir, or import the checkpoint there with \`fleet checkpoints import\``,
+          );
         return { context: sortieRecoveryContext(c, sortieId), sortie: c.sorties.find((s) => s.id === sortieId) ?? null };
       },
     });
@@ -153,7 +156,9 @@ export class FleetWorker {
       const main = await Worker.create({
         ...common,
         taskQueue: opts.taskQueue,
-        ...(bundle ? { workflowBundle: bundle } : { workflowsPath: workflowsPath(), bundlerOptions: { preloadModules: PRELOADED_WORKFLOW_MODULES } }),
+        ...(bundle
+          ? { workflowBundle: bundle }
+          : { workflowsPath: workflowsPath(), bundlerOptions: { preloadModules: PRELOADED_WORKFLOW_MODULES } }),
       } as WorkerOptions);
       const own = await Worker.create({ ...common, taskQueue: workerQueue, maxConcurrentActivityTaskPolls: 1 } as WorkerOptions);
       return new FleetWorker([main, own], workerQueue, stopAll, reaper, !opts.reaper, store);

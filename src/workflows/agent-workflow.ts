@@ -30,10 +30,25 @@ function readable(i: AgentWorkflowInput): boolean {
   const r = i?.request as Partial<AgentWorkflowParsedInput['request']> | undefined;
   const retry = r?.retry;
   return (
-    typeof i?.agentId === 'string' && typeof i.queue === 'string' && typeof r === 'object' && r !== null &&
-    typeof r.type === 'string' && typeof r.runtime === 'string' && typeof retry === 'object' && retry !== null &&
-    [retry.maxAttempts, retry.initialIntervalMs, retry.backoffCoefficient, retry.maxIntervalMs, r.heartbeatTimeoutMs, r.stallTimeoutMs, r.terminateGraceMs].every(num) &&
-    (i.attemptOffset === undefined || num(i.attemptOffset)) && (i.maxHistoryEvents === undefined || num(i.maxHistoryEvents))
+    typeof i?.agentId === 'string' &&
+    typeof i.queue === 'string' &&
+    typeof r === 'object' &&
+    r !== null &&
+    typeof r.type === 'string' &&
+    typeof r.runtime === 'string' &&
+    typeof retry === 'object' &&
+    retry !== null &&
+    [
+      retry.maxAttempts,
+      retry.initialIntervalMs,
+      retry.backoffCoefficient,
+      retry.maxIntervalMs,
+      r.heartbeatTimeoutMs,
+      r.stallTimeoutMs,
+      r.terminateGraceMs,
+    ].every(num) &&
+    (i.attemptOffset === undefined || num(i.attemptOffset)) &&
+    (i.maxHistoryEvents === undefined || num(i.maxHistoryEvents))
   );
 }
 
@@ -43,10 +58,16 @@ function readable(i: AgentWorkflowInput): boolean {
  * fails the workflow, naming the field (an exception would fail its task and retry it forever).
  */
 function inputOf(raw: AgentWorkflowInput): AgentWorkflowParsedInput {
-  if (readable(raw)) return { ...raw, attemptOffset: raw.attemptOffset ?? 0, maxHistoryEvents: raw.maxHistoryEvents ?? DEFAULT_MAX_HISTORY_EVENTS } as AgentWorkflowParsedInput;
+  if (readable(raw))
+    return {
+      ...raw,
+      attemptOffset: raw.attemptOffset ?? 0,
+      maxHistoryEvents: raw.maxHistoryEvents ?? DEFAULT_MAX_HISTORY_EVENTS,
+    } as AgentWorkflowParsedInput;
   const { AgentWorkflowInput: schema } = require('../domain/agent-workflow') as typeof import('../domain/agent-workflow');
   const parsed = schema.safeParse(raw);
-  if (!parsed.success) throw ApplicationFailure.nonRetryable(`invalid AgentWorkflow input: ${issuesText(parsed.error.issues)}`, AgentFailureType.invalidInput);
+  if (!parsed.success)
+    throw ApplicationFailure.nonRetryable(`invalid AgentWorkflow input: ${issuesText(parsed.error.issues)}`, AgentFailureType.invalidInput);
   return parsed.data;
 }
 

@@ -43,7 +43,8 @@ export async function CoordinationWorkflow(input: CoordinationWorkflowInput = {}
     if (t >= nextHolderCheck) {
       nextHolderCheck = t + HOLDER_CHECK_MS;
       const agents = [...new Set(state.locks.map((l) => l.holder).filter((h) => AGENT_ID_PATTERN.test(h)))];
-      if (agents.length) releaseEndedHolders(coordination, await endedAgents(agents).catch(() => ({ closed: [] as string[], missing: [] as string[] })));
+      if (agents.length)
+        releaseEndedHolders(coordination, await endedAgents(agents).catch(() => ({ closed: [] as string[], missing: [] as string[] })));
     }
     if (workflowInfo().continueAsNewSuggested || workflowInfo().historyLength > MAX_HISTORY_EVENTS) {
       await condition(allHandlersFinished);
@@ -62,7 +63,10 @@ export async function CoordinationWorkflow(input: CoordinationWorkflowInput = {}
 /** Releases the locks of agents whose workflows have closed, and of those that never started within the grace. */
 function releaseEndedHolders(coordination: CoordinationRun, ended: { closed: string[]; missing: string[] }): void {
   const at = Date.now();
-  coordination.release((l) => ended.closed.includes(l.holder) || (ended.missing.includes(l.holder) && at - Date.parse(l.acquiredAt) > UNSTARTED_HOLDER_GRACE_MS));
+  coordination.release(
+    (l) =>
+      ended.closed.includes(l.holder) || (ended.missing.includes(l.holder) && at - Date.parse(l.acquiredAt) > UNSTARTED_HOLDER_GRACE_MS),
+  );
 }
 
 /** When the loop wakes by itself: the first lock's expiry, or `holderCheck` if sooner (Infinity: never). */

@@ -145,12 +145,27 @@ function runGitOnce(args: string[], cwd: string): Promise<GitResult> {
       if (e.code === 'ENOENT') {
         // spawn reports a missing cwd as ENOENT too: tell the two apart.
         if (!isDirectory(cwd)) {
-          return reject(new WorktreeError(`"${cwd}" does not exist or is not a directory: --worktree needs the agent's cwd to be a directory inside a git work tree`, 'notARepo'));
+          return reject(
+            new WorktreeError(
+              `"${cwd}" does not exist or is not a directory: --worktree needs the agent's cwd to be a directory inside a git work tree`,
+              'notARepo',
+            ),
+          );
         }
-        return reject(new WorktreeError(`git was not found on PATH (${process.env.PATH ?? ''}): install git to use --worktree, or drop --worktree`, 'gitMissing'));
+        return reject(
+          new WorktreeError(
+            `git was not found on PATH (${process.env.PATH ?? ''}): install git to use --worktree, or drop --worktree`,
+            'gitMissing',
+          ),
+        );
       }
       if (e.code === 'EACCES') {
-        return reject(new WorktreeError(`git could not be run in "${cwd}" (${e.message}): check permissions of git and of that directory`, 'gitMissing'));
+        return reject(
+          new WorktreeError(
+            `git could not be run in "${cwd}" (${e.message}): check permissions of git and of that directory`,
+            'gitMissing',
+          ),
+        );
       }
       reject(new WorktreeError(`git ${args.join(' ')} in "${cwd}" failed: ${e.message}`, 'gitFailed'));
     });
@@ -334,7 +349,10 @@ export async function ensureWorktree(opts: EnsureWorktreeOptions): Promise<Ensur
     throw new RangeError(`agent id ${JSON.stringify(agentId)} cannot name a worktree: letters, digits, '_' and '-' only`);
   }
   const cwd = resolve(opts.cwd);
-  const { root: repoRoot, prefix } = await locateRepo(cwd, "--worktree needs the agent's cwd to be in a git work tree (run git init, or drop --worktree)");
+  const { root: repoRoot, prefix } = await locateRepo(
+    cwd,
+    "--worktree needs the agent's cwd to be in a git work tree (run git init, or drop --worktree)",
+  );
   const branch = fleetBranchName(agentId);
   const path = resolve(opts.worktreesDir, agentId);
   const withCwd = (r: Omit<EnsuredWorktree, 'agentCwd'>): EnsuredWorktree => {
@@ -420,7 +438,10 @@ async function findOwnWorktree(repoRoot: string, branch: string, path: string): 
     );
   }
   if (entry.prunable) {
-    throw new WorktreeError(`the worktree of ${branch} at "${path}" is registered but its directory is missing and it is locked: run git worktree unlock and git worktree prune`, 'gitFailed');
+    throw new WorktreeError(
+      `the worktree of ${branch} at "${path}" is registered but its directory is missing and it is locked: run git worktree unlock and git worktree prune`,
+      'gitFailed',
+    );
   }
   return entry;
 }
@@ -433,7 +454,10 @@ async function resolveBase(repoRoot: string, baseRef: string | undefined): Promi
     const sha = await resolveCommit(baseRef, repoRoot);
     if (sha) return sha;
     if (!(await resolveCommit('HEAD', repoRoot))) throw noCommits(repoRoot);
-    throw new WorktreeError(`base ref "${baseRef}" does not name a commit in "${repoRoot}": check the branch, tag or commit name`, 'gitFailed');
+    throw new WorktreeError(
+      `base ref "${baseRef}" does not name a commit in "${repoRoot}": check the branch, tag or commit name`,
+      'gitFailed',
+    );
   }
   const head = await resolveCommit('HEAD', repoRoot);
   if (!head) throw noCommits(repoRoot);
@@ -520,8 +544,7 @@ export async function removeWorktree(opts: RemoveWorktreeOptions): Promise<Remov
   const list = await listIn(root);
   const main = list[0];
   // By branch; if the agent switched its worktree to another branch or detached HEAD, by directory name.
-  const entry =
-    list.find((w) => w !== main && w.branch === branch) ?? list.find((w) => w !== main && basename(w.path) === agentId);
+  const entry = list.find((w) => w !== main && w.branch === branch) ?? list.find((w) => w !== main && basename(w.path) === agentId);
   if (entry && realish(entry.path) === realish(root)) {
     throw new WorktreeError(`"${opts.repoDir}" is the worktree of ${agentId} itself: pass the main repository as repoDir`, 'gitFailed');
   }
@@ -539,7 +562,10 @@ export async function removeWorktree(opts: RemoveWorktreeOptions): Promise<Remov
       );
     }
     if (entry.locked && !force) {
-      throw new WorktreeError(`the worktree of ${agentId} at "${entry.path}" is locked (git worktree lock): unlock it, or pass force`, 'gitFailed');
+      throw new WorktreeError(
+        `the worktree of ${agentId} at "${entry.path}" is locked (git worktree lock): unlock it, or pass force`,
+        'gitFailed',
+      );
     }
   }
 

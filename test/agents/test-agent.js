@@ -73,9 +73,11 @@ if (has('--fork-tree')) {
   const [n, m] = opt('--fork-tree').split(',').map(Number);
   for (let i = 0; i < n; i++) self('--tree-node', String(m), ...(i === 0 ? ['--stop-self'] : []));
 }
-if (has('--daemonize')) spawn(process.execPath, [__filename, '--daemon-parent', ...(record ? ['--record', record] : [])], { stdio: 'ignore', detached: true });
+if (has('--daemonize'))
+  spawn(process.execPath, [__filename, '--daemon-parent', ...(record ? ['--record', record] : [])], { stdio: 'ignore', detached: true });
 const env = {};
-for (const k of Object.keys(process.env)) env[k] = k.startsWith('FLEET_') || k.startsWith('TEST_') || k === 'PATH' || k === 'HOME' ? process.env[k] : '<set>';
+for (const k of Object.keys(process.env))
+  env[k] = k.startsWith('FLEET_') || k.startsWith('TEST_') || k === 'PATH' || k === 'HOME' ? process.env[k] : '<set>';
 write('start', { env, childPid, argv: process.argv.slice(2) });
 // (a --flood-style nonl agent prints not one newline on stdout)
 if (opt('--flood-style') !== 'nonl') console.log(`agent started: attempt ${attempt} pid ${process.pid}`);

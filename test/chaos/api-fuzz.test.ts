@@ -86,12 +86,17 @@ const HOOKS = join(REPO, 'test', 'chaos', 'api-fuzz-hooks.py');
 
 /** The pinned schemathesis, installed on first use (scripts/ensure-schemathesis.sh prints the path of `st`). */
 function ensureSchemathesis(): string {
-  const st = execFileSync('bash', [join(REPO, 'scripts', 'ensure-schemathesis.sh')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], timeout: 600_000 }).trim();
+  const st = execFileSync('bash', [join(REPO, 'scripts', 'ensure-schemathesis.sh')], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'inherit'],
+    timeout: 600_000,
+  }).trim();
   assert.ok(existsSync(st), `ensure-schemathesis.sh printed ${st}, which does not exist`);
   return st;
 }
 
-const safeExecutable = () => ['/usr/bin/true', '/bin/true'].find((p) => existsSync(p)) ?? assert.fail('no /usr/bin/true or /bin/true on this machine');
+const safeExecutable = () =>
+  ['/usr/bin/true', '/bin/true'].find((p) => existsSync(p)) ?? assert.fail('no /usr/bin/true or /bin/true on this machine');
 
 interface RunOutcome {
   code: number | null;
@@ -165,12 +170,17 @@ describe('REST API fuzzed from its OpenAPI document (schemathesis)', { timeout: 
     fuzzCwd = h.path('fuzz-cwd');
     mkdirSync(fuzzCwd, { recursive: true });
     // Every fuzzed agent's cwd: a worktree: true agent would branch from the repository there, so there must be none.
-    assert.throws(() => execFileSync('git', ['-C', fuzzCwd, 'rev-parse', '--git-dir'], { stdio: 'ignore' }), `${fuzzCwd} is inside a git repository`);
+    assert.throws(
+      () => execFileSync('git', ['-C', fuzzCwd, 'rev-parse', '--git-dir'], { stdio: 'ignore' }),
+      `${fuzzCwd} is inside a git repository`,
+    );
     // Relative cwds of fuzzed agents resolve against this process's directory: an empty one.
     previousCwd = process.cwd();
     process.chdir(fuzzCwd);
     const queue = h.queue('fuzz');
-    const noCli = Object.fromEntries(RUNTIME_NAMES.filter((r) => r !== 'exec').map((r) => [r, { executable: join(h.tmp, 'no-such-cli', r) }])) as FleetConfig['runtimes'];
+    const noCli = Object.fromEntries(
+      RUNTIME_NAMES.filter((r) => r !== 'exec').map((r) => [r, { executable: join(h.tmp, 'no-such-cli', r) }]),
+    ) as FleetConfig['runtimes'];
     await h.startWorker(queue, { runtimes: noCli });
     base = (await h.startApi(queue)).url;
   });
@@ -191,17 +201,28 @@ describe('REST API fuzzed from its OpenAPI document (schemathesis)', { timeout: 
     const args = [
       'run',
       `${base}/api/v1/openapi.json`,
-      '--url', base,
-      '--header', `Authorization: Bearer ${TOKEN}`,
-      '--checks', CHECKS.join(','),
-      '--phases', PHASES,
-      '--max-examples', String(MAX_EXAMPLES),
-      '--seed', SEED,
-      '--workers', process.env.FLEET_FUZZ_WORKERS ?? '1',
-      '--request-timeout', '30',
-      '--generation-database', 'none',
-      '--report', 'junit',
-      '--report-junit-path', junit,
+      '--url',
+      base,
+      '--header',
+      `Authorization: Bearer ${TOKEN}`,
+      '--checks',
+      CHECKS.join(','),
+      '--phases',
+      PHASES,
+      '--max-examples',
+      String(MAX_EXAMPLES),
+      '--seed',
+      SEED,
+      '--workers',
+      process.env.FLEET_FUZZ_WORKERS ?? '1',
+      '--request-timeout',
+      '30',
+      '--generation-database',
+      'none',
+      '--report',
+      'junit',
+      '--report-junit-path',
+      junit,
       '--no-color',
     ];
     const t0 = Date.now();
@@ -216,7 +237,10 @@ describe('REST API fuzzed from its OpenAPI document (schemathesis)', { timeout: 
     mkdirSync(RESULTS_DIR, { recursive: true });
     writeFileSync(OUTPUT, `${out.stdout}\n${out.stderr}`);
     // Generated URLs can be megabytes long: lines are cut for the assertion messages (OUTPUT has them whole).
-    const log = `${out.stdout}\n${out.stderr}`.split('\n').map((l) => (l.length > 400 ? `${l.slice(0, 400)}…` : l)).join('\n');
+    const log = `${out.stdout}\n${out.stderr}`
+      .split('\n')
+      .map((l) => (l.length > 400 ? `${l.slice(0, 400)}…` : l))
+      .join('\n');
     assert.ok(!out.timedOut, `schemathesis was stopped after ${TIMEOUT_MS} ms:\n${log.slice(-8000)}`);
     assert.ok(existsSync(junit), `schemathesis wrote no JUnit report (exit ${out.code}):\n${log.slice(-8000)}`);
     const totals = junitTotals(readFileSync(junit, 'utf8'));
@@ -239,7 +263,9 @@ describe('REST API fuzzed from its OpenAPI document (schemathesis)', { timeout: 
       at: new Date().toISOString(),
     };
     writeFileSync(RESULTS, `${JSON.stringify(summary)}\n`);
-    process.stdout.write(`api-fuzz: ${summary.tool}: ${summary.operations} operations, ${summary.cases} cases, ${summary.failures} failures, ${summary.errors} errors in ${seconds} s (seed ${SEED})\n`);
+    process.stdout.write(
+      `api-fuzz: ${summary.tool}: ${summary.operations} operations, ${summary.cases} cases, ${summary.failures} failures, ${summary.errors} errors in ${seconds} s (seed ${SEED})\n`,
+    );
 
     assert.equal(out.code, 0, `schemathesis failed (exit ${out.code}):\n${log.slice(-20_000)}`);
     assert.equal(totals.failures + totals.errors, 0, log.slice(-20_000));
@@ -257,7 +283,10 @@ async function documentedOperations(base: string): Promise<number> {
   const res = await fetch(`${base}/api/v1/openapi.json`, { headers: { authorization: `Bearer ${TOKEN}` } });
   assert.equal(res.status, 200);
   const doc = (await res.json()) as { paths: Record<string, Record<string, unknown>> };
-  return Object.entries(doc.paths).reduce((n, [path, methods]) => n + (path === '/api/v1/openapi.json' ? 0 : Object.keys(methods).length), 0);
+  return Object.entries(doc.paths).reduce(
+    (n, [path, methods]) => n + (path === '/api/v1/openapi.json' ? 0 : Object.keys(methods).length),
+    0,
+  );
 }
 
 /** The operations schemathesis tested, from its summary ("API Operations: Selected: 29/29 Tested: 29"). */

@@ -25,7 +25,20 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync, writeFileSync, openSync, writeSync, closeSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmdirSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+  openSync,
+  writeSync,
+  closeSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it, type TestContext } from 'node:test';
@@ -72,7 +85,11 @@ class SmallDisk {
       execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', dir], { stdio: 'pipe' });
     } catch (err) {
       rmdirSync(dir);
-      return `mount is not permitted here (needs root with CAP_SYS_ADMIN): ${String((err as { stderr?: Buffer }).stderr ?? (err as Error).message).trim().split('\n')[0]}`;
+      return `mount is not permitted here (needs root with CAP_SYS_ADMIN): ${
+        String((err as { stderr?: Buffer }).stderr ?? (err as Error).message)
+          .trim()
+          .split('\n')[0]
+      }`;
     }
     execFileSync('umount', [dir]);
     rmdirSync(dir);
@@ -164,26 +181,43 @@ describe('chaos: misbehaving agents and a sick disk', { timeout: 420_000 }, () =
   };
   const get = async (id: string) => (await call<Agent>('GET', `/agents/${id}`)).body;
   const ended = (id: string, ms = 60_000) =>
-    waitFor(`agent ${id} to end`, async () => {
-      const a = await get(id);
-      return ['succeeded', 'failed', 'terminated'].includes(a.status) ? a : undefined;
-    }, ms, 200);
-  const running = (id: string) => waitFor(`agent ${id} to run`, async () => ((await get(id)).status === 'running' ? true : undefined), 30_000, 100);
+    waitFor(
+      `agent ${id} to end`,
+      async () => {
+        const a = await get(id);
+        return ['succeeded', 'failed', 'terminated'].includes(a.status) ? a : undefined;
+      },
+      ms,
+      200,
+    );
+  const running = (id: string) =>
+    waitFor(`agent ${id} to run`, async () => ((await get(id)).status === 'running' ? true : undefined), 30_000, 100);
 
   /** `fleet worker` as its own process, with what it prints kept (the harness stops it at teardown). */
   async function workerProcess(q: string, dataDir: string): Promise<{ child: ChildProcess; output: () => string }> {
     const child = spawn(process.execPath, [FLEET_BIN, 'worker', '--queue', q, '--data-dir', dataDir], {
-      env: { ...process.env, TEMPORAL_ADDRESS: h.server.address, TEMPORAL_NAMESPACE: h.server.namespace, FLEET_HEARTBEAT_THROTTLE_MS: '500', FLEET_API_TOKEN: TOKEN },
+      env: {
+        ...process.env,
+        TEMPORAL_ADDRESS: h.server.address,
+        TEMPORAL_NAMESPACE: h.server.namespace,
+        FLEET_HEARTBEAT_THROTTLE_MS: '500',
+        FLEET_API_TOKEN: TOKEN,
+      },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     h.children.push(child);
     let out = '';
     child.stdout!.on('data', (d) => (out += d));
     child.stderr!.on('data', (d) => (out += d));
-    await waitFor(`fleet worker on ${q} to start`, () => {
-      if (child.exitCode !== null) throw new Error(`fleet worker exited with ${child.exitCode}: ${out.slice(-2000)}`);
-      return /Worker polling task queue/.test(out);
-    }, 60_000, 200);
+    await waitFor(
+      `fleet worker on ${q} to start`,
+      () => {
+        if (child.exitCode !== null) throw new Error(`fleet worker exited with ${child.exitCode}: ${out.slice(-2000)}`);
+        return /Worker polling task queue/.test(out);
+      },
+      60_000,
+      200,
+    );
     return { child, output: () => out };
   }
 
@@ -217,7 +251,12 @@ describe('chaos: misbehaving agents and a sick disk', { timeout: 420_000 }, () =
       const watchApi = (id: string, until: () => boolean) =>
         (async () => {
           // From its first heartbeat on (before it, a running agent shows as unhealthy: nothing was heard of it yet).
-          await waitFor(`the first heartbeat of ${id}`, async () => (await call<AgentHealth>('GET', `/agents/${id}/health`)).body.lastHeartbeatAt !== null, 10_000, 50);
+          await waitFor(
+            `the first heartbeat of ${id}`,
+            async () => (await call<AgentHealth>('GET', `/agents/${id}/health`)).body.lastHeartbeatAt !== null,
+            10_000,
+            50,
+          );
           const seen: { ms: number; status: string; state: string; heartbeatAgeMs: number | null }[] = [];
           while (!until()) {
             const t0 = Date.now();
@@ -232,7 +271,11 @@ describe('chaos: misbehaving agents and a sick disk', { timeout: 420_000 }, () =
         })();
       try {
         // 1. Lines (and stderr at the same time), 2 GiB, then exit 0.
-        const lines = await spawnAgent({ queue: q, command: ['node', TEST_AGENT, '--record', record, '--flood', String(2 * GiB), '--flood-stderr'], heartbeatTimeoutMs: 10_000 });
+        const lines = await spawnAgent({
+          queue: q,
+          command: ['node', TEST_AGENT, '--record', record, '--flood', String(2 * GiB), '--flood-stderr'],
+          heartbeatTimeoutMs: 10_000,
+        });
         await running(lines.id);
         let linesDone = false;
         const linesApi = watchApi(lines.id, () => linesDone);
@@ -244,19 +287,34 @@ describe('chaos: misbehaving agents and a sick disk', { timeout: 420_000 }, () =
         assert.equal(flooded.bytes, 2 * GiB);
         const linesLog = linesEnd.logPath!;
         const sizes = [linesLog, `${linesLog}.1`].map((f) => (existsSync(f) ? statSync(f).size : 0));
-        assert.ok(sizes.every((s) => s <= DEFAULT_MAX_LOG_BYTES), `each log file is at most ${DEFAULT_MAX_LOG_BYTES} bytes: ${sizes}`);
+        assert.ok(
+          sizes.every((s) => s <= DEFAULT_MAX_LOG_BYTES),
+          `each log file is at most ${DEFAULT_MAX_LOG_BYTES} bytes: ${sizes}`,
+        );
         assert.ok(sizes[1]! > DEFAULT_MAX_LOG_BYTES / 2, 'the log rotated');
-        const dirBytes = readdirSync(join(dataDir, 'logs', lines.id)).reduce((n, f) => n + statSync(join(dataDir, 'logs', lines.id, f)).size, 0);
+        const dirBytes = readdirSync(join(dataDir, 'logs', lines.id)).reduce(
+          (n, f) => n + statSync(join(dataDir, 'logs', lines.id, f)).size,
+          0,
+        );
         assert.ok(dirBytes <= 2 * DEFAULT_MAX_LOG_BYTES, `the agent's log dir holds ${dirBytes} bytes`);
         assert.match(readFileSync(linesLog, 'utf8').slice(-4096), /agent exiting with 0/, 'the log kept up to the very end of the output');
 
         // 2. Not one newline, until terminated (after at least 2 GiB).
-        const nonl = await spawnAgent({ queue: q, command: ['node', TEST_AGENT, '--record', record, '--flood', '0', '--flood-style', 'nonl'], heartbeatTimeoutMs: 10_000 });
+        const nonl = await spawnAgent({
+          queue: q,
+          command: ['node', TEST_AGENT, '--record', record, '--flood', '0', '--flood-style', 'nonl'],
+          heartbeatTimeoutMs: 10_000,
+        });
         await running(nonl.id);
         let nonlDone = false;
         const nonlApi = watchApi(nonl.id, () => nonlDone);
         const t0 = Date.now();
-        const past2GiB = await waitFor('the newline-free flood to pass 2 GiB', () => records(record).find((r) => r.event === 'flood' && r.bytes! >= 2 * GiB && r.pid !== flooded.pid), 120_000, 100);
+        const past2GiB = await waitFor(
+          'the newline-free flood to pass 2 GiB',
+          () => records(record).find((r) => r.event === 'flood' && r.bytes! >= 2 * GiB && r.pid !== flooded.pid),
+          120_000,
+          100,
+        );
         const nonlMs = Date.now() - t0;
         const res = await call('DELETE', `/agents/${nonl.id}?graceMs=2000`);
         assert.equal(res.status, 202);
@@ -266,7 +324,10 @@ describe('chaos: misbehaving agents and a sick disk', { timeout: 420_000 }, () =
         assert.equal(nonlEnd.status, 'terminated');
         await waitFor('the flooding agent to be gone', () => !isProcessAlive(past2GiB.pid), 5000, 50);
         const nonlSizes = [nonlEnd.logPath!, `${nonlEnd.logPath!}.1`].map((f) => (existsSync(f) ? statSync(f).size : 0));
-        assert.ok(nonlSizes.every((s) => s <= DEFAULT_MAX_LOG_BYTES), `each log file is at most ${DEFAULT_MAX_LOG_BYTES} bytes: ${nonlSizes}`);
+        assert.ok(
+          nonlSizes.every((s) => s <= DEFAULT_MAX_LOG_BYTES),
+          `each log file is at most ${DEFAULT_MAX_LOG_BYTES} bytes: ${nonlSizes}`,
+        );
 
         clearInterval(sampler);
         await sleep(1000);
@@ -288,7 +349,10 @@ describe('chaos: misbehaving agents and a sick disk', { timeout: 420_000 }, () =
         assert.ok(seen.length >= 4, `the API was read ${seen.length} times during the floods`);
         // (a worker too busy to answer would show as the API's 5 s query deadline)
         assert.ok(slowest < 4500, `every health read answered in under 4.5 s (slowest ${slowest} ms)`);
-        assert.ok(seen.every((s) => s.status === 'running' && s.state === 'healthy'), JSON.stringify(seen.filter((s) => s.state !== 'healthy')));
+        assert.ok(
+          seen.every((s) => s.status === 'running' && s.state === 'healthy'),
+          JSON.stringify(seen.filter((s) => s.state !== 'healthy')),
+        );
         assert.ok(oldestHeartbeat < 5000, `heartbeats kept coming during the flood (oldest seen ${oldestHeartbeat} ms, timeout 10000 ms)`);
       } finally {
         clearInterval(sampler);
@@ -297,13 +361,19 @@ describe('chaos: misbehaving agents and a sick disk', { timeout: 420_000 }, () =
 
     it('an agent ignoring SIGTERM with children and grandchildren that ignore it too (one stopped): every pid gone within grace + 3 s', async (t) => {
       const record = h.path('tree.jsonl');
-      const agent = await spawnAgent({ command: ['node', TEST_AGENT, '--record', record, '--hang-on', '1', '--ignore-term', '--fork-tree', '3,2'] });
+      const agent = await spawnAgent({
+        command: ['node', TEST_AGENT, '--record', record, '--hang-on', '1', '--ignore-term', '--fork-tree', '3,2'],
+      });
       await running(agent.id);
       const start = await waitFor('the agent to start', () => readRecords(record).find((r) => r.event === 'start'));
-      const tree = await waitFor('3 children and 6 grandchildren', () => {
-        const nodes = records(record).filter((r) => r.event === 'tree');
-        return nodes.length === 9 ? nodes : undefined;
-      }, 20_000);
+      const tree = await waitFor(
+        '3 children and 6 grandchildren',
+        () => {
+          const nodes = records(record).filter((r) => r.event === 'tree');
+          return nodes.length === 9 ? nodes : undefined;
+        },
+        20_000,
+      );
       const pids = [start.pid, ...tree.map((n) => n.pid)];
       strays.push(...pids);
       assert.equal(tree.filter((n) => n.ppid === start.pid).length, 3, 'three children of the agent');
@@ -316,10 +386,17 @@ describe('chaos: misbehaving agents and a sick disk', { timeout: 420_000 }, () =
       // They ignore SIGTERM: still there half-way through the grace period.
       await sleep(graceMs / 2);
       assert.ok(isProcessAlive(start.pid), 'the agent ignored SIGTERM');
-      const gone = await waitFor('every process of the tree to be gone', () => (pids.every((p) => !isProcessAlive(p)) ? Date.now() - t0 : undefined), graceMs + 3000, 20);
+      const gone = await waitFor(
+        'every process of the tree to be gone',
+        () => (pids.every((p) => !isProcessAlive(p)) ? Date.now() - t0 : undefined),
+        graceMs + 3000,
+        20,
+      );
       const done = await ended(agent.id, 20_000);
       assert.equal(done.status, 'terminated');
-      t.diagnostic(`${pids.length} processes (agent, 3 children, 6 grandchildren; all ignoring SIGTERM, one stopped) gone ${gone} ms after the terminate request (grace ${graceMs} ms)`);
+      t.diagnostic(
+        `${pids.length} processes (agent, 3 children, 6 grandchildren; all ignoring SIGTERM, one stopped) gone ${gone} ms after the terminate request (grace ${graceMs} ms)`,
+      );
     });
 
     it('an agent whose grandchild daemonizes (double fork, new session): the daemon is stopped when the agent exits, and when its worker is killed', async (t) => {
@@ -329,7 +406,12 @@ describe('chaos: misbehaving agents and a sick disk', { timeout: 420_000 }, () =
         const agentPid = records(record).find((r) => r.event === 'start')!.pid;
         assert.equal(daemon.pgid, daemon.pid, 'the daemon leads a process group (and session) of its own');
         assert.notEqual(daemon.pgid, agentPid, 'the daemon left the agent process group');
-        await waitFor('the daemon to lose its parent (the middle process exited)', () => readProcStat(daemon.pid)?.ppid !== daemon.ppid, 5000, 50);
+        await waitFor(
+          'the daemon to lose its parent (the middle process exited)',
+          () => readProcStat(daemon.pid)?.ppid !== daemon.ppid,
+          5000,
+          50,
+        );
         return daemon;
       };
 
@@ -347,13 +429,24 @@ describe('chaos: misbehaving agents and a sick disk', { timeout: 420_000 }, () =
       const q = h.queue('daemon-kill');
       const worker = await workerProcess(q, h.path('daemon-worker'));
       const record2 = h.path('daemon-kill.jsonl');
-      await spawnAgent({ queue: q, command: ['node', TEST_AGENT, '--record', record2, '--daemonize', '--hang-on', '1'], retry: { maxAttempts: 1 } });
+      await spawnAgent({
+        queue: q,
+        command: ['node', TEST_AGENT, '--record', record2, '--daemonize', '--hang-on', '1'],
+        retry: { maxAttempts: 1 },
+      });
       const daemon2 = await daemonOf(record2);
       const agentPid2 = records(record2).find((r) => r.event === 'start')!.pid;
       const killedAt = Date.now();
       worker.child.kill('SIGKILL');
-      await waitFor(`the agent ${agentPid2} and its daemon ${daemon2.pid} to be stopped by the reaper`, () => !isProcessAlive(agentPid2) && !isProcessAlive(daemon2.pid), 8000, 50);
-      t.diagnostic(`daemon (own session and group, parent gone) stopped ${afterExit} ms after its agent was seen succeeded; after a worker SIGKILL, agent and daemon gone in ${Date.now() - killedAt} ms`);
+      await waitFor(
+        `the agent ${agentPid2} and its daemon ${daemon2.pid} to be stopped by the reaper`,
+        () => !isProcessAlive(agentPid2) && !isProcessAlive(daemon2.pid),
+        8000,
+        50,
+      );
+      t.diagnostic(
+        `daemon (own session and group, parent gone) stopped ${afterExit} ms after its agent was seen succeeded; after a worker SIGKILL, agent and daemon gone in ${Date.now() - killedAt} ms`,
+      );
     });
   });
 
@@ -393,9 +486,18 @@ describe('chaos: misbehaving agents and a sick disk', { timeout: 420_000 }, () =
     };
     /** A mission of one sortie that runs until cancelled, running on `q`. */
     const runningMission = async (c: ReturnType<typeof api>, q: string) => {
-      const res = await c<Mission>('POST', '/missions', { title: 'disk chaos', queue: q, sorties: [{ id: 'work', type: 'backend', task: 'hang', command: ['node', TEST_AGENT, '--hang-on', '1'] }] });
+      const res = await c<Mission>('POST', '/missions', {
+        title: 'disk chaos',
+        queue: q,
+        sorties: [{ id: 'work', type: 'backend', task: 'hang', command: ['node', TEST_AGENT, '--hang-on', '1'] }],
+      });
       assert.equal(res.status, 201, JSON.stringify(res.body));
-      await waitFor('the sortie to run', async () => (await c<Mission>('GET', `/missions/${res.body.id}`)).body.sorties[0]!.status === 'running', 30_000, 200);
+      await waitFor(
+        'the sortie to run',
+        async () => (await c<Mission>('GET', `/missions/${res.body.id}`)).body.sorties[0]!.status === 'running',
+        30_000,
+        200,
+      );
       return res.body;
     };
     /** A real checkpoint (of a mission on the harness's worker, read from its API): what the stores below hold. */
@@ -425,11 +527,23 @@ describe('chaos: misbehaving agents and a sick disk', { timeout: 420_000 }, () =
         const filler = disk.fill();
         const record = h.path('logs-full.jsonl');
         const spaceAgain = h.path('logs-full.space-again');
-        const agent = await spawnAgent({ queue: q, command: ['node', TEST_AGENT, '--record', record, '--flood', String(16 * MiB), '--wait-file', spaceAgain, '--exit', '5'], retry: { maxAttempts: 1 } });
+        const agent = await spawnAgent({
+          queue: q,
+          command: ['node', TEST_AGENT, '--record', record, '--flood', String(16 * MiB), '--wait-file', spaceAgain, '--exit', '5'],
+          retry: { maxAttempts: 1 },
+        });
         const logPath = join(disk.dir, 'logs', agent.id, 'attempt-1.log');
         // The agent is not blocked by its log: its whole flood goes through while nothing can be written.
         const flooded = await waitFor('the agent to get its 16 MiB out', () => records(record).find((r) => r.event === 'flooded'), 30_000);
-        const complaint = await waitFor('the worker to log the failed log write', () => w.output().split('\n').find((l) => l.includes('cannot write an agent log') && l.includes(logPath)), 10_000);
+        const complaint = await waitFor(
+          'the worker to log the failed log write',
+          () =>
+            w
+              .output()
+              .split('\n')
+              .find((l) => l.includes('cannot write an agent log') && l.includes(logPath)),
+          10_000,
+        );
         assert.match(complaint, /ENOSPC/);
         // Space again: the rest of the agent's output is logged, after a line saying what was lost.
         rmSync(filler);
@@ -449,7 +563,9 @@ describe('chaos: misbehaving agents and a sick disk', { timeout: 420_000 }, () =
         const nextDone = await ended(next.id);
         assert.equal(nextDone.status, 'succeeded');
         assert.match(readFileSync(nextDone.logPath!, 'utf8'), /agent exiting with 0/);
-        t.diagnostic(`agent flooded ${flooded.bytes} bytes in ${flooded.ms} ms onto a full disk; worker said: ${complaint.slice(0, 300)}; lastError: ${done.lastError}`);
+        t.diagnostic(
+          `agent flooded ${flooded.bytes} bytes in ${flooded.ms} ms onto a full disk; worker said: ${complaint.slice(0, 300)}; lastError: ${done.lastError}`,
+        );
       } finally {
         if (worker) await stopProcess(worker.child);
         disk.unmount();
@@ -472,7 +588,10 @@ describe('chaos: misbehaving agents and a sick disk', { timeout: 420_000 }, () =
         assert.equal(first.status, 201, JSON.stringify(first.body));
 
         const filler = disk.fill();
-        const full = await c<{ error: { code: string; message: string } }>('POST', '/checkpoints', { missionId: mission.id, note: 'on a full disk' });
+        const full = await c<{ error: { code: string; message: string } }>('POST', '/checkpoints', {
+          missionId: mission.id,
+          note: 'on a full disk',
+        });
         assert.equal(full.status, 507, JSON.stringify(full.body));
         assert.equal(full.body.error.code, 'checkpoint_store_full');
         assert.ok(full.body.error.message.includes(store), full.body.error.message);
@@ -481,7 +600,10 @@ describe('chaos: misbehaving agents and a sick disk', { timeout: 420_000 }, () =
         // Reads still work, and give back exactly what was stored.
         const listed = await c<{ checkpoints: CheckpointSummary[] }>('GET', `/checkpoints?missionId=${mission.id}`);
         assert.equal(listed.status, 200);
-        assert.deepEqual(listed.body.checkpoints.map((x) => x.id), [first.body.id]);
+        assert.deepEqual(
+          listed.body.checkpoints.map((x) => x.id),
+          [first.body.id],
+        );
         assert.deepEqual((await c<Checkpoint>('GET', `/checkpoints/${first.body.id}`)).body, first.body);
         // A delete needs space too: refused the same way, and the checkpoint is still there.
         const del = await c<{ error: { code: string; message: string } }>('DELETE', `/checkpoints/${first.body.id}`);
@@ -549,7 +671,10 @@ describe('chaos: misbehaving agents and a sick disk', { timeout: 420_000 }, () =
         let out = '';
         w.stdout!.on('data', (d) => (out += d));
         w.stderr!.on('data', (d) => (out += d));
-        const code = await Promise.race([new Promise<number | null>((r) => w.once('exit', (n) => r(n))), sleep(30_000).then(() => 'still running after 30 s')]);
+        const code = await Promise.race([
+          new Promise<number | null>((r) => w.once('exit', (n) => r(n))),
+          sleep(30_000).then(() => 'still running after 30 s'),
+        ]);
         assert.notEqual(code, 0, out);
         assert.ok(out.includes(store) && /EROFS/.test(out), out);
 
@@ -608,7 +733,10 @@ describe('chaos: misbehaving agents and a sick disk', { timeout: 420_000 }, () =
       writeSync(fd, randomBytes(pageSize), 0, pageSize, victim * pageSize);
       closeSync(fd);
 
-      for (const [file, what] of [[garbage, 'garbage header'], [damaged, `page ${victim + 1} of ${pages} damaged`]] as const) {
+      for (const [file, what] of [
+        [garbage, 'garbage header'],
+        [damaged, `page ${victim + 1} of ${pages} damaged`],
+      ] as const) {
         const before = sha256(file);
         const siblings = readdirSync(join(file, '..')).sort();
         const refused = (err: Error) => {
@@ -625,14 +753,16 @@ describe('chaos: misbehaving agents and a sick disk', { timeout: 420_000 }, () =
         await assert.rejects(h.startWorker(h.queue('corrupt'), { checkpointDbPath: file }), refused);
         assert.equal(sha256(file), before, `the corrupt file (${what}) is exactly as it was`);
         assert.deepEqual(readdirSync(join(file, '..')).sort(), siblings, 'no file was added or removed beside it');
-        t.diagnostic(`${what}: ${(() => {
-          try {
-            CheckpointStore.open(file);
-            return 'opened?!';
-          } catch (err) {
-            return (err as Error).message;
-          }
-        })()}`);
+        t.diagnostic(
+          `${what}: ${(() => {
+            try {
+              CheckpointStore.open(file);
+              return 'opened?!';
+            } catch (err) {
+              return (err as Error).message;
+            }
+          })()}`,
+        );
       }
     });
   });

@@ -23,8 +23,7 @@ function writeResult(name: string, value: unknown): void {
   writeFileSync(join(RESULTS, `${name}.json`), `${JSON.stringify(value, null, 2)}\n`);
 }
 
-
-describe('chaos: the fleet\'s own processes killed', { timeout: 900_000 }, () => {
+describe("chaos: the fleet's own processes killed", { timeout: 900_000 }, () => {
   let h: Harness;
   let call: ReturnType<typeof api>;
   let restarted: DevServer | undefined;
@@ -57,19 +56,29 @@ describe('chaos: the fleet\'s own processes killed', { timeout: 900_000 }, () =>
         return res.body;
       }),
     );
-    const firsts = await waitFor('all 20 first attempts running', () => {
-      const f = records.map((r) => readRecords(r).find((x) => x.event === 'start' && x.attempt === 1));
-      return f.every(Boolean) ? f.map((x) => x!) : undefined;
-    }, 60_000, 100);
+    const firsts = await waitFor(
+      'all 20 first attempts running',
+      () => {
+        const f = records.map((r) => readRecords(r).find((x) => x.event === 'start' && x.attempt === 1));
+        return f.every(Boolean) ? f.map((x) => x!) : undefined;
+      },
+      60_000,
+      100,
+    );
 
     const killedAt = Date.now();
     w1.kill('SIGKILL');
     // Each orphan's death is timed (polled every 20 ms): the reaper stops their groups when the worker dies.
     const diedAt = new Map<number, number>();
-    await waitFor('every first-attempt process to die', () => {
-      for (const f of firsts) if (!diedAt.has(f.pid) && !isProcessAlive(f.pid)) diedAt.set(f.pid, Date.now());
-      return diedAt.size === firsts.length;
-    }, 10_000, 20);
+    await waitFor(
+      'every first-attempt process to die',
+      () => {
+        for (const f of firsts) if (!diedAt.has(f.pid) && !isProcessAlive(f.pid)) diedAt.set(f.pid, Date.now());
+        return diedAt.size === firsts.length;
+      },
+      10_000,
+      20,
+    );
     const orphanMaxMs = Math.max(...[...diedAt.values()].map((d) => d - killedAt));
 
     const w2At = Date.now();
@@ -82,14 +91,24 @@ describe('chaos: the fleet\'s own processes killed', { timeout: 900_000 }, () =>
       const recs = readRecords(record);
       const starts = recs.filter((r) => r.event === 'start');
       const exits = recs.filter((r) => r.event === 'exit');
-      assert.deepEqual(starts.map((s) => s.attempt), [1, 2], `agent ${i}: exactly one run per attempt`);
+      assert.deepEqual(
+        starts.map((s) => s.attempt),
+        [1, 2],
+        `agent ${i}: exactly one run per attempt`,
+      );
       assert.equal(exits.length, 1, `agent ${i}: one clean exit (attempt 2)`);
       // No two attempts alive together: attempt 2 started after attempt 1's process was seen dead.
       assert.ok(starts[1]!.t >= diedAt.get(starts[0]!.pid)! - 20, `agent ${i}: attempt 2 started before attempt 1 died`);
       assert.ok(starts[1]!.t >= w2At);
       secondStartMaxMs = Math.max(secondStartMaxMs, starts[1]!.t - killedAt);
     });
-    const figures = { agents: 20, orphanMaxLifetimeMs: orphanMaxMs, allRunningAgainWithinMs: secondStartMaxMs, heartbeatTimeoutMs: 3000, succeeded: done.length };
+    const figures = {
+      agents: 20,
+      orphanMaxLifetimeMs: orphanMaxMs,
+      allRunningAgainWithinMs: secondStartMaxMs,
+      heartbeatTimeoutMs: 3000,
+      succeeded: done.length,
+    };
     writeResult('worker-kill', figures);
     t.diagnostic(JSON.stringify(figures));
     assert.ok(orphanMaxMs < 5000, `an agent process outlived its worker by ${orphanMaxMs} ms`);
@@ -132,7 +151,14 @@ describe('chaos: the fleet\'s own processes killed', { timeout: 900_000 }, () =>
               body: JSON.stringify({ type: 'testing', task: `load ${i}`, queue, command: ['true'] }),
             });
             const text = await res.text();
-            outcomes.push({ n: i, status: res.status, id: res.status === 201 || res.status === 200 ? (JSON.parse(text) as Agent).id : null, body: text, tries, errors });
+            outcomes.push({
+              n: i,
+              status: res.status,
+              id: res.status === 201 || res.status === 200 ? (JSON.parse(text) as Agent).id : null,
+              body: text,
+              tries,
+              errors,
+            });
             break;
           } catch (err) {
             const cause = (err as { cause?: { code?: string; message?: string } }).cause;
@@ -182,14 +208,33 @@ describe('chaos: the fleet\'s own processes killed', { timeout: 900_000 }, () =>
     const done = await Promise.all(accepted.map((o) => ended(o.id!, 180_000, c)));
     for (const a of done) assert.equal(a.status, 'succeeded', `${a.id}: ${a.lastError}`);
     const onQueue = new Set<string>();
-    for await (const w of h.client.workflow.list({ query: `TaskQueue = '${queue}' AND WorkflowType = 'AgentWorkflow'` })) onQueue.add(w.workflowId);
+    for await (const w of h.client.workflow.list({ query: `TaskQueue = '${queue}' AND WorkflowType = 'AgentWorkflow'` }))
+      onQueue.add(w.workflowId);
     const acceptedIds = new Set(accepted.map((o) => o.id!));
     assert.equal(acceptedIds.size, accepted.length, 'one agent per request');
-    assert.deepEqual([...onQueue].filter((id) => !acceptedIds.has(id)), [], 'agents nobody was told about');
-    assert.deepEqual([...acceptedIds].filter((id) => !onQueue.has(id)), [], 'accepted agents missing from Temporal');
+    assert.deepEqual(
+      [...onQueue].filter((id) => !acceptedIds.has(id)),
+      [],
+      'agents nobody was told about',
+    );
+    assert.deepEqual(
+      [...acceptedIds].filter((id) => !onQueue.has(id)),
+      [],
+      'accepted agents missing from Temporal',
+    );
 
     const cut = errors.filter((e) => e !== 'ECONNREFUSED').length;
-    const figures = { requests: outcomes.length, accepted: accepted.length, answeredOnARetry: outcomes.filter((o) => o.tries > 1).length, replayedAfterACutAnswer: replayed.length, connectionRefused: errors.length - cut, connectionCut: cut, refusedWithStatus: outcomes.length - accepted.length, agentsNobodyWasToldAbout: 0, phases };
+    const figures = {
+      requests: outcomes.length,
+      accepted: accepted.length,
+      answeredOnARetry: outcomes.filter((o) => o.tries > 1).length,
+      replayedAfterACutAnswer: replayed.length,
+      connectionRefused: errors.length - cut,
+      connectionCut: cut,
+      refusedWithStatus: outcomes.length - accepted.length,
+      agentsNobodyWasToldAbout: 0,
+      phases,
+    };
     writeResult('api-restart', figures);
     t.diagnostic(JSON.stringify(figures));
   });
@@ -233,13 +278,29 @@ describe('chaos: the fleet\'s own processes killed', { timeout: 900_000 }, () =>
     const done = await Promise.all(agents.map((a) => ended(a.id, 180_000)));
     for (const a of done) assert.equal(a.status, 'succeeded', `${a.id}: ${a.lastError}`);
     const attempts = done.map((a) => a.attempt);
-    assert.ok(attempts.every((x) => x >= 1), `an ended agent shows the attempts it ran: ${attempts}`);
+    assert.ok(
+      attempts.every((x) => x >= 1),
+      `an ended agent shows the attempts it ran: ${attempts}`,
+    );
     // The agents kept running through the outage (their processes never stopped): one process each.
-    records.forEach((r, i) => assert.equal(readRecords(r).filter((x) => x.event === 'start').length, Math.max(...readRecords(r).map((x) => x.attempt)), `agent ${i}: one run per attempt`));
+    records.forEach((r, i) =>
+      assert.equal(
+        readRecords(r).filter((x) => x.event === 'start').length,
+        Math.max(...readRecords(r).map((x) => x.attempt)),
+        `agent ${i}: one run per attempt`,
+      ),
+    );
     const after = await call<Agent>('POST', '/agents/spawn', { type: 'backend', queue, command: ['true'] });
     assert.equal(after.status, 201, 'the API serves again');
     assert.equal((await ended(after.body.id)).status, 'succeeded');
-    const figures = { agents: 10, downMs: upAgainMs, spawnWhileDown: down.status, spawnWhileDownAnsweredInMs: spawnWhileDownMs, attempts, allSucceeded: true };
+    const figures = {
+      agents: 10,
+      downMs: upAgainMs,
+      spawnWhileDown: down.status,
+      spawnWhileDownAnsweredInMs: spawnWhileDownMs,
+      attempts,
+      allSucceeded: true,
+    };
     writeResult('server-kill', figures);
     t.diagnostic(JSON.stringify(figures));
   });

@@ -64,7 +64,11 @@ describe('chaos: load', { timeout: 600_000 }, () => {
         const i = next++;
         const at = Date.now();
         try {
-          const res = await fetch(`${base}/api/v1/agents/spawn`, { method: 'POST', headers, body: JSON.stringify({ type: 'performance', task: `load ${i}`, command: ['sleep', SLEEP_ARG] }) });
+          const res = await fetch(`${base}/api/v1/agents/spawn`, {
+            method: 'POST',
+            headers,
+            body: JSON.stringify({ type: 'performance', task: `load ${i}`, command: ['sleep', SLEEP_ARG] }),
+          });
           const body = await res.text();
           outcomes.push({ status: res.status, id: res.status === 201 ? (JSON.parse(body) as Agent).id : null, body, ms: Date.now() - at });
         } catch (err) {
@@ -79,7 +83,10 @@ describe('chaos: load', { timeout: 600_000 }, () => {
     const reader = async () => {
       while (loading) {
         const accepted = outcomes.filter((o) => o.id);
-        for (const path of ['/agents?limit=50', ...(accepted.length ? [`/agents/${accepted[Math.floor(Math.random() * accepted.length)]!.id}`] : [])]) {
+        for (const path of [
+          '/agents?limit=50',
+          ...(accepted.length ? [`/agents/${accepted[Math.floor(Math.random() * accepted.length)]!.id}`] : []),
+        ]) {
           const at = Date.now();
           const res = await fetch(`${base}/api/v1${path}`, { headers });
           await res.arrayBuffer();
@@ -111,21 +118,49 @@ describe('chaos: load', { timeout: 600_000 }, () => {
     const refused = outcomes.filter((o) => o.status === 429 || o.status === 503);
     const other = outcomes.filter((o) => o.status !== 201 && o.status !== 429 && o.status !== 503);
     assert.equal(outcomes.length, REQUESTS, 'every request was answered');
-    assert.deepEqual(other.map((o) => `${o.status} ${o.body.slice(0, 200)}`), [], 'answers other than 201, 429 and 503 (or none at all)');
+    assert.deepEqual(
+      other.map((o) => `${o.status} ${o.body.slice(0, 200)}`),
+      [],
+      'answers other than 201, 429 and 503 (or none at all)',
+    );
     for (const o of refused) assert.ok((JSON.parse(o.body) as { error?: { message?: string } }).error?.message, 'a refusal says why');
     assert.ok(reads.length > 10, 'reads were made during the load');
-    assert.deepEqual(reads.filter((r) => r.status !== 200), [], 'every read during the load answered 200');
-    t.diagnostic(`submitted in ${submitMs} ms; alive agents over time (ms, count): ${timeline.filter((_, i) => i % 8 === 0).map(([a, b]) => `${a}:${b}`).join(' ')}`);
+    assert.deepEqual(
+      reads.filter((r) => r.status !== 200),
+      [],
+      'every read during the load answered 200',
+    );
+    t.diagnostic(
+      `submitted in ${submitMs} ms; alive agents over time (ms, count): ${timeline
+        .filter((_, i) => i % 8 === 0)
+        .map(([a, b]) => `${a}:${b}`)
+        .join(' ')}`,
+    );
     assert.ok(peak >= 200, `at least 200 agents alive at once on the worker (peak ${peak})`);
 
     // Every accepted agent is accounted for: its workflow exists and runs to success; nothing else appeared.
     const ids = new Set(accepted.map((o) => o.id!));
     assert.equal(ids.size, accepted.length);
-    const countOf = async (status: string) => (await h.client.workflow.count(`TaskQueue = '${queue}' AND WorkflowType = 'AgentWorkflow'${status ? ` AND ExecutionStatus = '${status}'` : ''}`)).count;
-    await waitFor('every accepted agent to finish', async () => ((await countOf('Completed')) === accepted.length ? true : undefined), 300_000, 2000);
+    const countOf = async (status: string) =>
+      (
+        await h.client.workflow.count(
+          `TaskQueue = '${queue}' AND WorkflowType = 'AgentWorkflow'${status ? ` AND ExecutionStatus = '${status}'` : ''}`,
+        )
+      ).count;
+    await waitFor(
+      'every accepted agent to finish',
+      async () => ((await countOf('Completed')) === accepted.length ? true : undefined),
+      300_000,
+      2000,
+    );
     const all: string[] = [];
-    for await (const w of h.client.workflow.list({ query: `TaskQueue = '${queue}' AND WorkflowType = 'AgentWorkflow'` })) all.push(w.workflowId);
-    assert.deepEqual(all.filter((id) => !ids.has(id)), [], 'agents that no answer told about');
+    for await (const w of h.client.workflow.list({ query: `TaskQueue = '${queue}' AND WorkflowType = 'AgentWorkflow'` }))
+      all.push(w.workflowId);
+    assert.deepEqual(
+      all.filter((id) => !ids.has(id)),
+      [],
+      'agents that no answer told about',
+    );
     assert.equal(all.length, accepted.length);
     // A sample read back through the API. Under this load an agent may need a second attempt (its first not started
     // within the heartbeat timeout, which Temporal then retries): counted, not failed; it still ran to success.
@@ -155,7 +190,14 @@ describe('chaos: load', { timeout: 600_000 }, () => {
       getMs: { p50: pct(getReads, 50), p99: pct(getReads, 99), max: Math.max(...getReads) },
       allSucceededAfterMs: totalMs,
       retriedInSampleOf50: retriedInSample,
-      agentStartsPerSecond: Number((timeline.reduce((m, [, n], i) => (i >= 4 ? Math.max(m, (n - timeline[i - 4]![1]) / ((timeline[i]![0] - timeline[i - 4]![0]) / 1000)) : m), 0)).toFixed(1)),
+      agentStartsPerSecond: Number(
+        timeline
+          .reduce(
+            (m, [, n], i) => (i >= 4 ? Math.max(m, (n - timeline[i - 4]![1]) / ((timeline[i]![0] - timeline[i - 4]![0]) / 1000)) : m),
+            0,
+          )
+          .toFixed(1),
+      ),
     };
     mkdirSync(join(REPO, 'test', 'chaos', '.results'), { recursive: true });
     writeFileSync(join(REPO, 'test', 'chaos', '.results', 'load.json'), `${JSON.stringify(figures, null, 2)}\n`);

@@ -49,10 +49,15 @@ describe('fleet CLI against fleet up', { timeout: 300_000 }, () => {
     let errOut = '';
     up.stdout!.on('data', (d) => (out += d));
     up.stderr!.on('data', (d) => (errOut += d));
-    await waitFor('fleet up', () => {
-      if (up.exitCode !== null) throw new Error(`fleet up exited: ${errOut.slice(-2000)}`);
-      return out.includes('FleetTools is up.');
-    }, 120_000, 200);
+    await waitFor(
+      'fleet up',
+      () => {
+        if (up.exitCode !== null) throw new Error(`fleet up exited: ${errOut.slice(-2000)}`);
+        return out.includes('FleetTools is up.');
+      },
+      120_000,
+      200,
+    );
   });
   after(async () => {
     if (up && up.exitCode === null) {
@@ -66,24 +71,80 @@ describe('fleet CLI against fleet up', { timeout: 300_000 }, () => {
   });
 
   it('spawns three agents of different types with real commands and shows them', async () => {
-    const a = Agent.parse(await json('agents', 'spawn', 'frontend', 'Build the header', '--callsign', 'red-1', '--', 'node', TEST_AGENT, '--progress', '4', '--sleep-ms', '4000'));
-    const b = Agent.parse(await json('agents', 'spawn', 'backend', 'Fix the flaky endpoint', '--max-attempts', '2', '--initial-interval-ms', '200', '--', 'node', TEST_AGENT, '--fail-until', '2', '--sleep-ms', '300'));
-    const c = Agent.parse(await json('agents', 'spawn', 'security', 'Audit deps; "$(whoami)"', '--env', 'TEST_MODE=audit', '--', 'node', 'test/agents/test-agent.js', '--hang-on', '1'));
+    const a = Agent.parse(
+      await json(
+        'agents',
+        'spawn',
+        'frontend',
+        'Build the header',
+        '--callsign',
+        'red-1',
+        '--',
+        'node',
+        TEST_AGENT,
+        '--progress',
+        '4',
+        '--sleep-ms',
+        '4000',
+      ),
+    );
+    const b = Agent.parse(
+      await json(
+        'agents',
+        'spawn',
+        'backend',
+        'Fix the flaky endpoint',
+        '--max-attempts',
+        '2',
+        '--initial-interval-ms',
+        '200',
+        '--',
+        'node',
+        TEST_AGENT,
+        '--fail-until',
+        '2',
+        '--sleep-ms',
+        '300',
+      ),
+    );
+    const c = Agent.parse(
+      await json(
+        'agents',
+        'spawn',
+        'security',
+        'Audit deps; "$(whoami)"',
+        '--env',
+        'TEST_MODE=audit',
+        '--',
+        'node',
+        'test/agents/test-agent.js',
+        '--hang-on',
+        '1',
+      ),
+    );
     assert.deepEqual([a.type, b.type, c.type], ['frontend', 'backend', 'security']);
     assert.equal(a.callsign, 'red-1');
     assert.equal(c.task, 'Audit deps; "$(whoami)"');
 
     // progress shows as a bar in the human table while the agent runs
-    await waitFor('a progress bar in `fleet agents ls`', async () => {
-      const r = await fleet('agents', 'ls');
-      return r.code === 0 && /frontend\s+running\s+1\/3\s+[█░]+ \d+%/.test(r.stdout) ? r : undefined;
-    }, 30_000, 300);
+    await waitFor(
+      'a progress bar in `fleet agents ls`',
+      async () => {
+        const r = await fleet('agents', 'ls');
+        return r.code === 0 && /frontend\s+running\s+1\/3\s+[█░]+ \d+%/.test(r.stdout) ? r : undefined;
+      },
+      30_000,
+      300,
+    );
     const ls = await fleet('agents', 'ls');
     assert.match(ls.stdout.split('\n')[0]!, /^ID\s+TYPE\s+STATUS\s+ATTEMPT\s+PROGRESS\s+HEALTH\s+STARTED\s+TASK$/);
     assert.equal(stripVTControlCharacters(ls.stdout), ls.stdout, 'no colours when stdout is not a TTY');
 
     const filtered = await json<AgentList>('agents', 'ls', '--type', 'security');
-    assert.deepEqual(filtered.agents.map((x) => x.id), [c.id]);
+    assert.deepEqual(
+      filtered.agents.map((x) => x.id),
+      [c.id],
+    );
 
     const show = await fleet('agents', 'show', a.id);
     assert.equal(show.code, 0);
@@ -92,10 +153,15 @@ describe('fleet CLI against fleet up', { timeout: 300_000 }, () => {
     assert.match(status.stdout, /Type\s+backend/);
 
     // b fails once, then succeeds on attempt 2
-    const bDone = await waitFor('b to succeed', async () => {
-      const x = await json<Agent>('agents', 'status', b.id);
-      return x.status === 'succeeded' ? x : undefined;
-    }, 60_000, 500);
+    const bDone = await waitFor(
+      'b to succeed',
+      async () => {
+        const x = await json<Agent>('agents', 'status', b.id);
+        return x.status === 'succeeded' ? x : undefined;
+      },
+      60_000,
+      500,
+    );
     assert.equal(bDone.attempt, 2);
 
     // logs: tail of attempt 1 (the failure), and follow of a until it ends
@@ -109,7 +175,12 @@ describe('fleet CLI against fleet up', { timeout: 300_000 }, () => {
     // resources and health
     const res = await json<{ agentId: string; latest: { rssBytes: number } | null }>('agents', 'resources', c.id);
     assert.equal(res.agentId, c.id);
-    await waitFor('a resource sample for c', async () => (await json<{ latest: unknown }>('agents', 'resources', c.id)).latest, 10_000, 500);
+    await waitFor(
+      'a resource sample for c',
+      async () => (await json<{ latest: unknown }>('agents', 'resources', c.id)).latest,
+      10_000,
+      500,
+    );
     const allRes = await fleet('agents', 'resources');
     assert.match(allRes.stdout, new RegExp(`${c.id}\\s+running\\s+[\\d.]+%\\s+[\\d.]+ MiB`));
     const health = AgentHealth.parse(await json('agents', 'health', c.id));
@@ -123,10 +194,15 @@ describe('fleet CLI against fleet up', { timeout: 300_000 }, () => {
     // terminate one
     const t = await fleet('agents', 'terminate', c.id, '--grace-ms', '500');
     assert.equal(t.code, 0, t.stderr);
-    const cDone = await waitFor('c terminated', async () => {
-      const x = await json<Agent>('agents', 'status', c.id);
-      return x.status === 'terminated' ? x : undefined;
-    }, 20_000, 300);
+    const cDone = await waitFor(
+      'c terminated',
+      async () => {
+        const x = await json<Agent>('agents', 'status', c.id);
+        return x.status === 'terminated' ? x : undefined;
+      },
+      20_000,
+      300,
+    );
     assert.equal(cDone.health.state, 'stopped');
 
     // The Temporal Web UI agrees: each agent's link opens, and the UI's own API shows the same status.
@@ -135,9 +211,17 @@ describe('fleet CLI against fleet up', { timeout: 300_000 }, () => {
       const page = await fetch(x.uiUrl!);
       assert.equal(page.status, 200, `Web UI page for ${x.id}`);
       const uiApi = x.uiUrl!.replace(/\/namespaces\//, '/api/v1/namespaces/');
-      const wf = (await (await fetch(uiApi)).json()) as { workflowExecutionInfo: { type: { name: string }; status: string; searchAttributes: { indexedFields: Record<string, { data: string }> } } };
+      const wf = (await (await fetch(uiApi)).json()) as {
+        workflowExecutionInfo: {
+          type: { name: string };
+          status: string;
+          searchAttributes: { indexedFields: Record<string, { data: string }> };
+        };
+      };
       assert.equal(wf.workflowExecutionInfo.type.name, 'AgentWorkflow');
-      const uiStatus = JSON.parse(Buffer.from(wf.workflowExecutionInfo.searchAttributes.indexedFields.FleetAgentStatus!.data, 'base64').toString());
+      const uiStatus = JSON.parse(
+        Buffer.from(wf.workflowExecutionInfo.searchAttributes.indexedFields.FleetAgentStatus!.data, 'base64').toString(),
+      );
       assert.equal(uiStatus, x.status, `Web UI and CLI agree on ${x.id}`);
       if (x.status !== 'running') assert.equal(wf.workflowExecutionInfo.status, 'WORKFLOW_EXECUTION_STATUS_COMPLETED');
     }
@@ -211,10 +295,15 @@ describe('fleet CLI against fleet up', { timeout: 300_000 }, () => {
     const recovery = /recovery (rcv_[0-9a-f-]+), new run/.exec(forced.stdout)?.[1];
     assert.ok(recovery, forced.stdout);
     assert.match(forced.stdout, /respawned api, docs; kept done schema/);
-    const done = await waitFor('the resumed mission to succeed', async () => {
-      const m = await json<Mission>('mission', 'status', id);
-      return m.status === 'succeeded' ? m : undefined;
-    }, 60_000, 300);
+    const done = await waitFor(
+      'the resumed mission to succeed',
+      async () => {
+        const m = await json<Mission>('mission', 'status', id);
+        return m.status === 'succeeded' ? m : undefined;
+      },
+      60_000,
+      300,
+    );
     assert.equal(done.resumedFrom?.recoveryId, recovery);
     assert.match((await fleet('recoveries', '--mission', id)).stdout, new RegExp(recovery!));
     assert.match((await fleet('mission', 'list')).stdout, new RegExp(`${id}\\s+CLI mission\\s+succeeded`));
@@ -229,30 +318,50 @@ describe('fleet CLI against fleet up', { timeout: 300_000 }, () => {
     assert.match(imported.stdout, new RegExp(`Imported checkpoint ${chk![1]} of mission ${id}`));
     assert.equal((await fleet('resume', '--checkpoint', chk![1]!, '--dry-run')).code, 0);
 
-    writeFileSync(file, 'title: loop\nsorties:\n  - {id: a, type: backend, task: t, command: ["true"], dependsOn: [b]}\n  - {id: b, type: backend, task: t, command: ["true"], dependsOn: [a]}\n');
+    writeFileSync(
+      file,
+      'title: loop\nsorties:\n  - {id: a, type: backend, task: t, command: ["true"], dependsOn: [b]}\n  - {id: b, type: backend, task: t, command: ["true"], dependsOn: [a]}\n',
+    );
     const cycle = await fleet('mission', 'create', file);
     assert.notEqual(cycle.code, 0);
     assert.match(cycle.stderr, /dependency cycle: a -> b -> a/);
   });
 
-  it('fleet worktrees: lists the worktrees agents kept, cleans ended ones, never a running agent\'s, keeps uncommitted work unless --force', async () => {
+  it("fleet worktrees: lists the worktrees agents kept, cleans ended ones, never a running agent's, keeps uncommitted work unless --force", async () => {
     const repo = mkdtempSync(join(tmpdir(), 'fleet-cli-repo-'));
-    const git = (...args: string[]) => execFileSync('git', ['-c', 'user.name=t', '-c', 'user.email=t@t', '-c', 'commit.gpgsign=false', ...args], { cwd: repo, encoding: 'utf8' });
+    const git = (...args: string[]) =>
+      execFileSync('git', ['-c', 'user.name=t', '-c', 'user.email=t@t', '-c', 'commit.gpgsign=false', ...args], {
+        cwd: repo,
+        encoding: 'utf8',
+      });
     git('init', '-q');
     writeFileSync(join(repo, 'README.md'), 'hi\n');
     git('add', '.');
     git('commit', '-qm', 'init');
     try {
-      const spawnIn = (task: string, ...command: string[]) => json<Agent>('agents', 'spawn', 'backend', task, '--worktree', '--cwd', repo, '--max-attempts', '1', '--', ...command);
+      const spawnIn = (task: string, ...command: string[]) =>
+        json<Agent>('agents', 'spawn', 'backend', task, '--worktree', '--cwd', repo, '--max-attempts', '1', '--', ...command);
       const dirty = await spawnIn('leave a draft', 'sh', '-c', 'echo draft > notes.txt');
       const clean = await spawnIn('look around', 'true');
       const running = await spawnIn('keep working', 'node', TEST_AGENT, '--hang-on', '1');
-      await waitFor('two agents ended and one running', async () => {
-        const st = await Promise.all([dirty, clean, running].map((a) => json<Agent>('agents', 'status', a.id)));
-        return st[0]!.status === 'succeeded' && st[1]!.status === 'succeeded' && st[2]!.status === 'running' ? st : undefined;
-      }, 60_000, 300);
+      await waitFor(
+        'two agents ended and one running',
+        async () => {
+          const st = await Promise.all([dirty, clean, running].map((a) => json<Agent>('agents', 'status', a.id)));
+          return st[0]!.status === 'succeeded' && st[1]!.status === 'succeeded' && st[2]!.status === 'running' ? st : undefined;
+        },
+        60_000,
+        300,
+      );
 
-      type Listed = { agentId: string; status: string | null; branch: string | null; repoRoot: string | null; changes: { commits: number; dirtyFiles: string[] } | null; problem: string | null };
+      type Listed = {
+        agentId: string;
+        status: string | null;
+        branch: string | null;
+        repoRoot: string | null;
+        changes: { commits: number; dirtyFiles: string[] } | null;
+        problem: string | null;
+      };
       const listed = await json<{ worktrees: Listed[] }>('worktrees', 'list');
       const byId = new Map(listed.worktrees.map((w) => [w.agentId, w]));
       assert.equal(listed.worktrees.length, 3);
@@ -279,8 +388,16 @@ describe('fleet CLI against fleet up', { timeout: 300_000 }, () => {
       assert.match(named.stdout, new RegExp(`Skipped ${running.id} .*is running: terminate it first`));
       assert.ok(existsSync(join(dataDir, 'worktrees', running.id)));
 
-      const forced = await json<{ outcomes: { agentId: string; action: string; branchDeleted: boolean }[] }>('worktrees', 'clean', dirty.id, '--force', '--delete-branch');
-      assert.deepEqual(forced.outcomes, [{ agentId: dirty.id, path: join(dataDir, 'worktrees', dirty.id), action: 'removed', reason: null, branchDeleted: true }]);
+      const forced = await json<{ outcomes: { agentId: string; action: string; branchDeleted: boolean }[] }>(
+        'worktrees',
+        'clean',
+        dirty.id,
+        '--force',
+        '--delete-branch',
+      );
+      assert.deepEqual(forced.outcomes, [
+        { agentId: dirty.id, path: join(dataDir, 'worktrees', dirty.id), action: 'removed', reason: null, branchDeleted: true },
+      ]);
       assert.equal(git('branch', '--list', `fleet/${dirty.id}`), '');
 
       const nope = await fleet('worktrees', 'clean', 'agt_nope');
@@ -288,7 +405,12 @@ describe('fleet CLI against fleet up', { timeout: 300_000 }, () => {
       assert.match(nope.stderr, /no worktree for agt_nope in .*\nhint: list them with `fleet worktrees list`/);
 
       assert.equal((await fleet('agents', 'terminate', running.id)).code, 0);
-      await waitFor('the running agent terminated', async () => (await json<Agent>('agents', 'status', running.id)).status === 'terminated', 30_000, 300);
+      await waitFor(
+        'the running agent terminated',
+        async () => (await json<Agent>('agents', 'status', running.id)).status === 'terminated',
+        30_000,
+        300,
+      );
       const dry = await fleet('worktrees', 'clean', '--dry-run');
       assert.equal(dry.code, 0, dry.stderr);
       assert.match(dry.stdout, new RegExp(`Would remove ${running.id}`));
@@ -320,6 +442,6 @@ describe('fleet CLI against fleet up', { timeout: 300_000 }, () => {
     assert.match(noApi.stderr, /cannot reach the FleetTools API at http:\/\/127\.0\.0\.1:9/);
 
     const missing = await fleet('agents', 'spawn', 'backend', 'x', '--', 'no-such-agent-cli');
-    assert.equal(missing.code, 0, 'accepted: the failure is the agent\'s');
+    assert.equal(missing.code, 0, "accepted: the failure is the agent's");
   });
 });

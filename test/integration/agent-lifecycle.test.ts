@@ -36,11 +36,17 @@ describe('AgentWorkflow with real processes', { timeout: 300_000 }, () => {
   };
   const get = async (id: string) => (await call<Agent>('GET', `/agents/${id}`)).body;
   const until = (id: string, pred: (a: Agent) => boolean, what: string, ms = 60_000) =>
-    waitFor(what, async () => {
-      const a = await get(id);
-      return pred(a) ? a : undefined;
-    }, ms, 200);
-  const ended = (id: string, ms?: number) => until(id, (a) => ['succeeded', 'failed', 'terminated'].includes(a.status), `agent ${id} to end`, ms);
+    waitFor(
+      what,
+      async () => {
+        const a = await get(id);
+        return pred(a) ? a : undefined;
+      },
+      ms,
+      200,
+    );
+  const ended = (id: string, ms?: number) =>
+    until(id, (a) => ['succeeded', 'failed', 'terminated'].includes(a.status), `agent ${id} to end`, ms);
 
   it('runs a real process that reports progress, with a clean environment, and succeeds', async () => {
     const record = h.path('success.jsonl');
@@ -53,7 +59,12 @@ describe('AgentWorkflow with real processes', { timeout: 300_000 }, () => {
     assert.equal(agent.status, 'pending');
     assert.match(agent.uiUrl!, new RegExp(`/namespaces/default/workflows/${agent.id}$`));
 
-    const running = await until(agent.id, (a) => a.status === 'running' && (a.progress?.percent ?? 0) > 0, 'progress while running', 20_000);
+    const running = await until(
+      agent.id,
+      (a) => a.status === 'running' && (a.progress?.percent ?? 0) > 0,
+      'progress while running',
+      20_000,
+    );
     assert.ok(running.pid && running.pid > 0);
     assert.equal(running.health.state, 'healthy');
 
@@ -88,8 +99,14 @@ describe('AgentWorkflow with real processes', { timeout: 300_000 }, () => {
     assert.equal(done.attempt, 3);
     const starts = readRecords(record).filter((r) => r.event === 'start');
     const exits = readRecords(record).filter((r) => r.event === 'exit');
-    assert.deepEqual(starts.map((s) => s.attempt), [1, 2, 3]);
-    assert.deepEqual(exits.map((e) => e.code), [3, 3, 0]);
+    assert.deepEqual(
+      starts.map((s) => s.attempt),
+      [1, 2, 3],
+    );
+    assert.deepEqual(
+      exits.map((e) => e.code),
+      [3, 3, 0],
+    );
     // Gap between an attempt's exit and the next start honours the policy: 1 s, then 2 s.
     const gaps = [starts[1]!.t - exits[0]!.t, starts[2]!.t - exits[1]!.t];
     assert.ok(gaps[0]! >= 900 && gaps[0]! < 3000, `first backoff ${gaps[0]} ms, policy 1000 ms`);
@@ -109,7 +126,11 @@ describe('AgentWorkflow with real processes', { timeout: 300_000 }, () => {
   });
 
   it('does not retry an exit code marked fatal, nor a missing executable', async () => {
-    const fatal = await spawn({ command: ['node', TEST_AGENT, '--exit', '42'], fatalExitCodes: [42], retry: { maxAttempts: 5, initialIntervalMs: 200 } });
+    const fatal = await spawn({
+      command: ['node', TEST_AGENT, '--exit', '42'],
+      fatalExitCodes: [42],
+      retry: { maxAttempts: 5, initialIntervalMs: 200 },
+    });
     const missing = await spawn({ command: ['/nonexistent/agent-cli', '--help'], retry: { maxAttempts: 5, initialIntervalMs: 200 } });
     const [f, m] = await Promise.all([ended(fatal.id), ended(missing.id)]);
     assert.equal(f.status, 'failed');
@@ -162,7 +183,11 @@ describe('AgentWorkflow with real processes', { timeout: 300_000 }, () => {
     const slow = h.queue('slow-heartbeats');
     await h.startWorker(slow, { heartbeatThrottleMs: 60_000 });
     const record = h.path('direct-stop.jsonl');
-    const agent = await spawn({ queue: slow, heartbeatTimeoutMs: 300_000, command: ['node', TEST_AGENT, '--record', record, '--hang-on', '1'] });
+    const agent = await spawn({
+      queue: slow,
+      heartbeatTimeoutMs: 300_000,
+      command: ['node', TEST_AGENT, '--record', record, '--hang-on', '1'],
+    });
     await until(agent.id, (a) => a.status === 'running', 'running');
     const start = await waitFor('the agent to record its start', () => readRecords(record)[0]);
     await sleep(1500); // past the attempt's first heartbeat, sent at once
@@ -203,10 +228,15 @@ describe('AgentWorkflow with real processes', { timeout: 300_000 }, () => {
     const a = await spawn({ type: 'documentation', command: ['node', TEST_AGENT, '--sleep-ms', '100'] });
     const b = await spawn({ type: 'documentation', command: ['node', TEST_AGENT, '--sleep-ms', '100'] });
     await Promise.all([ended(a.id), ended(b.id)]);
-    const listed = await waitFor('both agents listed as succeeded documentation agents', async () => {
-      const res = await call<{ agents: Agent[] }>('GET', '/agents?type=documentation&status=succeeded');
-      return res.body.agents.length >= 2 ? res.body.agents : undefined;
-    }, 20_000, 250);
+    const listed = await waitFor(
+      'both agents listed as succeeded documentation agents',
+      async () => {
+        const res = await call<{ agents: Agent[] }>('GET', '/agents?type=documentation&status=succeeded');
+        return res.body.agents.length >= 2 ? res.body.agents : undefined;
+      },
+      20_000,
+      250,
+    );
     assert.deepEqual(new Set(listed.map((x) => x.id)), new Set([a.id, b.id]));
     assert.ok(listed.every((x) => x.type === 'documentation' && x.status === 'succeeded'));
     const page1 = await call<{ agents: Agent[]; nextCursor: string | null }>('GET', '/agents?type=documentation&limit=1');
@@ -221,22 +251,46 @@ describe('AgentWorkflow with real processes', { timeout: 300_000 }, () => {
   it('fails a workflow started with a bad input at once, naming the field (the workflow task does not fail for ever)', async () => {
     const start = async (request: Record<string, unknown>) => {
       const agentId = `agt_${randomUUID()}`;
-      const handle = await h.client.workflow.start('AgentWorkflow', { workflowId: agentId, taskQueue: queue, args: [{ agentId, queue, apiUrl: null, request }] });
+      const handle = await h.client.workflow.start('AgentWorkflow', {
+        workflowId: agentId,
+        taskQueue: queue,
+        args: [{ agentId, queue, apiUrl: null, request }],
+      });
       return handle.result().then(
         () => assert.fail('the workflow succeeded'),
         (err: Error & { cause?: Error & { cause?: Error } }) => `${err.cause?.message ?? ''} ${err.cause?.cause?.message ?? ''}`,
       );
     };
-    const limits = { heartbeatTimeoutMs: 5000, stallTimeoutMs: 0, terminateGraceMs: 1000, retry: { maxAttempts: 1, initialIntervalMs: 1000, backoffCoefficient: 2, maxIntervalMs: 1000 } };
+    const limits = {
+      heartbeatTimeoutMs: 5000,
+      stallTimeoutMs: 0,
+      terminateGraceMs: 1000,
+      retry: { maxAttempts: 1, initialIntervalMs: 1000, backoffCoefficient: 2, maxIntervalMs: 1000 },
+    };
     // What the workflow itself reads is missing: the schema's message, from the workflow. (Left to the schema's
     // defaults, it runs: the continue-as-new test below starts one without attemptOffset.)
-    assert.match(await start({ type: 'backend', task: 't', runtime: 'exec', command: ['true'], ...limits, retry: undefined }), /invalid AgentWorkflow input: .*request\.retry/);
+    assert.match(
+      await start({ type: 'backend', task: 't', runtime: 'exec', command: ['true'], ...limits, retry: undefined }),
+      /invalid AgentWorkflow input: .*request\.retry/,
+    );
     // Readable, but not a valid request: the activity's check (runtime exec without a command; a FLEET_ variable).
-    assert.match(await start({ type: 'backend', task: 't', runtime: 'exec', ...limits }), /invalid agent request: command: runtime exec needs a command/);
-    assert.match(await start({ type: 'backend', task: 't', runtime: 'exec', command: ['true'], env: { FLEET_X: '1' }, ...limits }), /invalid agent request: env\.FLEET_X/);
+    assert.match(
+      await start({ type: 'backend', task: 't', runtime: 'exec', ...limits }),
+      /invalid agent request: command: runtime exec needs a command/,
+    );
+    assert.match(
+      await start({ type: 'backend', task: 't', runtime: 'exec', command: ['true'], env: { FLEET_X: '1' }, ...limits }),
+      /invalid agent request: env\.FLEET_X/,
+    );
     // Not readable as it is, but valid once the schema fills in its defaults: it runs.
     const agentId = `agt_${randomUUID()}`;
-    const done = await h.client.workflow.execute('AgentWorkflow', { workflowId: agentId, taskQueue: queue, args: [{ agentId, queue, apiUrl: null, request: { type: 'backend', task: 't', runtime: 'exec', command: ['true'], ...limits, retry: {} } }] });
+    const done = await h.client.workflow.execute('AgentWorkflow', {
+      workflowId: agentId,
+      taskQueue: queue,
+      args: [
+        { agentId, queue, apiUrl: null, request: { type: 'backend', task: 't', runtime: 'exec', command: ['true'], ...limits, retry: {} } },
+      ],
+    });
     assert.equal((done as { status: string }).status, 'succeeded');
   });
 
@@ -246,14 +300,34 @@ describe('AgentWorkflow with real processes', { timeout: 300_000 }, () => {
     const handle = await h.client.workflow.start('AgentWorkflow', {
       workflowId: agentId,
       taskQueue: queue,
-      args: [{
-        agentId,
+      args: [
+        {
+          agentId,
+          queue,
+          apiUrl: null,
+          maxHistoryEvents: 40,
+          request: {
+            type: 'backend',
+            task: 'long',
+            runtime: 'exec',
+            command: ['node', TEST_AGENT, '--record', record, '--sleep-ms', '8000'],
+            heartbeatTimeoutMs: 5000,
+            stallTimeoutMs: 0,
+            terminateGraceMs: 1000,
+            retry: { maxAttempts: 1, initialIntervalMs: 1000, backoffCoefficient: 2, maxIntervalMs: 1000 },
+          },
+        },
+      ],
+      memo: {
+        type: 'backend',
+        task: 'long',
+        callsign: null,
+        runtime: 'exec',
+        missionId: null,
         queue,
-        apiUrl: null,
-        maxHistoryEvents: 40,
-        request: { type: 'backend', task: 'long', runtime: 'exec', command: ['node', TEST_AGENT, '--record', record, '--sleep-ms', '8000'], heartbeatTimeoutMs: 5000, stallTimeoutMs: 0, terminateGraceMs: 1000, retry: { maxAttempts: 1, initialIntervalMs: 1000, backoffCoefficient: 2, maxIntervalMs: 1000 } },
-      }],
-      memo: { type: 'backend', task: 'long', callsign: null, runtime: 'exec', missionId: null, queue, maxAttempts: 1, heartbeatTimeoutMs: 5000 },
+        maxAttempts: 1,
+        heartbeatTimeoutMs: 5000,
+      },
     });
     await until(agentId, (a) => a.status === 'running', 'running');
     for (let i = 0; i < 30; i++) await handle.signal(progressSignal, { percent: i, message: `signal ${i}` });

@@ -35,17 +35,28 @@ describe('REST API', { timeout: 300_000 }, () => {
     return Agent.parse(res.body);
   };
   const ended = (id: string) =>
-    waitFor(`agent ${id} to end`, async () => {
-      const a = (await call<Agent>('GET', `/agents/${id}`)).body;
-      return ['succeeded', 'failed', 'terminated'].includes(a.status) ? a : undefined;
-    }, 60_000, 200);
+    waitFor(
+      `agent ${id} to end`,
+      async () => {
+        const a = (await call<Agent>('GET', `/agents/${id}`)).body;
+        return ['succeeded', 'failed', 'terminated'].includes(a.status) ? a : undefined;
+      },
+      60_000,
+      200,
+    );
   const unknownId = () => `agt_${randomUUID()}`;
 
   it('GET /health answers without a token; everything else needs one', async () => {
     const res = await fetch(`${base}/health`);
     assert.equal(res.status, 200);
     assert.equal(((await res.json()) as { status: string }).status, 'ok');
-    for (const [method, path] of [['GET', '/agents'], ['POST', '/agents/spawn'], ['GET', '/openapi.json'], ['GET', '/agents/system-health'], ['DELETE', `/agents/${unknownId()}`]] as const) {
+    for (const [method, path] of [
+      ['GET', '/agents'],
+      ['POST', '/agents/spawn'],
+      ['GET', '/openapi.json'],
+      ['GET', '/agents/system-health'],
+      ['DELETE', `/agents/${unknownId()}`],
+    ] as const) {
       const none = await fetch(`${base}/api/v1${path}`, { method });
       assert.equal(none.status, 401, `${method} ${path} without a token`);
       assert.equal(ErrorBody.parse(await none.json()).error.code, 'unauthorized');
@@ -58,17 +69,23 @@ describe('REST API', { timeout: 300_000 }, () => {
   it('an agent reports through the API with its own scoped token, which works nowhere else', async () => {
     const record = h.path('scoped.jsonl');
     const other = await spawn({ command: ['node', TEST_AGENT, '--sleep-ms', '100'] });
-    const agent = await spawn({ command: ['node', TEST_AGENT, '--record', record, '--report-via-api', '--other-agent', other.id, '--sleep-ms', '3000'] });
+    const agent = await spawn({
+      command: ['node', TEST_AGENT, '--record', record, '--report-via-api', '--other-agent', other.id, '--sleep-ms', '3000'],
+    });
     const reported = await waitFor('the agent to call the API', () => readRecords(record).find((r) => r.event === 'api'), 30_000);
     assert.deepEqual((reported as unknown as { statuses: unknown }).statuses, { heartbeat: 202, progress: 202, other: 403, spawn: 403 });
     const start = readRecords(record).find((r) => r.event === 'start')!;
     assert.match(start.env!.FLEET_AGENT_TOKEN!, new RegExp(`^fat_${agent.id}\\.`));
     assert.notEqual(start.env!.FLEET_AGENT_TOKEN, TOKEN);
     assert.ok(!Object.values(start.env!).includes(TOKEN), 'the admin token never reaches an agent');
-    const seen = await waitFor('progress via API', async () => {
-      const a = (await call<Agent>('GET', `/agents/${agent.id}`)).body;
-      return a.progress?.message === 'via api' ? a : undefined;
-    }, 10_000);
+    const seen = await waitFor(
+      'progress via API',
+      async () => {
+        const a = (await call<Agent>('GET', `/agents/${agent.id}`)).body;
+        return a.progress?.message === 'via api' ? a : undefined;
+      },
+      10_000,
+    );
     assert.equal(seen.progress!.percent, 50);
     const health = (await call<AgentHealth>('GET', `/agents/${agent.id}/health`)).body;
     assert.ok(health.lastAgentHeartbeatAt, 'the agent heartbeat was recorded');
@@ -78,10 +95,15 @@ describe('REST API', { timeout: 300_000 }, () => {
   it('health, resources and logs of a running agent, then of an ended one', async () => {
     const agent = await spawn({ command: ['node', TEST_AGENT, '--progress', '8', '--sleep-ms', '8000', '--fork-child'] });
     // The whole tree: the agent and the child it forks.
-    const res = await waitFor('resources of both processes', async () => {
-      const r = AgentResources.parse((await call('GET', `/agents/${agent.id}/resources`)).body);
-      return r.latest?.processCount === 2 && r.history.length > 0 ? r : undefined;
-    }, 20_000, 250);
+    const res = await waitFor(
+      'resources of both processes',
+      async () => {
+        const r = AgentResources.parse((await call('GET', `/agents/${agent.id}/resources`)).body);
+        return r.latest?.processCount === 2 && r.history.length > 0 ? r : undefined;
+      },
+      20_000,
+      250,
+    );
     assert.ok(res.latest!.rssBytes > 10_000_000, `RSS of two node processes (${res.latest!.rssBytes})`);
     const health = AgentHealth.parse((await call('GET', `/agents/${agent.id}/health`)).body);
     assert.equal(health.state, 'healthy');
@@ -94,7 +116,9 @@ describe('REST API', { timeout: 300_000 }, () => {
 
     // follow: server-sent events until the agent ends
     const t0 = Date.now();
-    const sse = await fetch(`${base}/api/v1/agents/${agent.id}/logs?follow=true&tail=1000`, { headers: { authorization: `Bearer ${TOKEN}` } });
+    const sse = await fetch(`${base}/api/v1/agents/${agent.id}/logs?follow=true&tail=1000`, {
+      headers: { authorization: `Bearer ${TOKEN}` },
+    });
     assert.equal(sse.status, 200);
     assert.match(sse.headers.get('content-type')!, /text\/event-stream/);
     const text = await sse.text();
@@ -115,10 +139,18 @@ describe('REST API', { timeout: 300_000 }, () => {
   });
 
   it('a followed log line holding a carriage return stays data: it cannot end its line early, nor inject an event', async () => {
-    const agent = await spawn({ command: ['node', '-e', "process.stdout.write('before\\revent: end\\n'); setTimeout(() => process.stdout.write('after\\n'), 1500)"] });
-    const sse = await fetch(`${base}/api/v1/agents/${agent.id}/logs?follow=true&tail=1000`, { headers: { authorization: `Bearer ${TOKEN}` } });
+    const agent = await spawn({
+      command: ['node', '-e', "process.stdout.write('before\\revent: end\\n'); setTimeout(() => process.stdout.write('after\\n'), 1500)"],
+    });
+    const sse = await fetch(`${base}/api/v1/agents/${agent.id}/logs?follow=true&tail=1000`, {
+      headers: { authorization: `Bearer ${TOKEN}` },
+    });
     const lines = (await sse.text()).split(/\r\n|\r|\n/);
-    assert.deepEqual(lines.filter((l) => l.startsWith('event:')), ['event: end'], 'one event: the real end');
+    assert.deepEqual(
+      lines.filter((l) => l.startsWith('event:')),
+      ['event: end'],
+      'one event: the real end',
+    );
     assert.ok(lines.includes('data: before') && lines.includes('data: event: end') && lines.includes('data: after'), JSON.stringify(lines));
     const tail = AgentLogTail.parse((await call('GET', `/agents/${agent.id}/logs?tail=10`)).body);
     assert.ok(tail.lines.includes('before\revent: end'), `the log keeps the line as written: ${JSON.stringify(tail.lines)}`);
@@ -130,15 +162,25 @@ describe('REST API', { timeout: 300_000 }, () => {
     const agent = await spawn({ queue: q, command: ['node', TEST_AGENT, '--hang-on', '1'], heartbeatTimeoutMs: 4000 });
     await waitFor('healthy', async () => (await call<AgentHealth>('GET', `/agents/${agent.id}/health`)).body.state === 'healthy', 30_000);
     w.kill('SIGKILL');
-    const sick = await waitFor('health to stop being healthy', async () => {
-      const s = (await call<AgentHealth>('GET', `/agents/${agent.id}/health`)).body;
-      return s.state !== 'healthy' ? s : undefined;
-    }, 8000, 100);
+    const sick = await waitFor(
+      'health to stop being healthy',
+      async () => {
+        const s = (await call<AgentHealth>('GET', `/agents/${agent.id}/health`)).body;
+        return s.state !== 'healthy' ? s : undefined;
+      },
+      8000,
+      100,
+    );
     assert.ok(['stale', 'unhealthy'].includes(sick.state));
-    const retrying = await waitFor('retrying once Temporal times the attempt out', async () => {
-      const a = (await call<Agent>('GET', `/agents/${agent.id}`)).body;
-      return a.status === 'retrying' ? a : undefined;
-    }, 15_000, 200);
+    const retrying = await waitFor(
+      'retrying once Temporal times the attempt out',
+      async () => {
+        const a = (await call<Agent>('GET', `/agents/${agent.id}`)).body;
+        return a.status === 'retrying' ? a : undefined;
+      },
+      15_000,
+      200,
+    );
     assert.equal(retrying.health.state, 'unhealthy');
     assert.equal((await call('DELETE', `/agents/${agent.id}?graceMs=0`)).status, 202);
   });
@@ -155,9 +197,30 @@ describe('REST API', { timeout: 300_000 }, () => {
   });
 
   it('serves an OpenAPI document generated from the schemas that validate', async () => {
-    const doc = (await call<{ openapi: string; paths: Record<string, Record<string, { requestBody?: { content: Record<string, { schema: { properties: Record<string, unknown>; required: string[] } }> } }>> }>('GET', '/openapi.json')).body;
+    const doc = (
+      await call<{
+        openapi: string;
+        paths: Record<
+          string,
+          Record<
+            string,
+            { requestBody?: { content: Record<string, { schema: { properties: Record<string, unknown>; required: string[] } }> } }
+          >
+        >;
+      }>('GET', '/openapi.json')
+    ).body;
     assert.equal(doc.openapi, '3.0.3');
-    for (const p of ['/api/v1/agents/spawn', '/api/v1/agents', '/api/v1/agents/system-health', '/api/v1/agents/{id}', '/api/v1/agents/{id}/heartbeat', '/api/v1/agents/{id}/progress', '/api/v1/agents/{id}/health', '/api/v1/agents/{id}/resources', '/api/v1/agents/{id}/logs']) {
+    for (const p of [
+      '/api/v1/agents/spawn',
+      '/api/v1/agents',
+      '/api/v1/agents/system-health',
+      '/api/v1/agents/{id}',
+      '/api/v1/agents/{id}/heartbeat',
+      '/api/v1/agents/{id}/progress',
+      '/api/v1/agents/{id}/health',
+      '/api/v1/agents/{id}/resources',
+      '/api/v1/agents/{id}/logs',
+    ]) {
       assert.ok(doc.paths[p], `${p} documented`);
     }
     const spawnSchema = doc.paths['/api/v1/agents/spawn']!.post!.requestBody!.content['application/json']!.schema;
@@ -165,7 +228,18 @@ describe('REST API', { timeout: 300_000 }, () => {
     assert.ok('retry' in spawnSchema.properties && 'command' in spawnSchema.properties);
 
     // Found by the schemathesis fuzz (test/chaos/api-fuzz.test.ts): what the document said was not what the server does.
-    type Op = { responses: Record<string, { content?: Record<string, { schema: { type?: string; properties?: Record<string, { enum?: string[] }>; required?: string[]; pattern?: string } }> }>; requestBody?: { content: Record<string, { schema: { properties: Record<string, { pattern?: string; format?: string }> } }> } };
+    type Op = {
+      responses: Record<
+        string,
+        {
+          content?: Record<
+            string,
+            { schema: { type?: string; properties?: Record<string, { enum?: string[] }>; required?: string[]; pattern?: string } }
+          >;
+        }
+      >;
+      requestBody?: { content: Record<string, { schema: { properties: Record<string, { pattern?: string; format?: string }> } }> };
+    };
     const op = (path: string, method: string) => (doc.paths as unknown as Record<string, Record<string, Op>>)[path]![method]!;
     // The events of a followed log: each an {event, data} object (OpenAPI 3.0's schema of text/event-stream is that of one event), not a string.
     const sse = op('/api/v1/agents/{id}/logs', 'get').responses['200']!.content!['text/event-stream']!.schema;
@@ -181,15 +255,24 @@ describe('REST API', { timeout: 300_000 }, () => {
     }
     // Constraints the server checks are in the document: a lock's path is absolute, a checkpoint's createdAt a date-time.
     assert.equal(op('/api/v1/locks', 'post').requestBody!.content['application/json']!.schema.properties.path!.pattern, '^\\/');
-    assert.equal(op('/api/v1/checkpoints/import', 'post').requestBody!.content['application/json']!.schema.properties.createdAt!.format, 'date-time');
+    assert.equal(
+      op('/api/v1/checkpoints/import', 'post').requestBody!.content['application/json']!.schema.properties.createdAt!.format,
+      'date-time',
+    );
     assert.equal(op('/api/v1/missions', 'post').requestBody!.content['application/json']!.schema.properties.cwd!.pattern, '^\\/');
-    const queues = (op('/api/v1/agents/system-health', 'get') as unknown as { parameters: Array<{ name: string; schema: { pattern?: string } }> }).parameters.find((p) => p.name === 'queues')!;
+    const queues = (
+      op('/api/v1/agents/system-health', 'get') as unknown as { parameters: Array<{ name: string; schema: { pattern?: string } }> }
+    ).parameters.find((p) => p.name === 'queues')!;
     assert.ok(queues.schema.pattern, 'the queues parameter has a pattern');
   });
 
   it('a checkpoint of a mission no worker runs is a 409 at once, and reading that mission does not wait for a worker', async () => {
     const nobody = h.queue('nobody');
-    const created = await call<{ id: string }>('POST', '/missions', { title: 'unrun', queue: nobody, sorties: [{ id: 'a', type: 'backend', command: ['node', TEST_AGENT] }] });
+    const created = await call<{ id: string }>('POST', '/missions', {
+      title: 'unrun',
+      queue: nobody,
+      sorties: [{ id: 'a', type: 'backend', command: ['node', TEST_AGENT] }],
+    });
     assert.equal(created.status, 201, JSON.stringify(created.body));
     const t0 = Date.now();
     const cp = await call('POST', '/checkpoints', { missionId: created.body.id });
@@ -198,7 +281,11 @@ describe('REST API', { timeout: 300_000 }, () => {
     const t1 = Date.now();
     const read = await call<{ sorties: Array<{ id: string; status: string }> }>('GET', `/missions/${created.body.id}`);
     assert.equal(read.status, 200);
-    assert.deepEqual(read.body.sorties.map((x) => [x.id, x.status]), [['a', 'pending']], 'its sorties, from the run\'s start event');
+    assert.deepEqual(
+      read.body.sorties.map((x) => [x.id, x.status]),
+      [['a', 'pending']],
+      "its sorties, from the run's start event",
+    );
     // Before: the checkpoint waited for a worker forever, and each read of the mission 3 s for its query.
     assert.ok(t1 - t0 < 10_000, `checkpoint answered in ${t1 - t0} ms`);
     assert.ok(Date.now() - t1 < 2500, `mission read in ${Date.now() - t1} ms`);
@@ -206,7 +293,10 @@ describe('REST API', { timeout: 300_000 }, () => {
   });
 
   it('checkpoints racing the end of their mission: 201 or 409, never a 5xx', async () => {
-    const created = await call<{ id: string }>('POST', '/missions', { title: 'short', sorties: [{ id: 'a', type: 'backend', command: ['node', TEST_AGENT, '--sleep-ms', '300'] }] });
+    const created = await call<{ id: string }>('POST', '/missions', {
+      title: 'short',
+      sorties: [{ id: 'a', type: 'backend', command: ['node', TEST_AGENT, '--sleep-ms', '300'] }],
+    });
     assert.equal(created.status, 201, JSON.stringify(created.body));
     const statuses: number[] = [];
     const deadline = Date.now() + 30_000;
@@ -223,22 +313,35 @@ describe('REST API', { timeout: 300_000 }, () => {
 
   it('`fleet api` runs alone against a Temporal cluster (TEMPORAL_ADDRESS) with the token from FLEET_API_TOKEN', async () => {
     const port = await freePort();
-    const child = spawnProcess(process.execPath, [FLEET_BIN, 'api', '--api-port', String(port), '--queue', queue, '--data-dir', h.path('api-alone')], {
-      env: { ...process.env, TEMPORAL_ADDRESS: h.server.address, FLEET_API_TOKEN: 'alone-token' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawnProcess(
+      process.execPath,
+      [FLEET_BIN, 'api', '--api-port', String(port), '--queue', queue, '--data-dir', h.path('api-alone')],
+      {
+        env: { ...process.env, TEMPORAL_ADDRESS: h.server.address, FLEET_API_TOKEN: 'alone-token' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     try {
       let out = '';
       child.stdout!.on('data', (d) => (out += d));
       await waitFor('fleet api to listen', () => out.includes(`API listening on http://127.0.0.1:${port}`), 30_000);
       const alone = api(`http://127.0.0.1:${port}`, 'alone-token');
       const agent = (await alone<Agent>('POST', '/agents/spawn', { type: 'documentation', command: ['node', TEST_AGENT] })).body;
-      const done = await waitFor('the agent spawned through `fleet api` to succeed', async () => {
-        const a = (await alone<Agent>('GET', `/agents/${agent.id}`)).body;
-        return a.status === 'succeeded' ? a : undefined;
-      }, 30_000, 200);
+      const done = await waitFor(
+        'the agent spawned through `fleet api` to succeed',
+        async () => {
+          const a = (await alone<Agent>('GET', `/agents/${agent.id}`)).body;
+          return a.status === 'succeeded' ? a : undefined;
+        },
+        30_000,
+        200,
+      );
       assert.equal(done.queue, queue);
-      assert.equal((await api(`http://127.0.0.1:${port}`)('GET', '/agents')).status, 401, 'the admin token of another API is not valid here');
+      assert.equal(
+        (await api(`http://127.0.0.1:${port}`)('GET', '/agents')).status,
+        401,
+        'the admin token of another API is not valid here',
+      );
     } finally {
       child.kill('SIGTERM');
       await new Promise((r) => child.once('exit', r));
@@ -259,57 +362,239 @@ describe('REST API', { timeout: 300_000 }, () => {
       workflowId: 'w',
       runId: 'r',
       eventId: 1,
-      mission: { title: 't', status: 'running', progress: { percent: 0, counts: { pending: 1, waiting: 0, running: 0, succeeded: 0, failed: 0, blocked: 0, cancelled: 0 } }, request: { title: 't', sorties: [{ id: 'a', type: 'backend' }] }, queue: 'q' },
+      mission: {
+        title: 't',
+        status: 'running',
+        progress: { percent: 0, counts: { pending: 1, waiting: 0, running: 0, succeeded: 0, failed: 0, blocked: 0, cancelled: 0 } },
+        request: { title: 't', sorties: [{ id: 'a', type: 'backend' }] },
+        queue: 'q',
+      },
       sorties: [],
       locks: [],
       pendingMessages: [],
       recoveryContext: '',
       ...patch,
     });
-    const cases: Array<{ name: string; method: string; path: () => string; body?: unknown; headers?: Record<string, string>; status: number; field?: string }> = [
-      { name: 'spawn: missing type', method: 'POST', path: () => '/agents/spawn', body: { command: ['x'] }, status: 400, field: 'body.type' },
-      { name: 'spawn: unknown agent type', method: 'POST', path: () => '/agents/spawn', body: { type: 'chef', command: ['x'] }, status: 400, field: 'body.type' },
-      { name: 'spawn: command of the wrong type', method: 'POST', path: () => '/agents/spawn', body: { type: 'backend', command: 'rm -rf /' }, status: 400, field: 'body.command' },
-      { name: 'spawn: exec without a command', method: 'POST', path: () => '/agents/spawn', body: { type: 'backend', runtime: 'exec' }, status: 400, field: 'body.command' },
-      { name: 'spawn: unknown runtime', method: 'POST', path: () => '/agents/spawn', body: { type: 'backend', runtime: 'copilot' }, status: 400, field: 'body.runtime' },
-      { name: 'spawn: worktree without a cwd', method: 'POST', path: () => '/agents/spawn', body: { type: 'backend', command: ['x'], worktree: true }, status: 400, field: 'body.cwd' },
-      { name: 'spawn: unknown field', method: 'POST', path: () => '/agents/spawn', body: { type: 'backend', command: ['x'], shell: true }, status: 400, field: 'body' },
-      { name: 'spawn: NUL byte in the task', method: 'POST', path: () => '/agents/spawn', body: { type: 'backend', command: ['x'], task: 'a\u0000b' }, status: 400, field: 'body.task' },
-      { name: 'spawn: retry out of range', method: 'POST', path: () => '/agents/spawn', body: { type: 'backend', command: ['x'], retry: { maxAttempts: 0 } }, status: 400, field: 'body.retry.maxAttempts' },
-      { name: 'spawn: env name that is not a variable name', method: 'POST', path: () => '/agents/spawn', body: { type: 'backend', command: ['x'], env: { 'A=B': 'c' } }, status: 400, field: 'body.env' },
-      { name: 'spawn: malformed JSON', method: 'POST', path: () => '/agents/spawn', body: '{"type":', headers: { 'content-type': 'application/json' }, status: 400 },
-      { name: 'spawn: not JSON', method: 'POST', path: () => '/agents/spawn', body: 'type=backend', headers: { 'content-type': 'application/x-www-form-urlencoded' }, status: 415 },
-      { name: 'spawn: oversized body', method: 'POST', path: () => '/agents/spawn', body: { type: 'backend', command: ['x'], task: 'x'.repeat(300_000) }, status: 413 },
+    const cases: Array<{
+      name: string;
+      method: string;
+      path: () => string;
+      body?: unknown;
+      headers?: Record<string, string>;
+      status: number;
+      field?: string;
+    }> = [
+      {
+        name: 'spawn: missing type',
+        method: 'POST',
+        path: () => '/agents/spawn',
+        body: { command: ['x'] },
+        status: 400,
+        field: 'body.type',
+      },
+      {
+        name: 'spawn: unknown agent type',
+        method: 'POST',
+        path: () => '/agents/spawn',
+        body: { type: 'chef', command: ['x'] },
+        status: 400,
+        field: 'body.type',
+      },
+      {
+        name: 'spawn: command of the wrong type',
+        method: 'POST',
+        path: () => '/agents/spawn',
+        body: { type: 'backend', command: 'rm -rf /' },
+        status: 400,
+        field: 'body.command',
+      },
+      {
+        name: 'spawn: exec without a command',
+        method: 'POST',
+        path: () => '/agents/spawn',
+        body: { type: 'backend', runtime: 'exec' },
+        status: 400,
+        field: 'body.command',
+      },
+      {
+        name: 'spawn: unknown runtime',
+        method: 'POST',
+        path: () => '/agents/spawn',
+        body: { type: 'backend', runtime: 'copilot' },
+        status: 400,
+        field: 'body.runtime',
+      },
+      {
+        name: 'spawn: worktree without a cwd',
+        method: 'POST',
+        path: () => '/agents/spawn',
+        body: { type: 'backend', command: ['x'], worktree: true },
+        status: 400,
+        field: 'body.cwd',
+      },
+      {
+        name: 'spawn: unknown field',
+        method: 'POST',
+        path: () => '/agents/spawn',
+        body: { type: 'backend', command: ['x'], shell: true },
+        status: 400,
+        field: 'body',
+      },
+      {
+        name: 'spawn: NUL byte in the task',
+        method: 'POST',
+        path: () => '/agents/spawn',
+        body: { type: 'backend', command: ['x'], task: 'a\u0000b' },
+        status: 400,
+        field: 'body.task',
+      },
+      {
+        name: 'spawn: retry out of range',
+        method: 'POST',
+        path: () => '/agents/spawn',
+        body: { type: 'backend', command: ['x'], retry: { maxAttempts: 0 } },
+        status: 400,
+        field: 'body.retry.maxAttempts',
+      },
+      {
+        name: 'spawn: env name that is not a variable name',
+        method: 'POST',
+        path: () => '/agents/spawn',
+        body: { type: 'backend', command: ['x'], env: { 'A=B': 'c' } },
+        status: 400,
+        field: 'body.env',
+      },
+      {
+        name: 'spawn: malformed JSON',
+        method: 'POST',
+        path: () => '/agents/spawn',
+        body: '{"type":',
+        headers: { 'content-type': 'application/json' },
+        status: 400,
+      },
+      {
+        name: 'spawn: not JSON',
+        method: 'POST',
+        path: () => '/agents/spawn',
+        body: 'type=backend',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        status: 415,
+      },
+      {
+        name: 'spawn: oversized body',
+        method: 'POST',
+        path: () => '/agents/spawn',
+        body: { type: 'backend', command: ['x'], task: 'x'.repeat(300_000) },
+        status: 413,
+      },
       { name: 'list: unknown status', method: 'GET', path: () => '/agents?status=sleeping', status: 400, field: 'query.status' },
       { name: 'list: limit 0', method: 'GET', path: () => '/agents?limit=0', status: 400, field: 'query.limit' },
       { name: 'list: unknown parameter', method: 'GET', path: () => '/agents?colour=red', status: 400, field: 'query' },
       { name: 'list: bad cursor', method: 'GET', path: () => '/agents?cursor=bm90LWEtY3Vyc29y', status: 400, field: 'query.cursor' },
       { name: 'get: malformed id', method: 'GET', path: () => '/agents/not-an-id', status: 400, field: 'params.id' },
-      { name: 'get: path traversal in the id', method: 'GET', path: () => '/agents/..%2F..%2Fetc%2Fpasswd', status: 400, field: 'params.id' },
+      {
+        name: 'get: path traversal in the id',
+        method: 'GET',
+        path: () => '/agents/..%2F..%2Fetc%2Fpasswd',
+        status: 400,
+        field: 'params.id',
+      },
       { name: 'get: unknown id', method: 'GET', path: () => `/agents/${id()}`, status: 404 },
       { name: 'terminate: unknown id', method: 'DELETE', path: () => `/agents/${id()}`, status: 404 },
-      { name: 'terminate: negative grace', method: 'DELETE', path: () => `/agents/${id()}?graceMs=-1`, status: 400, field: 'query.graceMs' },
+      {
+        name: 'terminate: negative grace',
+        method: 'DELETE',
+        path: () => `/agents/${id()}?graceMs=-1`,
+        status: 400,
+        field: 'query.graceMs',
+      },
       { name: 'heartbeat: unknown id', method: 'POST', path: () => `/agents/${id()}/heartbeat`, body: {}, status: 404 },
-      { name: 'heartbeat: unexpected body', method: 'POST', path: () => `/agents/${id()}/heartbeat`, body: { alive: true }, status: 400, field: 'body' },
-      { name: 'progress: percent above 100', method: 'POST', path: () => `/agents/${id()}/progress`, body: { percent: 150 }, status: 400, field: 'body.percent' },
-      { name: 'progress: percent missing', method: 'POST', path: () => `/agents/${id()}/progress`, body: { message: 'hi' }, status: 400, field: 'body.percent' },
+      {
+        name: 'heartbeat: unexpected body',
+        method: 'POST',
+        path: () => `/agents/${id()}/heartbeat`,
+        body: { alive: true },
+        status: 400,
+        field: 'body',
+      },
+      {
+        name: 'progress: percent above 100',
+        method: 'POST',
+        path: () => `/agents/${id()}/progress`,
+        body: { percent: 150 },
+        status: 400,
+        field: 'body.percent',
+      },
+      {
+        name: 'progress: percent missing',
+        method: 'POST',
+        path: () => `/agents/${id()}/progress`,
+        body: { message: 'hi' },
+        status: 400,
+        field: 'body.percent',
+      },
       { name: 'progress: unknown id', method: 'POST', path: () => `/agents/${id()}/progress`, body: { percent: 5 }, status: 404 },
       { name: 'health: unknown id', method: 'GET', path: () => `/agents/${id()}/health`, status: 404 },
       { name: 'resources: unknown id', method: 'GET', path: () => `/agents/${id()}/resources`, status: 404 },
       { name: 'logs: unknown id', method: 'GET', path: () => `/agents/${id()}/logs`, status: 404 },
       { name: 'logs: tail not a number', method: 'GET', path: () => `/agents/${id()}/logs?tail=all`, status: 400, field: 'query.tail' },
-      { name: 'logs: follow not a boolean', method: 'GET', path: () => `/agents/${id()}/logs?follow=maybe`, status: 400, field: 'query.follow' },
+      {
+        name: 'logs: follow not a boolean',
+        method: 'GET',
+        path: () => `/agents/${id()}/logs?follow=maybe`,
+        status: 400,
+        field: 'query.follow',
+      },
       { name: 'logs: attempt 0', method: 'GET', path: () => `/agents/${id()}/logs?attempt=0`, status: 400, field: 'query.attempt' },
-      { name: 'system health: bad queue name', method: 'GET', path: () => '/agents/system-health?queues=a%20b', status: 400, field: 'query.queues' },
+      {
+        name: 'system health: bad queue name',
+        method: 'GET',
+        path: () => '/agents/system-health?queues=a%20b',
+        status: 400,
+        field: 'query.queues',
+      },
       // Found by the schemathesis fuzz: Node refused these with an empty 431, and the store with a 503.
-      { name: 'list: a cursor of 4,097 non-ASCII characters (24 KiB URL-encoded) is a 400 naming it, not a 431', method: 'GET', path: () => `/agents?cursor=${'%C2%A9'.repeat(4097)}`, status: 400, field: 'query.cursor' },
-      { name: 'system health: queues of 2,001 4-byte characters (24 KiB URL-encoded) is a 400 naming it', method: 'GET', path: () => `/agents/system-health?queues=${'%F1%AC%A8%9E'.repeat(2001)}`, status: 400, field: 'query.queues' },
+      {
+        name: 'list: a cursor of 4,097 non-ASCII characters (24 KiB URL-encoded) is a 400 naming it, not a 431',
+        method: 'GET',
+        path: () => `/agents?cursor=${'%C2%A9'.repeat(4097)}`,
+        status: 400,
+        field: 'query.cursor',
+      },
+      {
+        name: 'system health: queues of 2,001 4-byte characters (24 KiB URL-encoded) is a 400 naming it',
+        method: 'GET',
+        path: () => `/agents/system-health?queues=${'%F1%AC%A8%9E'.repeat(2001)}`,
+        status: 400,
+        field: 'query.queues',
+      },
       { name: 'list: a query string over 64 KiB', method: 'GET', path: () => `/agents?cursor=${'%C2%A9'.repeat(12_000)}`, status: 431 },
-      { name: 'locks: a relative path', method: 'POST', path: () => '/locks', body: { path: 'src/api/**', holder: 'someone' }, status: 400, field: 'body.path' },
-      { name: 'checkpoint import: createdAt that is not an ISO time', method: 'POST', path: () => '/checkpoints/import', body: importable({ createdAt: '' }), status: 400, field: 'body.createdAt' },
+      {
+        name: 'locks: a relative path',
+        method: 'POST',
+        path: () => '/locks',
+        body: { path: 'src/api/**', holder: 'someone' },
+        status: 400,
+        field: 'body.path',
+      },
+      {
+        name: 'checkpoint import: createdAt that is not an ISO time',
+        method: 'POST',
+        path: () => '/checkpoints/import',
+        body: importable({ createdAt: '' }),
+        status: 400,
+        field: 'body.createdAt',
+      },
       { name: 'no such route', method: 'GET', path: () => '/nothing-here', status: 404 },
       { name: 'a method the route does not take', method: 'PUT', path: () => `/agents/${id()}`, body: {}, status: 405 },
-      { name: 'missions: a relative cwd', method: 'POST', path: () => '/missions', body: { title: 't', cwd: 'src', sorties: [{ id: 'a', type: 'backend', command: ['x'] }] }, status: 400, field: 'body.cwd' },
+      {
+        name: 'missions: a relative cwd',
+        method: 'POST',
+        path: () => '/missions',
+        body: { title: 't', cwd: 'src', sorties: [{ id: 'a', type: 'backend', command: ['x'] }] },
+        status: 400,
+        field: 'body.cwd',
+      },
     ];
     for (const c of cases) {
       it(c.name, async () => {
@@ -319,7 +604,10 @@ describe('REST API', { timeout: 300_000 }, () => {
         assert.ok(body.error.message.length > 0);
         if (c.field) {
           const fields = (body.error.details as { fields: Array<{ field: string }> }).fields.map((f) => f.field);
-          assert.ok(fields.some((f) => f === c.field || f.startsWith(`${c.field}.`)), `expected ${c.field} in ${JSON.stringify(fields)}`);
+          assert.ok(
+            fields.some((f) => f === c.field || f.startsWith(`${c.field}.`)),
+            `expected ${c.field} in ${JSON.stringify(fields)}`,
+          );
         }
       });
     }
@@ -334,7 +622,11 @@ describe('REST API', { timeout: 300_000 }, () => {
     it('terminate and progress on an ended agent: 409', async () => {
       const agent = await spawn({ command: ['node', TEST_AGENT] });
       await ended(agent.id);
-      for (const [method, path, body] of [['DELETE', `/agents/${agent.id}`, undefined], ['POST', `/agents/${agent.id}/progress`, { percent: 1 }], ['POST', `/agents/${agent.id}/heartbeat`, {}]] as const) {
+      for (const [method, path, body] of [
+        ['DELETE', `/agents/${agent.id}`, undefined],
+        ['POST', `/agents/${agent.id}/progress`, { percent: 1 }],
+        ['POST', `/agents/${agent.id}/heartbeat`, {}],
+      ] as const) {
         const res = await call(method, path, body);
         assert.equal(res.status, 409, `${method} ${path}`);
         assert.equal(ErrorBody.parse(res.body).error.code, 'conflict');

@@ -62,12 +62,19 @@ describe('crash recovery', { timeout: 600_000 }, () => {
     const orphanLifetime = Date.now() - killedAt;
 
     await h.startWorkerProcess(queue);
-    const second = await waitFor('attempt 2 to start on the new worker', () => readRecords(record).find((r) => r.attempt === 2), 30_000, 50);
+    const second = await waitFor(
+      'attempt 2 to start on the new worker',
+      () => readRecords(record).find((r) => r.attempt === 2),
+      30_000,
+      50,
+    );
     const done = await ended(agent.id);
     assert.equal(done.status, 'succeeded', done.lastError ?? '');
     assert.equal(done.attempt, 2);
     assert.ok(second.t > killedAt);
-    t.diagnostic(`orphan lifetime after worker SIGKILL: ${orphanLifetime} ms; running again on a new worker ${second.t - killedAt} ms after the kill (heartbeat timeout 3000 ms)`);
+    t.diagnostic(
+      `orphan lifetime after worker SIGKILL: ${orphanLifetime} ms; running again on a new worker ${second.t - killedAt} ms after the kill (heartbeat timeout 3000 ms)`,
+    );
   });
 
   it('a worker and its reaper both killed: the next attempt stops the living predecessor before it starts', async () => {
@@ -109,7 +116,10 @@ describe('crash recovery', { timeout: 600_000 }, () => {
     const done = await ended(res.body.id);
     assert.equal(done.status, 'succeeded', 'maxAttempts 1 was not used up by the shutdown');
     const starts = readRecords(record).filter((r) => r.event === 'start');
-    assert.deepEqual(starts.map((s) => s.attempt), [1, 1]);
+    assert.deepEqual(
+      starts.map((s) => s.attempt),
+      [1, 1],
+    );
     assert.equal(done.attempt, 1);
   });
 
@@ -119,19 +129,39 @@ describe('crash recovery', { timeout: 600_000 }, () => {
     const [apiPort, temporalPort, uiPort] = [await freePort(), await freePort(), await freePort()];
     const children: ChildProcess[] = [];
     const up = async () => {
-      const child = spawn(process.execPath, [FLEET_BIN, 'up', '--data-dir', dataDir, '--api-port', String(apiPort), '--temporal-port', String(temporalPort), '--ui-port', String(uiPort)], {
-        env: { ...process.env, FLEET_API_TOKEN: '', FLEET_HEARTBEAT_THROTTLE_MS: '500' },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
+      const child = spawn(
+        process.execPath,
+        [
+          FLEET_BIN,
+          'up',
+          '--data-dir',
+          dataDir,
+          '--api-port',
+          String(apiPort),
+          '--temporal-port',
+          String(temporalPort),
+          '--ui-port',
+          String(uiPort),
+        ],
+        {
+          env: { ...process.env, FLEET_API_TOKEN: '', FLEET_HEARTBEAT_THROTTLE_MS: '500' },
+          stdio: ['ignore', 'pipe', 'pipe'],
+        },
+      );
       children.push(child);
       let out = '';
       let err = '';
       child.stdout!.on('data', (d) => (out += d));
       child.stderr!.on('data', (d) => (err += d));
-      await waitFor('fleet up to be ready', () => {
-        if (child.exitCode !== null) throw new Error(`fleet up exited ${child.exitCode}: ${err.slice(-2000)}`);
-        return out.includes('FleetTools is up.');
-      }, 120_000, 200);
+      await waitFor(
+        'fleet up to be ready',
+        () => {
+          if (child.exitCode !== null) throw new Error(`fleet up exited ${child.exitCode}: ${err.slice(-2000)}`);
+          return out.includes('FleetTools is up.');
+        },
+        120_000,
+        200,
+      );
       return { child, out: () => out };
     };
     const call = () => api(`http://127.0.0.1:${apiPort}`, readFileSync(join(dataDir, 'api-token'), 'utf8').trim());
@@ -170,10 +200,15 @@ describe('crash recovery', { timeout: 600_000 }, () => {
 
       const t0 = Date.now();
       await up();
-      const done = await waitFor('the agent to finish after the restart', async () => {
-        const a = (await upCall<Agent>('GET', `/agents/${spawned.body.id}`)).body;
-        return a.status === 'succeeded' ? a : undefined;
-      }, 90_000, 250);
+      const done = await waitFor(
+        'the agent to finish after the restart',
+        async () => {
+          const a = (await upCall<Agent>('GET', `/agents/${spawned.body.id}`)).body;
+          return a.status === 'succeeded' ? a : undefined;
+        },
+        90_000,
+        250,
+      );
       assert.equal(done.attempt, 2);
       t.diagnostic(`agent finished ${Date.now() - t0} ms after fleet up was started again`);
 
@@ -219,7 +254,11 @@ describe('crash recovery', { timeout: 600_000 }, () => {
       assert.equal(created.status, 201, JSON.stringify(created.body));
       const missionId = created.body.id;
       const started = (id: string) => readRecords(record).filter((r) => r.event === 'start' && r.env?.TEST_SORTIE === id);
-      const [b1, c1] = await waitFor('b and c to be running', () => (started('b').length && started('c').length ? [started('b')[0]!, started('c')[0]!] : undefined), 30_000);
+      const [b1, c1] = await waitFor(
+        'b and c to be running',
+        () => (started('b').length && started('c').length ? [started('b')[0]!, started('c')[0]!] : undefined),
+        30_000,
+      );
       const manual = await upCall<Checkpoint>('POST', '/checkpoints', { missionId, note: 'before the crash' });
       assert.equal(manual.status, 201, JSON.stringify(manual.body));
       const serverPid = fx.serverPid();
@@ -230,10 +269,15 @@ describe('crash recovery', { timeout: 600_000 }, () => {
 
       const t0 = Date.now();
       await fx.up();
-      const done = await waitFor('the mission to finish after the restart', async () => {
-        const m = (await upCall<Mission>('GET', `/missions/${missionId}`)).body;
-        return m.status !== 'running' ? m : undefined;
-      }, 120_000, 250);
+      const done = await waitFor(
+        'the mission to finish after the restart',
+        async () => {
+          const m = (await upCall<Mission>('GET', `/missions/${missionId}`)).body;
+          return m.status !== 'running' ? m : undefined;
+        },
+        120_000,
+        250,
+      );
       t.diagnostic(`mission finished ${Date.now() - t0} ms after fleet up was started again`);
       assert.equal(done.status, 'succeeded', JSON.stringify(done.sorties));
       assert.equal(done.runId, created.body.runId, 'the same run continued from its history');
@@ -254,23 +298,39 @@ describe('crash recovery', { timeout: 600_000 }, () => {
 
       // The checkpoint store survived the crash: the manual checkpoint is there, and resume can plan from it.
       // (The mission reads as ended as soon as its last sortie does; its completion checkpoint follows a moment later.)
-      const cps = await waitFor('the completion checkpoint', async () => {
-        const list = (await upCall<{ checkpoints: CheckpointSummary[] }>('GET', `/checkpoints?missionId=${missionId}`)).body.checkpoints;
-        return list[0]?.trigger === 'completion' ? list : undefined;
-      }, 30_000, 200);
+      const cps = await waitFor(
+        'the completion checkpoint',
+        async () => {
+          const list = (await upCall<{ checkpoints: CheckpointSummary[] }>('GET', `/checkpoints?missionId=${missionId}`)).body.checkpoints;
+          return list[0]?.trigger === 'completion' ? list : undefined;
+        },
+        30_000,
+        200,
+      );
       assert.ok(cps.some((c) => c.id === manual.body.id));
       const dry = await upCall<ResumeResult>('POST', `/checkpoints/${manual.body.id}/resume`, { dryRun: true });
       assert.equal(dry.status, 200, JSON.stringify(dry.body));
-      assert.deepEqual(dry.body.plan.keepDone.map((k) => k.sortieId), ['a']);
-      assert.deepEqual(dry.body.plan.respawn.map((r) => r.sortieId), ['b', 'c', 'd']);
+      assert.deepEqual(
+        dry.body.plan.keepDone.map((k) => k.sortieId),
+        ['a'],
+      );
+      assert.deepEqual(
+        dry.body.plan.respawn.map((r) => r.sortieId),
+        ['b', 'c', 'd'],
+      );
       assert.equal(dry.body.plan.missionRunning, false);
       const latest = await upCall<ResumeResult>('POST', `/checkpoints/${cps[0]!.id}/resume`, {});
       assert.equal(latest.status, 201, JSON.stringify(latest.body));
       assert.deepEqual(latest.body.recovery!.respawned, [], 'resuming a finished mission reruns nothing');
-      const again = await waitFor('the resumed run to end', async () => {
-        const m = (await upCall<Mission>('GET', `/missions/${missionId}`)).body;
-        return m.status !== 'running' && m.runId === latest.body.recovery!.runId ? m : undefined;
-      }, 30_000, 250);
+      const again = await waitFor(
+        'the resumed run to end',
+        async () => {
+          const m = (await upCall<Mission>('GET', `/missions/${missionId}`)).body;
+          return m.status !== 'running' && m.runId === latest.body.recovery!.runId ? m : undefined;
+        },
+        30_000,
+        250,
+      );
       assert.equal(again.status, 'succeeded');
       assert.equal(readRecords(record).filter((r) => r.event === 'start').length, 6, 'no sortie ran again');
     } finally {

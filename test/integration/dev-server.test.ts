@@ -33,7 +33,11 @@ describe('DevServer.start', { timeout: 180_000 }, () => {
   };
 
   it('starts again when the server lost a port it picked to another program', async () => {
-    const cli = wrapper('port-lost', 1, 'failed listening for HTTP API on 127.0.0.1:34267: listen tcp 127.0.0.1:34267: bind: address already in use');
+    const cli = wrapper(
+      'port-lost',
+      1,
+      'failed listening for HTTP API on 127.0.0.1:34267: listen tcp 127.0.0.1:34267: bind: address already in use',
+    );
     const server = await DevServer.start({ cliPath: cli.path, dir: join(tmp, 'a'), port: await freePort(), headless: true });
     try {
       assert.equal(cli.runs(), 2);
@@ -44,7 +48,10 @@ describe('DevServer.start', { timeout: 180_000 }, () => {
 
   it('does not start again after any other early exit, and says what the server said', async () => {
     const cli = wrapper('broken', 5, 'unable to open the database');
-    await assert.rejects(DevServer.start({ cliPath: cli.path, dir: join(tmp, 'b'), port: await freePort(), headless: true }), /exited with code 1 while starting[\s\S]*unable to open the database/);
+    await assert.rejects(
+      DevServer.start({ cliPath: cli.path, dir: join(tmp, 'b'), port: await freePort(), headless: true }),
+      /exited with code 1 while starting[\s\S]*unable to open the database/,
+    );
     assert.equal(cli.runs(), 1);
   });
 });

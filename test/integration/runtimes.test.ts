@@ -21,17 +21,33 @@ describe('coding-agent CLI runtimes', { timeout: 300_000 }, () => {
   let repo: string;
   const record = () => join(h.tmp, 'standin.jsonl');
   const starts = (agentPid?: number) =>
-    readFileSync(record(), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { event: string; cli: string; argv: string[]; pid: number; env: Record<string, unknown> }).filter((r) => r.event === 'start' && (agentPid === undefined || r.pid === agentPid));
+    readFileSync(record(), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { event: string; cli: string; argv: string[]; pid: number; env: Record<string, unknown> })
+      .filter((r) => r.event === 'start' && (agentPid === undefined || r.pid === agentPid));
 
   before(async () => {
     h = await Harness.start();
     const queue = h.queue('runtimes');
-    await h.startWorker(queue, { runtimes: { codex: { executable: join(STAND_INS, 'codex'), args: ['-c', 'model_reasoning_effort="low"'] } } });
-    const config = FleetConfig.parse({ roles: { testing: { runtime: 'codex', instructions: 'You write tests.', model: 'gpt-5.5', retry: { maxAttempts: 2, initialIntervalMs: 100, backoffCoefficient: 1, maxIntervalMs: 100 } } } });
+    await h.startWorker(queue, {
+      runtimes: { codex: { executable: join(STAND_INS, 'codex'), args: ['-c', 'model_reasoning_effort="low"'] } },
+    });
+    const config = FleetConfig.parse({
+      roles: {
+        testing: {
+          runtime: 'codex',
+          instructions: 'You write tests.',
+          model: 'gpt-5.5',
+          retry: { maxAttempts: 2, initialIntervalMs: 100, backoffCoefficient: 1, maxIntervalMs: 100 },
+        },
+      },
+    });
     call = api((await h.startApi(queue, config)).url);
     repo = h.path('acme-api');
     mkdirSync(repo, { recursive: true });
-    const git = (...args: string[]) => execFileSync('git', ['-c', 'user.name=t', '-c', 'user.email=t@t', '-c', 'commit.gpgsign=false', ...args], { cwd: repo });
+    const git = (...args: string[]) =>
+      execFileSync('git', ['-c', 'user.name=t', '-c', 'user.email=t@t', '-c', 'commit.gpgsign=false', ...args], { cwd: repo });
     git('init', '-q');
     writeFileSync(join(repo, 'README.md'), 'acme\n');
     git('add', '.');
@@ -42,14 +58,22 @@ describe('coding-agent CLI runtimes', { timeout: 300_000 }, () => {
   });
 
   const spawn = async (body: Record<string, unknown>, env: Record<string, string> = {}) => {
-    const res = await call<Agent>('POST', '/agents/spawn', { type: 'backend', task: 'Implement the users endpoint', cwd: repo, env: { PATH: `${STAND_INS}:${process.env.PATH}`, STANDIN_RECORD: record(), ...env }, ...body });
+    const res = await call<Agent>('POST', '/agents/spawn', {
+      type: 'backend',
+      task: 'Implement the users endpoint',
+      cwd: repo,
+      env: { PATH: `${STAND_INS}:${process.env.PATH}`, STANDIN_RECORD: record(), ...env },
+      ...body,
+    });
     assert.equal(res.status, 201, JSON.stringify(res.body));
     return res.body;
   };
   const ended = (id: string) => agentEnded(call, id);
 
   it('each runtime runs its CLI, and the agent shows its session, files, usage and result', async () => {
-    const agents = await Promise.all((['claude-code', 'codex', 'opencode', 'gemini', 'aider'] as const).map((runtime) => spawn({ runtime })));
+    const agents = await Promise.all(
+      (['claude-code', 'codex', 'opencode', 'gemini', 'aider'] as const).map((runtime) => spawn({ runtime })),
+    );
     for (const a of await Promise.all(agents.map((x) => ended(x.id)))) {
       assert.equal(a.status, 'succeeded', `${a.runtime}: ${a.lastError}`);
       const r = a.run!;
@@ -70,12 +94,21 @@ describe('coding-agent CLI runtimes', { timeout: 300_000 }, () => {
   it('role defaults and config overrides: a testing agent runs codex with its instructions and model', async () => {
     const a = await ended((await spawn({ type: 'testing' })).id);
     assert.deepEqual([a.status, a.runtime, a.model, a.maxAttempts], ['succeeded', 'codex', 'gpt-5.5', 2]);
-    const argv = starts().filter((s) => s.cli === 'codex').at(-1)!.argv;
+    const argv = starts()
+      .filter((s) => s.cli === 'codex')
+      .at(-1)!.argv;
     assert.ok(argv.includes('developer_instructions="You write tests."') && argv.includes('gpt-5.5'), argv.join(' '));
   });
 
   it('a retryable failure resumes the CLI session on the next attempt; bad credentials are not retried', async () => {
-    const busy = await ended((await spawn({ retry: { maxAttempts: 2, initialIntervalMs: 100, backoffCoefficient: 1, maxIntervalMs: 100 } }, { STANDIN_SCENARIO: 'failure-api-error' })).id);
+    const busy = await ended(
+      (
+        await spawn(
+          { retry: { maxAttempts: 2, initialIntervalMs: 100, backoffCoefficient: 1, maxIntervalMs: 100 } },
+          { STANDIN_SCENARIO: 'failure-api-error' },
+        )
+      ).id,
+    );
     assert.equal(busy.status, 'failed');
     assert.equal(busy.attempt, 2);
     assert.match(busy.lastError!, /claude-code exited with code 1: .*529/);
@@ -96,10 +129,15 @@ describe('coding-agent CLI runtimes', { timeout: 300_000 }, () => {
 
   it('terminating a CLI agent stops it like the CLI expects', async () => {
     const a = await spawn({}, { STANDIN_SCENARIO: 'hang' });
-    await waitFor('the hanging claude to report its first tool call', async () => {
-      const run = (await call<Agent>('GET', `/agents/${a.id}`)).body.run;
-      return run?.toolCalls === 0 && run.activity ? true : undefined;
-    }, 30_000, 200);
+    await waitFor(
+      'the hanging claude to report its first tool call',
+      async () => {
+        const run = (await call<Agent>('GET', `/agents/${a.id}`)).body.run;
+        return run?.toolCalls === 0 && run.activity ? true : undefined;
+      },
+      30_000,
+      200,
+    );
     assert.equal((await call('DELETE', `/agents/${a.id}?graceMs=2000`)).status, 202);
     const done = await ended(a.id);
     assert.equal(done.status, 'terminated');
@@ -107,9 +145,17 @@ describe('coding-agent CLI runtimes', { timeout: 300_000 }, () => {
 
   it('fleet doctor lists the runtimes this machine has, with their versions and the roles that use them', () => {
     const cfg = join(h.tmp, 'doctor.config.json');
-    writeFileSync(cfg, JSON.stringify({ roles: { testing: { runtime: 'codex' } }, runtimes: { codex: { executable: join(STAND_INS, 'codex') } } }));
-    const out = execFileSync(process.execPath, [FLEET_BIN, 'doctor', '--json', '--config', cfg], { env: { ...process.env, PATH: `${dirname(process.execPath)}:/usr/bin:/bin` }, encoding: 'utf8' });
-    const r = JSON.parse(out) as { runtimes: { runtime: string; available: boolean; version: string | null; problem: string | null; roles: string[] }[] };
+    writeFileSync(
+      cfg,
+      JSON.stringify({ roles: { testing: { runtime: 'codex' } }, runtimes: { codex: { executable: join(STAND_INS, 'codex') } } }),
+    );
+    const out = execFileSync(process.execPath, [FLEET_BIN, 'doctor', '--json', '--config', cfg], {
+      env: { ...process.env, PATH: `${dirname(process.execPath)}:/usr/bin:/bin` },
+      encoding: 'utf8',
+    });
+    const r = JSON.parse(out) as {
+      runtimes: { runtime: string; available: boolean; version: string | null; problem: string | null; roles: string[] }[];
+    };
     const codex = r.runtimes.find((x) => x.runtime === 'codex')!;
     assert.deepEqual([codex.available, codex.roles], [true, ['testing']]);
     assert.match(codex.version!, /0\.169\.0/);
@@ -140,42 +186,72 @@ describe('coding-agent CLI runtimes', { timeout: 300_000 }, () => {
     const m = created.body;
     try {
       const running = () =>
-        waitFor('both sorties running with a CLI session', async () => {
-          const ms = (await call<Mission>('GET', `/missions/${m.id}`)).body;
-          const agents = await Promise.all(ms.sorties.map((x) => (x.agentId ? call<Agent>('GET', `/agents/${x.agentId}`).then((r) => r.body) : Promise.resolve(null))));
-          return agents.length === 2 && agents.every((a) => a?.status === 'running' && a.run?.sessionId) ? (agents as Agent[]) : undefined;
-        }, 60_000, 200);
+        waitFor(
+          'both sorties running with a CLI session',
+          async () => {
+            const ms = (await call<Mission>('GET', `/missions/${m.id}`)).body;
+            const agents = await Promise.all(
+              ms.sorties.map((x) => (x.agentId ? call<Agent>('GET', `/agents/${x.agentId}`).then((r) => r.body) : Promise.resolve(null))),
+            );
+            return agents.length === 2 && agents.every((a) => a?.status === 'running' && a.run?.sessionId)
+              ? (agents as Agent[])
+              : undefined;
+          },
+          60_000,
+          200,
+        );
       const [first, firstTree] = await running();
       const made = await call<Checkpoint>('POST', '/checkpoints', { missionId: m.id });
       assert.equal(made.status, 201, JSON.stringify(made.body));
       const snap = new Map(made.body.sorties.map((x) => [x.id, x]));
-      assert.deepEqual([snap.get('same-dir')!.runtime, snap.get('same-dir')!.sessionId, snap.get('same-dir')!.worktree], ['claude-code', first!.run!.sessionId, null]);
+      assert.deepEqual(
+        [snap.get('same-dir')!.runtime, snap.get('same-dir')!.sessionId, snap.get('same-dir')!.worktree],
+        ['claude-code', first!.run!.sessionId, null],
+      );
       assert.deepEqual(snap.get('own-tree')!.worktree, firstTree!.worktree);
       // The replaced agent committed work on its branch: its successor must start from it.
       const wt = firstTree!.worktree!.path;
       writeFileSync(join(wt, 'users.sql'), 'create table users();\n');
       execFileSync('git', ['-c', 'user.name=t', '-c', 'user.email=t@t', '-c', 'commit.gpgsign=false', 'add', 'users.sql'], { cwd: wt });
-      execFileSync('git', ['-c', 'user.name=t', '-c', 'user.email=t@t', '-c', 'commit.gpgsign=false', 'commit', '-qm', 'users table'], { cwd: wt });
+      execFileSync('git', ['-c', 'user.name=t', '-c', 'user.email=t@t', '-c', 'commit.gpgsign=false', 'commit', '-qm', 'users table'], {
+        cwd: wt,
+      });
 
       const res = await call<ResumeResult>('POST', `/checkpoints/${made.body.id}/resume`, { force: true });
       assert.equal(res.status, 201, JSON.stringify(res.body));
-      const [next, nextTree] = await waitFor('the respawned agents', async () => {
-        const agents = await running();
-        return agents[0]!.id !== first!.id && agents[1]!.id !== firstTree!.id ? agents : undefined;
-      }, 60_000, 200);
+      const [next, nextTree] = await waitFor(
+        'the respawned agents',
+        async () => {
+          const agents = await running();
+          return agents[0]!.id !== first!.id && agents[1]!.id !== firstTree!.id ? agents : undefined;
+        },
+        60_000,
+        200,
+      );
       const argvOf = (a: Agent) => starts().find((x) => x.env.FLEET_AGENT_ID === a.id)!.argv;
       const sameDir = argvOf(next!);
       assert.equal(sameDir[sameDir.indexOf('--resume') + 1], first!.run!.sessionId, `resumed the replaced session: ${sameDir.join(' ')}`);
-      assert.ok(sameDir.some((x) => /previous attempt at this task was interrupted/.test(x)), sameDir.join(' '));
+      assert.ok(
+        sameDir.some((x) => /previous attempt at this task was interrupted/.test(x)),
+        sameDir.join(' '),
+      );
       const ownTree = argvOf(nextTree!);
       assert.ok(!ownTree.includes('--resume'), 'another directory: no session to resume there');
-      assert.ok(ownTree.some((x) => /picking up work that an earlier agent started[\s\S]*on branch fleet\/agt_/.test(x)), ownTree.join(' '));
+      assert.ok(
+        ownTree.some((x) => /picking up work that an earlier agent started[\s\S]*on branch fleet\/agt_/.test(x)),
+        ownTree.join(' '),
+      );
       assert.equal(nextTree!.worktree!.branch, `fleet/${nextTree!.id}`);
       assert.ok(existsSync(join(nextTree!.worktree!.path, 'users.sql')), "the new worktree starts from the replaced agent's commits");
-      assert.equal(nextTree!.worktree!.baseCommit, firstTree!.worktree!.baseCommit, 'and counts them as the sortie\'s work');
+      assert.equal(nextTree!.worktree!.baseCommit, firstTree!.worktree!.baseCommit, "and counts them as the sortie's work");
     } finally {
       await call('DELETE', `/missions/${m.id}`);
-      await waitFor('the mission cancelled', async () => (await call<Mission>('GET', `/missions/${m.id}`)).body.status === 'cancelled', 30_000, 200);
+      await waitFor(
+        'the mission cancelled',
+        async () => (await call<Mission>('GET', `/missions/${m.id}`)).body.status === 'cancelled',
+        30_000,
+        200,
+      );
     }
   });
 });

@@ -25,8 +25,12 @@ interface ProtoJson {
   toJson(type: unknown, message: unknown): unknown;
   fromJson(type: unknown, json: unknown, options: { ignoreUnknownFields: boolean }): History | null;
 }
-const protojson = require(require.resolve('protobufjs/ext/protojson', { paths: [dirname(require.resolve('@temporalio/proto'))] })) as ProtoJson;
-const historyType = (patchProtobufRoot(proto) as unknown as { lookupType(name: string): unknown }).lookupType('temporal.api.history.v1.History');
+const protojson = require(
+  require.resolve('protobufjs/ext/protojson', { paths: [dirname(require.resolve('@temporalio/proto'))] }),
+) as ProtoJson;
+const historyType = (patchProtobufRoot(proto) as unknown as { lookupType(name: string): unknown }).lookupType(
+  'temporal.api.history.v1.History',
+);
 
 /** A fetched history as the JSON `temporal workflow show --output json` prints (what historyToJSON would write). */
 export function historyToJson(history: History): string {
@@ -35,7 +39,8 @@ export function historyToJson(history: History): string {
 
 /** The other way. Unknown fields (a newer server's) are ignored, as historyFromJSON does. */
 export function historyFromJson(json: unknown): History {
-  if (typeof json !== 'object' || json === null || !Array.isArray((json as { events?: unknown }).events)) throw new TypeError('not an object with an array of events');
+  if (typeof json !== 'object' || json === null || !Array.isArray((json as { events?: unknown }).events))
+    throw new TypeError('not an object with an array of events');
   const history = protojson.fromJson(historyType, json, { ignoreUnknownFields: true });
   if (!history) throw new TypeError('not a history');
   return history;
@@ -44,7 +49,9 @@ export function historyFromJson(json: unknown): History {
 /** The history files, by name, sorted; none when the folder is missing. */
 export function historyFiles(dir = HISTORIES_DIR): string[] {
   if (!existsSync(dir)) return [];
-  return readdirSync(dir).filter((f) => f.endsWith('.json')).sort();
+  return readdirSync(dir)
+    .filter((f) => f.endsWith('.json'))
+    .sort();
 }
 
 export interface RecordedHistory {
@@ -61,7 +68,10 @@ export function readHistory(file: string, dir = HISTORIES_DIR): RecordedHistory 
   try {
     history = historyFromJson(JSON.parse(readFileSync(join(dir, file), 'utf8')));
   } catch (err) {
-    throw new Error(`${file} is not a workflow history in the JSON format of \`temporal workflow show --output json\`: ${(err as Error).message}`, { cause: err });
+    throw new Error(
+      `${file} is not a workflow history in the JSON format of \`temporal workflow show --output json\`: ${(err as Error).message}`,
+      { cause: err },
+    );
   }
   const workflowType = history.events?.[0]?.workflowExecutionStartedEventAttributes?.workflowType?.name;
   if (!workflowType) throw new Error(`${file}: its first event is not a WorkflowExecutionStarted with a workflow type`);

@@ -53,10 +53,14 @@ const ended: Record<'completed' | 'failed' | 'cancelRequested' | 'continuedAsNew
 };
 const activity = (name: string): Check => [`activity ${name}`, (e) => e.activityTaskScheduledEventAttributes?.activityType?.name === name];
 const signal = (name: string): Check => [`signal ${name}`, (e) => e.workflowExecutionSignaledEventAttributes?.signalName === name];
-const update = (name: string): Check => [`update ${name}`, (e) => e.workflowExecutionUpdateAcceptedEventAttributes?.acceptedRequest?.input?.name === name];
+const update = (name: string): Check => [
+  `update ${name}`,
+  (e) => e.workflowExecutionUpdateAcceptedEventAttributes?.acceptedRequest?.input?.name === name,
+];
 const patchMarker: Check = ['a patch marker', (e) => e.markerRecordedEventAttributes?.markerName === 'core_patch'];
 
-const payloadText = (p: temporal.api.common.v1.IPayloads | null | undefined) => (p?.payloads ?? []).map((x) => Buffer.from(x.data ?? []).toString()).join('');
+const payloadText = (p: temporal.api.common.v1.IPayloads | null | undefined) =>
+  (p?.payloads ?? []).map((x) => Buffer.from(x.data ?? []).toString()).join('');
 
 const testAgent = (...args: string[]) => ['node', TEST_AGENT, ...args];
 
@@ -66,15 +70,25 @@ async function spawnAgent(call: Call, body: Partial<SpawnRequestInput> & { comma
   return res.body;
 }
 const agentUntil = (call: Call, id: string, pred: (a: Agent) => boolean, what: string) =>
-  waitFor(what, async () => {
-    const a = (await call<Agent>('GET', `/agents/${id}`)).body;
-    return pred(a) ? a : undefined;
-  }, 60_000, 200);
+  waitFor(
+    what,
+    async () => {
+      const a = (await call<Agent>('GET', `/agents/${id}`)).body;
+      return pred(a) ? a : undefined;
+    },
+    60_000,
+    200,
+  );
 const missionUntil = (call: Call, id: string, pred: (m: Mission) => boolean, what: string) =>
-  waitFor(what, async () => {
-    const m = (await call<Mission>('GET', `/missions/${id}`)).body;
-    return pred(m) ? m : undefined;
-  }, 90_000, 200);
+  waitFor(
+    what,
+    async () => {
+      const m = (await call<Mission>('GET', `/missions/${id}`)).body;
+      return pred(m) ? m : undefined;
+    },
+    90_000,
+    200,
+  );
 const sortieStatus = (m: Mission, id: string) => m.sorties.find((s) => s.id === id)?.status;
 
 async function createMission(h: Harness, call: Call, body: MissionRequestInput): Promise<Mission> {
@@ -82,7 +96,11 @@ async function createMission(h: Harness, call: Call, body: MissionRequestInput):
   assert.equal(res.status, 201, JSON.stringify(res.body));
   return res.body;
 }
-const sortie = (id: string, extra: Partial<MissionRequestInput['sorties'][number]>, ...args: string[]): MissionRequestInput['sorties'][number] => ({
+const sortie = (
+  id: string,
+  extra: Partial<MissionRequestInput['sorties'][number]>,
+  ...args: string[]
+): MissionRequestInput['sorties'][number] => ({
   id,
   type: 'backend',
   task: `do ${id}`,
@@ -105,13 +123,35 @@ async function terminate(call: Call, id: string, name: string): Promise<void> {
  */
 async function startAgent(h: Harness, o: { workflowQueue: string; queue: string; command: string[]; maxHistoryEvents?: number }) {
   const agentId = `agt_${randomUUID()}`;
-  const limits = { heartbeatTimeoutMs: 5000, stallTimeoutMs: 0, terminateGraceMs: 1000, retry: { maxAttempts: 1, initialIntervalMs: 1000, backoffCoefficient: 2, maxIntervalMs: 1000 } };
+  const limits = {
+    heartbeatTimeoutMs: 5000,
+    stallTimeoutMs: 0,
+    terminateGraceMs: 1000,
+    retry: { maxAttempts: 1, initialIntervalMs: 1000, backoffCoefficient: 2, maxIntervalMs: 1000 },
+  };
   const handle = await h.client.workflow.start('AgentWorkflow', {
     workflowId: agentId,
     taskQueue: o.workflowQueue,
-    args: [{ agentId, queue: o.queue, apiUrl: null, ...(o.maxHistoryEvents ? { maxHistoryEvents: o.maxHistoryEvents } : {}), request: { type: 'backend', task: 'replay', runtime: 'exec', command: o.command, ...limits } }],
+    args: [
+      {
+        agentId,
+        queue: o.queue,
+        apiUrl: null,
+        ...(o.maxHistoryEvents ? { maxHistoryEvents: o.maxHistoryEvents } : {}),
+        request: { type: 'backend', task: 'replay', runtime: 'exec', command: o.command, ...limits },
+      },
+    ],
     // What the API reads an agent from (see AgentService).
-    memo: { type: 'backend', task: 'replay', callsign: null, runtime: 'exec', missionId: null, queue: o.queue, maxAttempts: 1, heartbeatTimeoutMs: 5000 },
+    memo: {
+      type: 'backend',
+      task: 'replay',
+      callsign: null,
+      runtime: 'exec',
+      missionId: null,
+      queue: o.queue,
+      maxAttempts: 1,
+      heartbeatTimeoutMs: 5000,
+    },
   });
   return { agentId, handle };
 }
@@ -123,7 +163,13 @@ const CASES: Record<string, (h: Harness, s: Setup) => Promise<Recorded[]>> = {
     const done = await agentEnded(call, agent.id);
     assert.equal(done.status, 'succeeded', done.lastError ?? '');
     assert.equal(done.attempt, 1);
-    return [{ name: 'agent-success', workflowId: agent.id, expect: [ended.completed, activity('superviseAgentProcess'), signal('attemptStarted')] }];
+    return [
+      {
+        name: 'agent-success',
+        workflowId: agent.id,
+        expect: [ended.completed, activity('superviseAgentProcess'), signal('attemptStarted')],
+      },
+    ];
   },
 
   /** Exit 3, a retry after the policy's backoff, then exit 0; and exit 7 until the attempts run out. */
@@ -144,7 +190,13 @@ const CASES: Record<string, (h: Harness, s: Setup) => Promise<Recorded[]>> = {
   async 'agent-terminate'(_h, { call }) {
     const agent = await spawnAgent(call, { command: testAgent('--hang-on', '1') });
     await terminate(call, agent.id, 'agent-terminate');
-    return [{ name: 'agent-terminate', workflowId: agent.id, expect: [ended.completed, signal('terminate'), patchMarker, activity('stopAgentProcess')] }];
+    return [
+      {
+        name: 'agent-terminate',
+        workflowId: agent.id,
+        expect: [ended.completed, signal('terminate'), patchMarker, activity('stopAgentProcess')],
+      },
+    ];
   },
 
   /**
@@ -152,7 +204,12 @@ const CASES: Record<string, (h: Harness, s: Setup) => Promise<Recorded[]>> = {
    * the live process to the next, which adopts it on the worker's own queue. As test/integration/agent-lifecycle does.
    */
   async 'agent-continue-as-new'(h, { queue, call }) {
-    const { agentId, handle } = await startAgent(h, { workflowQueue: queue, queue, command: testAgent('--sleep-ms', '6000'), maxHistoryEvents: 30 });
+    const { agentId, handle } = await startAgent(h, {
+      workflowQueue: queue,
+      queue,
+      command: testAgent('--sleep-ms', '6000'),
+      maxHistoryEvents: 30,
+    });
     await agentUntil(call, agentId, (a) => a.status === 'running', 'the long agent to run');
     for (let i = 0; i < 20; i++) await handle.signal(progressSignal, { percent: i, message: `signal ${i}` });
     const done = await agentEnded(call, agentId);
@@ -160,9 +217,19 @@ const CASES: Record<string, (h: Harness, s: Setup) => Promise<Recorded[]>> = {
     const last = await h.client.workflow.getHandle(agentId).describe();
     assert.notEqual(last.runId, handle.firstExecutionRunId, 'the agent continued as new');
     return [
-      { name: 'agent-continue-as-new-run1', workflowId: agentId, runId: handle.firstExecutionRunId, expect: [ended.continuedAsNew, signal('progress')] },
+      {
+        name: 'agent-continue-as-new-run1',
+        workflowId: agentId,
+        runId: handle.firstExecutionRunId,
+        expect: [ended.continuedAsNew, signal('progress')],
+      },
       // The run that adopted the process: its activity is scheduled on the worker's own queue.
-      { name: 'agent-continue-as-new-run2', workflowId: agentId, runId: last.runId, expect: [ended.completed, ['an adopting attempt', (e) => !!e.activityTaskScheduledEventAttributes?.taskQueue?.name?.includes('@')]] },
+      {
+        name: 'agent-continue-as-new-run2',
+        workflowId: agentId,
+        runId: last.runId,
+        expect: [ended.completed, ['an adopting attempt', (e) => !!e.activityTaskScheduledEventAttributes?.taskQueue?.name?.includes('@')]],
+      },
     ];
   },
 
@@ -181,8 +248,20 @@ const CASES: Record<string, (h: Harness, s: Setup) => Promise<Recorded[]>> = {
     const done = await missionUntil(call, m.id, (x) => x.status !== 'running', 'the mission to end');
     assert.equal(done.status, 'succeeded', JSON.stringify(done.sorties));
     // The completion checkpoint comes a moment after the last sortie: the history is whole once the workflow closed.
-    await waitFor('the mission workflow to close', async () => ((await h.client.workflow.getHandle(m.id).describe()).status.name === 'COMPLETED' ? true : undefined));
-    return [{ name: 'mission-dag', workflowId: m.id, expect: [ended.completed, activity('recordAutoCheckpoint'), ['a child agent', (e) => !!e.startChildWorkflowExecutionInitiatedEventAttributes]] }];
+    await waitFor('the mission workflow to close', async () =>
+      (await h.client.workflow.getHandle(m.id).describe()).status.name === 'COMPLETED' ? true : undefined,
+    );
+    return [
+      {
+        name: 'mission-dag',
+        workflowId: m.id,
+        expect: [
+          ended.completed,
+          activity('recordAutoCheckpoint'),
+          ['a child agent', (e) => !!e.startChildWorkflowExecutionInitiatedEventAttributes],
+        ],
+      },
+    ];
   },
 
   /**
@@ -199,7 +278,12 @@ const CASES: Record<string, (h: Harness, s: Setup) => Promise<Recorded[]>> = {
         sortie('s3', { dependsOn: ['s2'] }),
       ],
     });
-    const running = await missionUntil(call, m.id, (x) => sortieStatus(x, 's1') === 'succeeded' && sortieStatus(x, 's2') === 'running', 's2 running');
+    const running = await missionUntil(
+      call,
+      m.id,
+      (x) => sortieStatus(x, 's1') === 'succeeded' && sortieStatus(x, 's2') === 'running',
+      's2 running',
+    );
     const s2agent = running.sorties.find((s) => s.id === 's2')!.agentId!;
     await agentUntil(call, s2agent, (a) => a.progress?.percent === 30, 's2 waiting to be resumed');
     const cp = await call<Checkpoint>('POST', '/checkpoints', { missionId: m.id, note: 'replay' });
@@ -209,10 +293,22 @@ const CASES: Record<string, (h: Harness, s: Setup) => Promise<Recorded[]>> = {
     const recovery = res.body.recovery!;
     const done = await missionUntil(call, m.id, (x) => x.runId === recovery.runId && x.status !== 'running', 'the resumed mission to end');
     assert.equal(done.status, 'succeeded', JSON.stringify(done.sorties));
-    await waitFor('the resumed run to close', async () => ((await h.client.workflow.getHandle(m.id).describe()).status.name === 'COMPLETED' ? true : undefined));
+    await waitFor('the resumed run to close', async () =>
+      (await h.client.workflow.getHandle(m.id).describe()).status.name === 'COMPLETED' ? true : undefined,
+    );
     return [
-      { name: 'mission-resume-cancelled-run', workflowId: m.id, runId: running.runId!, expect: [ended.completed, ended.cancelRequested, update('checkpoint')] },
-      { name: 'mission-resume-resumed-run', workflowId: m.id, runId: recovery.runId, expect: [ended.completed, ['a child agent', (e) => !!e.startChildWorkflowExecutionInitiatedEventAttributes]] },
+      {
+        name: 'mission-resume-cancelled-run',
+        workflowId: m.id,
+        runId: running.runId!,
+        expect: [ended.completed, ended.cancelRequested, update('checkpoint')],
+      },
+      {
+        name: 'mission-resume-resumed-run',
+        workflowId: m.id,
+        runId: recovery.runId,
+        expect: [ended.completed, ['a child agent', (e) => !!e.startChildWorkflowExecutionInitiatedEventAttributes]],
+      },
     ];
   },
 
@@ -225,10 +321,15 @@ const CASES: Record<string, (h: Harness, s: Setup) => Promise<Recorded[]>> = {
     const first = await call<Lock>('POST', '/locks', { path, holder: 'alice', purpose: 'replay', ttlMs: 1000 });
     assert.equal(first.status, 201, JSON.stringify(first.body));
     assert.equal((await call('POST', '/locks', { path, holder: 'bob' })).status, 409);
-    const bobs = await waitFor("alice's lock to expire", async () => {
-      const r = await call<Lock>('POST', '/locks', { path, holder: 'bob' });
-      return r.status === 201 ? r.body : undefined;
-    }, 15_000, 250);
+    const bobs = await waitFor(
+      "alice's lock to expire",
+      async () => {
+        const r = await call<Lock>('POST', '/locks', { path, holder: 'bob' });
+        return r.status === 201 ? r.body : undefined;
+      },
+      15_000,
+      250,
+    );
     assert.equal((await call('DELETE', `/locks/${bobs.id}`)).status, 200);
 
     // An agent's lock and message: the lock goes at the next holder check after the agent ends.
@@ -241,11 +342,25 @@ const CASES: Record<string, (h: Harness, s: Setup) => Promise<Recorded[]>> = {
     const m = await createMission(h, call, {
       title: 'replay locks',
       maxConcurrency: 2,
-      sorties: [sortie('x', { files: ['src/shared.ts'] }, '--sleep-ms', '500'), sortie('y', { files: ['src/shared.ts'] }, '--sleep-ms', '500')],
+      sorties: [
+        sortie('x', { files: ['src/shared.ts'] }, '--sleep-ms', '500'),
+        sortie('y', { files: ['src/shared.ts'] }, '--sleep-ms', '500'),
+      ],
     });
     assert.equal((await missionUntil(call, m.id, (x) => x.status !== 'running', 'the mission to end')).status, 'succeeded');
-    await waitFor('every lock to be released', async () => ((await call<{ locks: Lock[] }>('GET', '/locks')).body.locks.length === 0 ? true : undefined), 40_000, 500);
-    return [{ name: 'coordination', workflowId: `fleet-coordination-${queue}`, expect: [update('acquireLock'), update('sendMessage'), signal('requestLocks'), activity('endedAgents')] }];
+    await waitFor(
+      'every lock to be released',
+      async () => ((await call<{ locks: Lock[] }>('GET', '/locks')).body.locks.length === 0 ? true : undefined),
+      40_000,
+      500,
+    );
+    return [
+      {
+        name: 'coordination',
+        workflowId: `fleet-coordination-${queue}`,
+        expect: [update('acquireLock'), update('sendMessage'), signal('requestLocks'), activity('endedAgents')],
+      },
+    ];
   },
 
   /**
@@ -261,7 +376,8 @@ const CASES: Record<string, (h: Harness, s: Setup) => Promise<Recorded[]>> = {
   async 'pre-direct-stop'(h, { queue, call }) {
     const old = process.env.FLEET_OLD_BUILD;
     const bin = old && join(old, 'dist', 'src', 'cli', 'main.js');
-    if (!bin || !existsSync(bin)) throw new Error('pre-direct-stop needs FLEET_OLD_BUILD: a built checkout of 1e912e7^ (see test/replay/README.md)');
+    if (!bin || !existsSync(bin))
+      throw new Error('pre-direct-stop needs FLEET_OLD_BUILD: a built checkout of 1e912e7^ (see test/replay/README.md)');
     const oldQueue = h.queue('old');
     await startOldWorker(h, bin, oldQueue);
     const allOld = await spawnAgent(call, { queue: oldQueue, command: testAgent('--hang-on', '1') });
@@ -274,7 +390,16 @@ const CASES: Record<string, (h: Harness, s: Setup) => Promise<Recorded[]>> = {
       {
         name: 'agent-terminate-pre-direct-stop-new-attempt',
         workflowId: mixed.agentId,
-        expect: [ended.completed, signal('terminate'), ['an attempt-started signal naming its worker queue', (e) => e.workflowExecutionSignaledEventAttributes?.signalName === 'attemptStarted' && payloadText(e.workflowExecutionSignaledEventAttributes.input).includes('"workerQueue"')]],
+        expect: [
+          ended.completed,
+          signal('terminate'),
+          [
+            'an attempt-started signal naming its worker queue',
+            (e) =>
+              e.workflowExecutionSignaledEventAttributes?.signalName === 'attemptStarted' &&
+              payloadText(e.workflowExecutionSignaledEventAttributes.input).includes('"workerQueue"'),
+          ],
+        ],
       },
     ];
   },
@@ -290,17 +415,28 @@ const FORBIDDEN: Record<string, Check[]> = {
 /** `fleet worker` of another build (the harness starts only this build's), stopped by the harness's teardown. */
 async function startOldWorker(h: Harness, bin: string, queue: string): Promise<void> {
   const child = spawn(process.execPath, [bin, 'worker', '--queue', queue, '--data-dir', h.path(`worker-${queue}`)], {
-    env: { ...process.env, TEMPORAL_ADDRESS: h.server.address, TEMPORAL_NAMESPACE: h.server.namespace, FLEET_HEARTBEAT_THROTTLE_MS: '500', FLEET_API_TOKEN: TOKEN },
+    env: {
+      ...process.env,
+      TEMPORAL_ADDRESS: h.server.address,
+      TEMPORAL_NAMESPACE: h.server.namespace,
+      FLEET_HEARTBEAT_THROTTLE_MS: '500',
+      FLEET_API_TOKEN: TOKEN,
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   h.children.push(child);
   let out = '';
   child.stdout!.on('data', (d) => (out += d));
   child.stderr!.on('data', (d) => (out += d));
-  await waitFor(`the old fleet worker on ${queue}`, () => {
-    if (child.exitCode !== null) throw new Error(`the old fleet worker exited with ${child.exitCode}: ${out.slice(-2000)}`);
-    return /Worker polling task queue/.test(out);
-  }, 60_000, 200);
+  await waitFor(
+    `the old fleet worker on ${queue}`,
+    () => {
+      if (child.exitCode !== null) throw new Error(`the old fleet worker exited with ${child.exitCode}: ${out.slice(-2000)}`);
+      return /Worker polling task queue/.test(out);
+    },
+    60_000,
+    200,
+  );
 }
 
 async function write(h: Harness, r: Recorded): Promise<void> {

@@ -30,9 +30,16 @@ describe('recorded workflow histories replay against the current workflow code',
   });
 
   it('has histories to replay, of every workflow', () => {
-    assert.ok(files.length > 0, `no history files (*.json) in ${HISTORIES_DIR}: nothing would be replayed. Record them (test/replay/README.md)`);
+    assert.ok(
+      files.length > 0,
+      `no history files (*.json) in ${HISTORIES_DIR}: nothing would be replayed. Record them (test/replay/README.md)`,
+    );
     const types = new Set(files.map((f) => readHistory(f).workflowType));
-    assert.deepEqual(WORKFLOW_TYPES.filter((t) => !types.has(t)), [], `workflows without a recorded history in ${HISTORIES_DIR}`);
+    assert.deepEqual(
+      WORKFLOW_TYPES.filter((t) => !types.has(t)),
+      [],
+      `workflows without a recorded history in ${HISTORIES_DIR}`,
+    );
   });
 
   for (const file of files) {

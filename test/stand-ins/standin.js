@@ -176,16 +176,42 @@ const PLANNERS = {
   claude(argv, env, cwd) {
     const a = parseArgs(argv, {
       value: [
-        '--output-format', '--input-format', '--model', '--permission-mode', '--append-system-prompt',
-        '--system-prompt', '--append-system-prompt-file', '--system-prompt-file', '--session-id', '--max-turns',
-        '--max-budget-usd', '--fallback-model', '--effort', '--allowedTools', '--disallowedTools', '--tools',
-        '--mcp-config', '--settings', '--add-dir', '--agents', '--permission-prompt-tool', '--setting-sources',
-        '--system-prompt-snapshot', '--permission-prompts', '--json-schema', '--agent',
+        '--output-format',
+        '--input-format',
+        '--model',
+        '--permission-mode',
+        '--append-system-prompt',
+        '--system-prompt',
+        '--append-system-prompt-file',
+        '--system-prompt-file',
+        '--session-id',
+        '--max-turns',
+        '--max-budget-usd',
+        '--fallback-model',
+        '--effort',
+        '--allowedTools',
+        '--disallowedTools',
+        '--tools',
+        '--mcp-config',
+        '--settings',
+        '--add-dir',
+        '--agents',
+        '--permission-prompt-tool',
+        '--setting-sources',
+        '--system-prompt-snapshot',
+        '--permission-prompts',
+        '--json-schema',
+        '--agent',
       ],
       optional: ['--resume', '--debug'],
       alias: {
-        '-p': '--print', '-r': '--resume', '-c': '--continue', '-v': '--version', '-d': '--debug',
-        '--allowed-tools': '--allowedTools', '--disallowed-tools': '--disallowedTools',
+        '-p': '--print',
+        '-r': '--resume',
+        '-c': '--continue',
+        '-v': '--version',
+        '-d': '--debug',
+        '--allowed-tools': '--allowedTools',
+        '--disallowed-tools': '--disallowedTools',
       },
     });
     if (a.has('--version')) return print(0, `${CLI.claude.version}\n`);
@@ -202,7 +228,12 @@ const PLANNERS = {
     const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
     if (a.has('--dangerously-skip-permissions') && isRoot && env.IS_SANDBOX !== '1') {
       if (truthy(env.CLAUDE_CODE_STARTUP_FAILURE_RESULTS)) {
-        return replayPlan('claude', { fixture: 'startup-failure-bypass-root', forced: true, workspace: cwd, prompt: a.positionals[0] || '' });
+        return replayPlan('claude', {
+          fixture: 'startup-failure-bypass-root',
+          forced: true,
+          workspace: cwd,
+          prompt: a.positionals[0] || '',
+        });
       }
       return print(1, '', '--dangerously-skip-permissions cannot be used with root/sudo privileges for security reasons\n');
     }
@@ -219,26 +250,58 @@ const PLANNERS = {
   codex(argv, env, cwd) {
     const a = parseArgs(argv, {
       value: [
-        '--model', '--config', '--sandbox', '--cd', '--profile', '--output-last-message', '--output-schema',
-        '--color', '--image', '--add-dir', '--local-provider', '--ask-for-approval', '--enable', '--disable',
+        '--model',
+        '--config',
+        '--sandbox',
+        '--cd',
+        '--profile',
+        '--output-last-message',
+        '--output-schema',
+        '--color',
+        '--image',
+        '--add-dir',
+        '--local-provider',
+        '--ask-for-approval',
+        '--enable',
+        '--disable',
       ],
       alias: {
-        '-m': '--model', '-c': '--config', '-s': '--sandbox', '-C': '--cd', '-p': '--profile',
-        '-o': '--output-last-message', '-i': '--image', '-a': '--ask-for-approval', '-V': '--version',
+        '-m': '--model',
+        '-c': '--config',
+        '-s': '--sandbox',
+        '-C': '--cd',
+        '-p': '--profile',
+        '-o': '--output-last-message',
+        '-i': '--image',
+        '-a': '--ask-for-approval',
+        '-V': '--version',
         '--experimental-json': '--json',
       },
     });
     if (a.has('--version')) return print(0, `${CLI.codex.version}\n`);
     // README.md: "--full-auto no longer exists in 0.169.0 (error: unexpected argument '--full-auto' found, exit 2)".
     if (a.has('--full-auto')) {
-      return print(2, '', "error: unexpected argument '--full-auto' found\n\nUsage: codex exec [OPTIONS] [PROMPT] [COMMAND]\n\nFor more information, try '--help'.\n");
+      return print(
+        2,
+        '',
+        "error: unexpected argument '--full-auto' found\n\nUsage: codex exec [OPTIONS] [PROMPT] [COMMAND]\n\nFor more information, try '--help'.\n",
+      );
     }
-    if (a.missing.length) return print(2, '', `error: a value is required for '${a.missing[0]}' but none was supplied\n\nFor more information, try '--help'.\n`);
+    if (a.missing.length)
+      return print(
+        2,
+        '',
+        `error: a value is required for '${a.missing[0]}' but none was supplied\n\nFor more information, try '--help'.\n`,
+      );
     const [sub, ...rest] = a.positionals;
     if (sub !== 'exec' && sub !== 'e') return standinError('codex without the `exec` subcommand (interactive mode) is not imitated');
     const sandbox = a.str('--sandbox');
     if (sandbox !== undefined && !['read-only', 'workspace-write', 'danger-full-access'].includes(sandbox)) {
-      return print(2, '', `error: invalid value '${sandbox}' for '--sandbox <SANDBOX_MODE>'\n  [possible values: read-only, workspace-write, danger-full-access]\n\nFor more information, try '--help'.\n`);
+      return print(
+        2,
+        '',
+        `error: invalid value '${sandbox}' for '--sandbox <SANDBOX_MODE>'\n  [possible values: read-only, workspace-write, danger-full-access]\n\nFor more information, try '--help'.\n`,
+      );
     }
     if (!a.has('--json')) return standinError('codex exec without --json (human-readable output) is not imitated');
     const workspace = a.str('--cd') ? path.resolve(cwd, a.str('--cd')) : cwd;
@@ -268,10 +331,28 @@ const PLANNERS = {
   // opencode run --format json [-m provider/model] [--session SESSION_ID] <prompt>
   opencode(argv, env, cwd) {
     const a = parseArgs(argv, {
-      value: ['--format', '--model', '--session', '--agent', '--variant', '--file', '--title', '--dir', '--attach', '--port', '--command', '--log-level'],
+      value: [
+        '--format',
+        '--model',
+        '--session',
+        '--agent',
+        '--variant',
+        '--file',
+        '--title',
+        '--dir',
+        '--attach',
+        '--port',
+        '--command',
+        '--log-level',
+      ],
       alias: {
-        '-m': '--model', '-s': '--session', '-c': '--continue', '-f': '--file', '-v': '--version',
-        '--yolo': '--auto', '--dangerously-skip-permissions': '--auto',
+        '-m': '--model',
+        '-s': '--session',
+        '-c': '--continue',
+        '-f': '--file',
+        '-v': '--version',
+        '--yolo': '--auto',
+        '--dangerously-skip-permissions': '--auto',
       },
     });
     if (a.has('--version')) return print(0, `${CLI.opencode.version}\n`);
@@ -281,7 +362,8 @@ const PLANNERS = {
     const prompt = words.join(' ');
     // SOURCES.md "Exit codes": usage errors exit 1 (UI.error writes to stderr).
     if (!prompt && !a.has('--command')) return print(1, '', 'Error: You must provide a message or a command\n');
-    if (a.has('--fork') && !a.has('--continue') && !a.has('--session')) return print(1, '', 'Error: --fork requires --continue or --session\n');
+    if (a.has('--fork') && !a.has('--continue') && !a.has('--session'))
+      return print(1, '', 'Error: --fork requires --continue or --session\n');
     const format = a.str('--format') || 'default';
     if (format !== 'json') return standinError(`opencode run --format ${format} is not imitated (only json)`);
     const workspace = a.str('--dir') ? path.resolve(cwd, a.str('--dir')) : cwd;
@@ -294,13 +376,31 @@ const PLANNERS = {
   gemini(argv, env, cwd) {
     const a = parseArgs(argv, {
       value: [
-        '--prompt', '--output-format', '--model', '--resume', '--approval-mode', '--session-id', '--include-directories',
-        '--allowed-mcp-server-names', '--policy', '--session-file', '--delete-session', '--extensions', '--allowed-tools',
+        '--prompt',
+        '--output-format',
+        '--model',
+        '--resume',
+        '--approval-mode',
+        '--session-id',
+        '--include-directories',
+        '--allowed-mcp-server-names',
+        '--policy',
+        '--session-file',
+        '--delete-session',
+        '--extensions',
+        '--allowed-tools',
         '--prompt-interactive',
       ],
       alias: {
-        '-p': '--prompt', '-o': '--output-format', '-m': '--model', '-r': '--resume', '-y': '--yolo', '-v': '--version',
-        '-i': '--prompt-interactive', '-s': '--sandbox', '-e': '--extensions',
+        '-p': '--prompt',
+        '-o': '--output-format',
+        '-m': '--model',
+        '-r': '--resume',
+        '-y': '--yolo',
+        '-v': '--version',
+        '-i': '--prompt-interactive',
+        '-s': '--sandbox',
+        '-e': '--extensions',
       },
     });
     if (a.has('--version')) return print(0, `${CLI.gemini.version}\n`);
@@ -316,21 +416,59 @@ const PLANNERS = {
     const prompt = a.str('--prompt');
     if (prompt === undefined) return standinError('gemini without -p/--prompt (interactive mode) is not imitated');
     const format = a.str('--output-format') || 'text';
-    if (format !== 'stream-json' && format !== 'json') return standinError(`gemini --output-format ${format} is not imitated (only stream-json and json)`);
+    if (format !== 'stream-json' && format !== 'json')
+      return standinError(`gemini --output-format ${format} is not imitated (only stream-json and json)`);
     const resuming = a.has('--resume');
-    return replayPlan('gemini', { resuming, resumeId: concreteId(a.str('--resume')), workspace: cwd, prompt, jsonOutput: format === 'json' });
+    return replayPlan('gemini', {
+      resuming,
+      resumeId: concreteId(a.str('--resume')),
+      workspace: cwd,
+      prompt,
+      jsonOutput: format === 'json',
+    });
   },
 
   // aider --message <prompt> --yes-always --no-pretty --no-stream --no-check-update [--model M] [--read FILE]... [files]
   aider(argv, env, cwd) {
     const a = parseArgs(argv, {
       value: [
-        '--message', '--message-file', '--model', '--weak-model', '--editor-model', '--edit-format', '--read', '--file',
-        '--api-key', '--set-env', '--openai-api-base', '--openai-api-key', '--anthropic-api-key', '--chat-history-file',
-        '--input-history-file', '--llm-history-file', '--load', '--test-cmd', '--lint-cmd', '--map-tokens', '--env-file',
-        '--config', '--encoding', '--reasoning-effort', '--thinking-tokens', '--max-chat-history-tokens', '--map-refresh',
-        '--cache-keepalive-pings', '--timeout', '--aiderignore', '--commit-prompt', '--code-theme', '--voice-language',
-        '--model-settings-file', '--model-metadata-file', '--alias', '--git-commit-verify',
+        '--message',
+        '--message-file',
+        '--model',
+        '--weak-model',
+        '--editor-model',
+        '--edit-format',
+        '--read',
+        '--file',
+        '--api-key',
+        '--set-env',
+        '--openai-api-base',
+        '--openai-api-key',
+        '--anthropic-api-key',
+        '--chat-history-file',
+        '--input-history-file',
+        '--llm-history-file',
+        '--load',
+        '--test-cmd',
+        '--lint-cmd',
+        '--map-tokens',
+        '--env-file',
+        '--config',
+        '--encoding',
+        '--reasoning-effort',
+        '--thinking-tokens',
+        '--max-chat-history-tokens',
+        '--map-refresh',
+        '--cache-keepalive-pings',
+        '--timeout',
+        '--aiderignore',
+        '--commit-prompt',
+        '--code-theme',
+        '--voice-language',
+        '--model-settings-file',
+        '--model-metadata-file',
+        '--alias',
+        '--git-commit-verify',
       ],
       alias: { '--msg': '--message', '-m': '--message', '-f': '--message-file', '-c': '--config', '--yes': '--yes-always' },
     });
@@ -474,12 +612,22 @@ function hangCut(cli, lines) {
   if (cli === 'claude') {
     i = lines.findIndex((l) => {
       const o = json(l);
-      return o && o.type === 'assistant' && Array.isArray(o.message && o.message.content) && o.message.content.some((c) => c && c.type === 'tool_use');
+      return (
+        o &&
+        o.type === 'assistant' &&
+        Array.isArray(o.message && o.message.content) &&
+        o.message.content.some((c) => c && c.type === 'tool_use')
+      );
     });
   } else if (cli === 'codex') {
     i = lines.findIndex((l) => {
       const o = json(l);
-      return o && o.type === 'item.started' && o.item && ['command_execution', 'file_change', 'mcp_tool_call', 'web_search'].includes(o.item.type);
+      return (
+        o &&
+        o.type === 'item.started' &&
+        o.item &&
+        ['command_execution', 'file_change', 'mcp_tool_call', 'web_search'].includes(o.item.type)
+      );
     });
   } else if (cli === 'opencode' || cli === 'gemini') {
     i = lines.findIndex((l) => {
@@ -682,7 +830,10 @@ function main(cli) {
 
 function run(plan, stdinKindName) {
   const { cli } = plan;
-  const delay = Number.isFinite(Number(process.env.STANDIN_DELAY_MS)) && process.env.STANDIN_DELAY_MS !== '' ? Math.max(0, Number(process.env.STANDIN_DELAY_MS)) : 5;
+  const delay =
+    Number.isFinite(Number(process.env.STANDIN_DELAY_MS)) && process.env.STANDIN_DELAY_MS !== ''
+      ? Math.max(0, Number(process.env.STANDIN_DELAY_MS))
+      : 5;
   let script;
   try {
     script = buildScript(plan);

@@ -25,7 +25,12 @@ export const TOKEN = 'test-token-not-a-secret';
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-export async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 30_000, everyMs = 100): Promise<T> {
+export async function waitFor<T>(
+  what: string,
+  fn: () => Promise<T | undefined | false> | T | undefined | false,
+  timeoutMs = 30_000,
+  everyMs = 100,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {
@@ -35,12 +40,23 @@ export async function waitFor<T>(what: string, fn: () => Promise<T | undefined |
     } catch (err) {
       last = err;
     }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
+    if (Date.now() > deadline)
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
     await sleep(everyMs);
   }
 }
 
-export function readRecords(file: string): Array<{ event: string; attempt: number; pid: number; t: number; childPid?: number | null; env?: Record<string, string>; code?: number }> {
+export function readRecords(
+  file: string,
+): Array<{
+  event: string;
+  attempt: number;
+  pid: number;
+  t: number;
+  childPid?: number | null;
+  env?: Record<string, string>;
+  code?: number;
+}> {
   if (!existsSync(file)) return [];
   return readFileSync(file, 'utf8')
     .split('\n')
@@ -114,9 +130,20 @@ export class Harness {
   }
 
   /** `fleet worker` as its own process (to be killed with SIGKILL by a test). */
-  async startWorkerProcess(taskQueue: string, dataDir = join(this.tmp, `worker-${taskQueue}`), extraEnv: NodeJS.ProcessEnv = {}): Promise<ChildProcess> {
+  async startWorkerProcess(
+    taskQueue: string,
+    dataDir = join(this.tmp, `worker-${taskQueue}`),
+    extraEnv: NodeJS.ProcessEnv = {},
+  ): Promise<ChildProcess> {
     const child = spawn(process.execPath, [FLEET_BIN, 'worker', '--queue', taskQueue, '--data-dir', dataDir], {
-      env: { ...process.env, TEMPORAL_ADDRESS: this.server.address, TEMPORAL_NAMESPACE: this.server.namespace, FLEET_HEARTBEAT_THROTTLE_MS: '500', FLEET_API_TOKEN: TOKEN, ...extraEnv },
+      env: {
+        ...process.env,
+        TEMPORAL_ADDRESS: this.server.address,
+        TEMPORAL_NAMESPACE: this.server.namespace,
+        FLEET_HEARTBEAT_THROTTLE_MS: '500',
+        FLEET_API_TOKEN: TOKEN,
+        ...extraEnv,
+      },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     this.children.push(child);
@@ -125,10 +152,15 @@ export class Harness {
     child.stdout!.on('data', (d) => (out += d));
     child.stderr!.on('data', (d) => (err += d));
     this.outputs.set(child, () => out + err);
-    await waitFor(`fleet worker on ${taskQueue} to start`, () => {
-      if (child.exitCode !== null) throw new Error(`fleet worker exited with ${child.exitCode}: ${err.slice(-2000)}`);
-      return /Worker polling task queue/.test(out);
-    }, 60_000, 200);
+    await waitFor(
+      `fleet worker on ${taskQueue} to start`,
+      () => {
+        if (child.exitCode !== null) throw new Error(`fleet worker exited with ${child.exitCode}: ${err.slice(-2000)}`);
+        return /Worker polling task queue/.test(out);
+      },
+      60_000,
+      200,
+    );
     return child;
   }
 
@@ -146,7 +178,9 @@ export class Harness {
       host: '127.0.0.1',
       port: 0,
       config,
-      localWorker: this.localQueues.has(defaultQueue) ? { client: new Client({ connection: this.native, namespace: this.server.namespace }), queue: defaultQueue } : undefined,
+      localWorker: this.localQueues.has(defaultQueue)
+        ? { client: new Client({ connection: this.native, namespace: this.server.namespace }), queue: defaultQueue }
+        : undefined,
     });
     this.apis.push(api);
     return api;
@@ -174,7 +208,12 @@ export class Harness {
 
 /** Minimal REST client for the tests. */
 export function api(base: string, token = TOKEN) {
-  return async <T = unknown>(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<{ status: number; body: T }> => {
+  return async <T = unknown>(
+    method: string,
+    path: string,
+    body?: unknown,
+    headers: Record<string, string> = {},
+  ): Promise<{ status: number; body: T }> => {
     const res = await fetch(`${base}/api/v1${path}`, {
       method,
       headers: { authorization: `Bearer ${token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...headers },
@@ -186,9 +225,19 @@ export function api(base: string, token = TOKEN) {
 }
 
 /** Waits until the agent has ended (succeeded, failed or terminated) and returns it, read through the API. */
-export function agentEnded(call: <T>(method: string, path: string) => Promise<{ body: T }>, id: string, timeoutMs = 60_000, everyMs = 200): Promise<Agent> {
-  return waitFor(`agent ${id} to end`, async () => {
-    const a = (await call<Agent>('GET', `/agents/${id}`)).body;
-    return TERMINAL_STATUSES.includes(a.status) ? a : undefined;
-  }, timeoutMs, everyMs);
+export function agentEnded(
+  call: <T>(method: string, path: string) => Promise<{ body: T }>,
+  id: string,
+  timeoutMs = 60_000,
+  everyMs = 200,
+): Promise<Agent> {
+  return waitFor(
+    `agent ${id} to end`,
+    async () => {
+      const a = (await call<Agent>('GET', `/agents/${id}`)).body;
+      return TERMINAL_STATUSES.includes(a.status) ? a : undefined;
+    },
+    timeoutMs,
+    everyMs,
+  );
 }

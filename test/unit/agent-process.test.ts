@@ -12,7 +12,10 @@ import { isProcessAlive, parseProcStat, PROCESS_TAG_VAR, stopGroup, taggedProces
 
 describe('progress lines', () => {
   it('parses ::fleet:: JSON and leaves other lines as log', () => {
-    assert.deepEqual(parseProgressLine('::fleet::{"percent":40,"message":"tests"}\n'), { kind: 'progress', report: { percent: 40, message: 'tests' } });
+    assert.deepEqual(parseProgressLine('::fleet::{"percent":40,"message":"tests"}\n'), {
+      kind: 'progress',
+      report: { percent: 40, message: 'tests' },
+    });
     assert.deepEqual(parseProgressLine('compiling…'), { kind: 'log' });
     assert.equal(parseProgressLine('::fleet::{oops').kind, 'invalid');
     const bad = parseProgressLine('::fleet::{"percent":140}');
@@ -25,7 +28,14 @@ describe('progress lines', () => {
 describe('agent environment', () => {
   it('keeps the allow-list and what the request sets; FLEET_* cannot be overridden', () => {
     const env = buildAgentEnv({
-      inherited: { PATH: '/bin', HOME: '/h', LC_ALL: 'C', TEMPORAL_API_KEY: 'secret', FLEET_API_TOKEN: 'admin', AWS_SECRET_ACCESS_KEY: 'x' },
+      inherited: {
+        PATH: '/bin',
+        HOME: '/h',
+        LC_ALL: 'C',
+        TEMPORAL_API_KEY: 'secret',
+        FLEET_API_TOKEN: 'admin',
+        AWS_SECRET_ACCESS_KEY: 'x',
+      },
       requested: { MY_VAR: '1', FLEET_AGENT_ID: 'spoofed' },
       fleet: { FLEET_AGENT_ID: 'agt_real' },
     });
@@ -33,11 +43,14 @@ describe('agent environment', () => {
   });
 
   it('names a missing executable and the PATH it searched', () => {
-    assert.throws(() => resolveExecutable('no-such-agent-cli', '/', '/usr/bin:/bin'), (err: SpawnError) => {
-      assert.equal(err.kind, 'executableNotFound');
-      assert.match(err.message, /"no-such-agent-cli" was not found on the agent's PATH \(\/usr\/bin:\/bin\)/);
-      return true;
-    });
+    assert.throws(
+      () => resolveExecutable('no-such-agent-cli', '/', '/usr/bin:/bin'),
+      (err: SpawnError) => {
+        assert.equal(err.kind, 'executableNotFound');
+        assert.match(err.message, /"no-such-agent-cli" was not found on the agent's PATH \(\/usr\/bin:\/bin\)/);
+        return true;
+      },
+    );
     assert.equal(resolveExecutable('sh', '/', '/usr/bin:/bin').endsWith('/sh'), true);
   });
 });
@@ -75,7 +88,10 @@ describe('line splitting and logs', () => {
       const waiting = log.write(Buffer.alloc(256 * 1024, 'a')); // more than the stream buffers: backpressure
       assert.ok(waiting, 'the first write has to wait');
       void log.write('b\n'); // the other pipe writes meanwhile, and that rotates the file
-      const outcome = await Promise.race([waiting.then(() => 'resolved'), new Promise((r) => setTimeout(() => r('still waiting after 3 s'), 3000))]);
+      const outcome = await Promise.race([
+        waiting.then(() => 'resolved'),
+        new Promise((r) => setTimeout(() => r('still waiting after 3 s'), 3000)),
+      ]);
       assert.equal(outcome, 'resolved');
       await log.close();
       assert.equal(statSync(join(dir, 'attempt-1.log.1')).size, 256 * 1024);
@@ -87,7 +103,10 @@ describe('line splitting and logs', () => {
   it('never blocks or throws on a log that cannot be written (ENOSPC: /dev/full): output is dropped and counted', async () => {
     const log = new AgentLog('/dev/full', 1 << 30);
     const waiting = log.write(Buffer.alloc(256 * 1024, 'a'));
-    const outcome = await Promise.race([Promise.resolve(waiting).then(() => 'resolved'), new Promise((r) => setTimeout(() => r('still waiting after 3 s'), 3000))]);
+    const outcome = await Promise.race([
+      Promise.resolve(waiting).then(() => 'resolved'),
+      new Promise((r) => setTimeout(() => r('still waiting after 3 s'), 3000)),
+    ]);
     assert.equal(outcome, 'resolved');
     // Failing now: dropped at once, without waiting.
     for (let i = 0; i < 100; i++) assert.equal(log.write(Buffer.alloc(64 * 1024)), undefined);
@@ -109,7 +128,14 @@ describe('/proc and process groups', () => {
   });
 
   it('stops a group whose members ignore SIGTERM: SIGKILL after the grace period, confirmed gone', async () => {
-    const child = spawn(process.execPath, ['-e', "process.on('SIGTERM',()=>{}); require('child_process').spawn(process.execPath,['-e',\"process.on('SIGTERM',()=>{});setInterval(()=>{},1000)\"],{stdio:'ignore'}); setInterval(()=>{},1000)"], { detached: true, stdio: 'ignore' });
+    const child = spawn(
+      process.execPath,
+      [
+        '-e',
+        "process.on('SIGTERM',()=>{}); require('child_process').spawn(process.execPath,['-e',\"process.on('SIGTERM',()=>{});setInterval(()=>{},1000)\"],{stdio:'ignore'}); setInterval(()=>{},1000)",
+      ],
+      { detached: true, stdio: 'ignore' },
+    );
     await new Promise((r) => setTimeout(r, 500));
     const t0 = Date.now();
     const r = await stopGroup(child.pid!, 300);
@@ -122,12 +148,23 @@ describe('/proc and process groups', () => {
   it('stops, with a tag, what left the group (a daemon in a session of its own) and nothing with another tag', async () => {
     const tag = `agt_test/1/q@${process.pid}`;
     // The agent (own group) starts a daemon in a new session, which inherits its environment.
-    const agent = spawn(process.execPath, ['-e', "require('child_process').spawn(process.execPath,['-e','setInterval(()=>{},1000)'],{detached:true,stdio:'ignore'}); setInterval(()=>{},1000)"], {
+    const agent = spawn(
+      process.execPath,
+      [
+        '-e',
+        "require('child_process').spawn(process.execPath,['-e','setInterval(()=>{},1000)'],{detached:true,stdio:'ignore'}); setInterval(()=>{},1000)",
+      ],
+      {
+        detached: true,
+        stdio: 'ignore',
+        env: { ...process.env, [PROCESS_TAG_VAR]: tag },
+      },
+    );
+    const other = spawn(process.execPath, ['-e', 'setInterval(()=>{},1000)'], {
       detached: true,
       stdio: 'ignore',
-      env: { ...process.env, [PROCESS_TAG_VAR]: tag },
+      env: { ...process.env, [PROCESS_TAG_VAR]: `${tag}-other` },
     });
-    const other = spawn(process.execPath, ['-e', 'setInterval(()=>{},1000)'], { detached: true, stdio: 'ignore', env: { ...process.env, [PROCESS_TAG_VAR]: `${tag}-other` } });
     try {
       const tagged = await (async () => {
         for (let i = 0; i < 50; i++) {

@@ -7,8 +7,23 @@ import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { CHECKPOINT_DB_FILE, CheckpointStore, CheckpointStoreError, checkpointDbPath, storeFailureType, storeProblemOf, storeProblemOfFailureType } from '../../src/store/checkpoint-store';
-import { Checkpoint, CHECKPOINT_SCHEMA_VERSION, ListCheckpointsQuery, ListRecoveriesQuery, type CheckpointTrigger, type RecoveryEvent } from '../../src/domain/checkpoint';
+import {
+  CHECKPOINT_DB_FILE,
+  CheckpointStore,
+  CheckpointStoreError,
+  checkpointDbPath,
+  storeFailureType,
+  storeProblemOf,
+  storeProblemOfFailureType,
+} from '../../src/store/checkpoint-store';
+import {
+  Checkpoint,
+  CHECKPOINT_SCHEMA_VERSION,
+  ListCheckpointsQuery,
+  ListRecoveriesQuery,
+  type CheckpointTrigger,
+  type RecoveryEvent,
+} from '../../src/domain/checkpoint';
 import { MissionRequest } from '../../src/domain/mission';
 
 const root = mkdtempSync(join(tmpdir(), 'fleet-checkpoint-store-'));
@@ -85,8 +100,29 @@ function checkpoint(o: { missionId?: string; createdAt?: string; trigger?: Check
         files: ['/repo/src/api/**'],
       },
     ],
-    locks: [{ id: 'lck_1', path: '/repo/src/api/**', holder: agent, missionId: mId, purpose: 'sortie api', acquiredAt: '2026-03-01T11:00:00.000Z', expiresAt: null }],
-    pendingMessages: [{ id: 'msg_1', from: 'lead', to: agent, subject: 'naming', body: 'use kebab-case — ✓', missionId: mId, sentAt: '2026-03-01T11:30:00.000Z', redeliveredFrom: null }],
+    locks: [
+      {
+        id: 'lck_1',
+        path: '/repo/src/api/**',
+        holder: agent,
+        missionId: mId,
+        purpose: 'sortie api',
+        acquiredAt: '2026-03-01T11:00:00.000Z',
+        expiresAt: null,
+      },
+    ],
+    pendingMessages: [
+      {
+        id: 'msg_1',
+        from: 'lead',
+        to: agent,
+        subject: 'naming',
+        body: 'use kebab-case — ✓',
+        missionId: mId,
+        sentAt: '2026-03-01T11:30:00.000Z',
+        redeliveredFrom: null,
+      },
+    ],
     recoveryContext: 'schema is done; api was at 75%',
   });
 }
@@ -140,7 +176,11 @@ describe('checkpoint store: opening', () => {
     raw.close();
     assert.throws(
       () => openStore(path),
-      (e: Error) => e instanceof CheckpointStoreError && e.message.includes(path) && /schema version 2/.test(e.message) && /upgrade FleetTools/.test(e.message),
+      (e: Error) =>
+        e instanceof CheckpointStoreError &&
+        e.message.includes(path) &&
+        /schema version 2/.test(e.message) &&
+        /upgrade FleetTools/.test(e.message),
     );
   });
 
@@ -148,17 +188,20 @@ describe('checkpoint store: opening', () => {
     const path = join(mkdtempSync(join(root, 'garbage-')), CHECKPOINT_DB_FILE);
     writeFileSync(path, 'this is not a database, just text that is long enough to have a header'.repeat(10));
     const before = readFileSync(path);
-    assert.throws(() => openStore(path), (e: Error) => {
-      assert.ok(e instanceof CheckpointStoreError);
-      assert.equal(e.problem, 'corrupt');
-      assert.ok(e.message.includes(path), e.message);
-      assert.match(e.message, /SQLITE_NOTADB/);
-      assert.match(e.message, /move it aside/);
-      assert.match(e.message, /fleet checkpoints export/);
-      assert.equal(e.problem, 'corrupt');
-      assert.equal(storeProblemOfFailureType(storeFailureType(e.problem)), 'corrupt', 'the problem crosses a workflow as a failure type');
-      return true;
-    });
+    assert.throws(
+      () => openStore(path),
+      (e: Error) => {
+        assert.ok(e instanceof CheckpointStoreError);
+        assert.equal(e.problem, 'corrupt');
+        assert.ok(e.message.includes(path), e.message);
+        assert.match(e.message, /SQLITE_NOTADB/);
+        assert.match(e.message, /move it aside/);
+        assert.match(e.message, /fleet checkpoints export/);
+        assert.equal(e.problem, 'corrupt');
+        assert.equal(storeProblemOfFailureType(storeFailureType(e.problem)), 'corrupt', 'the problem crosses a workflow as a failure type');
+        return true;
+      },
+    );
     assert.deepEqual(readFileSync(path), before);
   });
 
@@ -170,11 +213,16 @@ describe('checkpoint store: opening', () => {
     const bytes = readFileSync(path);
     const pageSize = bytes.readUInt16BE(16);
     let victim = -1;
-    for (let p = Math.floor(bytes.length / pageSize / 2); p < bytes.length / pageSize && victim < 0; p++) if (bytes[p * pageSize] === 0x0d) victim = p;
+    for (let p = Math.floor(bytes.length / pageSize / 2); p < bytes.length / pageSize && victim < 0; p++)
+      if (bytes[p * pageSize] === 0x0d) victim = p;
     assert.ok(victim > 0);
     bytes.fill(0x5a, victim * pageSize, (victim + 1) * pageSize);
     writeFileSync(path, bytes);
-    assert.throws(() => openStore(path), (e: Error) => e instanceof CheckpointStoreError && e.problem === 'corrupt' && e.message.includes(path) && /quick_check/.test(e.message));
+    assert.throws(
+      () => openStore(path),
+      (e: Error) =>
+        e instanceof CheckpointStoreError && e.problem === 'corrupt' && e.message.includes(path) && /quick_check/.test(e.message),
+    );
     assert.deepEqual(readFileSync(path), bytes, 'not one byte changed');
   });
 
@@ -230,8 +278,14 @@ describe('checkpoint store: checkpoints', () => {
   it('refuses an invalid checkpoint, naming it and the field', () => {
     const s = openStore();
     const c = checkpoint();
-    assert.throws(() => s.save({ ...c, missionId: 'mission-1' }), (e: Error) => e instanceof CheckpointStoreError && e.message.includes(c.id) && /missionId/.test(e.message));
-    assert.throws(() => s.save({ ...c, createdAt: 'yesterday' }), (e: Error) => e instanceof CheckpointStoreError && e.message.includes(c.id) && /createdAt/.test(e.message));
+    assert.throws(
+      () => s.save({ ...c, missionId: 'mission-1' }),
+      (e: Error) => e instanceof CheckpointStoreError && e.message.includes(c.id) && /missionId/.test(e.message),
+    );
+    assert.throws(
+      () => s.save({ ...c, createdAt: 'yesterday' }),
+      (e: Error) => e instanceof CheckpointStoreError && e.message.includes(c.id) && /createdAt/.test(e.message),
+    );
     assert.equal(s.get(c.id), undefined);
   });
 
@@ -332,7 +386,10 @@ describe('checkpoint store: prune', () => {
 
   it('refuses a request with neither olderThanMs nor keep instead of deleting everything', () => {
     const { s, left } = fixture();
-    assert.throws(() => s.prune({} as never, NOW), (e: Error) => e instanceof CheckpointStoreError && /olderThanMs, keep, or both/.test(e.message));
+    assert.throws(
+      () => s.prune({} as never, NOW),
+      (e: Error) => e instanceof CheckpointStoreError && /olderThanMs, keep, or both/.test(e.message),
+    );
     assert.equal(left().size, 6);
   });
 });
@@ -399,7 +456,8 @@ describe('checkpoint store: unreadable rows', () => {
     const c = checkpoint();
     s.save(c);
     tamper(s, c.id, JSON.stringify({ ...c, schemaVersion: 2 }));
-    const names = (e: Error) => e instanceof CheckpointStoreError && e.message.includes(c.id) && /schemaVersion/.test(e.message) && e.message.includes(s.path);
+    const names = (e: Error) =>
+      e instanceof CheckpointStoreError && e.message.includes(c.id) && /schemaVersion/.test(e.message) && e.message.includes(s.path);
     assert.throws(() => s.get(c.id), names);
     assert.throws(() => s.latest(c.missionId), names);
     // The summary comes from the columns: the row can still be listed, and deleted.
@@ -412,6 +470,9 @@ describe('checkpoint store: unreadable rows', () => {
     const c = checkpoint();
     s.save(c);
     tamper(s, c.id, '{"id": trunc');
-    assert.throws(() => s.get(c.id), (e: Error) => e instanceof CheckpointStoreError && e.message.includes(c.id) && /not JSON/.test(e.message));
+    assert.throws(
+      () => s.get(c.id),
+      (e: Error) => e instanceof CheckpointStoreError && e.message.includes(c.id) && /not JSON/.test(e.message),
+    );
   });
 });

@@ -7,7 +7,8 @@ import { describe, it } from 'node:test';
 const FLEET_BIN = join(resolve(__dirname, '..', '..', '..'), 'dist', 'src', 'cli', 'main.js');
 
 /** `fleet …args` with a zero exit (execFileSync throws otherwise); its stdout. */
-const fleet = (...args: string[]) => execFileSync(process.execPath, [FLEET_BIN, ...args], { encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' }, timeout: 30_000 });
+const fleet = (...args: string[]) =>
+  execFileSync(process.execPath, [FLEET_BIN, ...args], { encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' }, timeout: 30_000 });
 
 /** The names (with their aliases, as `name|alias`) under "Commands:" in a help text. */
 const commandsOf = (help: string) => [...help.split('\nCommands:\n')[1]!.matchAll(/^ {2}(\S+)/gm)].map((m) => m[1]!);
@@ -15,7 +16,8 @@ const commandsOf = (help: string) => [...help.split('\nCommands:\n')[1]!.matchAl
 describe('fleet command names', () => {
   it('lists the plural group names in fleet --help, with the singular alias', () => {
     const names = commandsOf(fleet('--help'));
-    for (const group of ['agents', 'missions|mission', 'checkpoints', 'recoveries', 'locks', 'messages', 'worktrees']) assert.ok(names.includes(group), `${group} in ${names.join(', ')}`);
+    for (const group of ['agents', 'missions|mission', 'checkpoints', 'recoveries', 'locks', 'messages', 'worktrees'])
+      assert.ok(names.includes(group), `${group} in ${names.join(', ')}`);
     assert.ok(!names.includes('mission|missions'));
   });
 
@@ -23,6 +25,7 @@ describe('fleet command names', () => {
     const plural = fleet('missions', '--help');
     assert.deepEqual(commandsOf(plural), ['create', 'status|show', 'list|ls', 'cancel', 'help']);
     assert.equal(fleet('mission', '--help'), plural);
-    for (const sub of ['create', 'status', 'list', 'cancel']) assert.equal(fleet('mission', sub, '--help'), fleet('missions', sub, '--help'));
+    for (const sub of ['create', 'status', 'list', 'cancel'])
+      assert.equal(fleet('mission', sub, '--help'), fleet('missions', sub, '--help'));
   });
 });

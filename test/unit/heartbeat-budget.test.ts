@@ -13,7 +13,7 @@ describe('heartbeat budget', () => {
     assert.equal(heartbeatSpacingMs(10_000, 20_000, { perSecond: 0, throttleMs: 2000 }), 0, 'a budget of 0 is none');
   });
 
-  it('spaces each agent\'s heartbeats so that the worker sends at most the budget per second', () => {
+  it("spaces each agent's heartbeats so that the worker sends at most the budget per second", () => {
     assert.equal(heartbeatSpacingMs(500, 20_000, budget), 2500);
     assert.equal(heartbeatSpacingMs(800, 60_000, budget), 4000);
   });

@@ -88,8 +88,14 @@ describe('mission files', () => {
     assert.equal(loadMissionFile(noCwd, '/work/repo').cwd, '/work/repo');
     assert.equal(loadMissionFile(noCwd, 'relative/dir').cwd, join(process.cwd(), 'relative/dir'));
     assert.equal(loadMissionFile(noCwd).cwd, process.cwd());
-    assert.equal(loadMissionFile(write('abs-cwd.yaml', 'title: t\ncwd: /srv/app\nsorties:\n  - {id: a, type: backend, task: x}\n'), '/work/repo').cwd, '/srv/app');
-    assert.equal(loadMissionFile(write('up-cwd.json', JSON.stringify({ title: 't', cwd: '../other', sorties: [sortie('a')] })), '/work/repo').cwd, join(dir, '..', 'other'));
+    assert.equal(
+      loadMissionFile(write('abs-cwd.yaml', 'title: t\ncwd: /srv/app\nsorties:\n  - {id: a, type: backend, task: x}\n'), '/work/repo').cwd,
+      '/srv/app',
+    );
+    assert.equal(
+      loadMissionFile(write('up-cwd.json', JSON.stringify({ title: 't', cwd: '../other', sorties: [sortie('a')] })), '/work/repo').cwd,
+      join(dir, '..', 'other'),
+    );
   });
 
   it('names the file, line and column of a syntax error', () => {
@@ -97,7 +103,10 @@ describe('mission files', () => {
     const msg = rejects(() => loadMissionFile(yamlFile), /YAML syntax error/, /line \d+, column \d+/);
     assert.ok(msg.startsWith(`${yamlFile}:`), msg);
     const dupKey = write('dup-key.yml', 'title: t\nsorties:\n  - id: a\n    type: backend\n    task: x\n    task: y\n');
-    rejects(() => loadMissionFile(dupKey), new RegExp(`^${dupKey.replace(/[.]/g, '\\.')}:6:5: YAML syntax error at line 6, column 5: Map keys must be unique`));
+    rejects(
+      () => loadMissionFile(dupKey),
+      new RegExp(`^${dupKey.replace(/[.]/g, '\\.')}:6:5: YAML syntax error at line 6, column 5: Map keys must be unique`),
+    );
     const tab = write('tab.yaml', 'title: t\nsorties:\n  - id: a\n\ttype: backend\n');
     rejects(() => loadMissionFile(tab), /tab\.yaml:4:1: YAML syntax error at line 4, column 1: Tabs are not allowed/);
     const jsonFile = write('broken.json', '{\n  "title": "t",\n  "sorties": [],\n}\n');
@@ -112,13 +121,24 @@ describe('mission files', () => {
   });
 
   it('rejects a dependency cycle, naming it', () => {
-    const file = jsonMission('cycle.json', [sortie('a', { dependsOn: ['c'] }), sortie('b', { dependsOn: ['a'] }), sortie('c', { dependsOn: ['b'] })]);
-    rejects(() => loadMissionFile(file), /cycle\.json is not a valid mission/, /sorties\[0\]\.dependsOn: dependency cycle: a -> c -> b -> a/);
+    const file = jsonMission('cycle.json', [
+      sortie('a', { dependsOn: ['c'] }),
+      sortie('b', { dependsOn: ['a'] }),
+      sortie('c', { dependsOn: ['b'] }),
+    ]);
+    rejects(
+      () => loadMissionFile(file),
+      /cycle\.json is not a valid mission/,
+      /sorties\[0\]\.dependsOn: dependency cycle: a -> c -> b -> a/,
+    );
   });
 
   it('rejects a dependency on an unknown sortie, naming the field', () => {
     const file = jsonMission('dangling.json', [sortie('a'), sortie('b', { dependsOn: ['a', 'nope'] })]);
-    rejects(() => loadMissionFile(file), /sorties\[1\]\.dependsOn\[1\]: sortie "b" depends on "nope", which is not a sortie of this mission/);
+    rejects(
+      () => loadMissionFile(file),
+      /sorties\[1\]\.dependsOn\[1\]: sortie "b" depends on "nope", which is not a sortie of this mission/,
+    );
   });
 
   it('rejects a duplicate sortie id', () => {
@@ -132,7 +152,10 @@ describe('mission files', () => {
   });
 
   it('reports every problem at once', () => {
-    const file = write('many.yaml', 'title: t\nextra: 1\nsorties:\n  - {id: a, type: backend, task: x}\n  - {id: a, type: backend, task: y}\n');
+    const file = write(
+      'many.yaml',
+      'title: t\nextra: 1\nsorties:\n  - {id: a, type: backend, task: x}\n  - {id: a, type: backend, task: y}\n',
+    );
     const msg = rejects(() => loadMissionFile(file), /2 problems/, /Unrecognized key: "extra"/, /sorties\[1\]\.id: duplicate/);
     assert.equal(msg.split('\n').length, 3);
   });
@@ -151,7 +174,11 @@ describe('durations', () => {
 
   it('rejects anything else with a CliError', () => {
     for (const bad of ['7 days', '-1h', '', '  ', 'h', '1y', '1e3', '12hh']) {
-      assert.throws(() => parseDuration(bad), (err: unknown) => err instanceof CliError && /invalid duration/.test(err.message), bad);
+      assert.throws(
+        () => parseDuration(bad),
+        (err: unknown) => err instanceof CliError && /invalid duration/.test(err.message),
+        bad,
+      );
     }
   });
 });

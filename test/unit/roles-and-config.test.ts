@@ -32,13 +32,30 @@ describe('roles', () => {
   it('the config overrides the shipped role, and the request overrides the config', () => {
     const config = FleetConfig.parse({
       defaultRuntime: 'codex',
-      roles: { testing: { runtime: 'gemini', instructions: 'Test everything.', model: 'gemini-2.5-pro', retry: { maxAttempts: 5 }, stallTimeoutMs: 1000 } },
+      roles: {
+        testing: {
+          runtime: 'gemini',
+          instructions: 'Test everything.',
+          model: 'gemini-2.5-pro',
+          retry: { maxAttempts: 5 },
+          stallTimeoutMs: 1000,
+        },
+      },
       runtimes: { codex: { model: 'gpt-5.5' } },
     });
     const t = resolveAgentRequest(spawn({ type: 'testing' }), config);
-    assert.deepEqual([t.runtime, t.instructions, t.model, t.retry.maxAttempts, t.stallTimeoutMs], ['gemini', 'Test everything.', 'gemini-2.5-pro', 5, 1000]);
-    const mine = resolveAgentRequest(spawn({ type: 'testing', runtime: 'aider', model: 'sonnet', instructions: 'Mine.', retry: { maxAttempts: 1 }, stallTimeoutMs: 0 }), config);
-    assert.deepEqual([mine.runtime, mine.instructions, mine.model, mine.retry.maxAttempts, mine.stallTimeoutMs], ['aider', 'Mine.', 'sonnet', 1, 0]);
+    assert.deepEqual(
+      [t.runtime, t.instructions, t.model, t.retry.maxAttempts, t.stallTimeoutMs],
+      ['gemini', 'Test everything.', 'gemini-2.5-pro', 5, 1000],
+    );
+    const mine = resolveAgentRequest(
+      spawn({ type: 'testing', runtime: 'aider', model: 'sonnet', instructions: 'Mine.', retry: { maxAttempts: 1 }, stallTimeoutMs: 0 }),
+      config,
+    );
+    assert.deepEqual(
+      [mine.runtime, mine.instructions, mine.model, mine.retry.maxAttempts, mine.stallTimeoutMs],
+      ['aider', 'Mine.', 'sonnet', 1, 0],
+    );
     // A role the config does not name: the config's default runtime and that runtime's model.
     const b = resolveAgentRequest(spawn({}), config);
     assert.deepEqual([b.runtime, b.model, b.instructions], ['codex', 'gpt-5.5', DEFAULT_INSTRUCTIONS.backend]);
@@ -56,21 +73,37 @@ describe('fleet.config.json', () => {
 
   it('reads roles, and instructions from a file relative to it', () => {
     file('security.md', 'Look for injections.');
-    const p = file('ok.json', JSON.stringify({ roles: { security: { instructionsFile: 'security.md', runtime: 'codex' } }, runtimes: { claude: undefined, 'claude-code': { executable: '/opt/claude', args: ['--max-turns', '30'] } } }));
+    const p = file(
+      'ok.json',
+      JSON.stringify({
+        roles: { security: { instructionsFile: 'security.md', runtime: 'codex' } },
+        runtimes: { claude: undefined, 'claude-code': { executable: '/opt/claude', args: ['--max-turns', '30'] } },
+      }),
+    );
     const c = readFleetConfig(p);
     assert.equal(c.roles.security!.instructions, 'Look for injections.');
     assert.equal(c.runtimes['claude-code']!.executable, '/opt/claude');
   });
 
   it('names the file and each bad field; unknown keys are errors, not ignored', () => {
-    const bad = (text: string, pattern: RegExp) => assert.throws(() => readFleetConfig(file('bad.json', text)), (err: Error) => err instanceof ConfigError && pattern.test(err.message) && err.message.includes(join(dir, 'bad.json')));
+    const bad = (text: string, pattern: RegExp) =>
+      assert.throws(
+        () => readFleetConfig(file('bad.json', text)),
+        (err: Error) => err instanceof ConfigError && pattern.test(err.message) && err.message.includes(join(dir, 'bad.json')),
+      );
     bad('{ roles: }', /is not valid JSON/);
-    bad(JSON.stringify({ roles: { backend: { runtime: 'copilot' } } }), /roles\.backend\.runtime: Invalid option: expected one of "exec"\|"claude-code"/);
+    bad(
+      JSON.stringify({ roles: { backend: { runtime: 'copilot' } } }),
+      /roles\.backend\.runtime: Invalid option: expected one of "exec"\|"claude-code"/,
+    );
     bad(JSON.stringify({ roles: { wizard: {} } }), /roles: Unrecognized key: "wizard"/);
     bad(JSON.stringify({ runtimes: { 'claude-code': { exe: 'claude' } } }), /runtimes\.claude-code: Unrecognized key/);
     bad(JSON.stringify({ roles: { backend: { retry: { maxAttempts: 0 } } } }), /roles\.backend\.retry\.maxAttempts/);
     bad(JSON.stringify({ roles: { backend: { instructions: 'a', instructionsFile: 'b.md' } } }), /not both/);
-    bad(JSON.stringify({ roles: { backend: { instructionsFile: 'missing.md' } } }), /roles\.backend\.instructionsFile: cannot read .*missing\.md \(ENOENT\)/);
+    bad(
+      JSON.stringify({ roles: { backend: { instructionsFile: 'missing.md' } } }),
+      /roles\.backend\.instructionsFile: cannot read .*missing\.md \(ENOENT\)/,
+    );
   });
 
   it('is optional in the current directory, and required when named', () => {
@@ -83,10 +116,31 @@ describe('fleet.config.json', () => {
 });
 
 describe('runtime command lines', () => {
-  const inv = (x: Partial<Invocation> = {}): Invocation => ({ task: 'Implement the users endpoint', instructions: 'Be a backend engineer.', instructionsFile: null, model: null, resumeSessionId: null, recoveryText: null, extraArgs: [], ...x });
+  const inv = (x: Partial<Invocation> = {}): Invocation => ({
+    task: 'Implement the users endpoint',
+    instructions: 'Be a backend engineer.',
+    instructionsFile: null,
+    model: null,
+    resumeSessionId: null,
+    recoveryText: null,
+    extraArgs: [],
+    ...x,
+  });
 
   it('claude-code: print mode with stream-json (which needs --verbose), the role as an appended system prompt, --resume for a retry', () => {
-    assert.deepEqual(RUNTIMES['claude-code'].args(inv({ model: 'sonnet' })), ['-p', 'Implement the users endpoint', '--output-format', 'stream-json', '--verbose', '--permission-mode', 'acceptEdits', '--model', 'sonnet', '--append-system-prompt', 'Be a backend engineer.']);
+    assert.deepEqual(RUNTIMES['claude-code'].args(inv({ model: 'sonnet' })), [
+      '-p',
+      'Implement the users endpoint',
+      '--output-format',
+      'stream-json',
+      '--verbose',
+      '--permission-mode',
+      'acceptEdits',
+      '--model',
+      'sonnet',
+      '--append-system-prompt',
+      'Be a backend engineer.',
+    ]);
     const resumed = RUNTIMES['claude-code'].args(inv({ resumeSessionId: 's-1' }));
     assert.deepEqual(resumed.slice(-2), ['--resume', 's-1']);
     assert.match(resumed[1]!, /interrupted\. Continue where you left off[\s\S]*The task: Implement the users endpoint/);
@@ -94,7 +148,18 @@ describe('runtime command lines', () => {
 
   it('codex: exec --json, instructions as a TOML string in developer_instructions, `resume <id>` before the prompt', () => {
     const a = RUNTIMES.codex.args(inv({ instructions: 'Say "hi"\nthen go', extraArgs: ['-c', 'model_reasoning_effort="low"'] }));
-    assert.deepEqual(a, ['exec', '--json', '--skip-git-repo-check', '--sandbox', 'workspace-write', '-c', 'developer_instructions="Say \\"hi\\"\\nthen go"', '-c', 'model_reasoning_effort="low"', 'Implement the users endpoint']);
+    assert.deepEqual(a, [
+      'exec',
+      '--json',
+      '--skip-git-repo-check',
+      '--sandbox',
+      'workspace-write',
+      '-c',
+      'developer_instructions="Say \\"hi\\"\\nthen go"',
+      '-c',
+      'model_reasoning_effort="low"',
+      'Implement the users endpoint',
+    ]);
     const r = RUNTIMES.codex.args(inv({ resumeSessionId: 't-1' }));
     assert.deepEqual(r.slice(-3, -1), ['resume', 't-1']);
   });
@@ -102,7 +167,10 @@ describe('runtime command lines', () => {
   it('opencode, gemini: no system-prompt flag, so the instructions and the recovery context lead the prompt', () => {
     const o = RUNTIMES.opencode.args(inv({ recoveryText: 'sortie a is done' }));
     assert.deepEqual(o.slice(0, 4), ['run', '--format', 'json', '--auto']);
-    assert.match(o.at(-1)!, /^Instructions for your role:\nBe a backend engineer\.[\s\S]*What it left:\nsortie a is done[\s\S]*The task: Implement the users endpoint$/);
+    assert.match(
+      o.at(-1)!,
+      /^Instructions for your role:\nBe a backend engineer\.[\s\S]*What it left:\nsortie a is done[\s\S]*The task: Implement the users endpoint$/,
+    );
     assert.deepEqual(RUNTIMES.opencode.args(inv({ resumeSessionId: 'ses_1' })).slice(4, 6), ['--session', 'ses_1']);
     const g = RUNTIMES.gemini.args(inv({ model: 'gemini-2.5-pro', resumeSessionId: 'g-1' }));
     assert.deepEqual(g.slice(2), ['--output-format', 'stream-json', '--yolo', '--skip-trust', '-m', 'gemini-2.5-pro', '-r', 'g-1']);
@@ -110,7 +178,17 @@ describe('runtime command lines', () => {
 
   it('aider: --message, instructions as a --read file, no sessions (a retry starts afresh), COLUMNS wide', () => {
     const a = RUNTIMES.aider.args(inv({ instructionsFile: '/x/instructions.md', resumeSessionId: 'ignored' }));
-    assert.deepEqual(a, ['--message', 'Implement the users endpoint', '--yes-always', '--no-pretty', '--no-stream', '--no-check-update', '--no-analytics', '--read', '/x/instructions.md']);
+    assert.deepEqual(a, [
+      '--message',
+      'Implement the users endpoint',
+      '--yes-always',
+      '--no-pretty',
+      '--no-stream',
+      '--no-check-update',
+      '--no-analytics',
+      '--read',
+      '/x/instructions.md',
+    ]);
     assert.equal(RUNTIMES.aider.env.COLUMNS, '1000');
     assert.equal(composePrompt(inv(), { instructionsInPrompt: false }), 'Implement the users endpoint');
   });
@@ -121,24 +199,42 @@ describe('judging a CLI attempt', () => {
   it('needs exit 0, no fatal error and no failed result: the exit code alone does not tell', () => {
     assert.deepEqual(judgeAttempt('claude-code', { exitCode: 0, signal: null }, run({ result: { ok: true, text: 'done' } })), { ok: true });
     // Claude Code after SIGINT: exit 0 with a failed result.
-    const sigint = judgeAttempt('claude-code', { exitCode: 0, signal: null }, run({ result: { ok: false, text: 'aborted' }, lastError: 'aborted', lastErrorFatal: true }));
+    const sigint = judgeAttempt(
+      'claude-code',
+      { exitCode: 0, signal: null },
+      run({ result: { ok: false, text: 'aborted' }, lastError: 'aborted', lastErrorFatal: true }),
+    );
     assert.deepEqual(sigint, { ok: false, message: 'claude-code exited with code 0: aborted', retryable: true });
     assert.equal(judgeAttempt('codex', { exitCode: null, signal: 'SIGTERM' }, run({})).ok, false);
   });
   it('credentials and quota are not retried', () => {
-    const v = judgeAttempt('claude-code', { exitCode: 1, signal: null }, run({ lastError: 'Not logged in · Please run /login', lastErrorFatal: true }));
+    const v = judgeAttempt(
+      'claude-code',
+      { exitCode: 1, signal: null },
+      run({ lastError: 'Not logged in · Please run /login', lastErrorFatal: true }),
+    );
     assert.equal(v.ok === false && v.retryable, false);
-    const q = judgeAttempt('codex', { exitCode: 1, signal: null }, run({ lastError: 'Quota exceeded (insufficient_quota)', lastErrorFatal: true }));
+    const q = judgeAttempt(
+      'codex',
+      { exitCode: 1, signal: null },
+      run({ lastError: 'Quota exceeded (insufficient_quota)', lastErrorFatal: true }),
+    );
     assert.equal(q.ok === false && q.retryable, false);
-    const busy = judgeAttempt('claude-code', { exitCode: 1, signal: null }, run({ lastError: 'API Error: 529 overloaded', lastErrorFatal: true }));
+    const busy = judgeAttempt(
+      'claude-code',
+      { exitCode: 1, signal: null },
+      run({ lastError: 'API Error: 529 overloaded', lastErrorFatal: true }),
+    );
     assert.equal(busy.ok === false && busy.retryable, true);
   });
 });
 
 describe('which CLI session an attempt resumes', () => {
   const req = (x: Record<string, unknown> = {}) => resolveAgentRequest(spawn({ task: 't', ...x }), DEFAULT_FLEET_CONFIG);
-  const replaced = (x: Partial<SortieSnapshot> = {}) => ({ runtime: 'claude-code', sessionId: 'old-session', worktree: null, ...x }) as SortieSnapshot;
-  const previous = (sessionId: string | null) => ({ run: sessionId ? { ...emptySummary(), sessionId } : null }) as unknown as HeartbeatDetails;
+  const replaced = (x: Partial<SortieSnapshot> = {}) =>
+    ({ runtime: 'claude-code', sessionId: 'old-session', worktree: null, ...x }) as SortieSnapshot;
+  const previous = (sessionId: string | null) =>
+    ({ run: sessionId ? { ...emptySummary(), sessionId } : null }) as unknown as HeartbeatDetails;
 
   it("a retry resumes its own previous attempt's session, and never falls back to the replaced agent's", () => {
     assert.equal(sessionToResume(previous('s-2'), req(), replaced()), 's-2');
@@ -148,7 +244,11 @@ describe('which CLI session an attempt resumes', () => {
   it("a respawned sortie's first attempt resumes the replaced agent's session in the same directory and runtime only", () => {
     assert.equal(sessionToResume(undefined, req(), replaced()), 'old-session');
     assert.equal(sessionToResume(undefined, req({ runtime: 'codex' }), replaced()), null, 'another CLI');
-    assert.equal(sessionToResume(undefined, req({ worktree: true, cwd: '/repo' }), replaced()), null, 'a new worktree is another directory');
+    assert.equal(
+      sessionToResume(undefined, req({ worktree: true, cwd: '/repo' }), replaced()),
+      null,
+      'a new worktree is another directory',
+    );
     assert.equal(sessionToResume(undefined, req(), replaced({ sessionId: null })), null);
     assert.equal(sessionToResume(undefined, req(), null), null);
   });

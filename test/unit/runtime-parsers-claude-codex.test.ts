@@ -6,9 +6,8 @@ import { codexParser, unwrapShell } from '../../src/runtimes/codex-parser';
 import { summariseOutput, type OutputParser, type RuntimeEvent } from '../../src/domain/runtime-events';
 import { fixture, activities, tools, errors, results, sessions } from '../support/runtime-fixtures';
 
-
-
-const near = (actual: number | undefined, expected: number) => assert.ok(actual !== undefined && Math.abs(actual - expected) < 1e-9, `expected ${expected}, got ${actual}`);
+const near = (actual: number | undefined, expected: number) =>
+  assert.ok(actual !== undefined && Math.abs(actual - expected) < 1e-9, `expected ${expected}, got ${actual}`);
 
 /** Lines no CLI should ever print, plus ones of unknown types or with fields of the wrong type. */
 const GARBAGE = [
@@ -136,7 +135,14 @@ describe('Claude Code parser (claude -p … --output-format stream-json --verbos
     assert.match(summary.lastError!, /^API Error: 529 Overloaded/);
     assert.equal(summary.lastErrorFatal, true);
     assert.equal(summary.toolCalls, 0);
-    assert.deepEqual(summary.usage, { inputTokens: 0, outputTokens: 0, cacheReadTokens: 0, cacheWriteTokens: 0, reasoningTokens: 0, costUsd: 0 });
+    assert.deepEqual(summary.usage, {
+      inputTokens: 0,
+      outputTokens: 0,
+      cacheReadTokens: 0,
+      cacheWriteTokens: 0,
+      reasoningTokens: 0,
+      costUsd: 0,
+    });
   });
 
   it('reads a run without credentials: the "Not logged in" result fails it', () => {
@@ -204,12 +210,18 @@ describe('Claude Code parser (claude -p … --output-format stream-json --verbos
     assert.equal(summary.usage, null);
     assert.equal(summary.toolCalls, 5);
     assert.equal(summary.filesChanged.length, 2);
-    assert.deepEqual(errors(events), [{ kind: 'error', message: 'claude-code ended without a result (cancelled or crashed)', fatal: true }]);
-    assert.deepEqual(summariseOutput(claudeCodeParser(), []).summary.lastError, 'claude-code ended without a result (cancelled or crashed)');
+    assert.deepEqual(errors(events), [
+      { kind: 'error', message: 'claude-code ended without a result (cancelled or crashed)', fatal: true },
+    ]);
+    assert.deepEqual(
+      summariseOutput(claudeCodeParser(), []).summary.lastError,
+      'claude-code ended without a result (cancelled or crashed)',
+    );
   });
 
   it('describes tool calls by their most telling input, and names results after their call', () => {
-    const use = (id: string, name: string, input: object) => JSON.stringify({ type: 'assistant', message: { content: [{ type: 'tool_use', id, name, input }] } });
+    const use = (id: string, name: string, input: object) =>
+      JSON.stringify({ type: 'assistant', message: { content: [{ type: 'tool_use', id, name, input }] } });
     const result = (id: string, isError: boolean, content: unknown = 'done') =>
       JSON.stringify({ type: 'user', message: { content: [{ type: 'tool_result', tool_use_id: id, is_error: isError, content }] } });
     const longCommand = `npm run build && ${'x'.repeat(200)}`;
@@ -253,13 +265,19 @@ describe('Claude Code parser (claude -p … --output-format stream-json --verbos
   });
 
   it('takes the result text from errors[] joined, and falls back to the terminal reason when there is none', () => {
-    const two = summariseOutput(claudeCodeParser(), [JSON.stringify({ type: 'result', subtype: 'error_during_execution', is_error: true, errors: ['first', 'second'] })]);
+    const two = summariseOutput(claudeCodeParser(), [
+      JSON.stringify({ type: 'result', subtype: 'error_during_execution', is_error: true, errors: ['first', 'second'] }),
+    ]);
     assert.deepEqual(two.summary.result, { ok: false, text: 'first\nsecond' });
-    const none = summariseOutput(claudeCodeParser(), [JSON.stringify({ type: 'result', subtype: 'error_max_budget_usd', is_error: true, terminal_reason: 'max_budget' })]);
+    const none = summariseOutput(claudeCodeParser(), [
+      JSON.stringify({ type: 'result', subtype: 'error_max_budget_usd', is_error: true, terminal_reason: 'max_budget' }),
+    ]);
     assert.deepEqual(none.summary.result, { ok: false, text: '' });
     assert.equal(none.summary.lastError, 'claude-code run failed (max_budget)');
     assert.equal(none.summary.usage, null);
-    const odd = summariseOutput(claudeCodeParser(), [JSON.stringify({ type: 'result', subtype: 'something_new', is_error: false, result: 'hm' })]);
+    const odd = summariseOutput(claudeCodeParser(), [
+      JSON.stringify({ type: 'result', subtype: 'something_new', is_error: false, result: 'hm' }),
+    ]);
     assert.equal(odd.summary.result?.ok, false, 'only subtype success is a success');
   });
 
@@ -306,7 +324,13 @@ describe('Codex parser (codex exec --json, 0.169.0)', () => {
       '$ node --test',
       'Implemented the users endpoint.',
     ]);
-    assert.deepEqual(summary.usage, { inputTokens: 52120, cacheReadTokens: 37504, cacheWriteTokens: 14080, outputTokens: 1257, reasoningTokens: 480 });
+    assert.deepEqual(summary.usage, {
+      inputTokens: 52120,
+      cacheReadTokens: 37504,
+      cacheWriteTokens: 14080,
+      outputTokens: 1257,
+      reasoningTokens: 480,
+    });
     assert.ok(!('costUsd' in summary.usage!), 'codex reports no cost');
     assert.equal(summary.result?.ok, true);
     assert.match(summary.result!.text, /^Implemented the users endpoint\.\n\n- Added `src\/users.js` with `GET \/users`/);
@@ -340,7 +364,11 @@ describe('Codex parser (codex exec --json, 0.169.0)', () => {
     assert.equal(errs.filter((e) => !e.fatal).length, 6);
     assert.equal(errs[0]!.message, 'Reconnecting... 1/5 (We’re currently experiencing high demand, which may cause temporary errors.)');
     assert.match(errs[4]!.message, /^Reconnecting\.\.\. 5\/5 /);
-    assert.deepEqual(errs.at(-1), { kind: 'error', message: 'We’re currently experiencing high demand, which may cause temporary errors.', fatal: true });
+    assert.deepEqual(errs.at(-1), {
+      kind: 'error',
+      message: 'We’re currently experiencing high demand, which may cause temporary errors.',
+      fatal: true,
+    });
     assert.deepEqual(summary.result, { ok: false, text: 'We’re currently experiencing high demand, which may cause temporary errors.' });
     assert.equal(summary.lastErrorFatal, true);
     assert.equal(summary.failedToolCalls, 1);
@@ -353,7 +381,13 @@ describe('Codex parser (codex exec --json, 0.169.0)', () => {
     assert.equal(errors(events)[0]!.fatal, false);
     assert.match(summary.lastError!, /^This session was recorded with model `gpt-5\.5-codex` but is resuming with `gpt-5\.5`/);
     assert.equal(summary.lastErrorFatal, false);
-    assert.deepEqual(summary.usage, { inputTokens: 80324, cacheReadTokens: 64384, cacheWriteTokens: 15360, outputTokens: 1539, reasoningTokens: 480 });
+    assert.deepEqual(summary.usage, {
+      inputTokens: 80324,
+      cacheReadTokens: 64384,
+      cacheWriteTokens: 15360,
+      outputTokens: 1539,
+      reasoningTokens: 480,
+    });
     assert.equal(summary.result?.ok, true);
     assert.match(summary.result!.text, /^Implemented the users endpoint\./);
     assert.equal(summary.toolCalls, 0);
@@ -365,7 +399,9 @@ describe('Codex parser (codex exec --json, 0.169.0)', () => {
     assert.equal(summary.toolCalls, 1);
     assert.equal(summary.result, null);
     assert.equal(summary.usage, null);
-    assert.deepEqual(errors(events), [{ kind: 'error', message: 'codex ended without finishing its turn (cancelled or crashed)', fatal: true }]);
+    assert.deepEqual(errors(events), [
+      { kind: 'error', message: 'codex ended without finishing its turn (cancelled or crashed)', fatal: true },
+    ]);
     assert.equal(summary.activity, '$ sed -n 1,80p src/routes.js src/router.js');
   });
 
@@ -380,25 +416,60 @@ describe('Codex parser (codex exec --json, 0.169.0)', () => {
     ]);
     assert.equal(events.filter((e) => e.kind === 'usage').length, 2);
     assert.deepEqual(summary.usage, { inputTokens: 250, cacheReadTokens: 40, outputTokens: 9 }, 'counts not reported stay undefined');
-    assert.deepEqual(results(events).map((r) => r.text), ['first answer', '']);
+    assert.deepEqual(
+      results(events).map((r) => r.text),
+      ['first answer', ''],
+    );
   });
 
   it('reads the item types the fixtures do not exercise: MCP, collab, web search, to-do list, declined and failed calls', () => {
-    const item = (type: string, fields: object, event = 'item.completed') => JSON.stringify({ type: event, item: { id: 'item_1', type, ...fields } });
+    const item = (type: string, fields: object, event = 'item.completed') =>
+      JSON.stringify({ type: event, item: { id: 'item_1', type, ...fields } });
     const events = eventsOf(
       codexParser,
       item('mcp_tool_call', { server: 'github', tool: 'search_issues', arguments: {}, status: 'in_progress' }, 'item.started'),
       item('mcp_tool_call', { server: 'github', tool: 'search_issues', arguments: {}, result: { content: [] }, status: 'completed' }),
       item('mcp_tool_call', { server: 'db', tool: 'query', arguments: {}, error: { message: 'connection refused' }, status: 'failed' }),
-      item('collab_tool_call', { tool: 'spawn_agent', sender_thread_id: 'a', receiver_thread_ids: [], prompt: 'write tests', agents_states: {}, status: 'completed' }),
+      item('collab_tool_call', {
+        tool: 'spawn_agent',
+        sender_thread_id: 'a',
+        receiver_thread_ids: [],
+        prompt: 'write tests',
+        agents_states: {},
+        status: 'completed',
+      }),
       item('web_search', { query: 'node test runner mocks', action: { type: 'search' } }),
-      item('todo_list', { items: [{ text: 'read code', completed: true }, { text: 'add endpoint', completed: false }] }, 'item.started'),
-      item('todo_list', { items: [{ text: 'read code', completed: true }, { text: 'add endpoint', completed: true }, { text: 'run tests', completed: false }] }, 'item.updated'),
+      item(
+        'todo_list',
+        {
+          items: [
+            { text: 'read code', completed: true },
+            { text: 'add endpoint', completed: false },
+          ],
+        },
+        'item.started',
+      ),
+      item(
+        'todo_list',
+        {
+          items: [
+            { text: 'read code', completed: true },
+            { text: 'add endpoint', completed: true },
+            { text: 'run tests', completed: false },
+          ],
+        },
+        'item.updated',
+      ),
       item('command_execution', { command: 'rm -rf /', aggregated_output: '', exit_code: null, status: 'declined' }),
       item('file_change', { changes: [{ path: '/w/a.ts', kind: 'update' }], status: 'failed' }),
       item('error', { message: 'Falling back from WebSockets to HTTPS transport.' }),
     );
-    assert.deepEqual(activities(events), ['github.search_issues', 'search: node test runner mocks', 'todo: add endpoint', 'todo: run tests']);
+    assert.deepEqual(activities(events), [
+      'github.search_issues',
+      'search: node test runner mocks',
+      'todo: add endpoint',
+      'todo: run tests',
+    ]);
     assert.deepEqual(tools(events), [
       { kind: 'tool', name: 'github.search_issues', ok: true },
       { kind: 'tool', name: 'db.query', ok: false, detail: 'connection refused' },
@@ -417,7 +488,10 @@ describe('Codex parser (codex exec --json, 0.169.0)', () => {
     assert.equal(unwrapShell("/usr/bin/zsh -lc 'make\nmake test'"), 'make\nmake test');
     assert.equal(unwrapShell('npm test'), 'npm test');
     assert.equal(unwrapShell("/bin/bash -lc 'a' 'b'"), "/bin/bash -lc 'a' 'b'");
-    const [started] = eventsOf(codexParser, JSON.stringify({ type: 'item.started', item: { type: 'command_execution', command: `/bin/bash -lc '${'z'.repeat(200)}'` } }));
+    const [started] = eventsOf(
+      codexParser,
+      JSON.stringify({ type: 'item.started', item: { type: 'command_execution', command: `/bin/bash -lc '${'z'.repeat(200)}'` } }),
+    );
     assert.deepEqual(started, { kind: 'activity', message: `$ ${'z'.repeat(79)}…` });
   });
 

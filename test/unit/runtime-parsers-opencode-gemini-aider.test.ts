@@ -7,8 +7,6 @@ import { opencodeParser } from '../../src/runtimes/opencode-parser';
 import { summariseOutput, type OutputParser } from '../../src/domain/runtime-events';
 import { fixture, activities, tools, errors, results } from '../support/runtime-fixtures';
 
-
-
 /** Lines no CLI should ever print, plus ones of unknown types or with fields of the wrong type. */
 const GARBAGE = [
   '',
@@ -61,7 +59,11 @@ describe('OpenCode parser (opencode run --format json, 1.18.33)', () => {
       tools(events).map((t) => t.name),
       ['read', 'write', 'edit', 'write', 'bash'],
     );
-    assert.deepEqual(summary.filesChanged, ['/tmp/fleet/acme-api/src/routes/users.js', '/tmp/fleet/acme-api/src/app.js', '/tmp/fleet/acme-api/test/users.test.js']);
+    assert.deepEqual(summary.filesChanged, [
+      '/tmp/fleet/acme-api/src/routes/users.js',
+      '/tmp/fleet/acme-api/src/app.js',
+      '/tmp/fleet/acme-api/test/users.test.js',
+    ]);
     const { costUsd, ...tokens } = summary.usage!;
     assert.deepEqual(tokens, { inputTokens: 12600, outputTokens: 557, reasoningTokens: 0, cacheReadTokens: 27000, cacheWriteTokens: 9000 });
     assert.ok(Math.abs(costUsd! - 0.088005) < 1e-9, `cost ${costUsd}`);
@@ -91,7 +93,8 @@ describe('OpenCode parser (opencode run --format json, 1.18.33)', () => {
     const { costUsd, ...tokens } = summary.usage!;
     assert.deepEqual(tokens, { inputTokens: 4500, outputTokens: 120, reasoningTokens: 0, cacheReadTokens: 9000, cacheWriteTokens: 9000 });
     assert.ok(Math.abs(costUsd! - 0.05175) < 1e-9, `cost ${costUsd}`);
-    const credit = 'Your credit balance is too low to access the Anthropic API. Please go to Plans & Billing to upgrade or purchase credits.';
+    const credit =
+      'Your credit balance is too low to access the Anthropic API. Please go to Plans & Billing to upgrade or purchase credits.';
     assert.deepEqual(summary.result, { ok: false, text: credit });
     assert.equal(summary.lastError, credit);
     assert.equal(summary.lastErrorFatal, true);
@@ -109,7 +112,9 @@ describe('OpenCode parser (opencode run --format json, 1.18.33)', () => {
   });
 
   it('takes the error name when the error has no message', () => {
-    const { summary } = summariseOutput(opencodeParser(), ['{"type":"error","sessionID":"ses_x","error":{"name":"MessageOutputLengthError","data":{}}}']);
+    const { summary } = summariseOutput(opencodeParser(), [
+      '{"type":"error","sessionID":"ses_x","error":{"name":"MessageOutputLengthError","data":{}}}',
+    ]);
     assert.deepEqual(summary.result, { ok: false, text: 'MessageOutputLengthError' });
   });
 
@@ -133,8 +138,13 @@ describe('OpenCode parser (opencode run --format json, 1.18.33)', () => {
   });
 
   it('counts the files of a completed patch call', () => {
-    const patch = '*** Begin Patch\n*** Add File: src/a.ts\n+x\n*** Update File: src/b.ts\n*** Move to: src/c.ts\n@@\n-y\n+z\n*** End Patch';
-    const line = JSON.stringify({ type: 'tool_use', sessionID: 'ses_p', part: { type: 'tool', tool: 'apply_patch', state: { status: 'completed', input: { patchText: patch } } } });
+    const patch =
+      '*** Begin Patch\n*** Add File: src/a.ts\n+x\n*** Update File: src/b.ts\n*** Move to: src/c.ts\n@@\n-y\n+z\n*** End Patch';
+    const line = JSON.stringify({
+      type: 'tool_use',
+      sessionID: 'ses_p',
+      part: { type: 'tool', tool: 'apply_patch', state: { status: 'completed', input: { patchText: patch } } },
+    });
     const { summary } = summariseOutput(opencodeParser(), [line]);
     assert.deepEqual(summary.filesChanged, ['src/a.ts', 'src/b.ts', 'src/c.ts']);
     assert.equal(summary.activity, 'apply_patch');
@@ -220,8 +230,13 @@ describe('Gemini CLI parser (gemini -p … --output-format stream-json, 0.61.0)'
   });
 
   it('names a tool result from its tool id when its tool_use was not seen', () => {
-    const { events } = summariseOutput(geminiParser(), ['{"type":"tool_result","tool_id":"glob__glob_1_0","status":"success","output":"x"}']);
-    assert.deepEqual(tools(events).map((t) => [t.name, t.ok]), [['glob', true]]);
+    const { events } = summariseOutput(geminiParser(), [
+      '{"type":"tool_result","tool_id":"glob__glob_1_0","status":"success","output":"x"}',
+    ]);
+    assert.deepEqual(
+      tools(events).map((t) => [t.name, t.ok]),
+      [['glob', true]],
+    );
   });
 
   it('ignores garbage lines and unknown event types and fields without throwing', () => {
@@ -282,7 +297,13 @@ describe('Aider parser (aider --message … --yes-always --no-pretty --no-stream
       'Tokens: 800 sent, 2 received. Cost: $0.01 message, $1.26 session.',
       'Applied edit to src/a.ts',
     ]);
-    assert.deepEqual(summary.usage, { inputTokens: 1_200_800, outputTokens: 422, cacheReadTokens: 12_000, cacheWriteTokens: 3_400, costUsd: 1.26 });
+    assert.deepEqual(summary.usage, {
+      inputTokens: 1_200_800,
+      outputTokens: 422,
+      cacheReadTokens: 12_000,
+      cacheWriteTokens: 3_400,
+      costUsd: 1.26,
+    });
     assert.ok(events.filter((e) => e.kind === 'usage').length >= 3);
     assert.deepEqual(summary.result, { ok: true, text: '1 file(s) edited, 0 commit(s)' });
   });
@@ -301,12 +322,18 @@ describe('Aider parser (aider --message … --yes-always --no-pretty --no-stream
       'Tokens: 3.6k sent, 420 received. Cost: $0.01 message, $0.01 session.',
       'Applied edit to src/app.js',
     ]);
-    assert.deepEqual([summary.lastError, summary.lastErrorFatal], ['litellm.RateLimitError: RateLimitError: OpenAIException - Rate limit reached', false]);
+    assert.deepEqual(
+      [summary.lastError, summary.lastErrorFatal],
+      ['litellm.RateLimitError: RateLimitError: OpenAIException - Rate limit reached', false],
+    );
     assert.deepEqual(summary.result, { ok: true, text: '1 file(s) edited, 0 commit(s)' });
   });
 
   it('fails a run that changed nothing, and one interrupted by ^C', () => {
-    assert.deepEqual(summariseOutput(aiderParser(), ['Aider v0.86.2', 'Here is how it works.']).summary.result, { ok: false, text: 'aider made no changes' });
+    assert.deepEqual(summariseOutput(aiderParser(), ['Aider v0.86.2', 'Here is how it works.']).summary.result, {
+      ok: false,
+      text: 'aider made no changes',
+    });
     const interrupted = summariseOutput(aiderParser(), ['Aider v0.86.2', '^C again to exit']).summary;
     assert.deepEqual(interrupted.result, { ok: false, text: 'aider was interrupted (^C)' });
     assert.equal(interrupted.lastErrorFatal, true);
@@ -320,7 +347,13 @@ describe('Aider parser (aider --message … --yes-always --no-pretty --no-stream
       'session.',
     ]);
     assert.deepEqual(summary.filesChanged, ['src/some/very/long/directory/name/that/did/not/fit/on/the/line/file.ts']);
-    assert.deepEqual(summary.usage, { inputTokens: 12000, outputTokens: 420, cacheReadTokens: 50000, cacheWriteTokens: 3400, costUsd: 0.02 });
+    assert.deepEqual(summary.usage, {
+      inputTokens: 12000,
+      outputTokens: 420,
+      cacheReadTokens: 50000,
+      cacheWriteTokens: 3400,
+      costUsd: 0.02,
+    });
   });
 
   it('ignores garbage lines without throwing', () => {

@@ -85,7 +85,11 @@ function run(cli: Cli, args: string[], opts: RunOptions): Promise<Result> {
 
 /** A fixture as the stand-in prints it in `cwd`: the recorded workspace becomes the real one. */
 function fixture(dir: string, file: string, cwd: string): string {
-  return readFileSync(join(FIXTURES, dir, file), 'utf8').split('/home/dev/acme-api').join(cwd).split('/tmp/fleet/acme-api').join(cwd);
+  return readFileSync(join(FIXTURES, dir, file), 'utf8')
+    .split('/home/dev/acme-api')
+    .join(cwd)
+    .split('/tmp/fleet/acme-api')
+    .join(cwd);
 }
 
 const lines = (text: string): string[] => text.split('\n').filter((l, i, all) => i < all.length - 1 || l !== '');
@@ -129,7 +133,18 @@ const CASES: Case[] = [
     dir: 'codex',
     ext: '.jsonl',
     version: 'codex-cli 0.169.0',
-    args: (p) => ['exec', '--json', '--skip-git-repo-check', '--sandbox', 'workspace-write', '-m', 'gpt-5.5', '-c', 'developer_instructions="Be brief."', p],
+    args: (p) => [
+      'exec',
+      '--json',
+      '--skip-git-repo-check',
+      '--sandbox',
+      'workspace-write',
+      '-m',
+      'gpt-5.5',
+      '-c',
+      'developer_instructions="Be brief."',
+      p,
+    ],
     resumeArgs: (p, s) => ['exec', '--json', '--skip-git-repo-check', '--sandbox', 'workspace-write', 'resume', s, p],
     failure: { scenario: 'failure', code: 1 },
     hangLines: 5,
@@ -165,7 +180,18 @@ const CASES: Case[] = [
     dir: 'aider',
     ext: '.txt',
     version: 'aider 0.86.2',
-    args: (p) => ['--message', p, '--yes-always', '--no-pretty', '--no-stream', '--no-check-update', '--model', 'gpt-4o', '--read', 'CONVENTIONS.md'],
+    args: (p) => [
+      '--message',
+      p,
+      '--yes-always',
+      '--no-pretty',
+      '--no-stream',
+      '--no-check-update',
+      '--model',
+      'gpt-4o',
+      '--read',
+      'CONVENTIONS.md',
+    ],
     failure: { scenario: 'failure', code: 0 },
     hangLines: 10,
     sigint: { code: 0, signal: null },
@@ -225,7 +251,10 @@ describe('stand-in CLIs', () => {
             // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the CLI's own JSON lines, read as it wrote them
             const [user, result] = rest.map((l) => JSON.parse(l) as Record<string, any>);
             assert.equal(user!.message.content[0].text, '[Request interrupted by user]');
-            assert.deepEqual([result!.type, result!.subtype, result!.is_error, result!.terminal_reason], ['result', 'error_during_execution', true, 'aborted_streaming']);
+            assert.deepEqual(
+              [result!.type, result!.subtype, result!.is_error, result!.terminal_reason],
+              ['result', 'error_during_execution', true, 'aborted_streaming'],
+            );
             const init = JSON.parse(lines(r.stdout)[0]!) as { session_id: string };
             assert.equal(result!.session_id, init.session_id);
           } else if (c.cli === 'aider' && signal === 'SIGINT') {
@@ -240,7 +269,10 @@ describe('stand-in CLIs', () => {
         const cwd = workspace();
         const rec = join(cwd, 'record.jsonl');
         const args = c.args(PROMPT);
-        const r = await run(c.cli, args, { cwd, env: { STANDIN_RECORD: rec, FLEET_AGENT_ID: 'a-1', OTHER_SECRET: 's3cret', COLUMNS: '1000' } });
+        const r = await run(c.cli, args, {
+          cwd,
+          env: { STANDIN_RECORD: rec, FLEET_AGENT_ID: 'a-1', OTHER_SECRET: 's3cret', COLUMNS: '1000' },
+        });
         const [start, exit, ...more] = records(rec);
         assert.equal(more.length, 0);
         assert.equal(start!.cli, c.cli);
@@ -274,21 +306,26 @@ describe('stand-in CLIs', () => {
       if (c.resumeArgs) {
         const resumeArgs = c.resumeArgs;
         const hasResumeFixture = existsSync(join(FIXTURES, c.dir, `resume${c.ext}`));
-        it(hasResumeFixture ? 'replays resume.* when given the resume flag' : 'keeps the session id it is asked to resume (there is no resume fixture)', async () => {
-          const cwd = workspace();
-          const replayed = hasResumeFixture ? 'resume' : 'success';
-          const expected = fixture(c.dir, `${replayed}${c.ext}`, cwd);
-          const field = { claude: 'session_id', codex: 'thread_id', opencode: 'sessionID', gemini: 'session_id', aider: '' }[c.cli];
-          const recorded = new RegExp(`"${field}":"([^"]+)"`).exec(expected)![1]!;
-          // Resuming the recorded session: the fixture as it is.
-          const same = await run(c.cli, resumeArgs('Also summarise what changed', recorded), { cwd });
-          assert.deepEqual([same.code, same.stdout], [0, expected]);
-          // Resuming another session: the same output, in that session.
-          const other = c.cli === 'opencode' ? 'ses_0123456789abStandInTest' : '00000000-1111-4222-8333-444444444444';
-          const r = await run(c.cli, resumeArgs('Also summarise what changed', other), { cwd });
-          assert.equal(r.code, 0);
-          assert.equal(r.stdout, expected.split(recorded).join(other));
-        });
+        it(
+          hasResumeFixture
+            ? 'replays resume.* when given the resume flag'
+            : 'keeps the session id it is asked to resume (there is no resume fixture)',
+          async () => {
+            const cwd = workspace();
+            const replayed = hasResumeFixture ? 'resume' : 'success';
+            const expected = fixture(c.dir, `${replayed}${c.ext}`, cwd);
+            const field = { claude: 'session_id', codex: 'thread_id', opencode: 'sessionID', gemini: 'session_id', aider: '' }[c.cli];
+            const recorded = new RegExp(`"${field}":"([^"]+)"`).exec(expected)![1]!;
+            // Resuming the recorded session: the fixture as it is.
+            const same = await run(c.cli, resumeArgs('Also summarise what changed', recorded), { cwd });
+            assert.deepEqual([same.code, same.stdout], [0, expected]);
+            // Resuming another session: the same output, in that session.
+            const other = c.cli === 'opencode' ? 'ses_0123456789abStandInTest' : '00000000-1111-4222-8333-444444444444';
+            const r = await run(c.cli, resumeArgs('Also summarise what changed', other), { cwd });
+            assert.equal(r.code, 0);
+            assert.equal(r.stdout, expected.split(recorded).join(other));
+          },
+        );
       }
     });
   }
@@ -296,12 +333,19 @@ describe('stand-in CLIs', () => {
   describe('command-line checks, as the real CLIs', () => {
     it('claude: stream-json without --verbose fails on stderr with exit 1 and no stdout', async () => {
       const r = await run('claude', ['-p', PROMPT, '--output-format', 'stream-json'], { cwd: workspace() });
-      assert.deepEqual([r.code, r.stdout, r.stderr], [1, '', 'Error: When using --print, --output-format=stream-json requires --verbose\n']);
+      assert.deepEqual(
+        [r.code, r.stdout, r.stderr],
+        [1, '', 'Error: When using --print, --output-format=stream-json requires --verbose\n'],
+      );
     });
 
     it('claude: accepts unknown flags and extra args', async () => {
       const cwd = workspace();
-      const r = await run('claude', ['-p', PROMPT, '--output-format=stream-json', '--verbose', '--allowedTools', 'Bash(node --test)', '--some-new-flag'], { cwd });
+      const r = await run(
+        'claude',
+        ['-p', PROMPT, '--output-format=stream-json', '--verbose', '--allowedTools', 'Bash(node --test)', '--some-new-flag'],
+        { cwd },
+      );
       assert.deepEqual([r.code, r.stdout], [0, fixture('claude-code', 'success.jsonl', cwd)]);
     });
 
@@ -351,7 +395,10 @@ describe('stand-in CLIs', () => {
       const r = await run('gemini', ['-p', PROMPT, '--output-format', 'stream-json', '--yolo'], { cwd });
       assert.deepEqual([r.code, r.stdout], [55, '']);
       assert.match(r.stderr, /not running in a trusted directory/);
-      const ok = await run('gemini', ['-p', PROMPT, '--output-format', 'stream-json', '--yolo'], { cwd, env: { GEMINI_CLI_TRUST_WORKSPACE: 'true' } });
+      const ok = await run('gemini', ['-p', PROMPT, '--output-format', 'stream-json', '--yolo'], {
+        cwd,
+        env: { GEMINI_CLI_TRUST_WORKSPACE: 'true' },
+      });
       assert.equal(ok.code, 0);
     });
 
@@ -381,7 +428,11 @@ describe('stand-in CLIs', () => {
       }
       const wide = await run('aider', args, { cwd, env: { STANDIN_SCENARIO: 'failure-edit', COLUMNS: '1000' } });
       assert.ok(lines(wide.stdout).includes('## SearchReplaceNoExactMatch: This SEARCH block failed to exactly match lines in src/app.js'));
-      assert.ok(lines(wide.stdout).includes('The SEARCH section must exactly match an existing block of lines including all white space, comments, indentation, docstrings, etc'));
+      assert.ok(
+        lines(wide.stdout).includes(
+          'The SEARCH section must exactly match an existing block of lines including all white space, comments, indentation, docstrings, etc',
+        ),
+      );
       assert.equal(wide.stderr, 'Warning: Input is not a terminal (fd=0).\n');
     });
 
@@ -406,7 +457,10 @@ describe('stand-in CLIs', () => {
     it('an unknown scenario is a stand-in error (exit 2) that lists the scenarios', async () => {
       const r = await run('codex', CASES[1]!.args(PROMPT), { cwd: workspace(), env: { STANDIN_SCENARIO: 'nope' } });
       assert.equal(r.code, 2);
-      assert.match(r.stderr, /^standin: no scenario "nope" for codex \(have: cancelled-sigint, failure, failure-retries-exhausted, resume, success, hang\)/);
+      assert.match(
+        r.stderr,
+        /^standin: no scenario "nope" for codex \(have: cancelled-sigint, failure, failure-retries-exhausted, resume, success, hang\)/,
+      );
     });
   });
 });

@@ -16,12 +16,33 @@ describe('workflow modules', () => {
     const index = join(__dirname, '../../src/workflows/index.js');
     // A process of its own: this one has loaded the schemas already.
     const loaded = JSON.parse(
-      execFileSync(process.execPath, ['-e', `require(${JSON.stringify(index)}); process.stdout.write(JSON.stringify(Object.keys(require.cache)))`], { encoding: 'utf8' }),
+      execFileSync(
+        process.execPath,
+        ['-e', `require(${JSON.stringify(index)}); process.stdout.write(JSON.stringify(Object.keys(require.cache)))`],
+        { encoding: 'utf8' },
+      ),
     ) as string[];
     const ours = loaded.filter((f) => f.includes('/dist/src/')).map((f) => f.replace(/.*\/dist\//, ''));
     assert.ok(ours.includes('src/workflows/agent-workflow.js'), ours.join(' '));
-    assert.deepEqual(ours.filter((f) => !f.startsWith('src/workflows/') && !['src/domain/agent-constants.js', 'src/domain/issues-text.js', 'src/domain/search-attributes.js', 'src/domain/workflow-messages.js', 'src/domain/ids.js'].includes(f)), []);
-    assert.deepEqual(loaded.filter((f) => f.includes('/node_modules/zod/')), [], 'zod is not loaded');
+    assert.deepEqual(
+      ours.filter(
+        (f) =>
+          !f.startsWith('src/workflows/') &&
+          ![
+            'src/domain/agent-constants.js',
+            'src/domain/issues-text.js',
+            'src/domain/search-attributes.js',
+            'src/domain/workflow-messages.js',
+            'src/domain/ids.js',
+          ].includes(f),
+      ),
+      [],
+    );
+    assert.deepEqual(
+      loaded.filter((f) => f.includes('/node_modules/zod/')),
+      [],
+      'zod is not loaded',
+    );
   });
 
   it('carry over on continue-as-new exactly the state keys AgentStateCarried describes', () => {

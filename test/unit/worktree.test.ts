@@ -32,7 +32,12 @@ const gitEnv: NodeJS.ProcessEnv = {
 for (const k of ['GIT_DIR', 'GIT_WORK_TREE', 'GIT_INDEX_FILE', 'GIT_COMMON_DIR', 'GIT_OBJECT_DIRECTORY']) delete gitEnv[k];
 
 function git(cwd: string, ...args: string[]): string {
-  return execFileSync('git', ['-c', 'commit.gpgsign=false', '-c', 'core.hooksPath=/dev/null', ...args], { cwd, env: gitEnv, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
+  return execFileSync('git', ['-c', 'commit.gpgsign=false', '-c', 'core.hooksPath=/dev/null', ...args], {
+    cwd,
+    env: gitEnv,
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'pipe'],
+  }).trim();
 }
 
 let repoCount = 0;
@@ -139,11 +144,21 @@ describe('ensureWorktree', () => {
     writeFileSync(join(first.path, 'wip.txt'), 'wip\n');
     git(first.path, 'add', 'wip.txt');
     git(first.path, 'commit', '-q', '-m', 'wip');
-    const next = await ensureWorktree({ cwd: repo, agentId: newAgentId(), worktreesDir: worktreesDirFor(repo), continueFrom: first.branch });
+    const next = await ensureWorktree({
+      cwd: repo,
+      agentId: newAgentId(),
+      worktreesDir: worktreesDirFor(repo),
+      continueFrom: first.branch,
+    });
     assert.equal(readFileSync(join(next.path, 'wip.txt'), 'utf8'), 'wip\n');
     assert.equal(next.baseCommit, initial);
     assert.deepEqual((await worktreeChanges(next.path)).commits, 1, "the predecessor's commit counts as the sortie's work");
-    const gone = await ensureWorktree({ cwd: repo, agentId: newAgentId(), worktreesDir: worktreesDirFor(repo), continueFrom: 'fleet/agt_deleted' });
+    const gone = await ensureWorktree({
+      cwd: repo,
+      agentId: newAgentId(),
+      worktreesDir: worktreesDirFor(repo),
+      continueFrom: 'fleet/agt_deleted',
+    });
     assert.equal(gone.baseCommit, initial);
     assert.equal(existsSync(join(gone.path, 'wip.txt')), false);
   });
@@ -165,7 +180,10 @@ describe('ensureWorktree', () => {
     const plain = mkdtempSync(join(root, 'plain-'));
     await assert.rejects(
       ensureWorktree({ cwd: plain, agentId: newAgentId(), worktreesDir: join(root, 'plain-worktrees') }),
-      isKind('notARepo', new RegExp(`"${plain.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}" is not inside a git repository: --worktree needs .*git init`)),
+      isKind(
+        'notARepo',
+        new RegExp(`"${plain.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}" is not inside a git repository: --worktree needs .*git init`),
+      ),
     );
     await assert.rejects(
       ensureWorktree({ cwd: join(plain, 'missing'), agentId: newAgentId(), worktreesDir: join(root, 'plain-worktrees') }),
@@ -186,7 +204,10 @@ describe('ensureWorktree', () => {
     const worktreesDir = worktreesDirFor(repo);
     const ids = Array.from({ length: 6 }, newAgentId);
     const made = await Promise.all(ids.map((agentId) => ensureWorktree({ cwd: repo, agentId, worktreesDir })));
-    assert.deepEqual(made.map((w) => w.created), ids.map(() => true));
+    assert.deepEqual(
+      made.map((w) => w.created),
+      ids.map(() => true),
+    );
     const head = git(repo, 'rev-parse', 'HEAD');
     for (const [i, w] of made.entries()) {
       assert.equal(w.branch, `fleet/${ids[i]}`);
@@ -210,10 +231,23 @@ describe('listWorktrees', () => {
     assert.equal(all[0]!.branch, 'main');
     assert.equal(all[0]!.agentId, null);
     // git lists linked worktrees in directory order, not creation order.
-    assert.deepEqual(all.map((w) => w.branch).slice(1).sort(), ['feature', `fleet/${agentId}`]);
+    assert.deepEqual(
+      all
+        .map((w) => w.branch)
+        .slice(1)
+        .sort(),
+      ['feature', `fleet/${agentId}`],
+    );
     const fleet = await listWorktrees(repo, { fleetOnly: true });
     assert.equal(fleet.length, 1);
-    assert.deepEqual(fleet[0], { path: realpathSync(wt.path), branch: `fleet/${agentId}`, agentId, head: wt.baseCommit, locked: false, prunable: false });
+    assert.deepEqual(fleet[0], {
+      path: realpathSync(wt.path),
+      branch: `fleet/${agentId}`,
+      agentId,
+      head: wt.baseCommit,
+      locked: false,
+      prunable: false,
+    });
     // A deleted directory shows as prunable.
     rmSync(wt.path, { recursive: true, force: true });
     assert.equal((await listWorktrees(repo, { fleetOnly: true }))[0]!.prunable, true);
@@ -222,10 +256,24 @@ describe('listWorktrees', () => {
   it('parses porcelain output with locked, detached and bare entries', () => {
     const id = newAgentId();
     const out = [
-      'worktree /r', 'HEAD aaa', 'branch refs/heads/main', '',
-      'worktree /w/1', 'HEAD bbb', `branch refs/heads/fleet/${id}`, 'locked reason here', '',
-      'worktree /w/2', 'HEAD ccc', 'detached', 'prunable gitdir file points to non-existent location', '',
-      'worktree /w/3', 'HEAD ddd', 'branch refs/heads/fleet/not-an-agent', '',
+      'worktree /r',
+      'HEAD aaa',
+      'branch refs/heads/main',
+      '',
+      'worktree /w/1',
+      'HEAD bbb',
+      `branch refs/heads/fleet/${id}`,
+      'locked reason here',
+      '',
+      'worktree /w/2',
+      'HEAD ccc',
+      'detached',
+      'prunable gitdir file points to non-existent location',
+      '',
+      'worktree /w/3',
+      'HEAD ddd',
+      'branch refs/heads/fleet/not-an-agent',
+      '',
     ].join('\n');
     assert.deepEqual(parseWorktreeList(out, '\n'), [
       { path: '/r', branch: 'main', agentId: null, head: 'aaa', locked: false, prunable: false },
@@ -265,7 +313,10 @@ describe('removeWorktree', () => {
     const agentId = newAgentId();
     const wt = await ensureWorktree({ cwd: repo, agentId, worktreesDir: worktreesDirFor(repo) });
     writeFileSync(join(wt.path, 'README.md'), 'edited\n');
-    await assert.rejects(removeWorktree({ repoDir: repo, agentId }), isKind('gitFailed', /uncommitted changes \(README\.md\): commit or inspect .* or pass force/));
+    await assert.rejects(
+      removeWorktree({ repoDir: repo, agentId }),
+      isKind('gitFailed', /uncommitted changes \(README\.md\): commit or inspect .* or pass force/),
+    );
     assert.equal(existsSync(wt.path), true);
     const r = await removeWorktree({ repoDir: repo, agentId, force: true });
     assert.deepEqual(r, { removed: true, branchDeleted: false, dirty: true });
@@ -297,7 +348,10 @@ describe('removeWorktree', () => {
     git(wt.path, 'commit', '-q', '-m', 'unmerged work');
     await assert.rejects(
       removeWorktree({ repoDir: repo, agentId, deleteBranch: true }),
-      isKind('gitFailed', new RegExp(`branch fleet/${agentId} has 1 commit\\(s\\) not merged into main .*git branch -d refuses.*pass force`)),
+      isKind(
+        'gitFailed',
+        new RegExp(`branch fleet/${agentId} has 1 commit\\(s\\) not merged into main .*git branch -d refuses.*pass force`),
+      ),
     );
     assert.equal(existsSync(wt.path), true);
     const r = await removeWorktree({ repoDir: repo, agentId, deleteBranch: true, force: true });
@@ -317,9 +371,15 @@ describe('inspectWorktreesDir', () => {
     mkdirSync(join(dir, 'agt_plain-directory'));
     writeFileSync(join(dir, 'stray-file'), '');
     const found = await inspectWorktreesDir(dir);
-    assert.deepEqual(found.map((w) => w.agentId), [agentId, 'agt_plain-directory'].sort());
+    assert.deepEqual(
+      found.map((w) => w.agentId),
+      [agentId, 'agt_plain-directory'].sort(),
+    );
     const ok = found.find((w) => w.agentId === agentId)!;
-    assert.deepEqual([realpathSync(ok.repoRoot!), ok.branch, ok.changes!.dirtyFiles, ok.problem], [realpathSync(repo), `fleet/${agentId}`, ['draft.txt'], null]);
+    assert.deepEqual(
+      [realpathSync(ok.repoRoot!), ok.branch, ok.changes!.dirtyFiles, ok.problem],
+      [realpathSync(repo), `fleet/${agentId}`, ['draft.txt'], null],
+    );
     assert.match(found.find((w) => w.agentId === 'agt_plain-directory')!.problem!, /not a git worktree/);
     assert.deepEqual(await inspectWorktreesDir(join(root, 'no-such-dir')), []);
   });

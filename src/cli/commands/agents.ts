@@ -35,7 +35,10 @@ export function registerAgentCommands(program: Command): void {
     .description("one agent's health (heartbeat age), or the system's: agents by status, workers, Temporal")
     .option('--queues <list>', 'also show workers polling these task queues (comma-separated)')
     .action(showHealth);
-  agents.command('resources [id]').description("CPU and memory of an agent's whole process tree, or of every running agent").action(showResources);
+  agents
+    .command('resources [id]')
+    .description("CPU and memory of an agent's whole process tree, or of every running agent")
+    .action(showResources);
   agents
     .command('logs <id>')
     .description("an agent's output: the last lines of an attempt, or follow it until the agent ends")
@@ -51,7 +54,10 @@ function spawnCommand(agents: Command): void {
     .description(`spawn an agent (types: ${AGENT_TYPES.join(', ')}); the agent's command goes after --`)
     .usage('<type> [task] [options] -- <command...>')
     .option('--callsign <name>', 'a short name for the agent')
-    .option('--runtime <name>', `how to run it: ${RUNTIME_NAMES.join(', ')} (default: exec when a command follows --, else the role's runtime)`)
+    .option(
+      '--runtime <name>',
+      `how to run it: ${RUNTIME_NAMES.join(', ')} (default: exec when a command follows --, else the role's runtime)`,
+    )
     .option('--model <name>', "the model, as the runtime's CLI names it (default: the role's, else the CLI's)")
     .option('--instructions <text>', "instructions (system prompt) instead of the role's")
     .option('--instructions-file <file>', "instructions read from a file instead of the role's")
@@ -65,13 +71,27 @@ function spawnCommand(agents: Command): void {
     .option('--backoff <coefficient>', 'retry delay multiplier (default 2)', num('--backoff'))
     .option('--max-interval-ms <ms>', 'longest retry delay (default 60000)', num('--max-interval-ms'))
     .option('--fatal-exit-code <code>', 'exit code that must not be retried (repeatable)', collect)
-    .option('--heartbeat-timeout-ms <ms>', 'a worker silent this long is presumed dead and the attempt retried', num('--heartbeat-timeout-ms'))
-    .option('--stall-timeout-ms <ms>', 'no output, progress or heartbeat this long fails the attempt (0 = never)', num('--stall-timeout-ms'))
+    .option(
+      '--heartbeat-timeout-ms <ms>',
+      'a worker silent this long is presumed dead and the attempt retried',
+      num('--heartbeat-timeout-ms'),
+    )
+    .option(
+      '--stall-timeout-ms <ms>',
+      'no output, progress or heartbeat this long fails the attempt (0 = never)',
+      num('--stall-timeout-ms'),
+    )
     .option('--timeout-ms <ms>', 'longest time one attempt may run', num('--timeout-ms'))
     .action(spawnAgent);
 }
 
-async function spawnAgent(type: string, task: string | undefined, command: string[], o: Record<string, unknown>, cmd: Command): Promise<void> {
+async function spawnAgent(
+  type: string,
+  task: string | undefined,
+  command: string[],
+  o: Record<string, unknown>,
+  cmd: Command,
+): Promise<void> {
   const parsed = SpawnRequest.safeParse(JSON.parse(JSON.stringify(spawnInput(type, task, command, o))));
   if (!parsed.success) {
     throw new CliError(issuesText(parsed.error.issues, { root: 'input', separator: '\n' }), 'see `fleet agents spawn --help`');
@@ -98,7 +118,12 @@ function spawnInput(type: string, task: string | undefined, command: string[], o
     missionId: o.mission as string | undefined,
     queue: o.queue as string | undefined,
     retry: retryGiven
-      ? { maxAttempts: o.maxAttempts as number | undefined, initialIntervalMs: o.initialIntervalMs as number | undefined, backoffCoefficient: o.backoff as number | undefined, maxIntervalMs: o.maxIntervalMs as number | undefined }
+      ? {
+          maxAttempts: o.maxAttempts as number | undefined,
+          initialIntervalMs: o.initialIntervalMs as number | undefined,
+          backoffCoefficient: o.backoff as number | undefined,
+          maxIntervalMs: o.maxIntervalMs as number | undefined,
+        }
       : undefined,
     fatalExitCodes: (o.fatalExitCode as string[] | undefined)?.map(Number),
     heartbeatTimeoutMs: o.heartbeatTimeoutMs as number | undefined,
@@ -128,7 +153,11 @@ function instructionsOption(text: string | undefined, file: string | undefined):
   }
 }
 
-async function listOrShowAgents(id: string | undefined, o: { type?: string; status?: string; mission?: string; limit?: string }, cmd: Command): Promise<void> {
+async function listOrShowAgents(
+  id: string | undefined,
+  o: { type?: string; status?: string; mission?: string; limit?: string },
+  cmd: Command,
+): Promise<void> {
   const api = client(cmd);
   if (id) {
     const agent = await api.request<Agent>('GET', `/agents/${encodeURIComponent(id)}`);

@@ -32,12 +32,25 @@ export function registerCheckpointCommands(program: Command): void {
     .alias('ls')
     .description('list checkpoints, newest first')
     .option('--mission <id>', 'only checkpoints of this mission')
-    .option('--trigger <trigger>', `only checkpoints taken this way (${CheckpointTrigger.options.join(', ')})`, oneOf('--trigger', CheckpointTrigger.options))
+    .option(
+      '--trigger <trigger>',
+      `only checkpoints taken this way (${CheckpointTrigger.options.join(', ')})`,
+      oneOf('--trigger', CheckpointTrigger.options),
+    )
     .option('--limit <n>', 'at most this many (default 50)', positiveInt('--limit'))
     .action(listCheckpoints);
-  checkpoints.command('show <id>').description("a checkpoint's summary, its sorties and the recovery context written for the agents").action(showCheckpoint);
-  checkpoints.command('export <id> <file>').description("write a checkpoint to a JSON file, to import it into another machine's store").action(exportCheckpoint);
-  checkpoints.command('import <file>').description('add a checkpoint exported with `fleet checkpoints export` (or GET /checkpoints/:id) to this store').action(importCheckpoint);
+  checkpoints
+    .command('show <id>')
+    .description("a checkpoint's summary, its sorties and the recovery context written for the agents")
+    .action(showCheckpoint);
+  checkpoints
+    .command('export <id> <file>')
+    .description("write a checkpoint to a JSON file, to import it into another machine's store")
+    .action(exportCheckpoint);
+  checkpoints
+    .command('import <file>')
+    .description('add a checkpoint exported with `fleet checkpoints export` (or GET /checkpoints/:id) to this store')
+    .action(importCheckpoint);
   checkpoints.command('delete <id>').alias('rm').description('delete a checkpoint').action(deleteCheckpoint);
   checkpoints
     .command('prune')
@@ -53,7 +66,9 @@ async function theRunningMission(api: ApiClient): Promise<string> {
   const { missions } = await api.request<z.infer<typeof MissionList>>('GET', '/missions?status=running&limit=100');
   if (missions.length === 0) throw new CliError('no running mission; pass --mission', LIST_MISSIONS_HINT);
   if (missions.length > 1) {
-    throw new CliError(`${missions.length} missions are running; pass --mission with one of:\n${missions.map((m) => `  ${m.id}  ${m.title}`).join('\n')}`);
+    throw new CliError(
+      `${missions.length} missions are running; pass --mission with one of:\n${missions.map((m) => `  ${m.id}  ${m.title}`).join('\n')}`,
+    );
   }
   return missions[0]!.id;
 }
@@ -61,16 +76,23 @@ async function theRunningMission(api: ApiClient): Promise<string> {
 async function takeCheckpoint(o: { mission?: string; note?: string }, cmd: Command): Promise<void> {
   const api = client(cmd);
   const missionId = o.mission || (await theRunningMission(api));
-  const c = await withNotFoundHint(api.request<Checkpoint>('POST', '/checkpoints', { missionId, ...(o.note !== undefined ? { note: o.note } : {}) }), LIST_MISSIONS_HINT);
+  const c = await withNotFoundHint(
+    api.request<Checkpoint>('POST', '/checkpoints', { missionId, ...(o.note !== undefined ? { note: o.note } : {}) }),
+    LIST_MISSIONS_HINT,
+  );
   print(cmd, c, () => checkpointTakenText(c));
 }
 
 async function listCheckpoints(o: { mission?: string; trigger?: string; limit?: number }, cmd: Command): Promise<void> {
-  const res = await client(cmd).request<z.infer<typeof CheckpointList>>('GET', `/checkpoints${query({ missionId: o.mission, trigger: o.trigger, limit: o.limit })}`);
+  const res = await client(cmd).request<z.infer<typeof CheckpointList>>(
+    'GET',
+    `/checkpoints${query({ missionId: o.mission, trigger: o.trigger, limit: o.limit })}`,
+  );
   print(cmd, res, () => (res.checkpoints.length ? table(checkpointRows(res.checkpoints)) : 'No checkpoints.'));
 }
 
-const getCheckpoint = (cmd: Command, id: string) => withNotFoundHint(client(cmd).request<Checkpoint>('GET', `/checkpoints/${enc(id)}`), LIST_CHECKPOINTS_HINT);
+const getCheckpoint = (cmd: Command, id: string) =>
+  withNotFoundHint(client(cmd).request<Checkpoint>('GET', `/checkpoints/${enc(id)}`), LIST_CHECKPOINTS_HINT);
 
 async function showCheckpoint(id: string, _o: unknown, cmd: Command): Promise<void> {
   const c = await getCheckpoint(cmd, id);
@@ -80,7 +102,12 @@ async function showCheckpoint(id: string, _o: unknown, cmd: Command): Promise<vo
 async function exportCheckpoint(id: string, file: string, _o: unknown, cmd: Command): Promise<void> {
   const c = await getCheckpoint(cmd, id);
   writeFileSync(file, `${JSON.stringify(c, null, 2)}\n`, { mode: 0o600 });
-  print(cmd, { exported: c.id, file }, () => `Wrote checkpoint ${c.id} of mission ${c.missionId} to ${file}\nOn the other machine: \`fleet checkpoints import ${file}\`, then \`fleet resume --checkpoint ${c.id}\``);
+  print(
+    cmd,
+    { exported: c.id, file },
+    () =>
+      `Wrote checkpoint ${c.id} of mission ${c.missionId} to ${file}\nOn the other machine: \`fleet checkpoints import ${file}\`, then \`fleet resume --checkpoint ${c.id}\``,
+  );
 }
 
 async function importCheckpoint(file: string, _o: unknown, cmd: Command): Promise<void> {
@@ -88,14 +115,20 @@ async function importCheckpoint(file: string, _o: unknown, cmd: Command): Promis
   try {
     body = JSON.parse(readFileSync(file, 'utf8'));
   } catch (err) {
-    throw new CliError(`cannot read checkpoint file ${file}: ${(err as Error).message}`, 'export one with `fleet checkpoints export <id> <file>`');
+    throw new CliError(
+      `cannot read checkpoint file ${file}: ${(err as Error).message}`,
+      'export one with `fleet checkpoints export <id> <file>`',
+    );
   }
   const c = await client(cmd).request<CheckpointSummary>('POST', '/checkpoints/import', body);
   print(cmd, c, () => `Imported checkpoint ${c.id} of mission ${c.missionId}\nResume from it with \`fleet resume --checkpoint ${c.id}\``);
 }
 
 async function deleteCheckpoint(id: string, _o: unknown, cmd: Command): Promise<void> {
-  const res = await withNotFoundHint(client(cmd).request<z.infer<typeof Deleted>>('DELETE', `/checkpoints/${enc(id)}`), LIST_CHECKPOINTS_HINT);
+  const res = await withNotFoundHint(
+    client(cmd).request<z.infer<typeof Deleted>>('DELETE', `/checkpoints/${enc(id)}`),
+    LIST_CHECKPOINTS_HINT,
+  );
   print(cmd, res, () => `Deleted checkpoint ${res.deleted}`);
 }
 
@@ -109,5 +142,9 @@ async function pruneCheckpoints(o: { olderThan?: number; keep?: number; mission?
     );
   }
   const res = await client(cmd).request<z.infer<typeof Pruned>>('POST', '/checkpoints/prune', parsed.data);
-  print(cmd, res, () => (res.deleted.length ? `Deleted ${plural(res.deleted.length, 'checkpoint')}:\n${res.deleted.map((d) => `  ${d}`).join('\n')}` : 'Nothing to prune.'));
+  print(cmd, res, () =>
+    res.deleted.length
+      ? `Deleted ${plural(res.deleted.length, 'checkpoint')}:\n${res.deleted.map((d) => `  ${d}`).join('\n')}`
+      : 'Nothing to prune.',
+  );
 }

@@ -13,8 +13,22 @@ import { issuesText } from '../../domain/issues-text';
 const defaultSender = () => (process.env.USER && Holder.safeParse(process.env.USER).success ? process.env.USER : 'cli');
 
 function messageText(m: Message): string {
-  const meta = [`from ${m.from}`, relativeTime(m.sentAt), ...(m.missionId ? [`mission ${m.missionId}`] : []), ...(m.redeliveredFrom ? [`redelivered from ${m.redeliveredFrom}`] : [])];
-  return [`${colour.bold(m.id)}  ${meta.join(', ')}`, `Subject: ${m.subject}`, ...(m.body ? m.body.trimEnd().split('\n').map((l) => `  ${l}`) : [])].join('\n');
+  const meta = [
+    `from ${m.from}`,
+    relativeTime(m.sentAt),
+    ...(m.missionId ? [`mission ${m.missionId}`] : []),
+    ...(m.redeliveredFrom ? [`redelivered from ${m.redeliveredFrom}`] : []),
+  ];
+  return [
+    `${colour.bold(m.id)}  ${meta.join(', ')}`,
+    `Subject: ${m.subject}`,
+    ...(m.body
+      ? m.body
+          .trimEnd()
+          .split('\n')
+          .map((l) => `  ${l}`)
+      : []),
+  ].join('\n');
 }
 
 export function registerCoordinationCommands(program: Command): void {
@@ -61,7 +75,15 @@ function lockListText(res: z.infer<typeof LockList>): string {
     res.locks.length
       ? table([
           ['ID', 'PATH', 'HOLDER', 'MISSION', 'PURPOSE', 'ACQUIRED', 'EXPIRES'],
-          ...res.locks.map((l) => [l.id, l.path, l.holder, l.missionId ?? '-', l.purpose ? short(l.purpose, 40) : '-', relativeTime(l.acquiredAt), relativeTime(l.expiresAt)]),
+          ...res.locks.map((l) => [
+            l.id,
+            l.path,
+            l.holder,
+            l.missionId ?? '-',
+            l.purpose ? short(l.purpose, 40) : '-',
+            relativeTime(l.acquiredAt),
+            relativeTime(l.expiresAt),
+          ]),
         ])
       : 'No locks.',
   ];
@@ -69,7 +91,10 @@ function lockListText(res: z.infer<typeof LockList>): string {
     out.push(
       '',
       `Waiting (${res.waiting.length}):`,
-      table([['REQUEST', 'HOLDER', 'MISSION', 'PATHS', 'SINCE'], ...res.waiting.map((w) => [w.requestId, w.holder, w.missionId ?? '-', short(w.paths.join(', '), 60), relativeTime(w.requestedAt)])]),
+      table([
+        ['REQUEST', 'HOLDER', 'MISSION', 'PATHS', 'SINCE'],
+        ...res.waiting.map((w) => [w.requestId, w.holder, w.missionId ?? '-', short(w.paths.join(', '), 60), relativeTime(w.requestedAt)]),
+      ]),
     );
   }
   return out.join('\n');
@@ -77,12 +102,22 @@ function lockListText(res: z.infer<typeof LockList>): string {
 
 async function releaseLock(lockId: string, _o: unknown, cmd: Command): Promise<void> {
   const lock = await withNotFoundHint(client(cmd).request<Lock>('DELETE', `/locks/${enc(lockId)}`), 'list locks with `fleet locks list`');
-  print(cmd, lock, () => `Released ${lock.id}: ${lock.path} (held by ${lock.holder}${lock.missionId ? `, mission ${lock.missionId}` : ''})`);
+  print(
+    cmd,
+    lock,
+    () => `Released ${lock.id}: ${lock.path} (held by ${lock.holder}${lock.missionId ? `, mission ${lock.missionId}` : ''})`,
+  );
 }
 
 async function sendMessage(to: string, o: { subject: string; body: string; from?: string; mission?: string }, cmd: Command): Promise<void> {
   const body = o.body === '-' ? readFileSync(0, 'utf8') : o.body;
-  const parsed = MessageRequest.safeParse({ from: o.from ?? defaultSender(), to, subject: o.subject, body, ...(o.mission ? { missionId: o.mission } : {}) });
+  const parsed = MessageRequest.safeParse({
+    from: o.from ?? defaultSender(),
+    to,
+    subject: o.subject,
+    body,
+    ...(o.mission ? { missionId: o.mission } : {}),
+  });
   if (!parsed.success) {
     throw new CliError(issuesText(parsed.error.issues, { root: 'input', separator: '\n' }), 'see `fleet messages send --help`');
   }
@@ -91,11 +126,17 @@ async function sendMessage(to: string, o: { subject: string; body: string; from?
 }
 
 async function showInbox(agentId: string, _o: unknown, cmd: Command): Promise<void> {
-  const res = await withNotFoundHint(client(cmd).request<z.infer<typeof Inbox>>('GET', `/agents/${enc(agentId)}/inbox`), 'list agents with `fleet agents ls`');
+  const res = await withNotFoundHint(
+    client(cmd).request<z.infer<typeof Inbox>>('GET', `/agents/${enc(agentId)}/inbox`),
+    'list agents with `fleet agents ls`',
+  );
   print(cmd, res, () => (res.messages.length ? res.messages.map(messageText).join('\n\n') : `No messages for ${agentId}.`));
 }
 
 async function ackMessage(messageId: string, _o: unknown, cmd: Command): Promise<void> {
-  const res = await withNotFoundHint(client(cmd).request<z.infer<typeof Acknowledged>>('POST', `/messages/${enc(messageId)}/ack`), 'see the inbox with `fleet messages inbox <agentId>`');
+  const res = await withNotFoundHint(
+    client(cmd).request<z.infer<typeof Acknowledged>>('POST', `/messages/${enc(messageId)}/ack`),
+    'see the inbox with `fleet messages inbox <agentId>`',
+  );
   print(cmd, res, () => `Acknowledged ${res.acknowledged.id} (to ${res.acknowledged.to}): ${res.acknowledged.subject}`);
 }

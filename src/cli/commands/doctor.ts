@@ -41,7 +41,13 @@ function firstOutputLine(file: string, args: string[], timeoutMs = 15_000): Prom
   return new Promise((resolve) => {
     execFile(file, args, { timeout: timeoutMs, env: process.env, maxBuffer: 1 << 20 }, (err, stdout, stderr) => {
       const text = `${stdout}`.trim().split('\n')[0] || `${stderr}`.trim().split('\n')[0] || '';
-      if (err) resolve({ ok: false, text: (err as NodeJS.ErrnoException & { killed?: boolean }).killed ? `no answer to ${args.join(' ')} within ${timeoutMs / 1000} s` : text || err.message });
+      if (err)
+        resolve({
+          ok: false,
+          text: (err as NodeJS.ErrnoException & { killed?: boolean }).killed
+            ? `no answer to ${args.join(' ')} within ${timeoutMs / 1000} s`
+            : text || err.message,
+        });
       else resolve({ ok: true, text });
     });
   });
@@ -51,16 +57,33 @@ export async function checkRuntimes(config: FleetConfig): Promise<RuntimeCheck[]
   return Promise.all(
     RUNTIME_NAMES.map(async (name): Promise<RuntimeCheck> => {
       const roles = AGENT_TYPES.filter((t) => roleOf(t, config).runtime === name);
-      if (!isCliRuntime(name)) return { runtime: name, available: true, executable: null, version: null, problem: null, install: null, roles };
+      if (!isCliRuntime(name))
+        return { runtime: name, available: true, executable: null, version: null, problem: null, install: null, roles };
       const def = RUNTIMES[name];
       let executable: string;
       try {
         executable = cliExecutable(name, config.runtimes, process.cwd(), process.env.PATH);
       } catch (err) {
-        return { runtime: name, available: false, executable: null, version: null, problem: (err as Error).message, install: def.install, roles };
+        return {
+          runtime: name,
+          available: false,
+          executable: null,
+          version: null,
+          problem: (err as Error).message,
+          install: def.install,
+          roles,
+        };
       }
       const v = await firstOutputLine(executable, def.versionArgs);
-      return { runtime: name, available: v.ok, executable, version: v.ok ? v.text : null, problem: v.ok ? null : `${executable} ${def.versionArgs.join(' ')} failed: ${v.text}`, install: def.install, roles };
+      return {
+        runtime: name,
+        available: v.ok,
+        executable,
+        version: v.ok ? v.text : null,
+        problem: v.ok ? null : `${executable} ${def.versionArgs.join(' ')} failed: ${v.text}`,
+        install: def.install,
+        roles,
+      };
     }),
   );
 }
@@ -68,7 +91,7 @@ export async function checkRuntimes(config: FleetConfig): Promise<RuntimeCheck[]
 export function registerDoctorCommand(program: Command): void {
   program
     .command('doctor')
-    .description('check what this machine can run: each runtime\'s CLI, the config file, git, the Temporal CLI, the data dir')
+    .description("check what this machine can run: each runtime's CLI, the config file, git, the Temporal CLI, the data dir")
     .action(doctor);
 }
 
@@ -86,7 +109,10 @@ async function doctor(_o: unknown, cmd: Command): Promise<void> {
 function checkConfig(file: string | undefined): { check: Check; config?: FleetConfig } {
   try {
     const loaded = loadFleetConfig(file);
-    return { check: { name: 'config', ok: true, required: true, detail: loaded.path ?? 'no fleet.config.json here: shipped roles and runtimes' }, config: loaded.config };
+    return {
+      check: { name: 'config', ok: true, required: true, detail: loaded.path ?? 'no fleet.config.json here: shipped roles and runtimes' },
+      config: loaded.config,
+    };
   } catch (err) {
     return { check: { name: 'config', ok: false, required: true, detail: (err as Error).message, fix: 'fix the file, or run without it' } };
   }
@@ -94,7 +120,13 @@ function checkConfig(file: string | undefined): { check: Check; config?: FleetCo
 
 async function checkGit(): Promise<Check> {
   const git = await firstOutputLine('git', ['--version']);
-  return { name: 'git', ok: git.ok, required: false, detail: git.ok ? git.text : 'not found: agents cannot use --worktree', fix: git.ok ? undefined : 'install git' };
+  return {
+    name: 'git',
+    ok: git.ok,
+    required: false,
+    detail: git.ok ? git.text : 'not found: agents cannot use --worktree',
+    fix: git.ok ? undefined : 'install git',
+  };
 }
 
 async function checkTemporalCli(): Promise<Check> {
@@ -102,7 +134,13 @@ async function checkTemporalCli(): Promise<Check> {
     const cli = await findTemporalCli({ install: false });
     return { name: 'temporal cli', ok: true, required: true, detail: `${cli.path} (${cli.source})` };
   } catch (err) {
-    return { name: 'temporal cli', ok: false, required: true, detail: (err as Error).message.split('\n')[0]!, fix: 'run `fleet setup` (builds it with Go), or set TEMPORAL_CLI_PATH' };
+    return {
+      name: 'temporal cli',
+      ok: false,
+      required: true,
+      detail: (err as Error).message.split('\n')[0]!,
+      fix: 'run `fleet setup` (builds it with Go), or set TEMPORAL_CLI_PATH',
+    };
   }
 }
 
@@ -115,7 +153,13 @@ function checkDataDir(dir: string): Check {
   } catch {
     writable = false;
   }
-  return { name: 'data dir', ok: writable, required: true, detail: `${dir}${existsSync(dir) ? '' : ' (created by fleet up)'}`, fix: writable ? undefined : 'make it writable, or choose another with --data-dir' };
+  return {
+    name: 'data dir',
+    ok: writable,
+    required: true,
+    detail: `${dir}${existsSync(dir) ? '' : ' (created by fleet up)'}`,
+    fix: writable ? undefined : 'make it writable, or choose another with --data-dir',
+  };
 }
 
 function doctorText(checks: Check[], runtimes: RuntimeCheck[]): string {
@@ -125,12 +169,22 @@ function doctorText(checks: Check[], runtimes: RuntimeCheck[]): string {
     '',
     table([
       ['RUNTIME', '', 'EXECUTABLE / VERSION', 'DEFAULT FOR'],
-      ...runtimes.map((r) => [r.runtime, r.available ? colour.green('available') : colour.yellow('not installed'), r.runtime === 'exec' ? 'any command (after --)' : r.available ? `${r.executable}  ${r.version}` : `install: ${r.install}`, r.roles.join(', ') || '-']),
+      ...runtimes.map((r) => [
+        r.runtime,
+        r.available ? colour.green('available') : colour.yellow('not installed'),
+        r.runtime === 'exec' ? 'any command (after --)' : r.available ? `${r.executable}  ${r.version}` : `install: ${r.install}`,
+        r.roles.join(', ') || '-',
+      ]),
     ]),
   ];
   const unavailableDefaults = runtimes.filter((r) => !r.available && r.roles.length);
   if (unavailableDefaults.length) {
-    out.push('', colour.yellow(`Roles whose runtime is not installed here: ${unavailableDefaults.flatMap((r) => r.roles).join(', ')}. Install it, set roles.<type>.runtime in fleet.config.json, or spawn with --runtime.`));
+    out.push(
+      '',
+      colour.yellow(
+        `Roles whose runtime is not installed here: ${unavailableDefaults.flatMap((r) => r.roles).join(', ')}. Install it, set roles.<type>.runtime in fleet.config.json, or spawn with --runtime.`,
+      ),
+    );
   }
   return out.join('\n');
 }

@@ -15,21 +15,35 @@ export const LIST_MISSIONS_HINT = 'list missions with `fleet mission list`';
 
 export function registerMissionCommands(program: Command): void {
   // Plural like the other groups; `fleet mission …` stays as an alias for existing scripts.
-  const missions = program.command('missions').alias('mission').description('create, watch and cancel missions (sorties run as agents in dependency order)');
+  const missions = program
+    .command('missions')
+    .alias('mission')
+    .description('create, watch and cancel missions (sorties run as agents in dependency order)');
   missions
     .command('create <file>')
     .description('create a mission from a JSON or YAML file (checked locally first)')
     .option('--cwd <dir>', "the mission's directory when the file gives no cwd (default: the current directory)")
     .action(createMission);
-  missions.command('status <id>').alias('show').description("a mission's details, progress and sorties, with its Web UI link").action(showMission);
+  missions
+    .command('status <id>')
+    .alias('show')
+    .description("a mission's details, progress and sorties, with its Web UI link")
+    .action(showMission);
   missions
     .command('list')
     .alias('ls')
     .description('list missions')
-    .option('--status <status>', `only missions with this status (${MissionStatus.options.join(', ')})`, oneOf('--status', MissionStatus.options))
+    .option(
+      '--status <status>',
+      `only missions with this status (${MissionStatus.options.join(', ')})`,
+      oneOf('--status', MissionStatus.options),
+    )
     .option('--limit <n>', 'at most this many', positiveInt('--limit'))
     .action(listMissions);
-  missions.command('cancel <id>').description('cancel a mission: its running sorties are stopped, pending ones never start').action(cancelMission);
+  missions
+    .command('cancel <id>')
+    .description('cancel a mission: its running sorties are stopped, pending ones never start')
+    .action(cancelMission);
 }
 
 async function createMission(file: string, o: { cwd?: string }, cmd: Command): Promise<void> {

@@ -63,14 +63,19 @@ async function latestCheckpointId(api: ApiClient, missionId: string): Promise<st
  * lists the blockers (in --json, where the printed plan is not read by a person). Any other error is returned as is.
  */
 function refusal(err: unknown, cmd: Command): unknown {
-  const plan = err instanceof CliError && err.api?.status === 409 ? RecoveryPlan.safeParse((err.api.details as { plan?: unknown } | undefined)?.plan) : undefined;
+  const plan =
+    err instanceof CliError && err.api?.status === 409
+      ? RecoveryPlan.safeParse((err.api.details as { plan?: unknown } | undefined)?.plan)
+      : undefined;
   if (!plan?.success) return err;
   const refused: ResumeResult = { plan: plan.data, executed: false, recovery: null };
   print(cmd, refused, () => planText(plan.data));
   const blockers = plan.data.blockers;
   const listed = isJson(cmd) ? `:\n${blockers.map((b) => `  - ${b}`).join('\n')}` : ' (listed above)';
   return new CliError(
-    blockers.length ? `resume refused: the recovery plan has ${plural(blockers.length, 'blocker')}${listed}` : `resume refused: ${(err as CliError).message}`,
+    blockers.length
+      ? `resume refused: the recovery plan has ${plural(blockers.length, 'blocker')}${listed}`
+      : `resume refused: ${(err as CliError).message}`,
     FORCE_HINT,
     1,
     (err as CliError).api,
@@ -78,6 +83,9 @@ function refusal(err: unknown, cmd: Command): unknown {
 }
 
 async function listRecoveries(o: { mission?: string; limit?: number }, cmd: Command): Promise<void> {
-  const res = await client(cmd).request<z.infer<typeof RecoveryList>>('GET', `/recoveries${query({ missionId: o.mission, limit: o.limit })}`);
+  const res = await client(cmd).request<z.infer<typeof RecoveryList>>(
+    'GET',
+    `/recoveries${query({ missionId: o.mission, limit: o.limit })}`,
+  );
   print(cmd, res, () => (res.recoveries.length ? table(recoveryRows(res.recoveries)) : 'No recoveries.'));
 }

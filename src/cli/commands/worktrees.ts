@@ -35,9 +35,17 @@ async function listWithStatus(cmd: Command, dir: string): Promise<Listed[]> {
 }
 
 const changesText = (w: AgentWorktree) =>
-  w.changes ? `${w.changes.commits} commit(s), ${w.changes.dirtyFiles.length ? `${w.changes.dirtyFiles.length} uncommitted file(s)` : 'clean'}` : '-';
+  w.changes
+    ? `${w.changes.commits} commit(s), ${w.changes.dirtyFiles.length ? `${w.changes.dirtyFiles.length} uncommitted file(s)` : 'clean'}`
+    : '-';
 
-type Outcome = { agentId: string; path: string; action: 'removed' | 'skipped' | 'would remove'; reason: string | null; branchDeleted: boolean };
+type Outcome = {
+  agentId: string;
+  path: string;
+  action: 'removed' | 'skipped' | 'would remove';
+  reason: string | null;
+  branchDeleted: boolean;
+};
 
 /** Why `w` may not be removed now, or null. Running agents always block; changes and breakage only without force. */
 function refusal(w: Listed, force: boolean): string | null {
@@ -78,7 +86,14 @@ async function listWorktrees(_o: unknown, cmd: Command): Promise<void> {
     listed.length
       ? table([
           ['AGENT', 'STATUS', 'BRANCH', 'CHANGES', 'REPOSITORY', 'PATH'],
-          ...listed.map((w) => [w.agentId, w.status ? statusColour(w.status) : 'unknown', w.branch ?? '-', w.problem ? `broken: ${w.problem}` : changesText(w), w.repoRoot ?? '-', w.path]),
+          ...listed.map((w) => [
+            w.agentId,
+            w.status ? statusColour(w.status) : 'unknown',
+            w.branch ?? '-',
+            w.problem ? `broken: ${w.problem}` : changesText(w),
+            w.repoRoot ?? '-',
+            w.path,
+          ]),
         ])
       : `No agent worktrees in ${dir}.`,
   );
@@ -105,7 +120,9 @@ async function cleanWorktrees(agentIds: string[], o: CleanOptions, cmd: Command)
     if (running && !agentIds.length) continue;
     outcomes.push(await cleanOne(w, o));
   }
-  print(cmd, { worktreesDir: dir, outcomes }, () => (outcomes.length ? outcomes.map(outcomeText).join('\n') : `Nothing to clean in ${dir}.`));
+  print(cmd, { worktreesDir: dir, outcomes }, () =>
+    outcomes.length ? outcomes.map(outcomeText).join('\n') : `Nothing to clean in ${dir}.`,
+  );
   if (outcomes.some((x) => x.action === 'skipped')) process.exitCode = 1;
 }
 

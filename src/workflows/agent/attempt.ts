@@ -18,7 +18,11 @@ const ADOPTION_SCHEDULE_TO_START = '30 seconds';
  * The process activity for the `remaining` attempts (retried by Temporal with the request's policy), on the queue of
  * the worker that holds the process when it is adopted.
  */
-export function processActivity(agent: AgentRun, adopt: ProcessIdentity | undefined, remaining: number): AgentActivities['superviseAgentProcess'] {
+export function processActivity(
+  agent: AgentRun,
+  adopt: ProcessIdentity | undefined,
+  remaining: number,
+): AgentActivities['superviseAgentProcess'] {
   const { req, retry } = agent;
   const { superviseAgentProcess } = proxyActivities<AgentActivities>({
     taskQueue: adopt?.workerQueue ?? agent.input.queue,
@@ -31,7 +35,12 @@ export function processActivity(agent: AgentRun, adopt: ProcessIdentity | undefi
       initialInterval: retry.initialIntervalMs,
       backoffCoefficient: retry.backoffCoefficient,
       maximumInterval: retry.maxIntervalMs,
-      nonRetryableErrorTypes: [AgentFailureType.fatalExit, AgentFailureType.executableNotFound, AgentFailureType.spawnFailed, AgentFailureType.workerShutdown],
+      nonRetryableErrorTypes: [
+        AgentFailureType.fatalExit,
+        AgentFailureType.executableNotFound,
+        AgentFailureType.spawnFailed,
+        AgentFailureType.workerShutdown,
+      ],
     },
   });
   return superviseAgentProcess;

@@ -28,7 +28,14 @@ export function registerAgentHandlers(agent: AgentRun): void {
   setHandler(getAgentStateQuery, () => state);
   setHandler(attemptStartedSignal, (s) => {
     if (agent.isOver() || s.attempt < state.attempt) return;
-    Object.assign(state, { attempt: s.attempt, pid: s.pid, host: s.host, logPath: s.logPath, run: null, worktree: s.worktree ?? state.worktree });
+    Object.assign(state, {
+      attempt: s.attempt,
+      pid: s.pid,
+      host: s.host,
+      logPath: s.logPath,
+      run: null,
+      worktree: s.worktree ?? state.worktree,
+    });
     agent.attemptQueue = s.workerQueue ?? agent.attemptQueue;
     state.startedAt ??= s.startedAt;
     agent.setStatus('running');
@@ -59,7 +66,9 @@ export function handOverWhenHistoryGrows(agent: AgentRun): void {
   const { state } = agent;
   const needsNewRun = () => workflowInfo().continueAsNewSuggested || workflowInfo().historyLength >= agent.input.maxHistoryEvents;
   void CancellationScope.nonCancellable(async () => {
-    await condition(() => agent.isOver() || (needsNewRun() && state.status === 'running' && !state.terminateRequest && agent.scope !== undefined));
+    await condition(
+      () => agent.isOver() || (needsNewRun() && state.status === 'running' && !state.terminateRequest && agent.scope !== undefined),
+    );
     if (agent.isOver()) return;
     state.handingOver = true;
     agent.scope!.cancel();

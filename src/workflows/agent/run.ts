@@ -3,7 +3,16 @@
  * running attempt's cancellation scope and worker queue, and how the agent ends. Workflow code: deterministic, and it
  * loads no schema module (see domain/agent-constants.ts): the domain's schemas are imported for their types only.
  */
-import { allHandlersFinished, ApplicationFailure, CancellationScope, condition, continueAsNew, patched, proxyActivities, upsertSearchAttributes } from '@temporalio/workflow';
+import {
+  allHandlersFinished,
+  ApplicationFailure,
+  CancellationScope,
+  condition,
+  continueAsNew,
+  patched,
+  proxyActivities,
+  upsertSearchAttributes,
+} from '@temporalio/workflow';
 import type { AgentStatus } from '../../domain/agent';
 import { CARRIED_STATE_KEYS, TERMINAL_STATUSES } from '../../domain/agent-constants';
 import type { AgentState, AgentStateCarried, AgentWorkflowParsedInput, ProcessIdentity } from '../../domain/agent-workflow';
@@ -51,7 +60,11 @@ export class AgentRun {
    */
   stopNow(graceMs: number): void {
     if (!this.attemptQueue || !patched(DIRECT_STOP_PATCH)) return;
-    const { stopAgentProcess } = proxyActivities<AgentActivities>({ taskQueue: this.attemptQueue, scheduleToCloseTimeout: '10 seconds', retry: { maximumAttempts: 1 } });
+    const { stopAgentProcess } = proxyActivities<AgentActivities>({
+      taskQueue: this.attemptQueue,
+      scheduleToCloseTimeout: '10 seconds',
+      retry: { maximumAttempts: 1 },
+    });
     void CancellationScope.nonCancellable(() => stopAgentProcess({ agentId: this.input.agentId, graceMs })).catch(() => undefined);
   }
 

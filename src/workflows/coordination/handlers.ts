@@ -26,13 +26,27 @@ export function registerLockHandlers(coordination: CoordinationRun): void {
   setHandler(acquireLockUpdate, (raw) => acquireLock(coordination, raw), { validator: (raw) => void LockRequest.parse(raw) });
   setHandler(releaseLockUpdate, ({ lockId, by }) => {
     const lock = state.locks.find((l) => l.id === lockId);
-    if (!lock) throw ApplicationFailure.create({ type: 'NotFound', message: `lock ${lockId} does not exist (released or expired)`, nonRetryable: true });
-    if (by !== null && by !== lock.holder) throw ApplicationFailure.create({ type: 'Forbidden', message: `lock ${lockId} is held by ${lock.holder}, not ${by}`, nonRetryable: true });
+    if (!lock)
+      throw ApplicationFailure.create({
+        type: 'NotFound',
+        message: `lock ${lockId} does not exist (released or expired)`,
+        nonRetryable: true,
+      });
+    if (by !== null && by !== lock.holder)
+      throw ApplicationFailure.create({
+        type: 'Forbidden',
+        message: `lock ${lockId} is held by ${lock.holder}, not ${by}`,
+        nonRetryable: true,
+      });
     coordination.release((l) => l === lock);
     return lock;
   });
   setHandler(requestLocksSignal, (w) => {
-    if (state.waiters.some((x) => x.requestId === w.requestId) || state.locks.some((l) => l.holder === w.holder && w.paths.includes(l.path))) return;
+    if (
+      state.waiters.some((x) => x.requestId === w.requestId) ||
+      state.locks.some((l) => l.holder === w.holder && w.paths.includes(l.path))
+    )
+      return;
     state.waiters.push({ ...w, requestedAt: coordination.now() });
     coordination.grantWaiters();
   });
@@ -52,8 +66,18 @@ export function registerMessageHandlers(coordination: CoordinationRun): void {
   setHandler(sendMessageUpdate, (raw) => sendMessage(coordination, raw), { validator: (raw) => void MessageRequest.parse(raw) });
   setHandler(ackMessageUpdate, ({ messageId, by }) => {
     const msg = state.messages.find((m) => m.id === messageId);
-    if (!msg) throw ApplicationFailure.create({ type: 'NotFound', message: `message ${messageId} does not exist or was already acknowledged`, nonRetryable: true });
-    if (by !== null && by !== msg.to) throw ApplicationFailure.create({ type: 'Forbidden', message: `message ${messageId} is addressed to ${msg.to}, not ${by}`, nonRetryable: true });
+    if (!msg)
+      throw ApplicationFailure.create({
+        type: 'NotFound',
+        message: `message ${messageId} does not exist or was already acknowledged`,
+        nonRetryable: true,
+      });
+    if (by !== null && by !== msg.to)
+      throw ApplicationFailure.create({
+        type: 'Forbidden',
+        message: `message ${messageId} is addressed to ${msg.to}, not ${by}`,
+        nonRetryable: true,
+      });
     state.messages = state.messages.filter((m) => m !== msg);
     coordination.touch();
     return msg;
@@ -104,9 +128,22 @@ function sendMessage(coordination: CoordinationRun, raw: MessageRequest): Messag
   const req = MessageRequest.parse(raw);
   const pending = state.messages.reduce((n, m) => n + m.body.length + m.subject.length, 0);
   if (pending + req.body.length > MAX_PENDING_MESSAGE_BYTES) {
-    throw ApplicationFailure.create({ type: 'MailboxFull', message: `${pending} bytes of messages are unacknowledged; acknowledge some before sending more`, nonRetryable: true });
+    throw ApplicationFailure.create({
+      type: 'MailboxFull',
+      message: `${pending} bytes of messages are unacknowledged; acknowledge some before sending more`,
+      nonRetryable: true,
+    });
   }
-  const msg: Message = { id: makeId('message', uuid4()), from: req.from, to: req.to, subject: req.subject, body: req.body, missionId: req.missionId ?? null, sentAt: coordination.now(), redeliveredFrom: null };
+  const msg: Message = {
+    id: makeId('message', uuid4()),
+    from: req.from,
+    to: req.to,
+    subject: req.subject,
+    body: req.body,
+    missionId: req.missionId ?? null,
+    sentAt: coordination.now(),
+    redeliveredFrom: null,
+  };
   state.messages.push(msg);
   coordination.touch();
   return msg;

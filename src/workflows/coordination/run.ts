@@ -49,7 +49,15 @@ export class CoordinationRun {
     for (const w of [...state.waiters]) {
       if (w.paths.some((p) => this.domain.conflictingLocks(state.locks, p, w.holder).length > 0)) continue;
       const lockIds = w.paths.map((path) => {
-        const lock: Lock = { id: makeId('lock', uuid4()), path, holder: w.holder, missionId: w.missionId, purpose: 'declared files of a sortie', acquiredAt: this.now(), expiresAt: null };
+        const lock: Lock = {
+          id: makeId('lock', uuid4()),
+          path,
+          holder: w.holder,
+          missionId: w.missionId,
+          purpose: 'declared files of a sortie',
+          acquiredAt: this.now(),
+          expiresAt: null,
+        };
         state.locks.push(lock);
         return lock.id;
       });

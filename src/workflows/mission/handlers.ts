@@ -17,9 +17,14 @@ export function registerMissionHandlers(mission: MissionRun): void {
   setHandler(getMissionSnapshotQuery, () => snapshot(mission));
   setHandler(checkpointUpdate, ({ note, createdBy }) => takeCheckpoint(mission, 'manual', note ?? null, createdBy), {
     validator: ({ note, createdBy }) => {
-      if (typeof createdBy !== 'string' || (note !== undefined && typeof note !== 'string')) throw new Error('checkpoint needs {createdBy: string, note?: string}');
+      if (typeof createdBy !== 'string' || (note !== undefined && typeof note !== 'string'))
+        throw new Error('checkpoint needs {createdBy: string, note?: string}');
       // Ended, and finishing its completion checkpoint: that one is the last word.
-      if (mission.state.status !== 'running') throw ApplicationFailure.create({ type: mission.domain.mission.MISSION_ENDED, message: `the mission has ended (${mission.state.status})` });
+      if (mission.state.status !== 'running')
+        throw ApplicationFailure.create({
+          type: mission.domain.mission.MISSION_ENDED,
+          message: `the mission has ended (${mission.state.status})`,
+        });
     },
   });
 }

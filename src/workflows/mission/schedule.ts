@@ -21,7 +21,7 @@ export async function runSorties(mission: MissionRun): Promise<void> {
 
 /** A pending sortie whose dependency failed, was blocked or cancelled will never run. */
 function blockDependants(mission: MissionRun): void {
-  for (let again = true; again; ) {
+  for (let again = true; again;) {
     again = false;
     for (const s of mission.state.sorties) {
       if (s.status !== 'pending') continue;
@@ -39,7 +39,9 @@ function blockDependants(mission: MissionRun): void {
 function startReadySorties(mission: MissionRun): void {
   const { state } = mission;
   const active = state.sorties.filter((s) => s.status === 'waiting' || s.status === 'running').length;
-  const ready = state.sorties.filter((s) => s.status === 'pending' && mission.specs.get(s.id)!.dependsOn.every((d) => mission.sortie(d).status === 'succeeded'));
+  const ready = state.sorties.filter(
+    (s) => s.status === 'pending' && mission.specs.get(s.id)!.dependsOn.every((d) => mission.sortie(d).status === 'succeeded'),
+  );
   for (const s of ready.slice(0, Math.max(0, state.maxConcurrency - active))) {
     const p: Promise<void> = runSortie(mission, s).finally(() => {
       mission.running.delete(p);

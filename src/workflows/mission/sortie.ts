@@ -37,7 +37,13 @@ export async function runSortie(mission: MissionRun, s: SortieState): Promise<vo
   let trigger: CheckpointTrigger | null;
   try {
     if (s.files.length) {
-      await coordinate(mission, requestLocksSignal, { requestId: agentId, holder: agentId, missionId: input.missionId, paths: s.files, replyTo: input.missionId });
+      await coordinate(mission, requestLocksSignal, {
+        requestId: agentId,
+        holder: agentId,
+        missionId: input.missionId,
+        paths: s.files,
+        replyTo: input.missionId,
+      });
       try {
         await condition(() => mission.granted.has(agentId));
       } catch (err) {
@@ -46,7 +52,8 @@ export async function runSortie(mission: MissionRun, s: SortieState): Promise<vo
       }
       s.status = 'running';
     }
-    if (s.previousAgentIds.length) await coordinate(mission, redeliverMessagesSignal, { fromAgentIds: s.previousAgentIds, toAgentId: agentId });
+    if (s.previousAgentIds.length)
+      await coordinate(mission, redeliverMessagesSignal, { fromAgentIds: s.previousAgentIds, toAgentId: agentId });
     s.startedAt = mission.now();
     s.attempt = 0;
     s.progress = null;
