@@ -29,6 +29,12 @@ function actingAs(caller: Caller, claimed: string, field: string): void {
 const byOf = (caller: Caller) => (caller.kind === 'agent' ? caller.agentId : null);
 
 export function registerCoordinationRoutes(routes: RouteRegistry, coordination: CoordinationService, agents: AgentService): void {
+  registerLocks(routes, coordination);
+  registerMessages(routes, coordination, agents);
+}
+
+/** File locks (reservations of paths and globs). */
+function registerLocks(routes: RouteRegistry, coordination: CoordinationService): void {
   routes.add(
     {
       method: 'post',
@@ -79,7 +85,10 @@ export function registerCoordinationRoutes(routes: RouteRegistry, coordination: 
     },
     async ({ params, caller }) => [200, await coordination.release(params.id, byOf(caller))],
   );
+}
 
+/** Messages between agents: send, read an inbox, acknowledge. */
+function registerMessages(routes: RouteRegistry, coordination: CoordinationService, agents: AgentService): void {
   routes.add(
     {
       method: 'post',

@@ -64,11 +64,9 @@ export const errorHandler: ErrorRequestHandler = (err, req, res, _next) => {
     return;
   }
   log.error('request failed', { method: req.method, path: req.path, error: (err as Error)?.message });
-  res
-    .status(503)
-    .json({
-      error: { code: 'unavailable', message: `the server could not complete the request: ${(err as Error)?.message ?? 'unknown error'}` },
-    });
+  res.status(503).json({
+    error: { code: 'unavailable', message: `the server could not complete the request: ${(err as Error)?.message ?? 'unknown error'}` },
+  });
 };
 
 /** gRPC UNAVAILABLE (14) or DEADLINE_EXCEEDED (4) anywhere in the error's cause chain: Temporal did not answer. */

@@ -30,6 +30,14 @@ const E400 = { 400: err('invalid input: each bad field is named in details.field
 const E404 = { 404: err('no such mission or checkpoint') };
 
 export function registerMissionRoutes(routes: RouteRegistry, missions: MissionService, checkpoints: CheckpointService): void {
+  registerMissions(routes, missions);
+  registerCheckpointTaking(routes, checkpoints);
+  registerCheckpointStore(routes, checkpoints);
+  registerResume(routes, checkpoints);
+}
+
+/** Missions: create, list, read, cancel. */
+function registerMissions(routes: RouteRegistry, missions: MissionService): void {
   routes.add(
     {
       method: 'post',
@@ -79,7 +87,10 @@ export function registerMissionRoutes(routes: RouteRegistry, missions: MissionSe
     },
     async ({ params }) => [202, await missions.cancel(params.id)],
   );
+}
 
+/** Checkpoints made here (of a running mission) or brought from another store. */
+function registerCheckpointTaking(routes: RouteRegistry, checkpoints: CheckpointService): void {
   routes.add(
     {
       method: 'post',
@@ -96,6 +107,29 @@ export function registerMissionRoutes(routes: RouteRegistry, missions: MissionSe
     },
     async ({ body }) => [201, await checkpoints.create(body.missionId, body.note, 'api')],
   );
+  routes.add(
+    {
+      method: 'post',
+      path: '/checkpoints/import',
+      summary: `Add a checkpoint exported from another store (GET /checkpoints/:id there), to resume its mission here; bodies up to ${CHECKPOINT_IMPORT_LIMIT}`,
+      access: 'admin',
+      body: Checkpoint,
+      responses: {
+        201: { description: 'imported', schema: CheckpointSummary },
+        200: { description: 'already here, identical', schema: CheckpointSummary },
+        ...E400,
+        409: err('a different checkpoint with this id is already here'),
+      },
+    },
+    async ({ body }) => {
+      const { created, checkpoint } = checkpoints.import(body);
+      return [created ? 201 : 200, checkpoint];
+    },
+  );
+}
+
+/** The checkpoint store: list, read, delete, prune. */
+function registerCheckpointStore(routes: RouteRegistry, checkpoints: CheckpointService): void {
   routes.add(
     {
       method: 'get',
@@ -131,25 +165,6 @@ export function registerMissionRoutes(routes: RouteRegistry, missions: MissionSe
   );
   routes.add(
     {
-      method: 'post',
-      path: '/checkpoints/import',
-      summary: `Add a checkpoint exported from another store (GET /checkpoints/:id there), to resume its mission here; bodies up to ${CHECKPOINT_IMPORT_LIMIT}`,
-      access: 'admin',
-      body: Checkpoint,
-      responses: {
-        201: { description: 'imported', schema: CheckpointSummary },
-        200: { description: 'already here, identical', schema: CheckpointSummary },
-        ...E400,
-        409: err('a different checkpoint with this id is already here'),
-      },
-    },
-    async ({ body }) => {
-      const { created, checkpoint } = checkpoints.import(body);
-      return [created ? 201 : 200, checkpoint];
-    },
-  );
-  routes.add(
-    {
       method: 'get',
       path: '/checkpoints/:id',
       summary: 'One checkpoint: sorties, locks, pending messages, recovery context',
@@ -173,6 +188,10 @@ export function registerMissionRoutes(routes: RouteRegistry, missions: MissionSe
       return [200, { deleted: params.id }];
     },
   );
+}
+
+/** Resuming a mission from a checkpoint, and the record of resumes. */
+function registerResume(routes: RouteRegistry, checkpoints: CheckpointService): void {
   routes.add(
     {
       method: 'post',

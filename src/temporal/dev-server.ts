@@ -106,56 +106,8 @@ export class DevServer {
     const uiPort = opts.headless ? undefined : (opts.uiPort ?? opts.port + 1000);
     mkdirSync(opts.dir, { recursive: true, mode: 0o700 });
     await DevServer.stopLeftover(opts.dir);
-    for (const [what, port, flag] of [
-      ['Temporal', opts.port, '--temporal-port'],
-      ['Temporal Web UI', uiPort, '--ui-port'],
-    ] as const) {
-      if (port !== undefined && !(await isPortFree(port, ip))) {
-        throw new PortInUse(
-          `port ${port} (${what}) on ${ip} is already in use by another program; free it or pick another port with ${flag}`,
-        );
-      }
-    }
-    const args = [
-      'server',
-      'start-dev',
-      '--db-filename',
-      join(opts.dir, 'temporal.sqlite'),
-      '--ip',
-      ip,
-      '--port',
-      String(opts.port),
-      '--namespace',
-      namespace,
-      '--log-format',
-      'json',
-      '--log-level',
-      'warn',
-      ...(uiPort !== undefined ? ['--ui-port', String(uiPort)] : ['--headless']),
-      ...FLEET_SEARCH_ATTRIBUTES.flatMap((a) => ['--search-attribute', `${a.name}=${a.type}`]),
-      // One machine: one partition per task queue, so a task waiting for a worker is dispatched as
-      // soon as one polls (with several partitions a backlog can wait for forwarding).
-      '--dynamic-config-value',
-      'matching.numTaskqueueReadPartitions=1',
-      '--dynamic-config-value',
-      'matching.numTaskqueueWritePartitions=1',
-      // Eager activity execution: the worker completing an agent's workflow task gets the agent's activity (its
-      // process) in the server's answer, instead of through the task queue: ~15-20 ms less from spawn request to
-      // process running on this machine (bench/spawn-latency.ts). The SDK asks for it by default; the server only
-      // grants it with this flag. Retries, and activities on another queue (a hand-over), still go through matching.
-      '--dynamic-config-value',
-      'system.enableActivityEagerExecution=true',
-      // The same for an agent's first workflow task, when the API and a worker share a process and its connection
-      // (`fleet up`): the start call's answer carries the task (eager workflow start).
-      '--dynamic-config-value',
-      'system.enableEagerWorkflowStart=true',
-      // A timer (an agent's retry backoff, a workflow's sleep) fires no earlier than this after it is created: the
-      // server's default, 1 s, made a 500 ms first retry wait 1 s and the 100 ms retry after a worker's heartbeat
-      // timeout wait 1 s too (bench/backoff.ts, bench/recovery.ts). One host, one shard: a shorter shift only has the
-      // timer queue read a little more often.
-      '--dynamic-config-value',
-      'history.timerProcessorMaxTimeShift="100ms"',
-    ];
+    await checkPortsFree(ip, opts.port, uiPort);
+    const args = devServerArgs(opts, ip, namespace, uiPort);
     const logPath = join(opts.dir, 'server.log');
     const logFd = openSync(logPath, 'a', 0o600);
     const child = spawn(opts.cliPath, args, { detached: true, stdio: ['ignore', logFd, logFd] });
@@ -231,4 +183,60 @@ function tailOf(path: string, lines = 15): string {
   } catch {
     return '(no log)';
   }
+}
+
+/** Refuses, naming the port and its option, when a port the server needs is taken. */
+async function checkPortsFree(ip: string, port: number, uiPort: number | undefined): Promise<void> {
+  for (const [what, p, flag] of [
+    ['Temporal', port, '--temporal-port'],
+    ['Temporal Web UI', uiPort, '--ui-port'],
+  ] as const) {
+    if (p !== undefined && !(await isPortFree(p, ip))) {
+      throw new PortInUse(`port ${p} (${what}) on ${ip} is already in use by another program; free it or pick another port with ${flag}`);
+    }
+  }
+}
+
+/** The dev server's command line: SQLite in the data dir, the fleet's search attributes, and settings tuned for one host. */
+function devServerArgs(opts: DevServerOptions, ip: string, namespace: string, uiPort: number | undefined): string[] {
+  return [
+    'server',
+    'start-dev',
+    '--db-filename',
+    join(opts.dir, 'temporal.sqlite'),
+    '--ip',
+    ip,
+    '--port',
+    String(opts.port),
+    '--namespace',
+    namespace,
+    '--log-format',
+    'json',
+    '--log-level',
+    'warn',
+    ...(uiPort !== undefined ? ['--ui-port', String(uiPort)] : ['--headless']),
+    ...FLEET_SEARCH_ATTRIBUTES.flatMap((a) => ['--search-attribute', `${a.name}=${a.type}`]),
+    // One machine: one partition per task queue, so a task waiting for a worker is dispatched as
+    // soon as one polls (with several partitions a backlog can wait for forwarding).
+    '--dynamic-config-value',
+    'matching.numTaskqueueReadPartitions=1',
+    '--dynamic-config-value',
+    'matching.numTaskqueueWritePartitions=1',
+    // Eager activity execution: the worker completing an agent's workflow task gets the agent's activity (its
+    // process) in the server's answer, instead of through the task queue: ~15-20 ms less from spawn request to
+    // process running on this machine (bench/spawn-latency.ts). The SDK asks for it by default; the server only
+    // grants it with this flag. Retries, and activities on another queue (a hand-over), still go through matching.
+    '--dynamic-config-value',
+    'system.enableActivityEagerExecution=true',
+    // The same for an agent's first workflow task, when the API and a worker share a process and its connection
+    // (`fleet up`): the start call's answer carries the task (eager workflow start).
+    '--dynamic-config-value',
+    'system.enableEagerWorkflowStart=true',
+    // A timer (an agent's retry backoff, a workflow's sleep) fires no earlier than this after it is created: the
+    // server's default, 1 s, made a 500 ms first retry wait 1 s and the 100 ms retry after a worker's heartbeat
+    // timeout wait 1 s too (bench/backoff.ts, bench/recovery.ts). One host, one shard: a shorter shift only has the
+    // timer queue read a little more often.
+    '--dynamic-config-value',
+    'history.timerProcessorMaxTimeShift="100ms"',
+  ];
 }

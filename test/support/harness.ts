@@ -46,9 +46,7 @@ export async function waitFor<T>(
   }
 }
 
-export function readRecords(
-  file: string,
-): Array<{
+export function readRecords(file: string): Array<{
   event: string;
   attempt: number;
   pid: number;
