@@ -1,5 +1,5 @@
 /**
- * Mission files for `fleet mission create <file>`: JSON or YAML, read, parsed and checked against
+ * Mission files for `fleet missions create <file>`: JSON or YAML, read, parsed and checked against
  * MissionRequest here, so that a bad file fails with every problem named before any network call.
  */
 import { readFileSync } from 'node:fs';

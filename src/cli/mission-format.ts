@@ -65,7 +65,7 @@ export function missionCreatedText(m: Mission, specs: MissionRequestInput['sorti
     '',
     table(sortieRows(m, { specs })),
     '',
-    `Follow it with \`fleet mission status ${m.id}\``,
+    `Follow it with \`fleet missions status ${m.id}\``,
   ].join('\n');
 }
 

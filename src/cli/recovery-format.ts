@@ -70,7 +70,7 @@ function recoveryText(r: RecoveryEvent): string {
         ]
       : []),
     `  redelivered ${plural(r.redeliveredMessages, 'message')}`,
-    `Follow it with \`fleet mission status ${r.missionId}\``,
+    `Follow it with \`fleet missions status ${r.missionId}\``,
   ].join('\n');
 }
 

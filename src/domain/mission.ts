@@ -43,7 +43,7 @@ export const SortieSpec = SpawnRequest.pick({
   .strict();
 export type SortieSpec = z.output<typeof SortieSpec>;
 
-/** POST /missions, `fleet mission create <file>`: checked for duplicate ids, dangling dependencies and cycles. */
+/** POST /missions, `fleet missions create <file>`: checked for duplicate ids, dangling dependencies and cycles. */
 export const MissionRequest = z
   .object({
     title: z.string().min(1).max(200),

@@ -28,4 +28,16 @@ describe('fleet command names', () => {
     for (const sub of ['create', 'status', 'list', 'cancel'])
       assert.equal(fleet('mission', sub, '--help'), fleet('missions', sub, '--help'));
   });
+
+  it('lists agents with `fleet agents list`, and with the older `ls` and `status`', () => {
+    const names = commandsOf(fleet('agents', '--help'));
+    assert.ok(names.includes('list|ls'), names.join(', '));
+    for (const alias of ['ls', 'status']) assert.equal(fleet('agents', alias, '--help'), fleet('agents', 'list', '--help'));
+  });
+
+  it('takes a checkpoint with `fleet checkpoints create`, and with the short `fleet checkpoint`', () => {
+    assert.ok(commandsOf(fleet('checkpoints', '--help')).includes('create'));
+    const options = (help: string) => help.split('\nOptions:\n')[1];
+    assert.equal(options(fleet('checkpoint', '--help')), options(fleet('checkpoints', 'create', '--help')));
+  });
 });

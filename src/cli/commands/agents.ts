@@ -14,9 +14,10 @@ import { collect, num } from '../options';
 export function registerAgentCommands(program: Command): void {
   const agents = program.command('agents').description('spawn and watch agents');
   spawnCommand(agents);
-  for (const name of ['status', 'ls', 'show']) {
+  for (const name of ['list', 'show']) {
     agents
       .command(`${name} [id]`)
+      .aliases(name === 'list' ? ['ls', 'status'] : [])
       .description(name === 'show' ? "one agent's details, with its Web UI link" : 'list agents, or show one')
       .option('--type <type>', 'only agents of this type')
       .option('--status <status>', 'only agents with this status')

@@ -19,14 +19,15 @@ import { LIST_MISSIONS_HINT } from './missions';
 export const LIST_CHECKPOINTS_HINT = 'list checkpoints with `fleet checkpoints list`';
 
 export function registerCheckpointCommands(program: Command): void {
-  program
-    .command('checkpoint')
-    .description('checkpoint a mission now (default: the one running mission)')
-    .option('--mission <id>', 'the mission to checkpoint')
-    .option('--note <text>', 'why (kept with the checkpoint)')
-    .action(takeCheckpoint);
-
-  const checkpoints = program.command('checkpoints').description("list, show, delete and prune missions' checkpoints");
+  const checkpoints = program.command('checkpoints').description("take, list, show, move, delete and prune missions' checkpoints");
+  // `fleet checkpoint` is the short form of `fleet checkpoints create`.
+  for (const command of [checkpoints.command('create'), program.command('checkpoint')]) {
+    command
+      .description('checkpoint a mission now (default: the one running mission)')
+      .option('--mission <id>', 'the mission to checkpoint')
+      .option('--note <text>', 'why (kept with the checkpoint)')
+      .action(takeCheckpoint);
+  }
   checkpoints
     .command('list', { isDefault: true })
     .alias('ls')

@@ -11,7 +11,7 @@ import { countsText, missionCreatedText, missionDetail, missionRows } from '../m
 import { oneOf, positiveInt, query } from '../options';
 
 /** The hint when a mission is not found. */
-export const LIST_MISSIONS_HINT = 'list missions with `fleet mission list`';
+export const LIST_MISSIONS_HINT = 'list missions with `fleet missions list`';
 
 export function registerMissionCommands(program: Command): void {
   // Plural like the other groups; `fleet mission …` stays as an alias for existing scripts.
