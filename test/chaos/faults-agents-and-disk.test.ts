@@ -195,30 +195,8 @@ describe('chaos: misbehaving agents and a sick disk', { timeout: 420_000 }, () =
 
   /** `fleet worker` as its own process, with what it prints kept (the harness stops it at teardown). */
   async function workerProcess(q: string, dataDir: string): Promise<{ child: ChildProcess; output: () => string }> {
-    const child = spawn(process.execPath, [FLEET_BIN, 'worker', '--queue', q, '--data-dir', dataDir], {
-      env: {
-        ...process.env,
-        TEMPORAL_ADDRESS: h.server.address,
-        TEMPORAL_NAMESPACE: h.server.namespace,
-        FLEET_HEARTBEAT_THROTTLE_MS: '500',
-        FLEET_API_TOKEN: TOKEN,
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    h.children.push(child);
-    let out = '';
-    child.stdout!.on('data', (d) => (out += d));
-    child.stderr!.on('data', (d) => (out += d));
-    await waitFor(
-      `fleet worker on ${q} to start`,
-      () => {
-        if (child.exitCode !== null) throw new Error(`fleet worker exited with ${child.exitCode}: ${out.slice(-2000)}`);
-        return /Worker polling task queue/.test(out);
-      },
-      60_000,
-      200,
-    );
-    return { child, output: () => out };
+    const child = await h.startWorkerProcess(q, dataDir);
+    return { child, output: h.outputs.get(child)! };
   }
 
   /** SIGTERM, and SIGKILL if it is still there after 15 s (a worker holding files on a disk to unmount). */

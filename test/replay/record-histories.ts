@@ -11,7 +11,6 @@
  * FLEET_OLD_BUILD. The recorded files were made with 1e912e7^ = bea9a81 (the steps: test/replay/README.md).
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -22,7 +21,7 @@ import type { Checkpoint, ResumeResult } from '../../src/domain/checkpoint';
 import type { Lock, Message } from '../../src/domain/coordination';
 import type { Mission, MissionRequestInput } from '../../src/domain/mission';
 import { progressSignal } from '../../src/domain/workflow-messages';
-import { agentEnded, api, Harness, TEST_AGENT, TOKEN, waitFor } from '../support/harness';
+import { agentEnded, api, Harness, TEST_AGENT, waitFor } from '../support/harness';
 import { HISTORIES_DIR, historyToJson } from './history-files';
 
 type Event = temporal.api.history.v1.IHistoryEvent;
@@ -412,31 +411,9 @@ const FORBIDDEN: Record<string, Check[]> = {
   'agent-terminate-pre-direct-stop-new-attempt': [patchMarker, activity('stopAgentProcess')],
 };
 
-/** `fleet worker` of another build (the harness starts only this build's), stopped by the harness's teardown. */
+/** `fleet worker` of another build, stopped by the harness's teardown. */
 async function startOldWorker(h: Harness, bin: string, queue: string): Promise<void> {
-  const child = spawn(process.execPath, [bin, 'worker', '--queue', queue, '--data-dir', h.path(`worker-${queue}`)], {
-    env: {
-      ...process.env,
-      TEMPORAL_ADDRESS: h.server.address,
-      TEMPORAL_NAMESPACE: h.server.namespace,
-      FLEET_HEARTBEAT_THROTTLE_MS: '500',
-      FLEET_API_TOKEN: TOKEN,
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  h.children.push(child);
-  let out = '';
-  child.stdout!.on('data', (d) => (out += d));
-  child.stderr!.on('data', (d) => (out += d));
-  await waitFor(
-    `the old fleet worker on ${queue}`,
-    () => {
-      if (child.exitCode !== null) throw new Error(`the old fleet worker exited with ${child.exitCode}: ${out.slice(-2000)}`);
-      return /Worker polling task queue/.test(out);
-    },
-    60_000,
-    200,
-  );
+  await h.startWorkerProcess(queue, h.path(`worker-${queue}`), {}, bin);
 }
 
 async function write(h: Harness, r: Recorded): Promise<void> {

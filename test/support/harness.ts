@@ -127,13 +127,17 @@ export class Harness {
     return worker;
   }
 
-  /** `fleet worker` as its own process (to be killed with SIGKILL by a test). */
+  /**
+   * `fleet worker` as its own process (to be killed with SIGKILL by a test), of this build or of the one whose
+   * `fleet` is `bin`; what it prints is in `outputs`.
+   */
   async startWorkerProcess(
     taskQueue: string,
     dataDir = join(this.tmp, `worker-${taskQueue}`),
     extraEnv: NodeJS.ProcessEnv = {},
+    bin = FLEET_BIN,
   ): Promise<ChildProcess> {
-    const child = spawn(process.execPath, [FLEET_BIN, 'worker', '--queue', taskQueue, '--data-dir', dataDir], {
+    const child = spawn(process.execPath, [bin, 'worker', '--queue', taskQueue, '--data-dir', dataDir], {
       env: {
         ...process.env,
         TEMPORAL_ADDRESS: this.server.address,
