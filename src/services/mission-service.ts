@@ -2,7 +2,7 @@
  * Missions as the API sees them: started as MissionWorkflows, read back by querying the workflow
  * (the result, once it has ended) and filling in each running sortie's live agent progress.
  */
-import { ApplicationFailure, defaultPayloadConverter } from '@temporalio/common';
+import { ApplicationFailure, CancelledFailure, defaultPayloadConverter } from '@temporalio/common';
 import {
   WorkflowNotFoundError,
   WorkflowUpdateFailedError,
@@ -267,6 +267,11 @@ export class MissionService {
       // The mission may have closed while the update waited (Temporal aborts it: "workflow update
       // was aborted by closing workflow"): the same as a mission that had ended.
       if (!(err instanceof WorkflowUpdateFailedError) && (await this.closedNow(id))) throw ended();
+      // A cancel arrived while the checkpoint was being taken: the cancelled workflow cancels its handler too.
+      if (err instanceof WorkflowUpdateFailedError && err.cause instanceof CancelledFailure)
+        throw conflict(
+          `mission ${id} is being cancelled; its last checkpoint is its completion checkpoint (GET /checkpoints/latest/${id})`,
+        );
       if (err instanceof WorkflowUpdateFailedError) throw checkpointFailed(id, err);
       if (err instanceof WorkflowUpdateRPCTimeoutOrCancelledError)
         throw new UnavailableError(

@@ -587,6 +587,21 @@ describe('missions, locks, messages, checkpoints and resume', { timeout: 600_000
     assert.equal(runs(rec).s2!.length, 1, 'no agent was started without its recovery context');
   });
 
+  it('a checkpoint asked for while the mission is being cancelled is refused (409), not a server error', async () => {
+    const record = h.path('cancelling.jsonl');
+    const m = await create({
+      title: 'cancelling',
+      sorties: [sortie('slow', record, { terminateGraceMs: 4000 }, ['--sleep-ms', '60000', '--ignore-term'])],
+    });
+    await waitFor('the sortie to run', () => readRecords(record).find((r) => r.event === 'start'), 60_000, 100);
+    assert.equal((await call('DELETE', `/missions/${m.id}`)).status, 202);
+    // Its agent ignores SIGTERM: the mission stays running (cancelling) until the grace ends.
+    const during = await call<{ error: { message: string } }>('POST', '/checkpoints', { missionId: m.id });
+    assert.equal(during.status, 409, JSON.stringify(during.body));
+    assert.match(during.body.error.message, /is being cancelled|has ended/);
+    assert.equal((await ended(m.id)).status, 'cancelled');
+  });
+
   it('rejects bad mission files and bad checkpoint and resume requests with errors that name the problem', async () => {
     const bad = async (body: unknown, pattern: RegExp, field?: string) => {
       const res = await call<{ error: { message: string; details?: { fields: { field: string; message: string }[] } } }>(
