@@ -56,6 +56,16 @@ function checkpointFailed(id: string, err: WorkflowUpdateFailedError): Error {
   return new UnavailableError(message);
 }
 
+/**
+ * Whether a cancellation is in an update's failure chain: the handler itself cancelled ("Workflow cancelled"), or the
+ * local activity it ran (an ActivityFailure "Local Activity cancelled" caused by a CancelledFailure).
+ */
+function cancelledWithin(err: WorkflowUpdateFailedError): boolean {
+  for (let e: unknown = err.cause, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++)
+    if (e instanceof CancelledFailure) return true;
+  return false;
+}
+
 /** Until a worker has completed the first workflow task, history holds only "started" and "task scheduled" (and maybe "task started"). */
 const notYetRun = (desc: WorkflowExecutionDescription) => desc.historyLength <= 3;
 
@@ -268,7 +278,7 @@ export class MissionService {
       // was aborted by closing workflow"): the same as a mission that had ended.
       if (!(err instanceof WorkflowUpdateFailedError) && (await this.closedNow(id))) throw ended();
       // A cancel arrived while the checkpoint was being taken: the cancelled workflow cancels its handler too.
-      if (err instanceof WorkflowUpdateFailedError && err.cause instanceof CancelledFailure)
+      if (err instanceof WorkflowUpdateFailedError && cancelledWithin(err))
         throw conflict(
           `mission ${id} is being cancelled; its last checkpoint is its completion checkpoint (GET /checkpoints/latest/${id})`,
         );
