@@ -2,6 +2,7 @@
 import type { ErrorRequestHandler } from 'express';
 import { log } from '../logs/logger';
 import {
+  causes,
   ConflictError,
   FleetError,
   ForbiddenError,
@@ -71,8 +72,8 @@ export const errorHandler: ErrorRequestHandler = (err, req, res, _next) => {
 
 /** gRPC UNAVAILABLE (14) or DEADLINE_EXCEEDED (4) anywhere in the error's cause chain: Temporal did not answer. */
 function temporalUnreachable(err: unknown): string | null {
-  let e = err as { code?: unknown; details?: unknown; message?: unknown; cause?: unknown } | undefined;
-  for (let depth = 0; e && depth < 5; depth++, e = e.cause as typeof e) {
+  for (const cause of causes(err)) {
+    const e = cause as { code?: unknown; details?: unknown; message?: unknown };
     if (e.code === 14 || e.code === 4) return String(e.details || e.message || (e.code === 14 ? 'unavailable' : 'deadline exceeded'));
   }
   return null;

@@ -64,6 +64,14 @@ export class UnavailableError extends FleetError {
   }
 }
 
+/** An error and the causes under it, outermost first; at most `max` of them (a chain may loop). */
+export function* causes(err: unknown, max = 5): Generator<unknown> {
+  for (let e = err, depth = 0; e !== null && e !== undefined && depth < max; depth++) {
+    yield e;
+    e = (e as { cause?: unknown }).cause;
+  }
+}
+
 export const notFound = (what: string) => new NotFoundError(`${what} does not exist`);
 export const conflict = (message: string, details?: unknown) => new ConflictError(message, details);
 

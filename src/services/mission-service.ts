@@ -32,7 +32,7 @@ import { workflowUiUrl } from '../domain/ui-url';
 import { checkpointUpdate, getMissionStateQuery } from '../domain/workflow-messages';
 import { resolveSpawn, type AgentService } from './agent-service';
 import type { CoordinationService } from './coordination-service';
-import { conflict, notFound, UnavailableError } from './errors';
+import { causes, conflict, notFound, UnavailableError } from './errors';
 import { mapLimit } from './map-limit';
 import { makeId } from '../domain/ids';
 import type { ListMissionsQuery } from '../domain/api';
@@ -44,26 +44,21 @@ const FINISHING_WAIT_MS = 15_000;
 /** Longest wait for a checkpoint update (a local activity writing the store: milliseconds when a worker runs the mission). */
 const CHECKPOINT_DEADLINE_MS = 30_000;
 /**
- * A failed checkpoint update as its typed error: a worker's checkpoint store that could not write is a
- * CheckpointStoreError again (its problem carried in the ApplicationFailure's type, anywhere in the cause chain).
+ * A failed checkpoint update as its typed error: the mission has ended (409); a cancel arrived while the checkpoint
+ * was being taken (409: the cancelled workflow cancels the update's handler, "Workflow cancelled", or the local
+ * activity it ran, "Local Activity cancelled"); a worker's checkpoint store could not write (a CheckpointStoreError
+ * again, its problem carried in the ApplicationFailure's type); else 503.
  */
-function checkpointFailed(id: string, err: WorkflowUpdateFailedError): Error {
-  const message = `the checkpoint of mission ${id} failed: ${err.cause?.message ?? err.message}`;
-  for (let e: unknown = err.cause, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+function checkpointFailed(id: string, err: WorkflowUpdateFailedError, ended: () => Error): Error {
+  if (err.cause instanceof ApplicationFailure && err.cause.type === MISSION_ENDED) return ended();
+  for (const e of causes(err.cause)) {
+    if (e instanceof CancelledFailure)
+      return conflict(`mission ${id} is being cancelled; its last checkpoint is its completion checkpoint (GET /checkpoints/latest/${id})`);
     const problem = e instanceof ApplicationFailure ? storeProblemOfFailureType(e.type) : undefined;
-    if (problem) return new CheckpointStoreError(`the checkpoint of mission ${id} failed: ${e.message}`, { problem, cause: err });
+    if (problem)
+      return new CheckpointStoreError(`the checkpoint of mission ${id} failed: ${(e as Error).message}`, { problem, cause: err });
   }
-  return new UnavailableError(message);
-}
-
-/**
- * Whether a cancellation is in an update's failure chain: the handler itself cancelled ("Workflow cancelled"), or the
- * local activity it ran (an ActivityFailure "Local Activity cancelled" caused by a CancelledFailure).
- */
-function cancelledWithin(err: WorkflowUpdateFailedError): boolean {
-  for (let e: unknown = err.cause, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++)
-    if (e instanceof CancelledFailure) return true;
-  return false;
+  return new UnavailableError(`the checkpoint of mission ${id} failed: ${err.cause?.message ?? err.message}`);
 }
 
 /** Until a worker has completed the first workflow task, history holds only "started" and "task scheduled" (and maybe "task started"). */
@@ -272,17 +267,10 @@ export class MissionService {
         this.handle(id).executeUpdate(checkpointUpdate, { args: [{ note, createdBy }] }),
       );
     } catch (err) {
-      if (err instanceof WorkflowUpdateFailedError && err.cause instanceof ApplicationFailure && err.cause.type === MISSION_ENDED)
-        throw ended();
+      if (err instanceof WorkflowUpdateFailedError) throw checkpointFailed(id, err, ended);
       // The mission may have closed while the update waited (Temporal aborts it: "workflow update
       // was aborted by closing workflow"): the same as a mission that had ended.
-      if (!(err instanceof WorkflowUpdateFailedError) && (await this.closedNow(id))) throw ended();
-      // A cancel arrived while the checkpoint was being taken: the cancelled workflow cancels its handler too.
-      if (err instanceof WorkflowUpdateFailedError && cancelledWithin(err))
-        throw conflict(
-          `mission ${id} is being cancelled; its last checkpoint is its completion checkpoint (GET /checkpoints/latest/${id})`,
-        );
-      if (err instanceof WorkflowUpdateFailedError) throw checkpointFailed(id, err);
+      if (await this.closedNow(id)) throw ended();
       if (err instanceof WorkflowUpdateRPCTimeoutOrCancelledError)
         throw new UnavailableError(
           `no worker took the checkpoint of mission ${id} within ${CHECKPOINT_DEADLINE_MS / 1000} s (task queue "${desc.taskQueue}")`,
