@@ -75,11 +75,6 @@ export function* causes(err: unknown, max = 5): Generator<unknown> {
 export const notFound = (what: string) => new NotFoundError(`${what} does not exist`);
 export const conflict = (message: string, details?: unknown) => new ConflictError(message, details);
 
-/** One bad field: the message starts with the field's path. */
-export function invalidField(field: string, message: string): InvalidRequestError {
-  return new InvalidRequestError(`${field}: ${message}`, { fields: [{ field, message }] });
-}
-
 /** zod issues of the request's `where` part, each bad field named. */
 export function invalid(where: string, error: z.ZodError): InvalidRequestError {
   const fields: FieldProblem[] = error.issues.map((i) => ({ field: [where, ...i.path].join('.'), message: i.message }));
