@@ -39,6 +39,8 @@ export interface AgentActivityDeps {
   runtimes?: FleetConfig['runtimes'];
   /** Where agents spawned with worktree: true get their git worktrees (`<dir>/<agentId>`). */
   worktreesDir?: string;
+  /** What every agent's sandbox hides (the worker's data: logs, stores, worktrees, keys) and where agents' private CLI state lives. */
+  sandbox: { hide: string[]; stateDir: string };
 }
 
 /** One worker's agent activities: their dependencies, and what the worker owns, by agent id. */

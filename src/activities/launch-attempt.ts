@@ -20,6 +20,9 @@ import type { AgentActivityDeps, AgentWorker, Attempt, SuperviseAgentInput } fro
 import { notify, notifyAttemptEnded } from './notify-workflow';
 import { sessionToResume } from './session-to-resume';
 import { stopPredecessor } from './stop-processes';
+import { sandboxSpecOf } from './sandbox-spec';
+import type { SandboxSpec } from '../process/sandbox';
+import { homedir } from 'node:os';
 
 /** Failure type of an attempt whose log file could not be created. */
 const AGENT_LOG_UNAVAILABLE = 'AgentLogUnavailable';
@@ -30,6 +33,7 @@ interface PreparedLaunch {
   cwd: string | undefined;
   env: Record<string, string>;
   worktree: EnsuredWorktree | null;
+  sandbox: SandboxSpec | undefined;
 }
 
 /** Starts the attempt's process (after stopping a living predecessor), owned by this worker, and tells the workflow. */
@@ -49,7 +53,7 @@ export async function launchAttempt(
   let proc: AgentProcess;
   try {
     prepared = await prepareLaunch(deps, a, input.apiUrl, tag);
-    const { launch, cwd, env } = prepared;
+    const { launch, cwd, env, sandbox } = prepared;
     proc = await AgentProcess.spawn(
       {
         command: launch.command,
@@ -60,6 +64,7 @@ export async function launchAttempt(
         workerQueue: deps.workerQueue,
         parser: launch.parser,
         tag,
+        sandbox,
       },
       deps.reaper,
       deps.sampler,
@@ -68,7 +73,7 @@ export async function launchAttempt(
     return await launchFailed(deps, a, err);
   }
   worker.live.set(agentId, proc);
-  log.info('agent process started', { agentId, attempt, pid: proc.identity.pid, logPath });
+  log.info('agent process started', { agentId, attempt, pid: proc.identity.pid, logPath, sandboxed: prepared.sandbox !== undefined });
   const started = proc;
   const { launch, worktree } = prepared;
   const wt = worktree && { path: worktree.path, branch: worktree.branch, repoRoot: worktree.repoRoot, baseCommit: worktree.baseCommit };
@@ -128,7 +133,22 @@ async function prepareLaunch(
       [PROCESS_TAG_VAR]: tag,
     },
   });
-  return { launch, cwd, env, worktree };
+  const sandbox = sandboxSpecOf(deps, {
+    agentId,
+    req,
+    cwd: cwd ?? env.HOME ?? process.cwd(),
+    ownWorktree: worktree !== null,
+    env,
+    launch,
+    readFiles: [...launch.readFiles, ...(recoveryFile ? [recoveryFile] : [])],
+    apiUrl: apiUrl ?? undefined,
+    tag,
+  });
+  // The runtime's state dirs are private in a sandbox: point the CLI at them (unless the request says otherwise).
+  const stateEnv = sandbox && launch.state ? launch.state.env(env.HOME ?? homedir()) : {};
+  for (const [k, v] of Object.entries(stateEnv)) if (req.env?.[k] === undefined) env[k] = v;
+  if (!sandbox) log.warn('agent runs unsandboxed: its role sets sandbox: "none"', { agentId, type: req.type });
+  return { launch, cwd, env, worktree, sandbox };
 }
 
 function recoveryOf(

@@ -17,6 +17,7 @@ import {
   SpawnRequest,
   type RUNTIME_NAMES,
 } from './agent';
+import { DEFAULT_SANDBOX, SandboxPolicy } from './sandbox';
 
 const Limits = SpawnRequest.pick({ retry: true, heartbeatTimeoutMs: true, stallTimeoutMs: true, timeoutMs: true, terminateGraceMs: true });
 
@@ -27,6 +28,8 @@ export const RoleConfig = Limits.extend({
   /** A file whose text is the instructions (relative to the config file); read when the config is loaded. */
   instructionsFile: z.string().min(1).max(4096).optional(),
   model: z.string().min(1).max(200).optional(),
+  /** What its agents' sandbox lets them see and reach; `"none"` runs them unsandboxed. */
+  sandbox: SandboxPolicy.optional(),
 })
   .strict()
   .refine((r) => !(r.instructions !== undefined && r.instructionsFile !== undefined), {
@@ -81,6 +84,7 @@ export interface Role {
   instructions: string;
   model: string | null;
   limits: z.infer<typeof Limits>;
+  sandbox: SandboxPolicy;
 }
 
 const COMMON =
@@ -112,6 +116,7 @@ export function roleOf(type: AgentType, config: FleetConfig): Role {
       timeoutMs: r.timeoutMs,
       terminateGraceMs: r.terminateGraceMs,
     },
+    sandbox: r.sandbox ?? DEFAULT_SANDBOX,
   };
 }
 
@@ -126,6 +131,8 @@ export const AgentRequest = SpawnRequest.extend({
   heartbeatTimeoutMs: z.number().int(),
   stallTimeoutMs: z.number().int(),
   terminateGraceMs: z.number().int(),
+  /** Set from the role, never by the spawn request; inputs from before sandboxes existed get the default sandbox. */
+  sandbox: SandboxPolicy.default(DEFAULT_SANDBOX),
 }).superRefine((r, ctx) => {
   if (r.runtime === 'exec' && !r.command)
     ctx.addIssue({
@@ -155,5 +162,9 @@ export function resolveAgentRequest(req: SpawnRequest, config: FleetConfig): Age
     stallTimeoutMs: pick(req.stallTimeoutMs, role.limits.stallTimeoutMs, DEFAULT_STALL_TIMEOUT_MS),
     timeoutMs: req.timeoutMs ?? role.limits.timeoutMs,
     terminateGraceMs: pick(req.terminateGraceMs, role.limits.terminateGraceMs, DEFAULT_TERMINATE_GRACE_MS),
+    sandbox: role.sandbox,
   };
 }
+
+/** Does any role run its agents sandboxed (the default)? Then a worker needs the sandbox's tools. */
+export const usesSandbox = (config: FleetConfig): boolean => AGENT_TYPES.some((t) => roleOf(t, config).sandbox !== 'none');

@@ -5,16 +5,17 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { accessSync, constants, existsSync, statSync } from 'node:fs';
-import { hostname } from 'node:os';
+import { constants as osConstants, hostname } from 'node:os';
 import { delimiter, dirname, isAbsolute, join, resolve } from 'node:path';
 import type { Progress } from '../domain/agent';
 import type { ProcessIdentity } from '../domain/agent-workflow';
 import { parseProgressLine } from '../domain/progress-line';
 import { emptySummary, foldEvent, type OutputParser, type RunSummary } from '../domain/runtime-events';
-import { readProcStat, stopGroup, type StopGroupResult } from './proc';
+import { PROCESS_TAG_VAR, readProcStat, stopGroup, type StopGroupResult } from './proc';
 import type { Reaper } from './reaper';
 import type { ProcessTreeSampler } from './tree-sampler';
 import { AgentLog, LineSplitter } from '../logs/agent-log-writer';
+import { SandboxLaunch, SandboxUnavailable, type SandboxSpec } from './sandbox';
 
 /** Variables of the worker's environment an agent inherits; everything else must be asked for. */
 export const INHERITED_ENV = ['PATH', 'HOME', 'USER', 'LOGNAME', 'SHELL', 'LANG', 'LANGUAGE', 'TERM', 'TZ', 'TMPDIR'];
@@ -109,6 +110,8 @@ export interface SpawnSpec {
   tag?: string;
   /** Reads a coding-agent CLI's stdout (CLI runtimes): its events are folded into `run`. */
   parser?: OutputParser;
+  /** The sandbox to run in (see sandbox.ts); none: the worker's own view of the host (a role's explicit `sandbox: "none"`). */
+  sandbox?: SandboxSpec;
 }
 
 export interface ExitInfo {
@@ -140,11 +143,12 @@ export class AgentProcess {
     private readonly sampler: ProcessTreeSampler,
     parser: OutputParser | undefined,
     private readonly tag: string | undefined,
+    private readonly sandbox: SandboxLaunch | undefined,
   ) {
     if (parser) this.run = emptySummary();
     this.exited = new Promise<ExitInfo>((resolveExit) => {
       child.once('exit', (exitCode, signal) => {
-        this.exitInfo = { exitCode, signal };
+        this.exitInfo = sandbox ? sandboxedExit(exitCode, signal) : { exitCode, signal };
         resolveExit(this.exitInfo);
       });
     });
@@ -217,22 +221,28 @@ export class AgentProcess {
         'logUnavailable',
       );
     }
-    const child = spawn(executable, args, {
-      cwd,
-      env: spec.env,
-      detached: true, // own process group: the whole tree can be signalled as one
-      stdio: ['ignore', 'pipe', 'pipe'],
-      argv0: cmd,
-    });
-    await new Promise<void>((resolveSpawn, rejectSpawn) => {
-      child.once('spawn', resolveSpawn);
-      child.once('error', (err) => rejectSpawn(new SpawnError(`could not start ${JSON.stringify(cmd)}: ${err.message}`, 'spawnFailed')));
-    }).catch(async (err) => {
+    let sandbox: SandboxLaunch | undefined;
+    try {
+      sandbox = spec.sandbox && (await SandboxLaunch.prepare(spec.sandbox, spec.tag ?? spec.logPath));
+    } catch (err) {
+      await log.close();
+      throw err instanceof SandboxUnavailable ? new SpawnError(err.message, 'spawnFailed') : err;
+    }
+    const child = startChild(executable, args, cmd!, cwd, spec, sandbox);
+    let pid: number;
+    try {
+      await new Promise<void>((resolveSpawn, rejectSpawn) => {
+        child.once('spawn', resolveSpawn);
+        child.once('error', (err) => rejectSpawn(new SpawnError(`could not start ${JSON.stringify(cmd)}: ${err.message}`, 'spawnFailed')));
+      });
+      pid = sandbox ? await sandboxInit(sandbox, child) : child.pid!;
+    } catch (err) {
+      await sandbox?.close();
       await log.close();
       throw err;
-    });
-    const pid = child.pid!;
+    }
     reaper.watch(pid, spec.tag);
+    if (sandbox) reaper.watch(sandbox.network.pastaPid);
     sampler.watch(pid);
     const identity: ProcessIdentity = {
       pid,
@@ -241,7 +251,7 @@ export class AgentProcess {
       startTicks: readProcStat(pid)?.startTicks ?? 0,
       workerQueue: spec.workerQueue,
     };
-    return new AgentProcess(child, identity, log, reaper, sampler, spec.parser, spec.tag);
+    return new AgentProcess(child, identity, log, reaper, sampler, spec.parser, spec.tag, sandbox);
   }
 
   get exitStatus(): ExitInfo | undefined {
@@ -289,5 +299,40 @@ export class AgentProcess {
     this.child.stdout?.destroy();
     this.child.stderr?.destroy();
     await this.log.close();
+    if (this.sandbox) {
+      await this.sandbox.close();
+      this.reaper.unwatch(this.sandbox.network.pastaPid);
+    }
   }
+}
+
+/**
+ * Spawns the process, or the sandbox that runs it: the leader of its own process group, with the clean environment.
+ * bwrap itself does not carry FLEET_PROCESS_TAG (the sandbox sets it inside), so that stopping the tagged processes
+ * signals the agent's, not the bwrap that waits for them and reports their exit.
+ */
+function startChild(executable: string, args: string[], cmd: string, cwd: string, spec: SpawnSpec, sandbox: SandboxLaunch | undefined) {
+  if (!sandbox) return spawn(executable, args, { cwd, env: spec.env, detached: true, stdio: ['ignore', 'pipe', 'pipe'], argv0: cmd });
+  const [file, ...rest] = sandbox.argv([executable, ...args]);
+  const env = Object.fromEntries(Object.entries(spec.env).filter(([k]) => k !== PROCESS_TAG_VAR));
+  return spawn(file!, rest, { cwd: '/', env, detached: true, stdio: ['ignore', 'pipe', 'pipe', 'pipe'] });
+}
+
+/** The sandbox's init pid; when bwrap fails before it, bwrap's own message (it is still unread on stderr). */
+async function sandboxInit(sandbox: SandboxLaunch, child: ChildProcess): Promise<number> {
+  try {
+    return await sandbox.started(child.stdio[3] as NodeJS.ReadableStream);
+  } catch (err) {
+    await new Promise((r) => (child.exitCode !== null ? r(null) : child.once('exit', r)));
+    const said = String(child.stderr?.read() ?? '').trim();
+    throw new SpawnError(`${(err as Error).message}${said ? `: ${said.split('\n').slice(-3).join('; ')}` : ''}`, 'spawnFailed');
+  }
+}
+
+const SIGNAL_NAMES = new Map(Object.entries(osConstants.signals).map(([name, n]) => [n, name as NodeJS.Signals]));
+
+/** bwrap reports a command killed by signal N as exit code 128 + N (as a shell does): read back as that signal. */
+function sandboxedExit(exitCode: number | null, signal: NodeJS.Signals | null): ExitInfo {
+  const byCode = exitCode !== null && exitCode > 128 ? SIGNAL_NAMES.get(exitCode - 128) : undefined;
+  return byCode ? { exitCode: null, signal: byCode } : { exitCode, signal };
 }

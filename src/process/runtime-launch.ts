@@ -7,7 +7,7 @@
  */
 import type { FleetConfig } from '../domain/roles';
 import type { AgentRequest } from '../domain/roles';
-import { isCliRuntime, judgeAttempt, RUNTIMES, type CliRuntimeName, type Verdict } from '../runtimes/runtime-catalog';
+import { isCliRuntime, judgeAttempt, RUNTIMES, type CliRuntimeName, type RuntimeState, type Verdict } from '../runtimes/runtime-catalog';
 import type { OutputParser, RunSummary } from '../domain/runtime-events';
 import { writeAgentFile } from '../logs/agent-log-writer';
 import { resolveExecutable, SpawnError } from './agent-process';
@@ -20,6 +20,10 @@ export interface Launch {
   /** Decides a CLI attempt from its exit and its output; exec attempts are decided by the exit code. */
   judge?: (exit: { exitCode: number | null; signal: string | null }, run: RunSummary) => Verdict;
   resumedSession: string | null;
+  /** Files of the fleet's the process reads (aider's instructions file): a sandbox shows them. */
+  readFiles: string[];
+  /** The CLI's state in $HOME, private to the agent in a sandbox. */
+  state: RuntimeState | null;
 }
 
 export interface LaunchContext {
@@ -55,7 +59,7 @@ export function cliExecutable(name: CliRuntimeName, runtimes: FleetConfig['runti
 export function launchOf(req: AgentRequest, ctx: LaunchContext): Launch {
   if (!isCliRuntime(req.runtime)) {
     if (!req.command) throw new SpawnError('runtime exec needs a command: an argv array such as ["python3", "agent.py"]', 'spawnFailed');
-    return { command: req.command, env: {}, resumedSession: null };
+    return { command: req.command, env: {}, resumedSession: null, readFiles: [], state: null };
   }
   const name = req.runtime;
   const def = RUNTIMES[name];
@@ -78,5 +82,7 @@ export function launchOf(req: AgentRequest, ctx: LaunchContext): Launch {
     parser: def.parser(),
     judge: (exit, run) => judgeAttempt(name, exit, run),
     resumedSession: ctx.previousSessionId,
+    readFiles: instructionsFile ? [instructionsFile] : [],
+    state: def.state,
   };
 }

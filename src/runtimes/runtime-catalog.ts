@@ -48,7 +48,21 @@ export interface RuntimeDefinition {
   /** Environment the CLI needs to print parseable output. */
   env: Record<string, string>;
   parser(): OutputParser;
+  /** Where the CLI keeps its state in $HOME: a sandboxed agent gets private writable copies (see process/sandbox.ts). */
+  state: RuntimeState;
 }
+
+/** A CLI's state in $HOME, relative to it. */
+export interface RuntimeState {
+  /** Directories it writes (sessions, settings, credentials): private per agent, seeded from the real one's top-level files. */
+  dirs: string[];
+  /** Files outside those dirs copied into them on the agent's first attempt: [from, to], both relative to $HOME. */
+  seeds: Array<[string, string]>;
+  /** Environment that points the CLI at its private state (`home`: the agent's $HOME). */
+  env(home: string): Record<string, string>;
+}
+
+const noEnv = () => ({});
 
 /** The prompt for CLIs that take instructions and recovery context as part of the prompt. */
 export function composePrompt(inv: Invocation, opts: { instructionsInPrompt: boolean }): string {
@@ -91,6 +105,12 @@ export const RUNTIMES: Record<CliRuntimeName, RuntimeDefinition> = {
     ],
     env: {},
     parser: claudeCodeParser,
+    // With CLAUDE_CONFIG_DIR set, Claude Code keeps .claude.json inside that dir instead of in $HOME.
+    state: {
+      dirs: ['.claude'],
+      seeds: [['.claude.json', '.claude/.claude.json']],
+      env: (home) => ({ CLAUDE_CONFIG_DIR: `${home}/.claude` }),
+    },
   },
   // codex exec --json: JSONL events; `exec resume <thread id> <prompt>` continues a thread. Instructions go in
   // through the developer_instructions config key (there is no flag). Outside a git repo it refuses to run
@@ -114,6 +134,7 @@ export const RUNTIMES: Record<CliRuntimeName, RuntimeDefinition> = {
     ],
     env: {},
     parser: codexParser,
+    state: { dirs: ['.codex'], seeds: [], env: noEnv },
   },
   // opencode run --format json: JSON events; --session continues one. No system-prompt flag (AGENTS.md or
   // opencode.json instructions): the role's instructions go into the prompt. Without --auto every permission
@@ -135,6 +156,7 @@ export const RUNTIMES: Record<CliRuntimeName, RuntimeDefinition> = {
     ],
     env: {},
     parser: opencodeParser,
+    state: { dirs: ['.local/share/opencode', '.local/state/opencode', '.config/opencode', '.cache/opencode'], seeds: [], env: noEnv },
   },
   // gemini -p … --output-format stream-json: JSONL events; -r resumes a session. --yolo approves tool calls and
   // --skip-trust runs in a folder not yet trusted (else it stops and asks). GEMINI_SYSTEM_MD would replace the whole
@@ -157,6 +179,7 @@ export const RUNTIMES: Record<CliRuntimeName, RuntimeDefinition> = {
     ],
     env: {},
     parser: geminiParser,
+    state: { dirs: ['.gemini'], seeds: [], env: noEnv },
   },
   // aider --message: one request, then exit; plain text only (--no-pretty --no-stream), and rich wraps at
   // COLUMNS. Instructions as a read-only context file (--read). No session to resume.
@@ -179,6 +202,7 @@ export const RUNTIMES: Record<CliRuntimeName, RuntimeDefinition> = {
     ],
     env: { COLUMNS: '1000' },
     parser: aiderParser,
+    state: { dirs: ['.aider'], seeds: [], env: noEnv },
   },
 };
 

@@ -20,6 +20,7 @@ import { readCoordination, startCoordination } from '../services/coordination-se
 import { sortieRecoveryContext } from '../domain/recovery-context';
 import { log } from '../logs/logger';
 import { Reaper } from '../process/reaper';
+import { removeStaleNetworks } from '../process/sandbox';
 import { ProcessTreeSampler } from '../process/tree-sampler';
 
 export const DEFAULT_TASK_QUEUE = 'fleet-agents';
@@ -59,6 +60,11 @@ export interface FleetWorkerOptions {
   runtimes?: FleetConfig['runtimes'];
   /** Where agents spawned with worktree: true get their git worktrees (`<data dir>/worktrees`). */
   worktreesDir?: string;
+  /**
+   * Agents' sandboxes: where their private CLI state lives (`<data dir>/sandboxes`), and what else of the fleet they must
+   * not see besides this worker's logs, checkpoint store, worktrees and that state (`fleet up`: the whole data dir, key files).
+   */
+  sandbox: { stateDir: string; hide?: string[] };
 }
 
 const PREBUILT_BUNDLE = join(__dirname, '..', '..', 'workflow-bundle.js');
@@ -104,6 +110,7 @@ export class FleetWorker {
     const store = CheckpointStore.open(opts.checkpointDbPath);
     const reaper = opts.reaper ?? Reaper.start();
     const sampler = new ProcessTreeSampler();
+    await removeStaleNetworks();
     const workerQueue = `${opts.taskQueue}@${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
     const throttle = opts.heartbeatThrottleMs ?? DEFAULT_HEARTBEAT_THROTTLE_MS;
     const { activities, stopAll } = createAgentActivities({
@@ -118,6 +125,16 @@ export class FleetWorker {
       agentTokenKey: opts.agentTokenKey,
       runtimes: opts.runtimes,
       worktreesDir: opts.worktreesDir,
+      sandbox: {
+        stateDir: opts.sandbox.stateDir,
+        hide: [
+          opts.logsDir,
+          opts.checkpointDbPath,
+          ...(opts.worktreesDir ? [opts.worktreesDir] : []),
+          opts.sandbox.stateDir,
+          ...(opts.sandbox.hide ?? []),
+        ],
+      },
       recoveryOf: ({ checkpointId, sortieId }) => {
         const c = store.get(checkpointId);
         if (!c)

@@ -119,6 +119,7 @@ export class Harness {
       heartbeatThrottleMs: 500,
       agentTokenKey: agentTokenKey(TOKEN),
       worktreesDir: join(this.tmp, 'worktrees'),
+      sandbox: { stateDir: join(this.tmp, 'sandboxes'), hide: [join(this.tmp, 'temporal-0'), join(this.tmp, 'temporal-1')] },
       ...opts,
     });
     void worker.run();

@@ -8,12 +8,13 @@ import { agentTokenKey } from '../../auth/agent-token';
 import type { LocalWorker } from '../../services/agent-service';
 import { startApiServer, type ApiServer } from '../../api/server';
 import { Reaper } from '../../process/reaper';
+import { ensureSandboxPackages } from '../../process/sandbox-packages';
 import { findTemporalCli } from '../../temporal/cli-binary';
 import { connectClient, connectWorker, temporalConfigFromEnv, type TemporalConfig } from '../../temporal/connection';
 import { DevServer } from '../../temporal/dev-server';
 import { FleetWorker } from '../../temporal/worker';
 import { installRuntimeLogging } from '../../temporal/sdk-logging';
-import type { FleetConfig } from '../../domain/roles';
+import { usesSandbox, type FleetConfig } from '../../domain/roles';
 import { loadFleetConfig } from '../fleet-config-file';
 import { InstanceLock } from '../instance-lock';
 import { onShutdown } from '../run-until-signal';
@@ -49,6 +50,7 @@ async function startWorker(
     agentTokenKey: agentKey(dir),
     runtimes: config.runtimes,
     worktreesDir: settings.worktreesDir(dir),
+    sandbox: { stateDir: join(dir, 'sandboxes'), hide: [dir, ...settings.secretFiles()] },
   });
   const running = worker.run();
   running.catch((err) => {
@@ -64,6 +66,12 @@ async function startWorker(
       await native.close();
     },
   };
+}
+
+/** Installs the sandbox's Debian packages when missing (as root); says so on stderr, which stays free for --json's stdout. */
+async function sandboxPackages(): Promise<void> {
+  const { installed } = await ensureSandboxPackages();
+  if (installed) process.stderr.write("fleet: installed the agents' sandbox (Debian packages bubblewrap, passt)\n");
 }
 
 /** Agents get a token scoped to themselves, derived from the admin token; without one they get none. */
@@ -109,9 +117,12 @@ export function registerServiceCommands(program: Command): void {
 function registerSetup(program: Command): void {
   program
     .command('setup')
-    .description('find or build the Temporal CLI that runs the embedded Temporal server (cached for later runs)')
+    .description(
+      "find or build the Temporal CLI that runs the embedded Temporal server (cached for later runs), and install the agents' sandbox (bubblewrap, passt) when missing",
+    )
     .option('--json', 'print {path, source} as JSON')
     .action(async (o: { json?: boolean }) => {
+      await sandboxPackages();
       const found = await findTemporalCli({ install: true });
       if (o.json) process.stdout.write(`${JSON.stringify(found)}\n`);
       else process.stdout.write(`Temporal CLI: ${found.path} (from ${found.source})\n`);
@@ -162,6 +173,7 @@ async function up(o: UpOptions): Promise<void> {
     const listen = { host: settings.apiHost(o.apiHost), port: settings.apiPort(o.apiPort) };
     const queue = settings.taskQueue(o.queue);
     const token = ensureApiToken(dir);
+    if (usesSandbox(loaded.config)) await sandboxPackages();
     const cli = await findTemporalCli({ install: true });
     const server = await DevServer.start({ cliPath: cli.path, dir: join(dir, 'temporal'), port: temporalPort, uiPort, reaper });
     cleanups.push(() => server.stop());
@@ -225,6 +237,7 @@ function registerWorker(program: Command): void {
       mkdirSync(dir, { recursive: true, mode: 0o700 });
       const cfg = temporalConfigFromEnv();
       const queue = settings.taskQueue(o.queue);
+      if (usesSandbox(config)) await sandboxPackages();
       const temporal = await openClient(cfg);
       const w = await startWorker(cfg, temporal.client, queue, dir, config);
       onShutdown(async () => {

@@ -1,0 +1,154 @@
+/**
+ * Agents are contained: a hostile agent under `fleet up` (its data dir outside /tmp, so that nothing but the sandbox
+ * hides it) tries to read the fleet's data dir, token and Temporal database, another agent's environment, to reach
+ * Temporal's ports and to write outside its working directory. Sandboxed, every attempt fails and the API still
+ * answers it. The same agent in a role configured `sandbox: "none"` gets through, which shows that each check
+ * catches its hole.
+ */
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { freePort } from '../../src/temporal/dev-server';
+import { agentEnded, api, FLEET_BIN, REPO, TEST_AGENT, waitFor } from '../support/harness';
+
+const ATTACKER = join(REPO, 'test', 'agents', 'attacker.js');
+
+interface AttackResult {
+  dataDirListing: string[] | null;
+  apiToken: string | null;
+  temporalDb: string[] | null;
+  logsDir: string[] | null;
+  visiblePids: number;
+  victimEnvirons: number[];
+  homeWritable: boolean;
+  outsideWritable: boolean;
+  openPorts: number[];
+  apiHealth: number | string;
+  ownInbox: number | string;
+  adminWithStolenToken: number | string | null;
+  crashed?: string;
+}
+
+describe('a hostile agent in its sandbox', { timeout: 300_000 }, () => {
+  let root: string;
+  let dataDir: string;
+  let up: ChildProcess;
+  let client: ReturnType<typeof api>;
+  let ports: { api: number; temporal: number; ui: number };
+  const victimMark = `victim-${process.pid}-${Date.now()}`;
+
+  before(async () => {
+    // /var/tmp, not /tmp: every sandbox has a /tmp of its own, which would hide a data dir there by itself.
+    root = mkdtempSync('/var/tmp/fleet-sandbox-test-');
+    dataDir = join(root, 'data');
+    for (const d of ['home', 'outside', 'work']) mkdirSync(join(root, d));
+    writeFileSync(join(root, 'fleet.config.json'), JSON.stringify({ roles: { security: { sandbox: 'none' } } }));
+    ports = { api: await freePort(), temporal: await freePort(), ui: await freePort() };
+    up = spawn(
+      process.execPath,
+      [FLEET_BIN, 'up', '--data-dir', dataDir, '--config', join(root, 'fleet.config.json'), '--api-port', String(ports.api)].concat([
+        '--temporal-port',
+        String(ports.temporal),
+        '--ui-port',
+        String(ports.ui),
+      ]),
+      { env: { ...process.env, FLEET_API_TOKEN: '', FLEET_HEARTBEAT_THROTTLE_MS: '500' }, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let out = '';
+    up.stdout!.on('data', (d) => (out += d));
+    up.stderr!.on('data', (d) => (out += d));
+    await waitFor(
+      'fleet up',
+      () => {
+        if (up.exitCode !== null) throw new Error(`fleet up exited: ${out.slice(-2000)}`);
+        return out.includes('FleetTools is up.');
+      },
+      120_000,
+      200,
+    );
+    client = api(`http://127.0.0.1:${ports.api}`, readFileSync(join(dataDir, 'api-token'), 'utf8').trim());
+  });
+
+  after(async () => {
+    if (up && up.exitCode === null) {
+      up.kill('SIGTERM');
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([new Promise((r) => up.once('exit', r)), new Promise((r) => (timer = setTimeout(r, 30_000)))]);
+      clearTimeout(timer);
+      if (up.exitCode === null) up.kill('SIGKILL');
+    }
+    rmSync(root, { recursive: true, force: true });
+  });
+
+  const env = () => ({
+    HOME: join(root, 'home'),
+    ATTACK_DATA_DIR: dataDir,
+    ATTACK_VICTIM: Buffer.from(victimMark).toString('base64'),
+    ATTACK_OUTSIDE: join(root, 'outside'),
+  });
+
+  async function attack(type: 'backend' | 'security'): Promise<AttackResult> {
+    const spawned = await client('POST', '/agents/spawn', {
+      type,
+      task: 'get around the API',
+      command: ['node', ATTACKER],
+      cwd: join(root, 'work'),
+      env: env(),
+      retry: { maxAttempts: 1 },
+    });
+    assert.equal(spawned.status, 201, JSON.stringify(spawned.body));
+    const id = (spawned.body as { id: string }).id;
+    await agentEnded(client, id, 120_000, 300);
+    const logs = await client<{ lines: string[] }>('GET', `/agents/${id}/logs?tail=50`);
+    const line = (logs.body.lines ?? []).find((l) => l.startsWith('ATTACK '));
+    assert.ok(line, `the attacker printed no result: ${JSON.stringify(logs.body)}`);
+    const result = JSON.parse(line.slice('ATTACK '.length)) as AttackResult;
+    assert.equal(result.crashed, undefined);
+    return result;
+  }
+
+  it('keeps the fleet out of reach of a sandboxed agent, and lets the API answer it', async () => {
+    const victim = await client('POST', '/agents/spawn', {
+      type: 'backend',
+      task: 'hold a secret in my environment',
+      command: ['node', TEST_AGENT, '--sleep-ms', '120000'],
+      env: { VICTIM_SECRET: victimMark },
+    });
+    assert.equal(victim.status, 201);
+    const r = await attack('backend');
+    assert.deepEqual(r.dataDirListing ?? [], [], 'the data dir is empty inside');
+    assert.equal(r.apiToken, null, 'api-token unreadable');
+    assert.equal(r.temporalDb, null, 'the Temporal database unreadable');
+    assert.equal(r.logsDir, null, 'the logs dir unreadable');
+    assert.deepEqual(r.victimEnvirons, [], "no other agent's environment is visible");
+    assert.ok(r.visiblePids < 10, `it sees only its own processes (${r.visiblePids})`);
+    assert.equal(r.homeWritable, false, '$HOME is read-only');
+    assert.equal(r.outsideWritable, false, 'nothing outside its cwd is writable');
+    assert.deepEqual(r.openPorts, [], 'no loopback port but the API answers it (Temporal gRPC, HTTP, Web UI included)');
+    assert.equal(r.apiHealth, 200, 'the API answers at FLEET_API_URL');
+    assert.equal(r.ownInbox, 200, 'its own token works');
+    assert.equal(existsSync(join(root, 'outside', 'planted')), false);
+    await client('DELETE', `/agents/${(victim.body as { id: string }).id}?graceMs=100`);
+  });
+
+  it('catches each hole when the role runs unsandboxed (sandbox: "none")', async () => {
+    const victim = await client('POST', '/agents/spawn', {
+      type: 'security',
+      task: 'hold a secret in my environment',
+      command: ['node', TEST_AGENT, '--sleep-ms', '120000'],
+      env: { VICTIM_SECRET: victimMark },
+    });
+    assert.equal(victim.status, 201);
+    const r = await attack('security');
+    assert.ok(r.apiToken, 'the admin token is read');
+    assert.equal(r.adminWithStolenToken, 200, 'and opens the admin routes');
+    assert.ok(r.temporalDb?.length, 'the Temporal database is visible');
+    assert.ok(r.victimEnvirons.length > 0, "another agent's environment is read");
+    assert.ok(r.openPorts.includes(ports.temporal), `Temporal's gRPC port is reachable (${r.openPorts.join(',')})`);
+    assert.equal(r.homeWritable, true);
+    assert.equal(r.outsideWritable, true);
+    await client('DELETE', `/agents/${(victim.body as { id: string }).id}?graceMs=100`);
+  });
+});
