@@ -1,10 +1,11 @@
 /**
  * Spawn latency: from the spawn request to the agent's process running, for
  *   - FleetTools through the REST API (API and worker in one process on one connection, as `fleet up` runs them, so
- *     the agent's workflow starts eagerly);
+ *     the agent's workflow starts eagerly), its agent in its sandbox (the default: bubblewrap, pasta);
+ *   - the same unsandboxed (a role with `sandbox: "none"`): what the sandbox costs;
  *   - a bare child_process.spawn of the same program (the floor: what any manager must pay);
  *   - PM2 (its programmatic API and its daemon, in a PM2_HOME of its own), starting the same program.
- * The three are measured in the same run, interleaved round by round, so that they share the machine's state.
+ * The four are measured in the same run, interleaved round by round, so that they share the machine's state.
  *
  * The program records its own start time (ms since epoch) in the file named by its first argument:
  *   /bin/sh -c 'date +%s%3N >> "$0"' FILE
@@ -23,6 +24,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import type { Agent } from '../src/domain/agent';
+import { FleetConfig } from '../src/domain/roles';
 import { isProcessAlive } from '../src/process/proc';
 import { api, Harness, sleep } from '../test/support/harness';
 import { eventTypeName, runStandalone, stats, type BenchRow } from './report';
@@ -180,16 +182,17 @@ export async function run(count = Number(process.env.BENCH_SPAWNS ?? 50)): Promi
   try {
     const queue = h.queue('bench');
     await h.startWorker(queue);
-    const server = await h.startApi(queue);
+    // documentation runs unsandboxed: the same spawn without the sandbox, for what it costs.
+    const server = await h.startApi(queue, FleetConfig.parse({ roles: { documentation: { sandbox: 'none' } } }));
     const call = api(server.url);
     pm2 = await Pm2Baseline.start(h.path('pm2-home'));
     log(`temporal, worker, API and PM2 daemon (pid ${pm2.daemonPid()}) up`);
 
     let n = 0;
-    const fleetOnce = async (): Promise<{ ms: number; breakdown: Breakdown }> => {
+    const fleetOnce = async (sandboxed = true): Promise<{ ms: number; breakdown: Breakdown }> => {
       const file = h.path(`fleet-${n++}`);
       const t0 = Date.now();
-      const res = await call<Agent>('POST', '/agents/spawn', { type: 'backend', command: program(file) });
+      const res = await call<Agent>('POST', '/agents/spawn', { type: sandboxed ? 'backend' : 'documentation', command: program(file) });
       const tAnswer = Date.now();
       if (res.status !== 201) throw new Error(`spawn failed: ${res.status} ${JSON.stringify(res.body)}`);
       const tProc = await started(file);
@@ -242,12 +245,14 @@ export async function run(count = Number(process.env.BENCH_SPAWNS ?? 50)): Promi
 
     for (let i = 0; i < WARMUP; i++) {
       await fleetOnce();
+      await fleetOnce(false);
       await bareOnce();
       await pm2Once();
     }
     log(`warmed up (${WARMUP} spawns each); measuring ${count} spawns each, interleaved`);
 
     const fleet: number[] = [];
+    const unsandboxed: number[] = [];
     const floor: number[] = [];
     const viaPm2: number[] = [];
     const parts: Breakdown[] = [];
@@ -257,6 +262,7 @@ export async function run(count = Number(process.env.BENCH_SPAWNS ?? 50)): Promi
         fleet.push(r.ms);
         parts.push(r.breakdown);
       },
+      async () => unsandboxed.push((await fleetOnce(false)).ms),
       async () => floor.push(await bareOnce()),
       async () => viaPm2.push(await pm2Once()),
     ];
@@ -267,6 +273,7 @@ export async function run(count = Number(process.env.BENCH_SPAWNS ?? 50)): Promi
     log('measured');
 
     const f = stats(fleet);
+    const u = stats(unsandboxed);
     const b = stats(floor);
     const p = stats(viaPm2);
     const part = (k: keyof Breakdown) => stats(parts.map((x) => x[k]).filter(Number.isFinite)).median;
@@ -294,6 +301,15 @@ export async function run(count = Number(process.env.BENCH_SPAWNS ?? 50)): Promi
         note: `PM2 ${require('pm2/package.json').version} daemon, pm2.start (fork, interpreter none)`,
       },
       { bench: BENCH, metric: 'p99', value: f.p99, unit: 'ms', baseline: { name: 'PM2', value: p.p99 } },
+      {
+        bench: BENCH,
+        metric: 'median, sandboxed',
+        value: f.median,
+        unit: 'ms',
+        baseline: { name: 'unsandboxed', value: u.median },
+        note: 'the sandbox: ip netns, pasta, nsenter, bubblewrap (a role with sandbox "none" skips them)',
+      },
+      { bench: BENCH, metric: 'p99, sandboxed', value: f.p99, unit: 'ms', baseline: { name: 'unsandboxed', value: u.p99 } },
       {
         bench: BENCH,
         metric: 'overhead over floor (median)',

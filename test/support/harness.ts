@@ -10,7 +10,9 @@ import { mkdtempSync, readFileSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { startApiServer, type ApiServer } from '../../src/api/server';
-import type { FleetConfig } from '../../src/domain/roles';
+import { FleetConfig } from '../../src/domain/roles';
+import { AGENT_TYPES } from '../../src/domain/agent';
+import { SandboxOptions } from '../../src/domain/sandbox';
 import { TERMINAL_STATUSES, type Agent } from '../../src/domain/agent';
 import { findTemporalCli } from '../../src/temporal/cli-binary';
 import { DevServer, freePort } from '../../src/temporal/dev-server';
@@ -167,6 +169,17 @@ export class Harness {
     return child;
   }
 
+  /**
+   * The config the tests' agents run under: sandboxed, as by default, and with this harness's temporary dir writable,
+   * where tests have their agents leave records to check (the worker's own logs, stores and worktrees in it stay hidden).
+   * A role the test configures a sandbox for keeps it.
+   */
+  testConfig(config: FleetConfig = FleetConfig.parse({})): FleetConfig {
+    const roles = { ...config.roles };
+    for (const t of AGENT_TYPES) roles[t] = { ...roles[t], sandbox: roles[t]?.sandbox ?? SandboxOptions.parse({ writable: [this.tmp] }) };
+    return FleetConfig.parse({ ...config, roles });
+  }
+
   async startApi(defaultQueue: string, config?: FleetConfig): Promise<ApiServer> {
     const api = await startApiServer({
       client: this.client,
@@ -180,7 +193,7 @@ export class Harness {
       temporalAddress: this.server.address,
       host: '127.0.0.1',
       port: 0,
-      config,
+      config: this.testConfig(config),
       localWorker: this.localQueues.has(defaultQueue)
         ? { client: new Client({ connection: this.native, namespace: this.server.namespace }), queue: defaultQueue }
         : undefined,

@@ -6,6 +6,9 @@
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { once } from 'node:events';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { AgentProcess } from '../../src/process/agent-process';
@@ -65,7 +68,7 @@ describe('a sandboxed agent process', { timeout: 120_000 }, () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  const start = (script: string, n: number) =>
+  const start = (script: string, n: number, over: Partial<SandboxSpec> = {}) =>
     AgentProcess.spawn(
       {
         command: ['sh', '-c', script],
@@ -74,7 +77,7 @@ describe('a sandboxed agent process', { timeout: 120_000 }, () => {
         logPath: join(dir, 'logs', `a${n}`, 'attempt-1.log'),
         workerQueue: 'q',
         tag: `agt_unit/${n}/q`,
-        sandbox: spec({ cwd: join(dir, 'work'), hide: [join(dir, 'data'), join(dir, 'logs')] }),
+        sandbox: spec({ cwd: join(dir, 'work'), hide: [join(dir, 'data'), join(dir, 'logs')], ...over }),
       },
       reaper,
       sampler,
@@ -115,5 +118,22 @@ describe('a sandboxed agent process', { timeout: 120_000 }, () => {
     assert.equal(exit.signal, 'SIGKILL');
     assert.deepEqual(liveGroupMembers(p.identity.pgid), []);
     assert.equal(isProcessAlive(pasta), false, 'its pasta is stopped with it');
+  });
+
+  it('forwards only the given host ports; without network, no route out but those ports', async () => {
+    const server = createServer((_req, res) => res.end('allowed')).listen(0, '127.0.0.1');
+    const other = createServer((_req, res) => res.end('secret')).listen(0, '127.0.0.1');
+    await Promise.all([once(server, 'listening'), once(other, 'listening')]);
+    const port = (s: Server) => (s.address() as AddressInfo).port;
+    try {
+      const fetchBoth = `curl -s -m 3 http://127.0.0.1:${port(server)}/; echo; curl -s -m 3 http://127.0.0.1:${port(other)}/ || echo refused; ip route | grep -c default`;
+      const p = await start(fetchBoth, 4, { forwardPorts: [port(server)], options: { ...DEFAULT_SANDBOX, network: false } });
+      await p.exited;
+      await p.dispose();
+      assert.equal(readFileSync(join(dir, 'logs', 'a4', 'attempt-1.log'), 'utf8'), 'allowed\nrefused\n0\n');
+    } finally {
+      server.close();
+      other.close();
+    }
   });
 });
