@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { temporal } from '@temporalio/proto';
+import { type temporal } from '@temporalio/proto';
 import { KEY_ID_METADATA } from '../../src/auth/payload-codec';
 import type { Agent } from '../../src/domain/agent';
 import { api, Harness, TEST_AGENT, waitFor } from '../support/harness';
