@@ -57,13 +57,56 @@ function cors(origins: string[]): RequestHandler {
   };
 }
 
+export const CODEC_COOKIE = 'fleet_codec_token';
+
+function cookieToken(header: string | undefined): string | undefined {
+  for (const part of (header ?? '').split(';')) {
+    const [k, ...v] = part.trim().split('=');
+    if (k === CODEC_COOKIE) return decodeURIComponent(v.join('='));
+  }
+  return undefined;
+}
+
+const LOGIN_FORM = `<!doctype html><meta charset="utf-8"><title>FleetTools: decode payloads in the Temporal Web UI</title>
+<form method="post" action="/codec/login"><p>Paste the FleetTools API token (&lt;data dir&gt;/api-token) to let this
+browser's Temporal Web UI decode payloads through this API.</p><input type="password" name="token" size="60" autofocus>
+<button>Sign in</button></form>`;
+
+/**
+ * A browser's sign-in for the Web UI's codec calls: the token, posted from a form (never in a URL), becomes an
+ * HttpOnly, SameSite=Strict cookie for /codec only. The UI (another port of the same host: the same site) sends it
+ * with its codec setting "Include cross-origin credentials".
+ */
+function registerLogin(app: Express, auth: Authenticator): void {
+  app.get('/codec/login', (_req, res) => {
+    res.type('html').send(LOGIN_FORM);
+  });
+  app.post('/codec/login', express.urlencoded({ extended: false, limit: '4kb' }), (req, res) => {
+    const token = z.object({ token: z.string().min(1) }).safeParse(req.body);
+    if (!token.success || !auth.isAdmin(token.data.token)) {
+      res.status(401).type('text').send('wrong token');
+      return;
+    }
+    res.cookie(CODEC_COOKIE, token.data.token, { httpOnly: true, sameSite: 'strict', path: '/codec' });
+    res
+      .type('text')
+      .send(
+        'Signed in: the Temporal Web UI in this browser decodes payloads now (its codec setting "Include cross-origin credentials" must be on).',
+      );
+  });
+}
+
 export function registerCodecRoutes(app: Express, auth: Authenticator, codec: PayloadCodec, origins: string[]): void {
   app.use('/codec', cors(origins));
-  // The token before the body: nobody without it makes the API read 4 MB.
+  // The token before the body: nobody without it makes the API read 4 MB. The bearer token, or the cookie that
+  // /codec/login sets (the Web UI's browser sends it with "Include cross-origin credentials" on).
   const admin: RequestHandler = (req, _res, next) => {
+    const cookie = cookieToken(req.get('cookie'));
+    if (!req.get('authorization') && cookie !== undefined && auth.isAdmin(cookie)) return next();
     auth.authenticate(req, 'admin');
     next();
   };
+  registerLogin(app, auth);
   for (const op of ['decode', 'encode'] as const) {
     app.post(`/codec/${op}`, admin, express.json({ limit: '4mb', strict: true }), (req, res, next) => {
       (async () => {

@@ -14,7 +14,7 @@ import { after, before, describe, it } from 'node:test';
 import { Client } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
 import type { Agent } from '../../src/domain/agent';
-import { api, Harness, TEST_AGENT, TOKEN, waitFor } from '../support/harness';
+import { api, Harness, readRecords, TEST_AGENT, TOKEN, waitFor } from '../support/harness';
 
 type History = temporal.api.history.v1.IHistory;
 
@@ -191,6 +191,20 @@ describe('payload encryption and authentication (Temporal reached without the ke
     const [back, forged] = ((await again.json()) as { payloads: { data: string }[] }).payloads;
     assert.equal(back!.data, payloads[0]!.data);
     assert.match(Buffer.from(forged!.data, 'base64').toString(), /__fleetUnauthenticatedPayload.*not encrypted/);
+    // A browser signs in once (a form post, not a URL); the Web UI then decodes with the cookie.
+    const form = (token: string) =>
+      fetch(`${base}/codec/login`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ token }).toString(),
+      });
+    assert.equal((await form('wrong')).status, 401);
+    const login = await form(TOKEN);
+    assert.equal(login.status, 200);
+    const cookie = (login.headers.get('set-cookie') ?? '').split(';')[0]!;
+    assert.match(login.headers.get('set-cookie') ?? '', /HttpOnly.*SameSite=Strict|SameSite=Strict.*HttpOnly/i);
+    assert.equal((await post('/codec/decode', { payloads: [asJson] }, { cookie })).status, 200);
+    assert.equal((await post('/codec/decode', { payloads: [asJson] }, { cookie: 'fleet_codec_token=wrong' })).status, 401);
     // The browser's preflight from the Web UI's origin.
     const pre = await fetch(`${base}/codec/decode`, {
       method: 'OPTIONS',
@@ -207,8 +221,9 @@ describe('payload encryption and authentication (Temporal reached without the ke
     assert.equal(other.headers.get('access-control-allow-origin'), null);
   });
 
-  it('an agent terminated through Temporal directly reads as terminated; DELETE answers 409, not 503', async () => {
-    const agent = await spawn({ task: 'long', command: ['node', TEST_AGENT, '--sleep-ms', '60000'] });
+  it('an agent terminated through Temporal directly reads as terminated, and its process stops; DELETE answers 409, not 503', async () => {
+    const record = h.path(`terminated-${randomUUID()}.jsonl`);
+    const agent = await spawn({ task: 'long', command: ['node', TEST_AGENT, '--sleep-ms', '60000', '--record', record] });
     await waitFor(`agent ${agent.id} to run`, async () => (await status(agent.id)) === 'running', 30_000, 200);
     await plain.workflow.getHandle(agent.id).terminate('terminated by hand in the Web UI');
     const a = await waitFor(
@@ -221,6 +236,17 @@ describe('payload encryption and authentication (Temporal reached without the ke
       200,
     );
     assert.equal(a.health.state, 'stopped');
+    const pid = readRecords(record).find((r) => r.event === 'start')?.pid;
+    assert.ok(pid, 'the agent recorded no start');
+    const alive = () => {
+      try {
+        process.kill(pid, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    await waitFor(`the process ${pid} of the agent terminated through Temporal to stop`, () => !alive(), 30_000, 200);
     assert.ok(a.endedAt, 'endedAt');
     const del = await call<{ error: { code: string; message: string } }>('DELETE', `/agents/${agent.id}`);
     assert.equal(del.status, 409, JSON.stringify(del.body));
