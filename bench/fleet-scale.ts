@@ -198,6 +198,7 @@ async function startWorkerProcess(h: Harness, queue: string, dataDir: string, no
       TEMPORAL_NAMESPACE: h.server.namespace,
       FLEET_HEARTBEAT_THROTTLE_MS: String(DEFAULT_HEARTBEAT_THROTTLE_MS),
       FLEET_API_TOKEN: TOKEN,
+      FLEET_PAYLOAD_KEY_FILE: h.keyFile,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -221,7 +222,13 @@ function startApiProcess(h: Harness, queue: string, dataDir: string, port: numbe
     process.execPath,
     [FLEET_BIN, 'api', '--queue', queue, '--data-dir', dataDir, '--api-port', String(port), '--api-host', '127.0.0.1'],
     {
-      env: { ...process.env, TEMPORAL_ADDRESS: h.server.address, TEMPORAL_NAMESPACE: h.server.namespace, FLEET_API_TOKEN: TOKEN },
+      env: {
+        ...process.env,
+        TEMPORAL_ADDRESS: h.server.address,
+        TEMPORAL_NAMESPACE: h.server.namespace,
+        FLEET_API_TOKEN: TOKEN,
+        FLEET_PAYLOAD_KEY_FILE: h.keyFile,
+      },
       stdio: ['ignore', 'pipe', 'pipe'],
     },
   );

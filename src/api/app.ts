@@ -15,6 +15,8 @@ import { Authenticator } from './auth';
 import { ApiError, errorHandler } from './errors';
 import { openApiDocument } from './openapi';
 import { RouteRegistry } from './route-registry';
+import { codecOrigins, registerCodecRoutes } from './codec-routes';
+import type { PayloadCodec } from '@temporalio/common';
 
 export interface AppOptions extends Omit<AgentServiceOptions, 'cursorKey'> {
   token: string;
@@ -25,6 +27,8 @@ export interface AppOptions extends Omit<AgentServiceOptions, 'cursorKey'> {
   /** Where the workers on this host write agent logs (`fleet up`: <data dir>/logs); null: no log routes. */
   logsDir: string | null;
   bodyLimit?: string;
+  /** The codec of the API's client: served to the Web UI at /codec/decode and /codec/encode (admin token). */
+  payloadCodec: PayloadCodec;
 }
 
 const VERSION: string = require('../../../package.json').version;
@@ -37,7 +41,9 @@ export function createApp(opts: AppOptions): Express {
     res.json({ status: 'ok', version: VERSION });
   });
 
-  const routes = new RouteRegistry(new Authenticator(opts.token));
+  const auth = new Authenticator(opts.token);
+  registerCodecRoutes(app, auth, opts.payloadCodec, codecOrigins(opts.uiBaseUrl));
+  const routes = new RouteRegistry(auth);
   const cursorKey = createHmac('sha256', opts.token).update('fleettools cursor v1').digest();
   const agents = new AgentService({ ...opts, cursorKey });
   const coordination = new CoordinationService(opts.client, opts.coordinationId ?? COORDINATION_WORKFLOW_ID, opts.defaultQueue);

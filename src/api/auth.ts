@@ -19,6 +19,11 @@ export class Authenticator {
     this.agentKey = agentTokenKey(adminToken);
   }
 
+  /** Whether `token` is the admin token (constant time). */
+  isAdmin(token: string): boolean {
+    return timingSafeEqual(digest(token), this.admin);
+  }
+
   authenticate(req: Request, access: Access): Caller {
     if (access === 'public') return { kind: 'anonymous' };
     const m = /^Bearer (\S+)$/.exec(req.get('authorization') ?? '');

@@ -2,12 +2,14 @@
 /** `fleet`: the FleetTools command line. */
 import { Command, CommanderError } from 'commander';
 import { ConfigError } from '../temporal/connection';
+import { PayloadKeyError } from '../auth/payload-keys';
 import { TemporalCliNotFound } from '../temporal/cli-binary';
 import { CliError } from './api-client';
 import { registerAgentCommands } from './commands/agents';
 import { registerCheckpointCommands } from './commands/checkpoints';
 import { registerCoordinationCommands } from './commands/coordination';
 import { registerDoctorCommand } from './commands/doctor';
+import { registerKeyCommands } from './commands/keys';
 import { registerMissionCommands } from './commands/missions';
 import { registerResumeCommands } from './commands/resume';
 import { registerServiceCommands } from './commands/serve';
@@ -32,13 +34,17 @@ registerResumeCommands(program);
 registerCoordinationCommands(program);
 registerDoctorCommand(program);
 registerWorktreeCommands(program);
+registerKeyCommands(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof CommanderError) process.exit(err.exitCode);
   const e = err as Error;
   process.stderr.write(`fleet: error: ${e.message}\n`);
   if (err instanceof CliError && err.hint) process.stderr.write(`hint: ${err.hint}\n`);
-  if (!(err instanceof CliError || err instanceof ConfigError || err instanceof TemporalCliNotFound) && process.env.FLEET_DEBUG) {
+  if (
+    !(err instanceof CliError || err instanceof ConfigError || err instanceof PayloadKeyError || err instanceof TemporalCliNotFound) &&
+    process.env.FLEET_DEBUG
+  ) {
     process.stderr.write(`${e.stack}\n`);
   }
   process.exit(err instanceof CliError ? err.exitCode : 1);

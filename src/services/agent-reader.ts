@@ -3,13 +3,14 @@
  * pending activity's attempt, last heartbeat and its details). The API and the worker's checkpoints read agents so.
  */
 import { WorkflowNotFoundError, type Client, type WorkflowHandle } from '@temporalio/client';
-import { defaultPayloadConverter } from '@temporalio/common';
+import type { LoadedDataConverter, Payload } from '@temporalio/common';
 import type { temporal } from '@temporalio/proto';
 import { Agent, TERMINAL_STATUSES, type AgentStatus, type HealthState, type Progress } from '../domain/agent';
 import { AgentMemo, AgentState, type HeartbeatDetails } from '../domain/agent-workflow';
 import { workflowUiUrl } from '../domain/ui-url';
 import { getAgentStateQuery } from '../domain/workflow-messages';
 import { notFound } from './errors';
+import { unauthenticatedReason } from '../domain/payload-guard';
 
 export interface AgentReaderOptions {
   client: Client;
@@ -63,9 +64,10 @@ export class AgentReader {
         : undefined;
     const state: AgentState | undefined = final ?? (desc.historyLength > 3 ? await query() : undefined);
     const pending = desc.raw.pendingActivities?.[0];
-    const hb = decodeHeartbeat(pending?.heartbeatDetails?.payloads);
+    const converter = this.opts.client.options.loadedDataConverter;
+    const hb = await decodePayload<HeartbeatDetails>(converter, pending?.heartbeatDetails?.payloads?.[0]);
     const closed = desc.status.name !== 'RUNNING';
-    let status: AgentStatus = state?.status ?? (closed ? closedStatus(desc.status.name) : 'pending');
+    let status: AgentStatus = statusOf(desc.status.name, state);
     if (!closed && pending) {
       // describe() knows what the (maybe unanswered) query cannot: is an attempt running, or waiting after a failure?
       if (pending.state === PENDING_ACTIVITY_STARTED) {
@@ -87,7 +89,7 @@ export class AgentReader {
       run: status === 'running' ? (hb?.run ?? state?.run ?? null) : (state?.run ?? null),
       lastHeartbeatAt: hbAt,
       nextAttemptAt: pending?.nextAttemptScheduleTime ? tsToIso(pending.nextAttemptScheduleTime) : null,
-      lastError: state?.lastError ?? (pending?.lastFailure?.message || null),
+      lastError: state?.lastError ?? ((await failureMessage(converter, pending?.lastFailure)) || null),
       createdAt: state?.createdAt ?? (desc.startTime ? desc.startTime.toISOString() : undefined),
       endedAt: state?.endedAt ?? (desc.closeTime ? desc.closeTime.toISOString() : null),
     });
@@ -163,6 +165,18 @@ export function healthOf(
   return 'unhealthy';
 }
 
+/**
+ * The status from the workflow's state, unless the workflow was closed from outside FleetTools: terminated or
+ * cancelled through Temporal itself (the Web UI, `temporal workflow terminate`), or timed out. Then its last state
+ * (queried from its history) still says `running`, and only describe()'s execution status says it has ended.
+ */
+export function statusOf(executionStatus: string, state: AgentState | undefined): AgentStatus {
+  if (executionStatus === 'RUNNING') return state?.status ?? 'pending';
+  if (executionStatus === 'COMPLETED' || executionStatus === 'CONTINUED_AS_NEW') return state?.status ?? closedStatus(executionStatus);
+  if (state && TERMINAL_STATUSES.includes(state.status)) return state.status;
+  return closedStatus(executionStatus);
+}
+
 export function closedStatus(name: string): AgentStatus {
   if (name === 'COMPLETED') return 'succeeded';
   if (name === 'CANCELLED' || name === 'TERMINATED') return 'terminated';
@@ -180,11 +194,25 @@ export function tsToIso(ts: { seconds?: unknown; nanos?: number | null }): strin
   return new Date(secs * 1000 + Math.floor((ts.nanos ?? 0) / 1e6)).toISOString();
 }
 
-function decodeHeartbeat(payloads: temporal.api.common.v1.IPayload[] | null | undefined): HeartbeatDetails | undefined {
-  if (!payloads?.length) return undefined;
+/** A raw payload (describe() leaves them encoded) through the client's codecs and converter; undefined if unreadable. */
+export async function decodePayload<T>(converter: LoadedDataConverter, payload: Payload | null | undefined): Promise<T | undefined> {
+  if (!payload) return undefined;
   try {
-    return defaultPayloadConverter.fromPayload<HeartbeatDetails>(payloads[0]!);
+    let decoded = [payload];
+    for (const codec of [...converter.payloadCodecs].reverse()) decoded = await codec.decode(decoded);
+    const value = converter.payloadConverter.fromPayload<T>(decoded[0]!);
+    return unauthenticatedReason(value) === undefined ? value : undefined;
   } catch {
     return undefined;
   }
+}
+
+/** A raw failure's message: with encodeCommonAttributes it is in an encoded payload (`{message, stack_trace}`). */
+async function failureMessage(
+  converter: LoadedDataConverter,
+  failure: temporal.api.failure.v1.IFailure | null | undefined,
+): Promise<string | undefined> {
+  if (!failure) return undefined;
+  const encoded = await decodePayload<{ message?: unknown }>(converter, failure.encodedAttributes);
+  return typeof encoded?.message === 'string' ? encoded.message : (failure.message ?? undefined);
 }

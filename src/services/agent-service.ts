@@ -225,7 +225,7 @@ export class AgentService {
   async list(q: ListAgentsQuery): Promise<{ agents: Agent[]; nextCursor: string | null }> {
     const clauses = [`WorkflowType = 'AgentWorkflow'`];
     if (q.type) clauses.push(`${AgentTypeKey.name} = '${q.type}'`);
-    if (q.status) clauses.push(`${AgentStatusKey.name} = '${q.status}'`);
+    if (q.status) clauses.push(statusClause(q.status));
     if (q.missionId) clauses.push(`${MissionIdKey.name} = '${q.missionId}'`);
     const query = clauses.join(' AND ');
     const nextPageToken = q.cursor ? this.openCursor(q.cursor, query) : undefined;
@@ -294,10 +294,24 @@ export class AgentService {
     }
     if (desc.type !== 'AgentWorkflow') throw notFound(`agent ${id}`);
     if (desc.status.name !== 'RUNNING') {
-      const status = desc.typedSearchAttributes.get(AgentStatusKey) ?? closedStatus(desc.status.name);
+      // The search attribute, unless the workflow was closed from outside FleetTools (it then still says running).
+      const mirrored = desc.typedSearchAttributes.get(AgentStatusKey) as AgentStatus | undefined;
+      const status = mirrored && TERMINAL_STATUSES.includes(mirrored) ? mirrored : closedStatus(desc.status.name);
       throw conflict(`agent ${id} has already ended (${status})`, { status });
     }
   }
+}
+
+/**
+ * Visibility's filter for a status. The search attribute mirrors the workflow's own status, which a workflow closed
+ * from outside FleetTools (terminated or cancelled through Temporal, timed out) never wrote: its execution status says.
+ */
+function statusClause(status: AgentStatus): string {
+  const mirrored = `${AgentStatusKey.name} = '${status}'`;
+  if (status === 'terminated') return `(${mirrored} OR ExecutionStatus = 'Terminated' OR ExecutionStatus = 'Canceled')`;
+  if (status === 'failed') return `(${mirrored} OR ExecutionStatus = 'TimedOut')`;
+  if (TERMINAL_STATUSES.includes(status)) return mirrored;
+  return `${mirrored} AND ExecutionStatus = 'Running'`;
 }
 
 /** The agent id an idempotency key names: a UUID (version 8, RFC 9562) from a SHA-256 of the key. */

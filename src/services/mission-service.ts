@@ -2,7 +2,8 @@
  * Missions as the API sees them: started as MissionWorkflows, read back by querying the workflow
  * (the result, once it has ended) and filling in each running sortie's live agent progress.
  */
-import { ApplicationFailure, CancelledFailure, defaultPayloadConverter } from '@temporalio/common';
+import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
+import { decodePayload } from './agent-reader';
 import {
   WorkflowNotFoundError,
   WorkflowUpdateFailedError,
@@ -144,7 +145,8 @@ export class MissionService {
       maximumPageSize: 1,
     });
     const payload = history?.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0];
-    const input = payload ? MissionWorkflowInput.safeParse(defaultPayloadConverter.fromPayload(payload)) : undefined;
+    const raw = await decodePayload(this.opts.client.options.loadedDataConverter, payload);
+    const input = raw !== undefined ? MissionWorkflowInput.safeParse(raw) : undefined;
     return input?.success ? initialMissionState(input.data) : undefined;
   }
 

@@ -26,6 +26,8 @@ export interface DevServerOptions {
   uiPort?: number;
   /** No Web UI (tests). */
   headless?: boolean;
+  /** The Web UI's remote codec endpoint (`<API url>/codec`): the UI decodes payloads through it (with the API token). */
+  uiCodecEndpoint?: string;
   namespace?: string;
   reaper?: Reaper;
   startTimeoutMs?: number;
@@ -215,6 +217,7 @@ function devServerArgs(opts: DevServerOptions, ip: string, namespace: string, ui
     '--log-level',
     'warn',
     ...(uiPort !== undefined ? ['--ui-port', String(uiPort)] : ['--headless']),
+    ...(uiPort !== undefined && opts.uiCodecEndpoint ? ['--ui-codec-endpoint', opts.uiCodecEndpoint] : []),
     ...FLEET_SEARCH_ATTRIBUTES.flatMap((a) => ['--search-attribute', `${a.name}=${a.type}`]),
     // One machine: one partition per task queue, so a task waiting for a worker is dispatched as
     // soon as one polls (with several partitions a backlog can wait for forwarding).

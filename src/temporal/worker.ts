@@ -7,6 +7,7 @@
  */
 import type { FleetConfig } from '../domain/roles';
 import { type Client } from '@temporalio/client';
+import type { PayloadCodec } from '@temporalio/common';
 import { bundleWorkflowCode, type NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
@@ -22,6 +23,8 @@ import { log } from '../logs/logger';
 import { Reaper } from '../process/reaper';
 import { removeStaleNetworks } from '../process/sandbox';
 import { ProcessTreeSampler } from '../process/tree-sampler';
+import { payloadGuardActivityInterceptor } from '../activities/payload-guard';
+import { FAILURE_CONVERTER_PATH, fleetDataConverter, WORKFLOW_INTERCEPTOR_MODULES } from './data-converter';
 
 export const DEFAULT_TASK_QUEUE = 'fleet-agents';
 /** Cancellation reaches an activity on its next heartbeat; the SDK's 60 s default would make terminate take a minute. */
@@ -35,7 +38,10 @@ export const DEFAULT_MAX_HEARTBEATS_PER_SECOND = 200;
 
 export interface FleetWorkerOptions {
   connection: NativeConnection;
+  /** A client made with the same codec (fleetClient): the activities signal and read workflows through it. */
   client: Client;
+  /** Encrypts every payload the worker writes; what it cannot authenticate is refused (auth/payload-codec.ts). */
+  payloadCodec: PayloadCodec;
   namespace: string;
   taskQueue: string;
   /** Where agents' logs go: `<logsDir>/<agentId>/attempt-<n>.log`. */
@@ -81,7 +87,13 @@ export function workflowsPath(): string {
 export const PRELOADED_WORKFLOW_MODULES = [require.resolve('../workflows/preload')];
 
 export async function bundleWorkflows(): Promise<{ code: string }> {
-  return bundleWorkflowCode({ workflowsPath: workflowsPath(), logger: quietBundlerLogger, preloadModules: PRELOADED_WORKFLOW_MODULES });
+  return bundleWorkflowCode({
+    workflowsPath: workflowsPath(),
+    logger: quietBundlerLogger,
+    preloadModules: PRELOADED_WORKFLOW_MODULES,
+    failureConverterPath: FAILURE_CONVERTER_PATH,
+    workflowInterceptorModules: WORKFLOW_INTERCEPTOR_MODULES,
+  });
 }
 
 const quietBundlerLogger = {
@@ -160,6 +172,8 @@ export class FleetWorker {
       connection: opts.connection,
       namespace: opts.namespace,
       activities: { ...activities, ...missionActivities },
+      dataConverter: fleetDataConverter(opts.payloadCodec),
+      interceptors: { activity: [payloadGuardActivityInterceptor] },
       maxHeartbeatThrottleInterval: throttle,
       defaultHeartbeatThrottleInterval: throttle,
       maxConcurrentActivityTaskExecutions: opts.maxConcurrentAgents ?? 1000,
@@ -175,7 +189,11 @@ export class FleetWorker {
         taskQueue: opts.taskQueue,
         ...(bundle
           ? { workflowBundle: bundle }
-          : { workflowsPath: workflowsPath(), bundlerOptions: { preloadModules: PRELOADED_WORKFLOW_MODULES } }),
+          : {
+              workflowsPath: workflowsPath(),
+              bundlerOptions: { preloadModules: PRELOADED_WORKFLOW_MODULES },
+              interceptors: { activity: [payloadGuardActivityInterceptor], workflowModules: WORKFLOW_INTERCEPTOR_MODULES },
+            }),
       } as WorkerOptions);
       const own = await Worker.create({ ...common, taskQueue: workerQueue, maxConcurrentActivityTaskPolls: 1 } as WorkerOptions);
       return new FleetWorker([main, own], workerQueue, stopAll, reaper, !opts.reaper, store);

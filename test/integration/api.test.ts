@@ -317,7 +317,8 @@ describe('REST API', { timeout: 300_000 }, () => {
       process.execPath,
       [FLEET_BIN, 'api', '--api-port', String(port), '--queue', queue, '--data-dir', h.path('api-alone')],
       {
-        env: { ...process.env, TEMPORAL_ADDRESS: h.server.address, FLEET_API_TOKEN: 'alone-token' },
+        // The fleet's payload key, as a copy of fleet up's key file on another host would be.
+        env: { ...process.env, TEMPORAL_ADDRESS: h.server.address, FLEET_API_TOKEN: 'alone-token', FLEET_PAYLOAD_KEY_FILE: h.keyFile },
         stdio: ['ignore', 'pipe', 'pipe'],
       },
     );

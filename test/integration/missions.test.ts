@@ -459,7 +459,7 @@ describe('missions, locks, messages, checkpoints and resume', { timeout: 600_000
     assert.match(resumed.env.FLEET_RECOVERY_CONTEXT!, /You are resuming sortie "s2"/);
     assert.match(readFileSync(resumed.env.FLEET_RECOVERY_FILE!, 'utf8'), /## Done \(do not redo\)/);
     // The resumed run's history holds a reference to the checkpoint, not the context's text.
-    const resumedHistory = await h.client.workflow.getHandle(m.id, recovery.runId).fetchHistory();
+    const resumedHistory = h.decrypted(await h.client.workflow.getHandle(m.id, recovery.runId).fetchHistory());
     const payloads = resumedHistory.events!.flatMap((e) => [
       e.workflowExecutionStartedEventAttributes?.input,
       e.startChildWorkflowExecutionInitiatedEventAttributes?.input,

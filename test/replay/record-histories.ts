@@ -417,7 +417,8 @@ async function startOldWorker(h: Harness, bin: string, queue: string): Promise<v
 }
 
 async function write(h: Harness, r: Recorded): Promise<void> {
-  const history: History = await h.client.workflow.getHandle(r.workflowId, r.runId).fetchHistory();
+  // Decrypted: the replay test replays without a codec (a history stores what the worker's codec encrypted).
+  const history: History = h.decrypted(await h.client.workflow.getHandle(r.workflowId, r.runId).fetchHistory());
   const events = history.events ?? [];
   for (const [what, found] of r.expect) {
     if (!events.some(found)) throw new Error(`${r.name}: the recorded history has no ${what}; not written`);

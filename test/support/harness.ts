@@ -19,6 +19,10 @@ import { DevServer, freePort } from '../../src/temporal/dev-server';
 import { FleetWorker, type FleetWorkerOptions } from '../../src/temporal/worker';
 import { installRuntimeLogging } from '../../src/temporal/sdk-logging';
 import { agentTokenKey } from '../../src/auth/agent-token';
+import type { Payload } from '@temporalio/common';
+import { AesGcmPayloadCodec, ENCRYPTED_ENCODING } from '../../src/auth/payload-codec';
+import { ensureKeyFile, loadKeyRing, PAYLOAD_KEY_FILE_ENV, rotateKeyFile } from '../../src/auth/payload-keys';
+import { fleetClient } from '../../src/temporal/data-converter';
 
 export const REPO = resolve(__dirname, '..', '..', '..');
 export const TEST_AGENT = join(REPO, 'test', 'agents', 'test-agent.js');
@@ -74,15 +78,58 @@ export class Harness {
   /** Queues polled by a worker in this process, on `native`: an API on one of them starts agents eagerly, as `fleet up`'s does. */
   private readonly localQueues = new Set<string>();
 
+  /** Encrypts every payload of this harness's clients, workers and APIs (keys in `keyFile`); see rotateKeys(). */
+  codec: AesGcmPayloadCodec;
+  /** The client of the tests, as FleetTools makes them: with `codec`. */
+  client: Client;
+
   private constructor(
     readonly tmp: string,
     readonly server: DevServer,
     readonly connection: Connection,
-    readonly client: Client,
     readonly native: NativeConnection,
-  ) {}
+    readonly keyFile: string,
+  ) {
+    this.codec = new AesGcmPayloadCodec(loadKeyRing(keyFile));
+    this.client = fleetClient(connection, server.namespace, this.codec);
+  }
 
-  static async start(): Promise<Harness> {
+  /**
+   * Adds a key to the key file (`fleet keys rotate`): workers, APIs and clients made from now on (and `client`) encrypt
+   * with it; the ones already running keep the keys they were started with.
+   */
+  rotateKeys(): string {
+    const { id } = rotateKeyFile(this.keyFile);
+    this.codec = new AesGcmPayloadCodec(loadKeyRing(this.keyFile));
+    this.client = fleetClient(this.connection, this.server.namespace, this.codec);
+    return id;
+  }
+
+  /**
+   * `value` (a history, an event, payloads) with every payload this harness's keys encrypted replaced by its plaintext:
+   * what the replay tests read (they replay without a codec) and what tests that look inside payloads compare.
+   */
+  decrypted<T>(value: T): T {
+    const walk = (v: unknown): unknown => {
+      if (Array.isArray(v)) return v.map(walk);
+      if (typeof v !== 'object' || v === null || v instanceof Uint8Array) return v;
+      const o = v as Record<string, unknown>;
+      const meta = o.metadata as Record<string, Uint8Array> | undefined;
+      if (meta?.encoding && Buffer.from(meta.encoding).toString() === ENCRYPTED_ENCODING) {
+        return this.codec.decrypt(o as Payload);
+      }
+      for (const k of Object.keys(o)) o[k] = walk(o[k]);
+      return o;
+    };
+    return walk(value) as T;
+  }
+
+  /** A client without FleetTools' codec: anyone on the host who reaches Temporal's port. */
+  plainClient(): Client {
+    return new Client({ connection: this.connection, namespace: this.server.namespace });
+  }
+
+  static async start(opts: { ui?: boolean } = {}): Promise<Harness> {
     installRuntimeLogging();
     const tmp = mkdtempSync(join(tmpdir(), 'fleet-test-'));
     const cli = await findTemporalCli({ install: true });
@@ -90,15 +137,18 @@ export class Harness {
     // A cold, loaded machine can be slow to bring the server up: try twice.
     for (let i = 0; i < 2 && !server; i++) {
       try {
-        server = await DevServer.start({ cliPath: cli.path, dir: join(tmp, `temporal-${i}`), port: await freePort(), headless: true });
+        const port = await freePort();
+        const ui = opts.ui ? { uiPort: await freePort() } : { headless: true };
+        server = await DevServer.start({ cliPath: cli.path, dir: join(tmp, `temporal-${i}`), port, ...ui });
       } catch (err) {
         if (i === 1) throw err;
       }
     }
     const connection = await Connection.connect({ address: server!.address });
-    const client = new Client({ connection, namespace: server!.namespace });
     const native = await NativeConnection.connect({ address: server!.address });
-    return new Harness(tmp, server!, connection, client, native);
+    const keyFile = join(tmp, 'payload-keys.json');
+    ensureKeyFile(keyFile);
+    return new Harness(tmp, server!, connection, native, keyFile);
   }
 
   /** A task queue of the test's own. */
@@ -114,6 +164,7 @@ export class Harness {
     const worker = await FleetWorker.create({
       connection: this.native,
       client: this.client,
+      payloadCodec: this.codec,
       namespace: this.server.namespace,
       taskQueue,
       logsDir: join(this.tmp, 'logs'),
@@ -121,7 +172,10 @@ export class Harness {
       heartbeatThrottleMs: 500,
       agentTokenKey: agentTokenKey(TOKEN),
       worktreesDir: join(this.tmp, 'worktrees'),
-      sandbox: { stateDir: join(this.tmp, 'sandboxes'), hide: [join(this.tmp, 'temporal-0'), join(this.tmp, 'temporal-1')] },
+      sandbox: {
+        stateDir: join(this.tmp, 'sandboxes'),
+        hide: [join(this.tmp, 'temporal-0'), join(this.tmp, 'temporal-1'), this.keyFile],
+      },
       ...opts,
     });
     void worker.run();
@@ -147,6 +201,7 @@ export class Harness {
         TEMPORAL_NAMESPACE: this.server.namespace,
         FLEET_HEARTBEAT_THROTTLE_MS: '500',
         FLEET_API_TOKEN: TOKEN,
+        [PAYLOAD_KEY_FILE_ENV]: this.keyFile,
         ...extraEnv,
       },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -183,6 +238,7 @@ export class Harness {
   async startApi(defaultQueue: string, config?: FleetConfig): Promise<ApiServer> {
     const api = await startApiServer({
       client: this.client,
+      payloadCodec: this.codec,
       namespace: this.server.namespace,
       defaultQueue,
       uiBaseUrl: 'http://127.0.0.1:8233',
@@ -195,7 +251,7 @@ export class Harness {
       port: 0,
       config: this.testConfig(config),
       localWorker: this.localQueues.has(defaultQueue)
-        ? { client: new Client({ connection: this.native, namespace: this.server.namespace }), queue: defaultQueue }
+        ? { client: fleetClient(this.native, this.server.namespace, this.codec), queue: defaultQueue }
         : undefined,
     });
     this.apis.push(api);

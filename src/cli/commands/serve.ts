@@ -1,10 +1,13 @@
 /** `fleet setup`, `fleet up`, `fleet worker`, `fleet api`: the long-running parts. */
-import { Client } from '@temporalio/client';
+import type { Client } from '@temporalio/client';
 import type { Command } from 'commander';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ensureApiToken, readApiToken, tokenFile } from '../../auth/api-token';
 import { agentTokenKey } from '../../auth/agent-token';
+import { AesGcmPayloadCodec } from '../../auth/payload-codec';
+import { ensureKeyFile, keyFilePath, loadKeyRing } from '../../auth/payload-keys';
+import { fleetClient } from '../../temporal/data-converter';
 import type { LocalWorker } from '../../services/agent-service';
 import { startApiServer, type ApiServer } from '../../api/server';
 import { Reaper } from '../../process/reaper';
@@ -20,10 +23,15 @@ import { InstanceLock } from '../instance-lock';
 import { onShutdown } from '../run-until-signal';
 import * as settings from '../settings';
 
-/** One client connection per process, shared by its worker and its API. */
-async function openClient(cfg: TemporalConfig): Promise<{ client: Client; close: () => Promise<void> }> {
+/** One client connection per process, shared by its worker and its API; every payload through it encrypted. */
+async function openClient(cfg: TemporalConfig, codec: AesGcmPayloadCodec): Promise<{ client: Client; close: () => Promise<void> }> {
   const connection = await connectClient(cfg);
-  return { client: new Client({ connection, namespace: cfg.namespace }), close: () => connection.close() };
+  return { client: fleetClient(connection, cfg.namespace, codec), close: () => connection.close() };
+}
+
+/** `fleet worker` and `fleet api`: the key file must exist (a key made here could read nothing the fleet wrote). */
+function payloadCodec(dir: string): AesGcmPayloadCodec {
+  return new AesGcmPayloadCodec(loadKeyRing(keyFilePath(dir)));
 }
 
 async function startWorker(
@@ -32,6 +40,7 @@ async function startWorker(
   queue: string,
   dir: string,
   config: FleetConfig,
+  codec: AesGcmPayloadCodec,
   reaper?: Reaper,
 ): Promise<{ worker: FleetWorker; localClient: LocalWorker; close: () => Promise<void> }> {
   installRuntimeLogging();
@@ -39,6 +48,7 @@ async function startWorker(
   const worker = await FleetWorker.create({
     connection: native,
     client,
+    payloadCodec: codec,
     namespace: cfg.namespace,
     taskQueue: queue,
     logsDir: settings.logsDir(dir),
@@ -60,7 +70,7 @@ async function startWorker(
   return {
     worker,
     // The worker's own connection, for the API in the same process to start agents on `queue` eagerly.
-    localClient: { client: new Client({ connection: native, namespace: cfg.namespace }), queue },
+    localClient: { client: fleetClient(native, cfg.namespace, codec), queue },
     close: async () => {
       await worker.shutdown();
       await native.close();
@@ -89,7 +99,16 @@ function agentKey(dir: string): Buffer | undefined {
 async function startApi(
   cfg: TemporalConfig,
   client: Client,
-  opts: { host: string; port: number; token: string; queue: string; dataDir: string; config: FleetConfig; localWorker?: LocalWorker },
+  opts: {
+    host: string;
+    port: number;
+    token: string;
+    queue: string;
+    dataDir: string;
+    config: FleetConfig;
+    codec: AesGcmPayloadCodec;
+    localWorker?: LocalWorker;
+  },
 ): Promise<ApiServer> {
   return startApiServer({
     client,
@@ -104,6 +123,7 @@ async function startApi(
     port: opts.port,
     config: opts.config,
     localWorker: opts.localWorker,
+    payloadCodec: opts.codec,
   });
 }
 
@@ -174,13 +194,22 @@ async function up(o: UpOptions): Promise<void> {
     const queue = settings.taskQueue(o.queue);
     const token = ensureApiToken(dir);
     if (usesSandbox(loaded.config)) await sandboxPackages();
+    const codec = new AesGcmPayloadCodec(ensureKeyFile(keyFilePath(dir)));
     const cli = await findTemporalCli({ install: true });
-    const server = await DevServer.start({ cliPath: cli.path, dir: join(dir, 'temporal'), port: temporalPort, uiPort, reaper });
+    const uiCodecEndpoint = codecEndpoint(listen);
+    const server = await DevServer.start({
+      cliPath: cli.path,
+      dir: join(dir, 'temporal'),
+      port: temporalPort,
+      uiPort,
+      reaper,
+      uiCodecEndpoint,
+    });
     cleanups.push(() => server.stop());
     const cfg = temporalConfigFromEnv({}, { address: server.address, namespace: server.namespace, uiUrl: server.uiUrl });
-    const temporal = await openClient(cfg);
+    const temporal = await openClient(cfg, codec);
     cleanups.push(temporal.close);
-    const w = await startWorker(cfg, temporal.client, queue, dir, loaded.config, reaper);
+    const w = await startWorker(cfg, temporal.client, queue, dir, loaded.config, codec, reaper);
     cleanups.push(w.close);
     const api = await startApi(cfg, temporal.client, {
       ...listen,
@@ -188,17 +217,28 @@ async function up(o: UpOptions): Promise<void> {
       queue,
       dataDir: dir,
       config: loaded.config,
+      codec,
       localWorker: w.localClient,
     });
     cleanups.push(() => api.close());
     cleanups.push(async () => rmSync(settings.endpointsFile(dir), { force: true }));
     const endpoints = { apiUrl: api.url, temporalAddress: server.address, uiUrl: server.uiUrl, pid: process.pid };
     writeFileSync(settings.endpointsFile(dir), JSON.stringify(endpoints), { mode: 0o600 });
-    process.stdout.write(upBanner({ apiUrl: api.url, dir, server, queue, configPath: loaded.path, cli }));
+    process.stdout.write(upBanner({ apiUrl: api.url, dir, server, queue, configPath: loaded.path, cli, keyId: codec.currentKeyId }));
   } catch (err) {
     await stopAll();
     throw err;
   }
+}
+
+/**
+ * Where the Web UI's browser reaches the API's codec routes (`<API url>/codec`): known before the API starts unless its
+ * port is 0 (then the UI shows ciphertext). A wildcard bind address is reached on loopback.
+ */
+function codecEndpoint(listen: { host: string; port: number }): string | undefined {
+  if (listen.port === 0) return undefined;
+  const host = ['0.0.0.0', '::', '[::]'].includes(listen.host) ? '127.0.0.1' : listen.host;
+  return `http://${host.includes(':') ? `[${host}]` : host}:${listen.port}/codec`;
 }
 
 /** What `fleet up` prints once everything runs: where each part is. */
@@ -209,15 +249,17 @@ function upBanner(up: {
   queue: string;
   configPath: string | null | undefined;
   cli: { path: string; source: string };
+  keyId: string;
 }): string {
-  const { apiUrl, dir, server, queue, configPath, cli } = up;
+  const { apiUrl, dir, server, queue, configPath, cli, keyId } = up;
   return [
     'FleetTools is up.',
     `  API        ${apiUrl}   (token: ${process.env.FLEET_API_TOKEN ? 'FLEET_API_TOKEN' : tokenFile(dir)})`,
-    `  Web UI     ${server.uiUrl}`,
+    `  Web UI     ${server.uiUrl}   (payloads encrypted; decoded through ${apiUrl}/codec with the API token)`,
     `  Temporal   ${server.address}   (namespace ${server.namespace}, database ${join(dir, 'temporal', 'temporal.sqlite')})`,
     `  Worker     task queue ${queue}`,
     `  Data dir   ${dir}`,
+    `  Payload key ${keyFilePath(dir)}   (current key ${keyId})`,
     `  Config     ${configPath ?? 'none (shipped roles; see fleet doctor)'}`,
     `  Temporal CLI ${cli.path} (${cli.source})`,
     'Press Ctrl-C to stop.',
@@ -238,8 +280,9 @@ function registerWorker(program: Command): void {
       const cfg = temporalConfigFromEnv();
       const queue = settings.taskQueue(o.queue);
       if (usesSandbox(config)) await sandboxPackages();
-      const temporal = await openClient(cfg);
-      const w = await startWorker(cfg, temporal.client, queue, dir, config);
+      const codec = payloadCodec(dir);
+      const temporal = await openClient(cfg, codec);
+      const w = await startWorker(cfg, temporal.client, queue, dir, config, codec);
       onShutdown(async () => {
         await w.close();
         await temporal.close();
@@ -264,7 +307,8 @@ function registerApi(program: Command): void {
       const cfg = temporalConfigFromEnv();
       const host = settings.apiHost(o.apiHost);
       const token = ensureApiToken(dir);
-      const temporal = await openClient(cfg);
+      const codec = payloadCodec(dir);
+      const temporal = await openClient(cfg, codec);
       const api = await startApi(cfg, temporal.client, {
         host,
         port: settings.apiPort(o.apiPort),
@@ -272,6 +316,7 @@ function registerApi(program: Command): void {
         queue: settings.taskQueue(o.queue),
         dataDir: dir,
         config,
+        codec,
       });
       onShutdown(async () => {
         await api.close();
