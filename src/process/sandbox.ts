@@ -184,7 +184,8 @@ export class SandboxNetwork {
    * forwarded ports when the name goes. A worker that dies leaves names behind: the next worker's removeStaleNetworks.
    */
   async close(): Promise<void> {
-    await stopGroup(this.pastaPid, 500, 2000);
+    // pasta holds nothing worth a graceful stop: SIGTERM and SIGKILL at once.
+    await stopGroup(this.pastaPid, 0, 2000);
     await run(this.ip, ['netns', 'delete', this.name]).catch(() => undefined);
   }
 }

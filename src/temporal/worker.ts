@@ -75,6 +75,12 @@ export interface FleetWorkerOptions {
 
 const PREBUILT_BUNDLE = join(__dirname, '..', '..', 'workflow-bundle.js');
 
+/** What agents' sandboxes hide: this worker's logs, checkpoint store, worktrees and agents' private state, and what it is told. */
+function sandboxOf(opts: FleetWorkerOptions): { stateDir: string; hide: string[] } {
+  const { stateDir, hide = [] } = opts.sandbox;
+  return { stateDir, hide: [opts.logsDir, opts.checkpointDbPath, ...(opts.worktreesDir ? [opts.worktreesDir] : []), stateDir, ...hide] };
+}
+
 export function workflowsPath(): string {
   return require.resolve('../workflows');
 }
@@ -137,16 +143,7 @@ export class FleetWorker {
       agentTokenKey: opts.agentTokenKey,
       runtimes: opts.runtimes,
       worktreesDir: opts.worktreesDir,
-      sandbox: {
-        stateDir: opts.sandbox.stateDir,
-        hide: [
-          opts.logsDir,
-          opts.checkpointDbPath,
-          ...(opts.worktreesDir ? [opts.worktreesDir] : []),
-          opts.sandbox.stateDir,
-          ...(opts.sandbox.hide ?? []),
-        ],
-      },
+      sandbox: sandboxOf(opts),
       recoveryOf: ({ checkpointId, sortieId }) => {
         const c = store.get(checkpointId);
         if (!c)

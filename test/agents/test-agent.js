@@ -34,7 +34,11 @@ const has = (name) => args.includes(name);
 const attempt = Number(process.env.FLEET_ATTEMPT || 0);
 const record = opt('--record');
 const write = (event, extra = {}) => {
-  if (record) fs.appendFileSync(record, JSON.stringify({ event, attempt, pid: process.pid, t: Date.now(), ...extra }) + '\n');
+  if (record) {
+    // pid as the agent sees it: in its sandbox's PID namespace (see hostPids in test/support/harness.ts).
+    const line = { event, attempt, agent: process.env.FLEET_AGENT_ID, pid: process.pid, t: Date.now(), ...extra };
+    fs.appendFileSync(record, JSON.stringify(line) + '\n');
+  }
 };
 const forever = () => setInterval(() => {}, 1 << 30);
 /** The process group (field 5 of /proc/self/stat, after the command name in parentheses). */

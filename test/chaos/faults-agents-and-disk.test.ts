@@ -52,7 +52,7 @@ import type { AgentHealth } from '../../src/domain/api';
 import type { Checkpoint, CheckpointSummary } from '../../src/domain/checkpoint';
 import type { Mission } from '../../src/domain/mission';
 import { isProcessAlive, readProcStat } from '../../src/process/proc';
-import { api, FLEET_BIN, Harness, readRecords, sleep, TEST_AGENT, TOKEN, waitFor } from '../support/harness';
+import { api, FLEET_BIN, Harness, hostPids, innerPid, readRecords, sleep, TEST_AGENT, TOKEN, waitFor } from '../support/harness';
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
@@ -289,10 +289,12 @@ describe('chaos: misbehaving agents and a sick disk', { timeout: 420_000 }, () =
         const t0 = Date.now();
         const past2GiB = await waitFor(
           'the newline-free flood to pass 2 GiB',
-          () => records(record).find((r) => r.event === 'flood' && r.bytes! >= 2 * GiB && r.pid !== flooded.pid),
+          () => records(record).find((r) => r.event === 'flood' && r.bytes! >= 2 * GiB && r.agent === nonl.id),
           120_000,
           100,
         );
+        const nonlPid = hostPids(nonl.id).get(past2GiB.pid)!;
+        assert.ok(nonlPid, 'the flooding process is found on the host');
         const nonlMs = Date.now() - t0;
         const res = await call('DELETE', `/agents/${nonl.id}?graceMs=2000`);
         assert.equal(res.status, 202);
@@ -300,7 +302,7 @@ describe('chaos: misbehaving agents and a sick disk', { timeout: 420_000 }, () =
         nonlDone = true;
         const nonlSeen = await nonlApi;
         assert.equal(nonlEnd.status, 'terminated');
-        await waitFor('the flooding agent to be gone', () => !isProcessAlive(past2GiB.pid), 5000, 50);
+        await waitFor('the flooding agent to be gone', () => !isProcessAlive(nonlPid), 5000, 50);
         const nonlSizes = [nonlEnd.logPath!, `${nonlEnd.logPath!}.1`].map((f) => (existsSync(f) ? statSync(f).size : 0));
         assert.ok(
           nonlSizes.every((s) => s <= DEFAULT_MAX_LOG_BYTES),
@@ -352,10 +354,13 @@ describe('chaos: misbehaving agents and a sick disk', { timeout: 420_000 }, () =
         },
         20_000,
       );
-      const pids = [start.pid, ...tree.map((n) => n.pid)];
+      // The pids they recorded are their sandbox's: on the host they have others.
+      const onHost = hostPids(agent.id);
+      const pids = [start.pid, ...tree.map((n) => n.pid)].map((p) => onHost.get(p)!);
+      assert.ok(pids.every(Boolean), `every recorded process is found on the host (${[...onHost].join(' ')})`);
       strays.push(...pids);
       assert.equal(tree.filter((n) => n.ppid === start.pid).length, 3, 'three children of the agent');
-      await waitFor('one child to be stopped', () => tree.some((n) => readProcStat(n.pid)?.state === 'T'), 5000, 50);
+      await waitFor('one child to be stopped', () => pids.some((p) => readProcStat(p)?.state === 'T'), 5000, 50);
       assert.ok(pids.every((p) => isProcessAlive(p)));
 
       const graceMs = 1500;
@@ -363,7 +368,7 @@ describe('chaos: misbehaving agents and a sick disk', { timeout: 420_000 }, () =
       assert.equal((await call('DELETE', `/agents/${agent.id}?graceMs=${graceMs}`)).status, 202);
       // They ignore SIGTERM: still there half-way through the grace period.
       await sleep(graceMs / 2);
-      assert.ok(isProcessAlive(start.pid), 'the agent ignored SIGTERM');
+      assert.ok(isProcessAlive(pids[0]!), 'the agent ignored SIGTERM');
       const gone = await waitFor(
         'every process of the tree to be gone',
         () => (pids.every((p) => !isProcessAlive(p)) ? Date.now() - t0 : undefined),
@@ -378,47 +383,50 @@ describe('chaos: misbehaving agents and a sick disk', { timeout: 420_000 }, () =
     });
 
     it('an agent whose grandchild daemonizes (double fork, new session): the daemon is stopped when the agent exits, and when its worker is killed', async (t) => {
-      const daemonOf = async (record: string) => {
+      /** The daemon's record, with its pid and its agent's on the host. */
+      const daemonOf = async (record: string, agentId: string) => {
         const daemon = await waitFor('the daemon to start', () => records(record).find((r) => r.event === 'daemon'), 20_000);
-        strays.push(daemon.pid);
         const agentPid = records(record).find((r) => r.event === 'start')!.pid;
+        const onHost = hostPids(agentId);
+        const hostDaemon = onHost.get(daemon.pid)!;
+        assert.ok(hostDaemon, 'the daemon is found on the host');
+        strays.push(hostDaemon);
         assert.equal(daemon.pgid, daemon.pid, 'the daemon leads a process group (and session) of its own');
         assert.notEqual(daemon.pgid, agentPid, 'the daemon left the agent process group');
         await waitFor(
           'the daemon to lose its parent (the middle process exited)',
-          () => readProcStat(daemon.pid)?.ppid !== daemon.ppid,
+          () => innerPid(readProcStat(hostDaemon)?.ppid ?? 0) !== daemon.ppid,
           5000,
           50,
         );
-        return daemon;
+        return { hostDaemon, hostAgent: onHost.get(agentPid)! };
       };
 
       // 1. The agent exits (0) while its daemon runs.
       const record = h.path('daemon.jsonl');
       const agent = await spawnAgent({ command: ['node', TEST_AGENT, '--record', record, '--daemonize', '--sleep-ms', '1500'] });
-      const daemon = await daemonOf(record);
+      const { hostDaemon: daemon } = await daemonOf(record, agent.id);
       const done = await ended(agent.id);
       assert.equal(done.status, 'succeeded');
       const endedAt = Date.now();
-      await waitFor(`the daemon ${daemon.pid} to be stopped after its agent exited`, () => !isProcessAlive(daemon.pid), 5000, 50);
+      await waitFor(`the daemon ${daemon} to be stopped after its agent exited`, () => !isProcessAlive(daemon), 5000, 50);
       const afterExit = Date.now() - endedAt;
 
       // 2. The worker running the agent is killed with SIGKILL: its reaper stops the daemon too.
       const q = h.queue('daemon-kill');
       const worker = await workerProcess(q, h.path('daemon-worker'));
       const record2 = h.path('daemon-kill.jsonl');
-      await spawnAgent({
+      const agent2 = await spawnAgent({
         queue: q,
         command: ['node', TEST_AGENT, '--record', record2, '--daemonize', '--hang-on', '1'],
         retry: { maxAttempts: 1 },
       });
-      const daemon2 = await daemonOf(record2);
-      const agentPid2 = records(record2).find((r) => r.event === 'start')!.pid;
+      const { hostDaemon: daemon2, hostAgent: agentPid2 } = await daemonOf(record2, agent2.id);
       const killedAt = Date.now();
       worker.child.kill('SIGKILL');
       await waitFor(
-        `the agent ${agentPid2} and its daemon ${daemon2.pid} to be stopped by the reaper`,
-        () => !isProcessAlive(agentPid2) && !isProcessAlive(daemon2.pid),
+        `the agent ${agentPid2} and its daemon ${daemon2} to be stopped by the reaper`,
+        () => !isProcessAlive(agentPid2) && !isProcessAlive(daemon2),
         8000,
         50,
       );

@@ -15,7 +15,7 @@ import type { Agent } from '../../src/domain/agent';
 import { isProcessAlive } from '../../src/process/proc';
 import { findTemporalCli } from '../../src/temporal/cli-binary';
 import { DevServer, freePort } from '../../src/temporal/dev-server';
-import { agentEnded, api, FLEET_BIN, Harness, readRecords, REPO, sleep, TEST_AGENT, TOKEN, waitFor } from '../support/harness';
+import { agentEnded, api, FLEET_BIN, Harness, hostPidOf, readRecords, REPO, sleep, TEST_AGENT, TOKEN, waitFor } from '../support/harness';
 
 const RESULTS = join(REPO, 'test', 'chaos', '.results');
 function writeResult(name: string, value: unknown): void {
@@ -66,6 +66,9 @@ describe("chaos: the fleet's own processes killed", { timeout: 900_000 }, () => 
       100,
     );
 
+    // The pids they recorded are their sandboxes': on the host they have others.
+    const firstPids = firsts.map((f) => hostPidOf(f)!);
+    assert.ok(firstPids.every(Boolean), 'every first attempt is found on the host');
     const killedAt = Date.now();
     w1.kill('SIGKILL');
     // Each orphan's death is timed (polled every 20 ms): the reaper stops their groups when the worker dies.
@@ -73,7 +76,7 @@ describe("chaos: the fleet's own processes killed", { timeout: 900_000 }, () => 
     await waitFor(
       'every first-attempt process to die',
       () => {
-        for (const f of firsts) if (!diedAt.has(f.pid) && !isProcessAlive(f.pid)) diedAt.set(f.pid, Date.now());
+        firstPids.forEach((pid, i) => !diedAt.has(i) && !isProcessAlive(pid) && diedAt.set(i, Date.now()));
         return diedAt.size === firsts.length;
       },
       10_000,
@@ -98,7 +101,7 @@ describe("chaos: the fleet's own processes killed", { timeout: 900_000 }, () => 
       );
       assert.equal(exits.length, 1, `agent ${i}: one clean exit (attempt 2)`);
       // No two attempts alive together: attempt 2 started after attempt 1's process was seen dead.
-      assert.ok(starts[1]!.t >= diedAt.get(starts[0]!.pid)! - 20, `agent ${i}: attempt 2 started before attempt 1 died`);
+      assert.ok(starts[1]!.t >= diedAt.get(i)! - 20, `agent ${i}: attempt 2 started before attempt 1 died`);
       assert.ok(starts[1]!.t >= w2At);
       secondStartMaxMs = Math.max(secondStartMaxMs, starts[1]!.t - killedAt);
     });

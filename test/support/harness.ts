@@ -23,6 +23,7 @@ import type { Payload } from '@temporalio/common';
 import { AesGcmPayloadCodec, ENCRYPTED_ENCODING } from '../../src/auth/payload-codec';
 import { ensureKeyFile, loadKeyRing, PAYLOAD_KEY_FILE_ENV, rotateKeyFile } from '../../src/auth/payload-keys';
 import { fleetClient } from '../../src/temporal/data-converter';
+import { listProcesses } from '../../src/process/proc';
 
 export const REPO = resolve(__dirname, '..', '..', '..');
 export const TEST_AGENT = join(REPO, 'test', 'agents', 'test-agent.js');
@@ -55,6 +56,9 @@ export async function waitFor<T>(
 export function readRecords(file: string): Array<{
   event: string;
   attempt: number;
+  /** FLEET_AGENT_ID of the agent that wrote it. */
+  agent?: string;
+  /** As the agent sees it (in its sandbox's PID namespace): hostPids translates. */
   pid: number;
   t: number;
   childPid?: number | null;
@@ -275,6 +279,48 @@ export class Harness {
     await this.connection.close().catch(() => undefined);
     await this.server.stop();
     rmSync(this.tmp, { recursive: true, force: true });
+  }
+}
+
+/**
+ * The host pids of agent `agentId`'s processes, by the pid each sees of itself: in a sandbox, its own PID namespace
+ * numbers them from 1 (the last field of NSpid in the host's /proc/PID/status); unsandboxed, the two are the same.
+ * Only processes alive now are found.
+ */
+export function hostPids(agentId: string): Map<number, number> {
+  const needle = `\0FLEET_AGENT_ID=${agentId}\0`;
+  const found = new Map<number, number>();
+  for (const p of listProcesses()) {
+    try {
+      if (!`\0${readFileSync(`/proc/${p.pid}/environ`, 'latin1')}`.includes(needle)) continue;
+      const ns = /^NSpid:\s+(.+)$/m
+        .exec(readFileSync(`/proc/${p.pid}/status`, 'utf8'))?.[1]
+        ?.trim()
+        .split(/\s+/)
+        .map(Number);
+      if (ns?.length) found.set(ns[ns.length - 1]!, p.pid);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return found;
+}
+
+/** The host pid of the process that wrote a test-agent record (alive now), or undefined. */
+export const hostPidOf = (rec: { agent?: string; pid: number }): number | undefined =>
+  rec.agent ? hostPids(rec.agent).get(rec.pid) : undefined;
+
+/** The pid a host process has in its own PID namespace (itself outside a sandbox). */
+export function innerPid(hostPid: number): number | undefined {
+  try {
+    const ns = /^NSpid:\s+(.+)$/m
+      .exec(readFileSync(`/proc/${hostPid}/status`, 'utf8'))?.[1]
+      ?.trim()
+      .split(/\s+/)
+      .map(Number);
+    return ns?.[ns.length - 1];
+  } catch {
+    return undefined;
   }
 }
 

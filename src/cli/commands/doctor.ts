@@ -9,7 +9,8 @@ import { accessSync, constants, existsSync } from 'node:fs';
 import type { Command } from 'commander';
 import { cliExecutable } from '../../process/runtime-launch';
 import { AGENT_TYPES, RUNTIME_NAMES } from '../../domain/agent';
-import { roleOf, type FleetConfig } from '../../domain/roles';
+import { roleOf, usesSandbox, type FleetConfig } from '../../domain/roles';
+import { sandboxTools } from '../../process/sandbox';
 import { RUNTIMES, isCliRuntime } from '../../runtimes/runtime-catalog';
 import { findTemporalCli } from '../../temporal/cli-binary';
 import { loadFleetConfig } from '../fleet-config-file';
@@ -98,7 +99,13 @@ export function registerDoctorCommand(program: Command): void {
 async function doctor(_o: unknown, cmd: Command): Promise<void> {
   const o = cmd.optsWithGlobals<GlobalOpts & { config?: string }>();
   const { check: configCheck, config } = checkConfig(o.config);
-  const checks: Check[] = [configCheck, await checkGit(), await checkTemporalCli(), checkDataDir(settings.dataDir(o.dataDir))];
+  const checks: Check[] = [
+    configCheck,
+    await checkGit(),
+    await checkTemporalCli(),
+    checkDataDir(settings.dataDir(o.dataDir)),
+    checkSandbox(config),
+  ];
   const runtimes = config ? await checkRuntimes(config) : [];
   const broken = checks.filter((c) => c.required && !c.ok);
   if (isJson(cmd)) process.stdout.write(`${JSON.stringify({ ok: broken.length === 0, checks, runtimes }, null, 2)}\n`);
@@ -140,6 +147,24 @@ async function checkTemporalCli(): Promise<Check> {
       required: true,
       detail: (err as Error).message.split('\n')[0]!,
       fix: 'run `fleet setup` (builds it with Go), or set TEMPORAL_CLI_PATH',
+    };
+  }
+}
+
+/** Agents' sandbox: its tools and root, unless every role runs unsandboxed. */
+function checkSandbox(config: FleetConfig | undefined): Check {
+  const name = 'sandbox';
+  if (config && !usesSandbox(config)) return { name, ok: true, required: false, detail: 'every role runs unsandboxed (sandbox: "none")' };
+  try {
+    const tools = sandboxTools();
+    return { name, ok: true, required: true, detail: `${tools.bwrap}, ${tools.pasta}: agents run sandboxed` };
+  } catch (err) {
+    return {
+      name,
+      ok: false,
+      required: true,
+      detail: (err as Error).message,
+      fix: 'run `fleet setup` as root (installs bubblewrap and passt)',
     };
   }
 }
