@@ -7,9 +7,10 @@
  * repository's config could make git run a command overridden on the command line: see "Running git" below.
  */
 import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, realpathSync, statSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, readdirSync, realpathSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { ID_PREFIX, UUID_SOURCE } from '../domain/ids';
+import { openDirNoFollow } from '../logs/no-follow';
 
 export type WorktreeErrorKind = 'notARepo' | 'gitMissing' | 'gitFailed';
 
@@ -428,8 +429,9 @@ export async function ensureWorktree(opts: EnsureWorktreeOptions): Promise<Ensur
   const withCwd = (r: Omit<EnsuredWorktree, 'agentCwd'>): EnsuredWorktree => {
     if (!prefix) return r;
     const agentCwd = join(r.path, prefix).replace(/\/+$/, '');
-    // The subdirectory may be absent from the base commit (untracked, or only ignored files): create it.
-    mkdirSync(agentCwd, { recursive: true });
+    // The subdirectory may be absent from the base commit (untracked, or only ignored files): create it, without
+    // following a link a previous attempt of the agent put in its place (or in place of its worktree).
+    closeSync(openDirNoFollow(resolve(opts.worktreesDir), [agentId, ...prefix.split('/').filter(Boolean)], { mode: 0o777 })!);
     return { ...r, agentCwd };
   };
 
