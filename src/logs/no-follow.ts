@@ -52,11 +52,13 @@ export function openDirNoFollow(root: string, rel: string[], create?: { mode: nu
   try {
     for (const name of rel) {
       path = `${path}/${name}`;
+      // A directory that exists is opened even where mkdir fails for another reason first (a read-only disk).
+      let mkdirFailed: unknown;
       if (create) {
         try {
           mkdirSync(inDir(fd, name), { mode: create.mode });
         } catch (err) {
-          if (errno(err) !== 'EEXIST') throw err;
+          if (errno(err) !== 'EEXIST') mkdirFailed = err;
         }
       }
       let next: number;
@@ -64,6 +66,7 @@ export function openDirNoFollow(root: string, rel: string[], create?: { mode: nu
         next = openSync(inDir(fd, name), O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
       } catch (err) {
         const code = errno(err);
+        if (code === 'ENOENT' && mkdirFailed) throw mkdirFailed;
         if (code === 'ENOENT' && !create) return closed(fd, undefined);
         if (code === 'ELOOP' || code === 'ENOTDIR') throw refused(path, 'is a symbolic link or not a directory');
         throw err;
