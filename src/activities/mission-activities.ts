@@ -10,7 +10,8 @@ import { Checkpoint, checkpointDraft, type CheckpointHeader, type CheckpointSumm
 import type { CoordinationState } from '../domain/coordination';
 import { missionProgress } from '../domain/mission';
 import { missionRecoveryContext } from '../domain/recovery-context';
-import { tailAgentLog } from '../logs/agent-log-reader';
+import { tailAgentLog, UnsafePathError } from '../logs/agent-log-reader';
+import { log } from '../logs/logger';
 import { getMissionSnapshotQuery } from '../domain/workflow-messages';
 import { CheckpointStoreError, storeFailureType, type CheckpointStore } from '../store/checkpoint-store';
 
@@ -103,7 +104,7 @@ async function completeCheckpoint(deps: MissionActivityDeps, draft: Checkpoint, 
     draft.sorties.map(async (s) => {
       if (!s.agentId || (s.status !== 'running' && s.status !== 'waiting')) return s;
       const agent = await deps.readAgent(s.agentId).catch(() => undefined);
-      const lastOutput = agent && agent.attempt > 0 ? tailAgentLog(deps.logsDir, s.agentId, agent.attempt, LAST_OUTPUT_LINES).lines : [];
+      const lastOutput = agent && agent.attempt > 0 ? lastLines(deps.logsDir, s.agentId, agent.attempt) : [];
       return {
         ...s,
         attempt: agent?.attempt ?? s.attempt,
@@ -128,6 +129,17 @@ async function completeCheckpoint(deps: MissionActivityDeps, draft: Checkpoint, 
   };
   const checkpoint = Checkpoint.parse({ ...partial, recoveryContext: missionRecoveryContext(partial) });
   return deps.store.save(checkpoint);
+}
+
+/** The last lines of a sortie's log for its checkpoint; none (and a warning) when the agent replaced its log by a link. */
+function lastLines(logsDir: string, agentId: string, attempt: number): string[] {
+  try {
+    return tailAgentLog(logsDir, agentId, attempt, LAST_OUTPUT_LINES).lines;
+  } catch (err) {
+    if (!(err instanceof UnsafePathError)) throw err;
+    log.warn('a checkpoint leaves out the last output of an agent whose log is not a plain file', { agentId, attempt, error: err.message });
+    return [];
+  }
 }
 
 export type MissionActivities = ReturnType<typeof createMissionActivities>;

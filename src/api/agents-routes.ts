@@ -4,9 +4,9 @@ import { Agent, AgentId, IdempotencyKey, ProgressReport, QueueName, SpawnRequest
 import { Accepted, AgentHealth, AgentList, AgentLogEvent, AgentLogTail, AgentResources, ErrorBody, SystemHealth } from '../domain/api';
 import { type AgentService } from '../services/agent-service';
 import { ListAgentsQuery } from '../domain/api';
-import { tailAgentLog } from '../logs/agent-log-reader';
+import { tailAgentLog, UnsafePathError } from '../logs/agent-log-reader';
 import { followAgentLog } from './log-stream';
-import { InvalidRequestError, NotFoundError } from '../services/errors';
+import { ConflictError, InvalidRequestError, NotFoundError } from '../services/errors';
 import type { RouteRegistry } from './route-registry';
 
 const IdParams = z.object({ id: AgentId }).strict();
@@ -46,6 +46,17 @@ const err = (description: string) => ({ description, schema: ErrorBody });
 const E400 = { 400: err('invalid input: each bad field is named in details.fields') };
 const E404 = { 404: err('no such agent') };
 const E409 = { 409: err('the agent has already ended') };
+const E409_LOG = { 409: err('the log is a symbolic link, a hard link or not a file (an agent may have planted it): it is not read') };
+
+/** A log the agent replaced by a link (or another file) is refused with 409, never read through. */
+async function refusingPlantedLogs<T>(read: () => T | Promise<T>): Promise<T> {
+  try {
+    return await read();
+  } catch (e) {
+    if (e instanceof UnsafePathError) throw new ConflictError(e.message);
+    throw e;
+  }
+}
 
 export function registerAgentRoutes(routes: RouteRegistry, agents: AgentService, logsDir: string | null): void {
   registerFleetRoutes(routes, agents);
@@ -209,6 +220,7 @@ function registerLogRoutes(routes: RouteRegistry, agents: AgentService, logsDir:
         200: { description: 'log lines (JSON), or a text/event-stream when following', schema: AgentLogTail, stream: AgentLogEvent },
         ...E400,
         ...E404,
+        ...E409_LOG,
       },
     },
     async ({ params, query, res }) => {
@@ -220,7 +232,7 @@ function registerLogRoutes(routes: RouteRegistry, agents: AgentService, logsDir:
       const attempt = query.attempt ?? Math.max(1, agent.attempt);
       if (query.attempt && query.attempt > Math.max(1, agent.attempt))
         throw new NotFoundError(`agent ${params.id} has no attempt ${query.attempt} yet (latest ${agent.attempt})`);
-      const tail = tailAgentLog(logsDir, params.id, attempt, query.tail);
+      const tail = await refusingPlantedLogs(() => tailAgentLog(logsDir, params.id, attempt, query.tail));
       if (!query.follow) {
         if (!tail.exists && agent.attempt > 0)
           throw new NotFoundError(
@@ -228,17 +240,19 @@ function registerLogRoutes(routes: RouteRegistry, agents: AgentService, logsDir:
           );
         return [200, { agentId: params.id, attempt, lines: tail.lines }];
       }
-      await followAgentLog(res, {
-        logsDir,
-        agentId: params.id,
-        attempt,
-        tail: query.tail,
-        followAttempts: query.attempt === undefined,
-        status: async () => {
-          const a = await agents.get(params.id);
-          return { attempt: a.attempt, ended: TERMINAL_STATUSES.includes(a.status) };
-        },
-      });
+      await refusingPlantedLogs(() =>
+        followAgentLog(res, {
+          logsDir,
+          agentId: params.id,
+          attempt,
+          tail: query.tail,
+          followAttempts: query.attempt === undefined,
+          status: async () => {
+            const a = await agents.get(params.id);
+            return { attempt: a.attempt, ended: TERMINAL_STATUSES.includes(a.status) };
+          },
+        }),
+      );
       return undefined;
     },
   );

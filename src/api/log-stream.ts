@@ -4,7 +4,7 @@
  */
 import type { Response } from 'express';
 import { agentLogPath } from '../logs/agent-log-writer';
-import { fileSize, readRange, tailAgentLog } from '../logs/agent-log-reader';
+import { logFileSize, readLogRange, tailAgentLog, UnsafePathError } from '../logs/agent-log-reader';
 
 export interface FollowOptions {
   logsDir: string;
@@ -23,6 +23,8 @@ export interface FollowOptions {
  * starts, `event: end` when the agent has ended and everything is sent. Stops when the client goes.
  */
 export async function followAgentLog(res: Response, opts: FollowOptions): Promise<void> {
+  // Before the headers: a log that is a planted link is refused with an error status (UnsafePathError).
+  const first = tailAgentLog(opts.logsDir, opts.agentId, opts.attempt, opts.tail).lines;
   res.status(200).set({ 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive' });
   res.flushHeaders();
   let closed = false;
@@ -37,19 +39,33 @@ export async function followAgentLog(res: Response, opts: FollowOptions): Promis
         .join('\n')}\n\n`,
     );
   };
+  for (const line of first) send(null, line);
+  try {
+    await followFrom(opts, send, () => closed);
+  } catch (err) {
+    // A later attempt's log that is a planted link: said once, and the stream ends.
+    if (!(err instanceof UnsafePathError) || closed) throw err;
+    send('error', err.message);
+    res.end();
+    return;
+  }
+  if (!closed) res.end();
+}
+
+/** Sends what is appended to the log (and to later attempts' logs), then `end` once the agent has ended. */
+async function followFrom(opts: FollowOptions, send: (event: string | null, data: string) => void, closed: () => boolean): Promise<void> {
   let attempt = opts.attempt;
   let path = agentLogPath(opts.logsDir, opts.agentId, attempt);
-  for (const line of tailAgentLog(opts.logsDir, opts.agentId, attempt, opts.tail).lines) send(null, line);
-  let offset = fileSize(path) ?? 0;
+  let offset = logFileSize(opts.logsDir, path) ?? 0;
   let partial = '';
   let lastCheck = 0;
   let ended = false;
   const pollMs = opts.pollMs ?? 250;
-  while (!closed) {
-    const now = fileSize(path);
+  while (!closed()) {
+    const now = logFileSize(opts.logsDir, path);
     if (now !== undefined && now < offset) offset = 0; // rotated: start the new file from its beginning
     if (now !== undefined && now > offset) {
-      const text = partial + readRange(path, offset, now).toString('utf8');
+      const text = partial + readLogRange(opts.logsDir, path, offset, now).toString('utf8');
       offset = now;
       const lines = text.split('\n');
       partial = lines.pop() ?? '';
@@ -74,9 +90,8 @@ export async function followAgentLog(res: Response, opts: FollowOptions): Promis
     }
     await new Promise((r) => setTimeout(r, pollMs));
   }
-  if (!closed) {
+  if (!closed()) {
     if (partial) send(null, partial);
     send('end', JSON.stringify({ attempt }));
-    res.end();
   }
 }

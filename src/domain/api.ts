@@ -54,7 +54,7 @@ export type AgentLogTail = z.infer<typeof AgentLogTail>;
  * `end` (the last event) `{"attempt": n}` as JSON.
  */
 export const AgentLogEvent = z.object({
-  event: z.enum(['message', 'attempt', 'end']),
+  event: z.enum(['message', 'attempt', 'end', 'error']),
   data: z.string(),
   id: z.string().optional(),
   retry: z.number().int().optional(),

@@ -4,9 +4,10 @@
  * twice `maxBytes` on disk however much the agent prints.
  */
 import { StringDecoder } from 'node:string_decoder';
-import { createWriteStream, mkdirSync, openSync, renameSync, statSync, writeFileSync, type WriteStream } from 'node:fs';
+import { createWriteStream, fstatSync, type WriteStream } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { log } from './logger';
+import { openBelow, renameBelow, writeFileBelow } from './no-follow';
 
 export const DEFAULT_MAX_LOG_BYTES = 20 * 1024 * 1024;
 
@@ -14,12 +15,13 @@ export function agentLogPath(logsDir: string, agentId: string, attempt: number):
   return join(logsDir, agentId, `attempt-${attempt}.log`);
 }
 
-/** A resumed agent's recovery context, beside its logs (`<logs>/<id>/recovery-context.md`, owner-only); returns the path. */
-/** A file beside the agent's logs (recovery-context.md, instructions.md), owner-only; returns its path. */
+/**
+ * A file beside the agent's logs (recovery-context.md, instructions.md), owner-only; returns its path. Written to a
+ * new file renamed into place: a link the agent planted there (or in place of its directory) is not written through.
+ */
 export function writeAgentFile(logsDir: string, agentId: string, name: string, text: string): string {
   const path = join(logsDir, agentId, name);
-  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-  writeFileSync(path, text, { mode: 0o600 });
+  writeFileBelow(logsDir, path, text);
   return path;
 }
 
@@ -48,13 +50,19 @@ export class AgentLog {
   private lostTotal: LogLoss | undefined;
   private lastReported = 0;
 
-  /** Creates the file (and its directory); throws, naming the path, if it cannot. */
+  /** The logs dir: trusted. The agent's directory in it and the file are never followed if they are links. */
+  private readonly root: string;
+
+  /**
+   * Creates the file `<logs dir>/<agent>/<name>` (and its directories); throws, naming the path, if it cannot, or
+   * (UnsafePathError) if the agent's directory or the file is a symlink, a hard link or not a regular file.
+   */
   constructor(
     readonly path: string,
     private readonly maxBytes = DEFAULT_MAX_LOG_BYTES,
   ) {
-    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-    this.size = fileSize(path);
+    this.root = dirname(dirname(path));
+    this.size = 0;
     this.stream = this.open();
   }
 
@@ -66,7 +74,9 @@ export class AgentLog {
   private open(): WriteStream {
     // Opened synchronously: a rotation renames the file under the open fd, so earlier writes still
     // land in the rotated file and never in the new one.
-    const s = createWriteStream(this.path, { fd: openSync(this.path, 'a', 0o600) });
+    const fd = openBelow(this.root, this.path, 'append')!;
+    this.size = fstatSync(fd).size;
+    const s = createWriteStream(this.path, { fd });
     s.on('error', (err) => this.failed(err, s, s.writableLength));
     return s;
   }
@@ -101,7 +111,6 @@ export class AgentLog {
     const f = this.failing!;
     if (Date.now() - f.at < LOG_RETRY_MS) return false;
     try {
-      this.size = fileSize(this.path);
       this.stream = this.open();
     } catch (err) {
       f.at = Date.now();
@@ -147,11 +156,10 @@ export class AgentLog {
     const old = this.stream;
     old.end();
     try {
-      renameSync(this.path, `${this.path}.1`);
+      renameBelow(this.root, this.path, `${this.path}.1`);
     } catch {
       /* the file may not exist yet */
     }
-    this.size = 0;
     try {
       this.stream = this.open();
       return true;
@@ -168,14 +176,6 @@ export class AgentLog {
       s.once('close', () => resolve());
       s.end();
     });
-  }
-}
-
-function fileSize(path: string): number {
-  try {
-    return statSync(path).size;
-  } catch {
-    return 0;
   }
 }
 

@@ -16,6 +16,7 @@ import type { Reaper } from './reaper';
 import type { ProcessTreeSampler } from './tree-sampler';
 import { AgentLog, LineSplitter } from '../logs/agent-log-writer';
 import { SandboxLaunch, SandboxUnavailable, type SandboxSpec } from './sandbox';
+import { UnsafePathError } from '../logs/no-follow';
 
 /** Variables of the worker's environment an agent inherits; everything else must be asked for. */
 export const INHERITED_ENV = ['PATH', 'HOME', 'USER', 'LOGNAME', 'SHELL', 'LANG', 'LANGUAGE', 'TERM', 'TZ', 'TMPDIR'];
@@ -216,6 +217,7 @@ export class AgentProcess {
     try {
       log = new AgentLog(spec.logPath, spec.maxLogBytes);
     } catch (err) {
+      if (err instanceof UnsafePathError) throw new SpawnError(`cannot create the agent's log: ${err.message}`, 'logUnavailable');
       throw new SpawnError(
         `cannot create the agent's log ${spec.logPath}: ${whyNotWritable(spec.logPath, err as Error)}; the worker's logs dir ${dirname(dirname(spec.logPath))} must be on a writable disk with free space (remount it read-write, free space, or start the worker with another --data-dir)`,
         'logUnavailable',

@@ -2,14 +2,15 @@
  * Git worktrees for agents spawned with `worktree: true`: each agent gets branch `fleet/<agentId>` checked out at
  * `<worktreesDir>/<agentId>`, kept after the agent ends for review, and removed later by a cleanup command.
  *
- * Everything runs `git` with argv arrays (never a shell), with an environment stripped of the variables that would
- * point git at another repository (GIT_DIR, GIT_WORK_TREE, … as set inside git hooks) and with LC_ALL=C so that
- * git's messages can be recognised (lock contention, "not a git repository").
+ * Everything runs `git` with argv arrays (never a shell), in a minimal environment (PATH, LC_ALL=C so that git's
+ * messages can be recognised, no GIT_DIR or GIT_WORK_TREE from the worker) and with every setting through which the
+ * repository's config could make git run a command overridden on the command line: see "Running git" below.
  */
 import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, realpathSync, statSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, readdirSync, realpathSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { ID_PREFIX, UUID_SOURCE } from '../domain/ids';
+import { openDirNoFollow } from '../logs/no-follow';
 
 export type WorktreeErrorKind = 'notARepo' | 'gitMissing' | 'gitFailed';
 
@@ -107,27 +108,62 @@ function baseConfigKey(branch: string): string {
 // ---------------------------------------------------------------------------------------------------------------
 // Running git
 
-/** Variables that would make git operate on another repository than the one named by cwd. */
-const REPO_REDIRECTING_ENV = [
-  'GIT_DIR',
-  'GIT_WORK_TREE',
-  'GIT_INDEX_FILE',
-  'GIT_OBJECT_DIRECTORY',
-  'GIT_ALTERNATE_OBJECT_DIRECTORIES',
-  'GIT_COMMON_DIR',
-  'GIT_NAMESPACE',
-  'GIT_PREFIX',
-  'LANGUAGE',
-];
+/*
+ * An agent with a worktree can write the shared repository's .git (its worktree's git dir is inside it, and
+ * .git/config and .git/info/attributes are shared), its own worktree's files (.gitattributes) and, as the same
+ * user, ~/.gitconfig. Nothing it writes there may make a git command of FleetTools run a program inside the worker.
+ *
+ * Covered, for every git command FleetTools runs:
+ * - hooks (post-checkout and reference-transaction at `worktree add`, `branch -d`, …): core.hooksPath=/dev/null,
+ *   a path under which no hook can ever exist (an empty directory of ours could be filled by an agent of the same
+ *   user), whatever .git/hooks or a planted core.hooksPath hold;
+ * - core.fsmonitor (run by `status`, `worktree add`'s checkout, `worktree remove`'s status): false;
+ * - smudge/clean/process filters named by .gitattributes (in the tree, in the agent's worktree, in
+ *   .git/info/attributes) and defined in the config (run by the checkout of `worktree add` and by `status`): git
+ *   has no switch for all filters, so before each command that converts file contents, the drivers the config
+ *   defines are read (reading config runs nothing) and each is emptied with `-c filter.<name>.{smudge,clean,process}=`
+ *   and `required=false` (files are then checked out unconverted: git-lfs files as their pointers);
+ * - signature checks (`reflog show` with log.showSignature runs gpg.program): log.showSignature=false;
+ * - transports and credentials (ssh, askpass, credential helpers; no FleetTools command uses the network):
+ *   protocol.allow=never, credential.helper emptied, and GIT_TERMINAL_PROMPT=0;
+ * - auto gc and maintenance (their pre-auto-gc hook, or a command of maintenance): gc.auto=0, maintenance.auto=false;
+ * - submodules: `status` does not descend into them (--ignore-submodules=dirty), so no git runs with a
+ *   submodule's own config, and submodule.recurse=false;
+ * - the system and global config (and the global attributes file) are not read at all: GIT_CONFIG_NOSYSTEM,
+ *   GIT_CONFIG_GLOBAL=/dev/null, GIT_ATTR_NOSYSTEM, core.attributesFile=/dev/null. The environment holds only PATH
+ *   and git's own settings, so nothing of the worker's (GIT_SSH_COMMAND, GIT_EXTERNAL_DIFF, secrets) reaches git.
+ * Not covered: a filter driver added to the config in the milliseconds between reading the drivers and the command
+ * reading its config (a race an agent would have to win; the sandbox that hides .git from agents closes it), and
+ * commands FleetTools does not run (diff and log -p with diff.external or textconv drivers, merges with merge
+ * drivers, fetch and push): add their switches here before running one (--no-ext-diff, --no-textconv).
+ * `-c` settings reach the git processes git starts itself (worktree add's `reset --hard`, worktree remove's status)
+ * through GIT_CONFIG_PARAMETERS. The repository's own config still applies otherwise (safe.directory in the
+ * global config is not read: a repository of another user is refused).
+ */
+const NEUTRAL_CONFIG = [
+  'core.hooksPath=/dev/null',
+  'core.fsmonitor=false',
+  'core.attributesFile=/dev/null',
+  'log.showSignature=false',
+  'protocol.allow=never',
+  'credential.helper=',
+  'gc.auto=0',
+  'maintenance.auto=false',
+  'submodule.recurse=false',
+].flatMap((kv) => ['-c', kv]);
 
 function gitEnv(): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env };
-  for (const k of REPO_REDIRECTING_ENV) delete env[k];
-  env.LC_ALL = 'C';
-  env.GIT_TERMINAL_PROMPT = '0';
-  // `git status` would otherwise refresh and rewrite the index (taking index.lock) while others work on the repo.
-  env.GIT_OPTIONAL_LOCKS = '0';
-  return env;
+  return {
+    PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin',
+    LC_ALL: 'C',
+    GIT_TERMINAL_PROMPT: '0',
+    // `git status` would otherwise refresh and rewrite the index (taking index.lock) while others work on the repo.
+    GIT_OPTIONAL_LOCKS: '0',
+    GIT_CONFIG_NOSYSTEM: '1',
+    GIT_CONFIG_GLOBAL: '/dev/null',
+    GIT_ATTR_NOSYSTEM: '1',
+    GIT_PAGER: 'cat',
+  };
 }
 
 interface GitResult {
@@ -136,9 +172,11 @@ interface GitResult {
   stderr: string;
 }
 
-function runGitOnce(args: string[], cwd: string): Promise<GitResult> {
+/** Runs git once with the neutral config (and `config`, more `-c` settings) before its arguments. */
+function runGitOnce(args: string[], cwd: string, config: string[] = []): Promise<GitResult> {
+  const argv = [...NEUTRAL_CONFIG, ...config, ...args];
   return new Promise((resolvePromise, reject) => {
-    execFile('git', args, { cwd, env: gitEnv(), maxBuffer: 256 * 1024 * 1024, encoding: 'utf8' }, (err, stdout, stderr) => {
+    execFile('git', argv, { cwd, env: gitEnv(), maxBuffer: 256 * 1024 * 1024, encoding: 'utf8' }, (err, stdout, stderr) => {
       if (!err) return resolvePromise({ code: 0, stdout, stderr });
       const e = err as NodeJS.ErrnoException & { code?: unknown };
       if (typeof e.code === 'number') return resolvePromise({ code: e.code, stdout, stderr });
@@ -185,18 +223,51 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** About 25 ms doubling up to 1 s, jittered: at most about 6 s over MAX_ATTEMPTS. */
 const backoff = (attempt: number) => sleep(Math.min(1000, 25 * 2 ** attempt) * (0.5 + Math.random()));
 
+interface RunOptions {
+  retryOnLock?: boolean;
+  /**
+   * The command may run filters on file contents (a checkout, a status): every filter driver defined in the config
+   * read in this directory (the work tree the command converts files of) is emptied first.
+   */
+  filtersOf?: string;
+}
+
 /** Runs git, retrying briefly (with retryOnLock) while concurrent git commands get in the way. */
-async function runGit(args: string[], cwd: string, opts: { retryOnLock?: boolean } = {}): Promise<GitResult> {
+async function runGit(args: string[], cwd: string, opts: RunOptions = {}): Promise<GitResult> {
   const attempts = opts.retryOnLock ? MAX_ATTEMPTS : 1;
   for (let i = 1; ; i++) {
-    const r = await runGitOnce(args, cwd);
+    const r = await runGitOnce(args, cwd, opts.filtersOf ? await filtersEmptied(opts.filtersOf) : []);
     if (r.code === 0 || i >= attempts || !TRANSIENT.test(r.stderr)) return r;
     await backoff(i);
   }
 }
 
+/**
+ * `-c` settings that empty every filter driver defined in the config git reads in cwd (filter.<name>.smudge, clean,
+ * process), so that no command configured there runs; read again before each command (an agent may add one).
+ */
+async function filtersEmptied(cwd: string): Promise<string[]> {
+  const r = await runGitOnce(['config', '--null', '--name-only', '--get-regexp', '^filter\\.'], cwd);
+  if (r.code === 1 && r.stdout === '') return []; // none defined
+  if (r.code !== 0) throw gitFailed(['config', '--get-regexp', '^filter\\.'], cwd, r, 'reading the filter drivers of the git config');
+  const names = new Set<string>();
+  for (const key of r.stdout.split('\0')) {
+    if (!key.startsWith('filter.') || key.lastIndexOf('.') < 'filter.'.length) continue; // '' or filter.<var>
+    const name = key.slice('filter.'.length, key.lastIndexOf('.'));
+    // `-c` splits at the first '=': such a driver could not be emptied, so the command is not run.
+    if (/[=\n]/.test(name)) {
+      throw new WorktreeError(
+        `the git config in "${cwd}" defines a filter driver named ${JSON.stringify(name)}, which FleetTools cannot disable: remove it`,
+        'gitFailed',
+      );
+    }
+    names.add(name);
+  }
+  return [...names].flatMap((n) => ['smudge=', 'clean=', 'process=', 'required=false'].flatMap((kv) => ['-c', `filter.${n}.${kv}`]));
+}
+
 /** Runs git and returns trimmed stdout, or throws gitFailed with git's own message. */
-async function git(args: string[], cwd: string, opts: { retryOnLock?: boolean; what?: string; raw?: boolean } = {}): Promise<string> {
+async function git(args: string[], cwd: string, opts: RunOptions & { what?: string; raw?: boolean } = {}): Promise<string> {
   const r = await runGit(args, cwd, opts);
   if (r.code !== 0) throw gitFailed(args, cwd, r, opts.what);
   return opts.raw ? r.stdout : r.stdout.trim();
@@ -358,8 +429,9 @@ export async function ensureWorktree(opts: EnsureWorktreeOptions): Promise<Ensur
   const withCwd = (r: Omit<EnsuredWorktree, 'agentCwd'>): EnsuredWorktree => {
     if (!prefix) return r;
     const agentCwd = join(r.path, prefix).replace(/\/+$/, '');
-    // The subdirectory may be absent from the base commit (untracked, or only ignored files): create it.
-    mkdirSync(agentCwd, { recursive: true });
+    // The subdirectory may be absent from the base commit (untracked, or only ignored files): create it, without
+    // following a link a previous attempt of the agent put in its place (or in place of its worktree).
+    closeSync(openDirNoFollow(resolve(opts.worktreesDir), [agentId, ...prefix.split('/').filter(Boolean)], { mode: 0o777 })!);
     return { ...r, agentCwd };
   };
 
@@ -392,7 +464,7 @@ export async function ensureWorktree(opts: EnsureWorktreeOptions): Promise<Ensur
       await git(['config', baseConfigKey(branch), baseCommit], repoRoot, { retryOnLock: true, what: 'recording the base commit' });
       args = ['worktree', 'add', '--no-track', '-b', branch, path, baseCommit];
     }
-    const r = await runGit(args, repoRoot);
+    const r = await runGit(args, repoRoot, { filtersOf: repoRoot });
     if (r.code === 0) return withCwd({ path, branch, repoRoot, baseCommit, created: true });
 
     // Lock contention, or a concurrent `worktree add` caught half-way: start over from what is there now (this
@@ -491,7 +563,7 @@ async function recordedBase(repoRoot: string, branch: string, baseRef: string | 
 /** Commits on the worktree's branch since its base, and uncommitted files. */
 export async function worktreeChanges(path: string): Promise<WorktreeChanges> {
   const { root } = await locateRepo(path, 'expected the directory of an agent worktree');
-  const status = await git(['status', '--porcelain=v1', '-z'], root, { raw: true });
+  const status = await git(['status', '--porcelain=v1', '-z', '--ignore-submodules=dirty'], root, { raw: true, filtersOf: root });
   const dirtyFiles = parsePorcelainStatus(status);
 
   const sym = await runGit(['symbolic-ref', '--quiet', '--short', 'HEAD'], root);
@@ -551,7 +623,10 @@ export async function removeWorktree(opts: RemoveWorktreeOptions): Promise<Remov
 
   let dirty = false;
   if (entry && !entry.prunable) {
-    const status = await git(['status', '--porcelain=v1', '-z'], entry.path, { raw: true });
+    const status = await git(['status', '--porcelain=v1', '-z', '--ignore-submodules=dirty'], entry.path, {
+      raw: true,
+      filtersOf: entry.path,
+    });
     const files = parsePorcelainStatus(status);
     dirty = files.length > 0;
     if (dirty && !force) {
@@ -587,7 +662,7 @@ export async function removeWorktree(opts: RemoveWorktreeOptions): Promise<Remov
       await git(['worktree', 'prune'], root, { retryOnLock: true });
     } else {
       const args = ['worktree', 'remove', ...(force ? (entry.locked ? ['--force', '--force'] : ['--force']) : []), entry.path];
-      await git(args, root, { retryOnLock: true, what: `removing the worktree of ${agentId} at "${entry.path}"` });
+      await git(args, root, { retryOnLock: true, filtersOf: entry.path, what: `removing the worktree of ${agentId} at "${entry.path}"` });
     }
     removed = true;
   }

@@ -244,7 +244,7 @@ describe('REST API', { timeout: 300_000 }, () => {
     // The events of a followed log: each an {event, data} object (OpenAPI 3.0's schema of text/event-stream is that of one event), not a string.
     const sse = op('/api/v1/agents/{id}/logs', 'get').responses['200']!.content!['text/event-stream']!.schema;
     assert.equal(sse.type, 'object');
-    assert.deepEqual(sse.properties!.event!.enum, ['message', 'attempt', 'end']);
+    assert.deepEqual(sse.properties!.event!.enum, ['message', 'attempt', 'end', 'error']);
     assert.ok(sse.required!.includes('data'));
     // Every route may answer 431 (headers too large); routes with a token 403; routes with a body 413 and 415.
     for (const [path, methods] of Object.entries(doc.paths as unknown as Record<string, Record<string, Op>>)) {

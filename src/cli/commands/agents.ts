@@ -216,5 +216,9 @@ async function showLogs(id: string, o: { follow?: boolean; tail: string; attempt
     if (json) process.stdout.write(`${JSON.stringify({ event, data })}\n`);
     else if (event === 'message') process.stdout.write(`${data}\n`);
     else if (event === 'attempt') process.stderr.write(colour.dim(`--- attempt ${data} ---\n`));
+    else if (event === 'error') {
+      process.stderr.write(`${data}\n`);
+      process.exitCode = 1;
+    }
   });
 }
