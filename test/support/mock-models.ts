@@ -2,7 +2,7 @@
  * Local mock model servers for the real coding-agent CLIs (test/integration/real-clis.test.ts): an Anthropic Messages API
  * (what Claude Code calls) and an OpenAI Responses API (what Codex calls), both streaming SSE on 127.0.0.1. Their "model"
  * is a script, driven by the task text: `WRITE_FILE <file>` makes it call the CLI's own file tool to create <file> in the
- * CLI's working directory; once the tool's result is in the conversation it answers with a final text. `FAIL_ONCE`
+ * CLI's working directory; once the tool's result is in the conversation (also a resumed one) it answers with a final text. `FAIL_ONCE`
  * makes it answer the first request that carries a tool result with HTTP 500 (one time per server), so that the attempt
  * fails after the CLI has saved a session that holds the tool call. Every request is recorded for the test to read.
  */
@@ -150,8 +150,8 @@ export function anthropicMock(): Promise<MockModelServer> {
       sse(res, anthropicEvents(model, [{ type: 'text', text: 'ok' }], 'end_turn'));
       return 'text';
     }
-    const last = messages[messages.length - 1];
-    const hasToolResult = last ? blocksOf(last).some((b) => b.type === 'tool_result') : false;
+    // The conversation already holds the tool's result (this turn's, or a resumed session's): the file is written.
+    const hasToolResult = messages.some((m) => blocksOf(m).some((b) => b.type === 'tool_result'));
     if (hasToolResult && text.includes('FAIL_ONCE') && !failed) {
       failed = true;
       fail(res, { type: 'error', error: { type: 'api_error', message: 'mock: the model server broke down' } });
@@ -238,8 +238,7 @@ export function responsesMock(): Promise<MockModelServer> {
       sse(res, responsesEvents([message('ok')]));
       return 'text';
     }
-    const last = input[input.length - 1];
-    const hasToolResult = last?.type === 'custom_tool_call_output' || last?.type === 'function_call_output';
+    const hasToolResult = input.some((i) => i.type === 'custom_tool_call_output' || i.type === 'function_call_output');
     if (hasToolResult && text.includes('FAIL_ONCE') && !failed) {
       failed = true;
       fail(res, { error: { type: 'server_error', message: 'mock: the model server broke down' } });
