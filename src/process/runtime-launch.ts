@@ -75,6 +75,7 @@ export function launchOf(req: AgentRequest, ctx: LaunchContext): Launch {
     resumeSessionId: ctx.previousSessionId,
     recoveryText: ctx.recoveryText,
     extraArgs: ctx.runtimes[name]?.args ?? [],
+    sandboxed: req.sandbox !== 'none',
   });
   return {
     command: [executable, ...args],

@@ -32,6 +32,8 @@ export interface Invocation {
   recoveryText: string | null;
   /** Extra arguments from the configuration (runtimes.<name>.args), before the prompt. */
   extraArgs: string[];
+  /** The attempt runs in FleetTools' sandbox (process/sandbox.ts), which then is the CLI's boundary. */
+  sandboxed: boolean;
 }
 
 export type Verdict = { ok: true } | { ok: false; message: string; retryable: boolean };
@@ -115,6 +117,10 @@ export const RUNTIMES: Record<CliRuntimeName, RuntimeDefinition> = {
   // codex exec --json: JSONL events; `exec resume <thread id> <prompt>` continues a thread. Instructions go in
   // through the developer_instructions config key (there is no flag). Outside a git repo it refuses to run
   // without --skip-git-repo-check. It appends piped stdin to the prompt: the agent's stdin is /dev/null.
+  // Its own sandbox (workspace-write) is a nested bubblewrap that maps root into a new user namespace, which FleetTools'
+  // sandbox (every capability dropped, CAP_SETFCAP included) forbids: "bwrap: setting up uid map: Operation not
+  // permitted", and every edit and command fails (the legacy Landlock backend refuses to run without bubblewrap). In
+  // FleetTools' sandbox, which keeps the host read-only but for the worktree, codex runs without one of its own.
   codex: {
     name: 'codex',
     executable: 'codex',
@@ -125,7 +131,7 @@ export const RUNTIMES: Record<CliRuntimeName, RuntimeDefinition> = {
       '--json',
       '--skip-git-repo-check',
       '--sandbox',
-      'workspace-write',
+      inv.sandboxed ? 'danger-full-access' : 'workspace-write',
       ...opt('-m', inv.model),
       ...(inv.instructions ? ['-c', `developer_instructions=${tomlString(inv.instructions)}`] : []),
       ...inv.extraArgs,

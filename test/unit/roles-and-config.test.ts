@@ -124,6 +124,7 @@ describe('runtime command lines', () => {
     resumeSessionId: null,
     recoveryText: null,
     extraArgs: [],
+    sandboxed: false,
     ...x,
   });
 
@@ -162,6 +163,8 @@ describe('runtime command lines', () => {
     ]);
     const r = RUNTIMES.codex.args(inv({ resumeSessionId: 't-1' }));
     assert.deepEqual(r.slice(-3, -1), ['resume', 't-1']);
+    // In FleetTools' sandbox codex's own (a nested bubblewrap) cannot start: FleetTools' is its boundary.
+    assert.deepEqual(RUNTIMES.codex.args(inv({ sandboxed: true })).slice(3, 5), ['--sandbox', 'danger-full-access']);
   });
 
   it('opencode, gemini: no system-prompt flag, so the instructions and the recovery context lead the prompt', () => {
