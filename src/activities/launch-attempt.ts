@@ -137,7 +137,7 @@ async function prepareLaunch(
     agentId,
     req,
     cwd: cwd ?? env.HOME ?? process.cwd(),
-    ownWorktree: worktree !== null,
+    worktree: worktree?.path ?? null,
     env,
     launch,
     readFiles: [...launch.readFiles, ...(recoveryFile ? [recoveryFile] : [])],

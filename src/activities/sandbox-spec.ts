@@ -3,7 +3,8 @@
  * hidden, its working directory writable, its CLI's state private, the FleetTools API forwarded into its loopback.
  */
 import { homedir } from 'node:os';
-import { join } from 'node:path';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import type { AgentRequest } from '../domain/roles';
 import { PROCESS_TAG_VAR } from '../process/proc';
 import type { Launch } from '../process/runtime-launch';
@@ -21,12 +22,34 @@ function apiPort(apiUrl: string | undefined): number[] {
   return [Number(url.port || (url.protocol === 'https:' ? 443 : 80))];
 }
 
+/**
+ * What git in an agent's worktree writes of the shared repository: the worktree's own git dir (index, HEAD), the
+ * objects, refs and reflogs. The rest of the shared `.git` (config, hooks, info) stays read-only, so that an agent
+ * plants nothing there that the repository's owner would run.
+ */
+function worktreeGitBinds(worktree: string): Array<{ source: string; target: string }> {
+  let gitDir: string;
+  let commonDir: string;
+  try {
+    const pointer = /^gitdir: (.+)$/m.exec(readFileSync(join(worktree, '.git'), 'utf8'))?.[1]?.trim();
+    if (!pointer) return [];
+    gitDir = resolve(worktree, pointer);
+    commonDir = resolve(gitDir, readFileSync(join(gitDir, 'commondir'), 'utf8').trim());
+  } catch {
+    return [];
+  }
+  mkdirSync(join(commonDir, 'logs'), { recursive: true });
+  return [gitDir, ...['objects', 'refs', 'logs'].map((d) => join(commonDir, d))]
+    .filter((p) => existsSync(p))
+    .map((p) => ({ source: p, target: p }));
+}
+
 export interface SandboxInput {
   agentId: string;
   req: AgentRequest;
   cwd: string;
-  /** True when cwd is the agent's own worktree (which lies in the worker's worktrees dir, hidden from everyone else). */
-  ownWorktree: boolean;
+  /** The agent's own worktree, when it has one (it lies in the worker's worktrees dir, hidden from everyone else). */
+  worktree: string | null;
   env: Record<string, string>;
   launch: Launch;
   readFiles: string[];
@@ -41,7 +64,7 @@ export function sandboxSpecOf(deps: AgentActivityDeps, input: SandboxInput): San
   const hide = deps.sandbox.hide;
   const cwd = realOrSelf(input.cwd);
   const hiddenAbove = hide.map(realOrSelf).find((h) => cwd === h || cwd.startsWith(`${h}/`));
-  if (hiddenAbove && !input.ownWorktree) {
+  if (hiddenAbove && !input.worktree) {
     throw new SpawnError(
       `the agent's working directory ${cwd} lies in ${hiddenAbove}, which the fleet keeps from agents (its data dir or keys); give it a cwd outside`,
       'spawnFailed',
@@ -50,6 +73,7 @@ export function sandboxSpecOf(deps: AgentActivityDeps, input: SandboxInput): San
   const home = input.env.HOME ?? homedir();
   const state = input.launch.state;
   const binds = state ? privateStateBinds(home, join(deps.sandbox.stateDir, input.agentId), state.dirs, state.seeds) : [];
+  if (input.worktree) binds.push(...worktreeGitBinds(input.worktree));
   return {
     options: req.sandbox,
     cwd,

@@ -245,7 +245,7 @@ export class AgentProcess {
     }
     reaper.watch(pid, spec.tag);
     if (sandbox) reaper.watch(sandbox.network.pastaPid);
-    sampler.watch(pid);
+    sampler.watch(pid, sandbox !== undefined);
     const identity: ProcessIdentity = {
       pid,
       pgid: pid,
@@ -315,7 +315,8 @@ export class AgentProcess {
  */
 function startChild(executable: string, args: string[], cmd: string, cwd: string, spec: SpawnSpec, sandbox: SandboxLaunch | undefined) {
   if (!sandbox) return spawn(executable, args, { cwd, env: spec.env, detached: true, stdio: ['ignore', 'pipe', 'pipe'], argv0: cmd });
-  const [file, ...rest] = sandbox.argv([executable, ...args]);
+  // bwrap exec's the command with execvp on the agent's PATH, in its cwd: the name as given is its argv[0], as unsandboxed.
+  const [file, ...rest] = sandbox.argv([cmd, ...args]);
   const env = Object.fromEntries(Object.entries(spec.env).filter(([k]) => k !== PROCESS_TAG_VAR));
   return spawn(file!, rest, { cwd: '/', env, detached: true, stdio: ['ignore', 'pipe', 'pipe', 'pipe'] });
 }

@@ -98,22 +98,32 @@ function hideArgs(path: string): string[] {
   }
 }
 
-/** bubblewrap's arguments for the spec: the mounts in an order in which a later one covers an earlier one. */
+/**
+ * bubblewrap's arguments for the spec: the mounts in an order in which a later one covers an earlier one. The fleet's
+ * paths are hidden; then the paths the role opens (and the cwd) are mounted, and what of the fleet lies inside them is
+ * hidden again; last come the agent's own places inside hidden ones (its worktree, its CLI state, the files it is
+ * given), which show nothing beside them.
+ */
 export function bwrapArgs(spec: SandboxSpec): string[] {
   const hide = spec.hide.map(realOrSelf);
-  const writable = [...spec.options.writable, spec.cwd].map(realOrSelf);
+  const cwd = realOrSelf(spec.cwd);
+  const inHidden = (p: string) => hide.some((h) => inside(p, h));
+  const wide: Array<[string, string]> = [
+    ...spec.options.readOnly.map((p): [string, string] => ['--ro-bind', realOrSelf(p)]),
+    ...spec.options.writable.map((p): [string, string] => ['--bind', realOrSelf(p)]),
+    ...(inHidden(cwd) ? [] : [['--bind', cwd] as [string, string]]),
+  ].filter(([, p]) => existsSync(p));
   const args = ['--ro-bind', '/', '/', '--dev', '/dev', '--proc', '/proc', '--tmpfs', '/tmp', '--tmpfs', '/run'];
   // /run holds the host's sockets and runtime state; a resolv.conf that points into it (systemd-resolved) is given back.
   const resolv = realOrSelf('/etc/resolv.conf');
   if (inside(resolv, '/run') && existsSync(resolv)) args.push('--ro-bind', resolv, resolv);
   for (const p of hide) args.push(...hideArgs(p));
-  for (const p of spec.options.readOnly.map(realOrSelf)) if (existsSync(p)) args.push('--ro-bind', p, p);
+  for (const [how, p] of wide) args.push(how, p, p);
+  for (const p of hide) if (wide.some(([, w]) => w !== p && inside(p, w))) args.push(...hideArgs(p));
   for (const b of spec.binds) args.push('--bind', b.source, b.target);
-  for (const p of writable) if (existsSync(p)) args.push('--bind', p, p);
-  // A writable dir above a hidden one (a cwd that holds the data dir) must not show it again.
-  for (const p of hide) if (writable.some((w) => w !== p && inside(p, w))) args.push(...hideArgs(p));
+  if (inHidden(cwd)) args.push('--bind', cwd, cwd);
   for (const f of spec.readFiles) args.push('--ro-bind', f, f);
-  args.push('--chdir', realOrSelf(spec.cwd));
+  args.push('--chdir', cwd);
   args.push('--unshare-pid', '--unshare-ipc', '--unshare-uts', '--unshare-cgroup-try', '--hostname', 'fleet-agent');
   if (spec.tag) args.push('--setenv', spec.tag.name, spec.tag.value);
   args.push('--new-session', '--cap-drop', 'ALL', '--info-fd', '3');

@@ -10,6 +10,8 @@ interface Watched {
   prevTicks?: number;
   prevAt?: number;
   latest: ResourceSample | null;
+  /** The leader is a sandbox's init (FleetTools'), not one of the agent's processes. */
+  wrapperLeader?: boolean;
 }
 
 export class ProcessTreeSampler {
@@ -18,8 +20,9 @@ export class ProcessTreeSampler {
 
   constructor(private readonly intervalMs = 2000) {}
 
-  watch(pgid: number): void {
-    if (!this.watched.has(pgid)) this.watched.set(pgid, { leaderPid: pgid, latest: null });
+  /** `wrapperLeader`: the group's leader is FleetTools' own (a sandbox's init), not the agent's: not counted. */
+  watch(pgid: number, wrapperLeader = false): void {
+    if (!this.watched.has(pgid)) this.watched.set(pgid, { leaderPid: pgid, latest: null, wrapperLeader });
     if (!this.timer) {
       this.timer = setInterval(() => this.sample(), this.intervalMs);
       this.timer.unref();
@@ -66,6 +69,7 @@ export class ProcessTreeSampler {
         seen.set(p.pid, p);
         stack.push(...(children.get(p.pid) ?? []));
       }
+      if (w.wrapperLeader) seen.delete(w.leaderPid);
       let ticks = 0;
       let rss = 0;
       for (const p of seen.values()) {

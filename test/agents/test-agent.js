@@ -33,11 +33,20 @@ const opt = (name, dflt) => {
 const has = (name) => args.includes(name);
 const attempt = Number(process.env.FLEET_ATTEMPT || 0);
 const record = opt('--record');
+/** In a FleetTools sandbox, pid 1 is bubblewrap's init, and pids are the sandbox's own (see readRecords in test/support/harness.ts). */
+const sandboxed = (() => {
+  try {
+    return fs.readFileSync('/proc/1/cmdline', 'utf8').split('\0')[0].endsWith('bwrap');
+  } catch {
+    return false;
+  }
+})();
+/** Start time since boot in clock ticks (field 22 of /proc/self/stat): the same seen from the host, so it tells a pid's reuse. */
+const startTicks = () => Number(fs.readFileSync('/proc/self/stat', 'utf8').split(') ')[1].split(' ')[19]);
 const write = (event, extra = {}) => {
   if (record) {
-    // pid as the agent sees it: in its sandbox's PID namespace (see hostPids in test/support/harness.ts).
-    const line = { event, attempt, agent: process.env.FLEET_AGENT_ID, pid: process.pid, t: Date.now(), ...extra };
-    fs.appendFileSync(record, JSON.stringify(line) + '\n');
+    const who = { agent: process.env.FLEET_AGENT_ID, sandboxed, pid: process.pid, startTicks: startTicks() };
+    fs.appendFileSync(record, JSON.stringify({ event, attempt, ...who, t: Date.now(), ...extra }) + '\n');
   }
 };
 const forever = () => setInterval(() => {}, 1 << 30);

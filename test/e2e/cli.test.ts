@@ -13,7 +13,7 @@ import { Agent } from '../../src/domain/agent';
 import { AgentHealth, type AgentList, type AgentLogTail, SystemHealth } from '../../src/domain/api';
 import type { Mission } from '../../src/domain/mission';
 import { freePort } from '../../src/temporal/dev-server';
-import { FLEET_BIN, REPO, TEST_AGENT, waitFor } from '../support/harness';
+import { FLEET_BIN, REPO, TEST_AGENT, waitFor, writeTestFleetConfig } from '../support/harness';
 
 interface Run {
   code: number;
@@ -23,6 +23,7 @@ interface Run {
 
 describe('fleet CLI against fleet up', { timeout: 300_000 }, () => {
   let dataDir: string;
+  let recordsDir: string;
   let up: ChildProcess;
   const env = () => ({ ...process.env, FLEET_DATA_DIR: dataDir, FLEET_API_TOKEN: '', FLEET_API_URL: '', NO_COLOR: '' });
 
@@ -40,8 +41,12 @@ describe('fleet CLI against fleet up', { timeout: 300_000 }, () => {
 
   before(async () => {
     dataDir = mkdtempSync(join(tmpdir(), 'fleet-cli-'));
+    // The agents' records: outside the data dir, which every sandbox hides.
+    recordsDir = mkdtempSync(join(tmpdir(), 'fleet-cli-records-'));
+    const config = writeTestFleetConfig(recordsDir);
     const ports = [await freePort(), await freePort(), await freePort()].map(String);
-    up = spawn(process.execPath, [FLEET_BIN, 'up', '--api-port', ports[0]!, '--temporal-port', ports[1]!, '--ui-port', ports[2]!], {
+    const ui = ['--ui-port', ports[2]!, '--config', config];
+    up = spawn(process.execPath, [FLEET_BIN, 'up', '--api-port', ports[0]!, '--temporal-port', ports[1]!, ...ui], {
       env: { ...env(), FLEET_HEARTBEAT_THROTTLE_MS: '500' },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -68,6 +73,7 @@ describe('fleet CLI against fleet up', { timeout: 300_000 }, () => {
       if (up.exitCode === null) up.kill('SIGKILL');
     }
     rmSync(dataDir, { recursive: true, force: true });
+    rmSync(recordsDir, { recursive: true, force: true });
   });
 
   it('spawns three agents of different types with real commands and shows them', async () => {
@@ -228,7 +234,7 @@ describe('fleet CLI against fleet up', { timeout: 300_000 }, () => {
   });
 
   it('runs a mission from a YAML file; checkpoints, lists, dry-runs, refuses and forces a resume, and lists the recovery', async () => {
-    const rec = join(dataDir, 'mission.jsonl');
+    const rec = join(recordsDir, 'mission.jsonl');
     const agent = (extra: string) => `["node", ${JSON.stringify(TEST_AGENT)}, "--record", ${JSON.stringify(rec)}${extra}]`;
     const file = join(dataDir, 'mission.yaml');
     writeFileSync(
@@ -255,7 +261,7 @@ describe('fleet CLI against fleet up', { timeout: 300_000 }, () => {
         '',
       ].join('\n'),
     );
-    const created = await fleet('mission', 'create', file, '--cwd', dataDir);
+    const created = await fleet('mission', 'create', file, '--cwd', recordsDir);
     assert.equal(created.code, 0, created.stderr);
     const id = /Created mission (msn_[0-9a-f-]+) "CLI mission"/.exec(created.stdout)?.[1];
     assert.ok(id, created.stdout);
@@ -267,7 +273,7 @@ describe('fleet CLI against fleet up', { timeout: 300_000 }, () => {
     assert.match(shown.stdout, /Status\s+running/);
     assert.match(shown.stdout, /schema\s+backend\s+succeeded/);
     const locks = await fleet('locks', 'list', '--mission', id);
-    assert.match(locks.stdout, new RegExp(`lck_\\S+\\s+${join(dataDir, 'src', 'api.ts').replace(/[/.]/g, '\\$&')}\\s+agt_`));
+    assert.match(locks.stdout, new RegExp(`lck_\\S+\\s+${join(recordsDir, 'src', 'api.ts').replace(/[/.]/g, '\\$&')}\\s+agt_`));
 
     const cp = await fleet('checkpoint', '--note', 'before the demo');
     assert.equal(cp.code, 0, cp.stderr);

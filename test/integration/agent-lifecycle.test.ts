@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import type { Agent, SpawnRequestInput } from '../../src/domain/agent';
-import { liveGroupMembers, isProcessAlive } from '../../src/process/proc';
+import { liveGroupMembers, isProcessAlive, readProcStat } from '../../src/process/proc';
 import { progressSignal } from '../../src/domain/workflow-messages';
 import { api, Harness, readRecords, sleep, TEST_AGENT, waitFor } from '../support/harness';
 
@@ -161,7 +161,9 @@ describe('AgentWorkflow with real processes', { timeout: 300_000 }, () => {
     await until(agent.id, (a) => a.status === 'running', 'running');
     const start = await waitFor('the agent to record its start', () => readRecords(record)[0]);
     assert.ok(start.childPid, 'the agent forked a child');
-    assert.equal(liveGroupMembers(start.pid).length, 2);
+    // (sandboxed, the group also holds the sandbox's init, which leads it)
+    const group = liveGroupMembers(readProcStat(start.pid)!.pgrp).map((p) => p.pid);
+    assert.ok(group.includes(start.pid) && group.includes(start.childPid), `the agent and its child in one group (${group})`);
 
     const t0 = Date.now();
     const res = await call('DELETE', `/agents/${agent.id}?graceMs=1000`);
@@ -311,6 +313,7 @@ describe('AgentWorkflow with real processes', { timeout: 300_000 }, () => {
             task: 'long',
             runtime: 'exec',
             command: ['node', TEST_AGENT, '--record', record, '--sleep-ms', '8000'],
+            sandbox: { readOnly: [], writable: [h.tmp], network: true, hostPorts: [] },
             heartbeatTimeoutMs: 5000,
             stallTimeoutMs: 0,
             terminateGraceMs: 1000,

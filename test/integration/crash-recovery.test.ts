@@ -16,7 +16,7 @@ import type { Mission } from '../../src/domain/mission';
 import { isProcessAlive, listProcesses } from '../../src/process/proc';
 import { findTemporalCli } from '../../src/temporal/cli-binary';
 import { DevServer, freePort, PortInUse } from '../../src/temporal/dev-server';
-import { agentEnded, api, FLEET_BIN, Harness, readRecords, sleep, TEST_AGENT, waitFor } from '../support/harness';
+import { agentEnded, api, FLEET_BIN, Harness, readRecords, sleep, TEST_AGENT, waitFor, writeTestFleetConfig } from '../support/harness';
 
 function reaperOf(workerPid: number): number | undefined {
   return listProcesses().find((p) => p.ppid === workerPid && readFileSync(`/proc/${p.pid}/cmdline`, 'utf8').includes('reaper-main'))?.pid;
@@ -126,6 +126,9 @@ describe('crash recovery', { timeout: 600_000 }, () => {
   /** `fleet up` on a fresh data dir and free ports; `up()` starts it (again), `dispose()` kills what is left and removes the dir. */
   async function fleetUpFixture() {
     const dataDir = mkdtempSync(join(tmpdir(), 'fleet-up-'));
+    // The agents' records: outside the data dir, which every sandbox hides.
+    const recordsDir = mkdtempSync(join(tmpdir(), 'fleet-up-records-'));
+    const config = writeTestFleetConfig(recordsDir);
     const [apiPort, temporalPort, uiPort] = [await freePort(), await freePort(), await freePort()];
     const children: ChildProcess[] = [];
     const up = async () => {
@@ -142,6 +145,8 @@ describe('crash recovery', { timeout: 600_000 }, () => {
           String(temporalPort),
           '--ui-port',
           String(uiPort),
+          '--config',
+          config,
         ],
         {
           env: { ...process.env, FLEET_API_TOKEN: '', FLEET_HEARTBEAT_THROTTLE_MS: '500' },
@@ -170,19 +175,30 @@ describe('crash recovery', { timeout: 600_000 }, () => {
       for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
       await sleep(500);
       rmSync(dataDir, { recursive: true, force: true });
+      rmSync(recordsDir, { recursive: true, force: true });
     };
-    return { dataDir, apiPort, uiPort, children, up, call, serverPid, dispose };
+    return { dataDir, recordsDir, apiPort, uiPort, children, up, call, serverPid, dispose };
   }
 
   it('`fleet up` killed with SIGKILL and started again on the same data dir: the agent continues', async (t) => {
-    const { dataDir, apiPort, uiPort, children, up, call: upApi, serverPid: currentServerPid, dispose } = await fleetUpFixture();
+    const {
+      dataDir,
+      recordsDir,
+      apiPort,
+      uiPort,
+      children,
+      up,
+      call: upApi,
+      serverPid: currentServerPid,
+      dispose,
+    } = await fleetUpFixture();
     try {
       const first = await up();
       assert.match(first.out(), new RegExp(`API\\s+http://127.0.0.1:${apiPort}`));
       assert.match(first.out(), new RegExp(`Web UI\\s+http://127.0.0.1:${uiPort}`));
       assert.equal(statSync(join(dataDir, 'api-token')).mode & 0o777, 0o600, 'the token file is owner-only');
       const upCall = upApi();
-      const record = join(dataDir, 'up.jsonl');
+      const record = join(recordsDir, 'up.jsonl');
       const spawned = await upCall<Agent>('POST', '/agents/spawn', {
         type: 'frontend',
         command: ['node', TEST_AGENT, '--record', record, '--hang-on', '1', '--sleep-ms', '1000'],
@@ -229,7 +245,7 @@ describe('crash recovery', { timeout: 600_000 }, () => {
     try {
       await fx.up();
       const upCall = fx.call();
-      const record = join(fx.dataDir, 'mission.jsonl');
+      const record = join(fx.recordsDir, 'mission.jsonl');
       // a is quick; b and c hang on their first attempt (in flight when everything dies); d follows both.
       const sortie = (id: string, extra: Record<string, unknown>, args: string[]) => ({
         id,
@@ -285,8 +301,8 @@ describe('crash recovery', { timeout: 600_000 }, () => {
       // Every sortie succeeded exactly once; b and c ran once more than before the crash, never two at a time.
       const records = readRecords(record);
       for (const id of ['a', 'b', 'c', 'd']) {
-        const pids = new Set(started(id).map((r) => r.pid));
-        const successes = records.filter((r) => r.event === 'exit' && r.code === 0 && pids.has(r.pid));
+        const pids = new Set(started(id).map((r) => r.proc));
+        const successes = records.filter((r) => r.event === 'exit' && r.code === 0 && pids.has(r.proc));
         assert.equal(successes.length, 1, `sortie ${id} succeeded exactly once`);
         assert.equal(pids.size, id === 'b' || id === 'c' ? 2 : 1, `sortie ${id} runs`);
       }

@@ -62,12 +62,12 @@ describe('missions, locks, messages, checkpoints and resume', { timeout: 600_000
     );
   const ended = (id: string) => until(id, (m) => m.status !== 'running', `mission ${id} to end`);
   const status = (m: Mission, id: string) => m.sorties.find((s) => s.id === id)!.status;
-  /** Each sortie's runs, [start, end] from the agents' own records (a start and an exit share a pid). */
+  /** Each sortie's runs, [start, end] from the agents' own records (a start and an exit share their process). */
   const runs = (record: string) => {
     const records = readRecords(record);
     const out: Record<string, { start: number; end?: number; code?: number; env: Record<string, string> }[]> = {};
     for (const r of records.filter((x) => x.event === 'start')) {
-      const exit = records.find((x) => x.event === 'exit' && x.pid === r.pid && x.t >= r.t);
+      const exit = records.find((x) => x.event === 'exit' && x.proc === r.proc && x.t >= r.t);
       (out[r.env!.TEST_SORTIE!] ??= []).push({ start: r.t, end: exit?.t, code: exit?.code, env: r.env! });
     }
     return out;

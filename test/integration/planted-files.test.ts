@@ -2,8 +2,9 @@
  * Agents that attack the worker through files it touches, against a real Temporal dev server with real agent
  * processes: a link planted at the next attempt's log path (the worker must not write through it, the API must not
  * serve its target), and a post-checkout hook and core.fsmonitor planted by a --worktree agent in the repository it
- * shares (the next worktree spawn and the worktree listing must not run them).
+ * shares (the next worktree spawn and the worktree listing must not run them). Its agents run unsandboxed.
  */
+import { FleetConfig } from '../../src/domain/roles';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -46,7 +47,9 @@ describe('files an agent plants do not steer the worker', { timeout: 300_000 }, 
     h = await Harness.start();
     const queue = h.queue('planted');
     await h.startWorker(queue);
-    const server = await h.startApi(queue);
+    // Unsandboxed (sandbox: "none"): in its sandbox an agent reaches neither the logs dir nor the shared repository's
+    // hooks and config (test/integration/sandbox.test.ts); these are the walls that hold without it.
+    const server = await h.startApi(queue, FleetConfig.parse({ roles: { backend: { sandbox: 'none' } } }));
     apiUrl = server.url;
     call = api(server.url);
   });

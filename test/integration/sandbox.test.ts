@@ -6,7 +6,7 @@
  * catches its hole.
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -150,5 +150,38 @@ describe('a hostile agent in its sandbox', { timeout: 300_000 }, () => {
     assert.equal(r.homeWritable, true);
     assert.equal(r.outsideWritable, true);
     await client('DELETE', `/agents/${(victim.body as { id: string }).id}?graceMs=100`);
+  });
+
+  it("lets a worktree agent commit on its branch, and write nothing of the shared repository's config or hooks", async () => {
+    const repo = join(root, 'repo');
+    mkdirSync(repo);
+    const git = (...args: string[]) => execFileSync('git', ['-C', repo, ...args], { encoding: 'utf8' });
+    git('init', '-q', '-b', 'main');
+    writeFileSync(join(repo, 'README'), 'hello\n');
+    git('add', 'README');
+    git('-c', 'user.email=t@example.com', '-c', 'user.name=t', 'commit', '-qm', 'init');
+    const script = [
+      'echo work > work.txt && git add work.txt && git -c user.email=a@example.com -c user.name=agent commit -qm "agent work" && echo committed',
+      `(echo 'touch ${root}/hooked' > ${repo}/.git/hooks/post-checkout) 2>/dev/null || echo hooks-read-only`,
+      `(echo '[core] fsmonitor = touch ${root}/monitored' >> ${repo}/.git/config) 2>/dev/null || echo config-read-only`,
+    ].join('; ');
+    const spawned = await client('POST', '/agents/spawn', {
+      type: 'backend',
+      task: 'commit, then plant a hook',
+      command: ['sh', '-c', script],
+      cwd: repo,
+      worktree: true,
+      env: env(),
+      retry: { maxAttempts: 1 },
+    });
+    assert.equal(spawned.status, 201, JSON.stringify(spawned.body));
+    const id = (spawned.body as { id: string }).id;
+    const done = await agentEnded(client, id, 120_000, 300);
+    const logs = await client<{ lines: string[] }>('GET', `/agents/${id}/logs?tail=20`);
+    assert.equal(done.status, 'succeeded', JSON.stringify(logs.body));
+    assert.deepEqual(logs.body.lines, ['committed', 'hooks-read-only', 'config-read-only']);
+    assert.equal(git('log', '-1', '--format=%s', `fleet/${id}`).trim(), 'agent work');
+    assert.doesNotMatch(readFileSync(join(repo, '.git', 'config'), 'utf8'), /fsmonitor/);
+    assert.equal(existsSync(join(repo, '.git', 'hooks', 'post-checkout')), false);
   });
 });

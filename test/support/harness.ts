@@ -6,7 +6,7 @@
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, existsSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, existsSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { startApiServer, type ApiServer } from '../../src/api/server';
@@ -23,7 +23,7 @@ import type { Payload } from '@temporalio/common';
 import { AesGcmPayloadCodec, ENCRYPTED_ENCODING } from '../../src/auth/payload-codec';
 import { ensureKeyFile, loadKeyRing, PAYLOAD_KEY_FILE_ENV, rotateKeyFile } from '../../src/auth/payload-keys';
 import { fleetClient } from '../../src/temporal/data-converter';
-import { listProcesses } from '../../src/process/proc';
+import { listProcesses, readProcStat } from '../../src/process/proc';
 
 export const REPO = resolve(__dirname, '..', '..', '..');
 export const TEST_AGENT = join(REPO, 'test', 'agents', 'test-agent.js');
@@ -53,23 +53,61 @@ export async function waitFor<T>(
   }
 }
 
-export function readRecords(file: string): Array<{
+export interface AgentRecord {
   event: string;
   attempt: number;
   /** FLEET_AGENT_ID of the agent that wrote it. */
   agent?: string;
-  /** As the agent sees it (in its sandbox's PID namespace): hostPids translates. */
+  /** Written from inside a sandbox (its own PID namespace). */
+  sandboxed?: boolean;
+  /** The host's pid of the process (NaN once a sandboxed process is gone: its host pid is then unknown). */
   pid: number;
+  /** The pid the process saw of itself. */
+  ownPid: number;
+  /** Which process wrote it (agent, own pid, start time): the same for its start and its exit, whether it lives or not. */
+  proc: string;
+  startTicks?: number;
   t: number;
   childPid?: number | null;
+  ppid?: number;
+  pgid?: number;
   env?: Record<string, string>;
   code?: number;
-}> {
+}
+
+/**
+ * test-agent.js's records, with the pids of sandboxed agents translated to the host's: inside its sandbox an agent
+ * sees its own PID namespace, numbered from 1. A process must be alive to be found on the host (its start time
+ * tells a reused pid); a gone one reads as NaN, which no process has.
+ */
+export function readRecords(file: string): AgentRecord[] {
   if (!existsSync(file)) return [];
-  return readFileSync(file, 'utf8')
+  const raw = readFileSync(file, 'utf8')
     .split('\n')
     .filter(Boolean)
-    .map((l) => JSON.parse(l));
+    .map((l) => JSON.parse(l) as Omit<AgentRecord, 'ownPid'>);
+  const maps = new Map<string, Map<number, number>>();
+  const host = (agent: string, inner: number | null | undefined, startTicks?: number): number | null | undefined => {
+    if (inner === null || inner === undefined) return inner;
+    if (!maps.has(agent)) maps.set(agent, hostPids(agent));
+    const pid = maps.get(agent)!.get(inner);
+    if (pid === undefined || (startTicks !== undefined && readProcStat(pid)?.startTicks !== startTicks)) return NaN;
+    return pid;
+  };
+  return raw.map((r) => {
+    const proc = `${r.agent ?? ''}:${r.pid}:${r.startTicks ?? ''}`;
+    if (!r.sandboxed || !r.agent) return { ...r, ownPid: r.pid, proc };
+    const a = r.agent;
+    return {
+      ...r,
+      ownPid: r.pid,
+      proc,
+      pid: host(a, r.pid, r.startTicks)!,
+      ppid: host(a, r.ppid) ?? undefined,
+      pgid: host(a, r.pgid) ?? undefined,
+      childPid: host(a, r.childPid),
+    };
+  });
 }
 
 export class Harness {
@@ -306,22 +344,15 @@ export function hostPids(agentId: string): Map<number, number> {
   return found;
 }
 
-/** The host pid of the process that wrote a test-agent record (alive now), or undefined. */
-export const hostPidOf = (rec: { agent?: string; pid: number }): number | undefined =>
-  rec.agent ? hostPids(rec.agent).get(rec.pid) : undefined;
-
-/** The pid a host process has in its own PID namespace (itself outside a sandbox). */
-export function innerPid(hostPid: number): number | undefined {
-  try {
-    const ns = /^NSpid:\s+(.+)$/m
-      .exec(readFileSync(`/proc/${hostPid}/status`, 'utf8'))?.[1]
-      ?.trim()
-      .split(/\s+/)
-      .map(Number);
-    return ns?.[ns.length - 1];
-  } catch {
-    return undefined;
-  }
+/**
+ * A fleet.config.json (written in `dir`, which is returned) for a `fleet up` of the tests: every role sandboxed, as by
+ * default, with `dir` writable, where the tests' agents leave their records.
+ */
+export function writeTestFleetConfig(dir: string): string {
+  const sandbox = { writable: [dir] };
+  const file = join(dir, 'fleet.config.json');
+  writeFileSync(file, JSON.stringify({ roles: Object.fromEntries(AGENT_TYPES.map((t) => [t, { sandbox }])) }));
+  return file;
 }
 
 /** Minimal REST client for the tests. */

@@ -44,6 +44,13 @@ describe('bubblewrap arguments', () => {
     assert.ok(!args.includes('--share-net'));
   });
 
+  it('binds a worktree that lies in a hidden dir inside a writable one after hiding that dir again', () => {
+    mkdirSync(join(repo, '.fleet-data', 'wt'), { recursive: true });
+    const wt = join(repo, '.fleet-data', 'wt');
+    const args = bwrapArgs(spec({ cwd: wt, options: { ...DEFAULT_SANDBOX, writable: [repo] } })).join(' ');
+    assert.ok(args.indexOf(`--bind ${wt} ${wt}`) > args.lastIndexOf(`--tmpfs ${join(repo, '.fleet-data')}`), args);
+  });
+
   it('sets the process tag inside only', () => {
     const args = bwrapArgs(spec({ tag: { name: 'FLEET_PROCESS_TAG', value: 'agt_x/1/q' } }));
     const i = args.indexOf('--setenv');
