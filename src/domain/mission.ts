@@ -4,7 +4,8 @@
  */
 import { z } from 'zod';
 import { idSchema } from './id-schema';
-import { AgentId, Progress, QueueName, RetryPolicyInput, SpawnRequest } from './agent';
+import { AGENT_TYPES, AgentId, Progress, QueueName, RetryPolicyInput, SpawnRequest } from './agent';
+import { SandboxPolicy } from './sandbox';
 
 const CheckpointIdRef = idSchema('checkpoint');
 import { LockPath, normaliseLockPath } from './coordination';
@@ -184,6 +185,8 @@ export const MissionWorkflowInput = z.object({
   createdBy: z.string().max(200).default('api'),
   /** When the API started this run; the workflow's state and the API's reply agree on it. */
   createdAt: z.iso.datetime({ offset: true }),
+  /** Each role's sandbox, from the API's config (a sortie request carries none); absent in older inputs: the default. */
+  sandboxes: z.partialRecord(z.enum(AGENT_TYPES), SandboxPolicy).optional(),
 });
 export type MissionWorkflowInput = z.input<typeof MissionWorkflowInput>;
 

@@ -145,9 +145,10 @@ export type AgentRequest = z.output<typeof AgentRequest>;
 
 /**
  * Applies the role of the request's type: the request's own fields first, then the role's, then
- * FleetTools' defaults. A request with a command and no runtime runs that command (`exec`).
+ * FleetTools' defaults. A request with a command and no runtime runs that command (`exec`). `sandbox`: the role's
+ * sandbox as resolved earlier (a mission's sorties, whose roles the API resolved), instead of `config`'s.
  */
-export function resolveAgentRequest(req: SpawnRequest, config: FleetConfig): AgentRequest {
+export function resolveAgentRequest(req: SpawnRequest, config: FleetConfig, sandbox?: SandboxPolicy): AgentRequest {
   const role = roleOf(req.type, config);
   const runtime = req.runtime ?? (req.command ? 'exec' : role.runtime);
   const pick = <T>(mine: T | undefined, theirs: T | undefined, fallback: T): T => mine ?? theirs ?? fallback;
@@ -162,9 +163,13 @@ export function resolveAgentRequest(req: SpawnRequest, config: FleetConfig): Age
     stallTimeoutMs: pick(req.stallTimeoutMs, role.limits.stallTimeoutMs, DEFAULT_STALL_TIMEOUT_MS),
     timeoutMs: req.timeoutMs ?? role.limits.timeoutMs,
     terminateGraceMs: pick(req.terminateGraceMs, role.limits.terminateGraceMs, DEFAULT_TERMINATE_GRACE_MS),
-    sandbox: role.sandbox,
+    sandbox: sandbox ?? role.sandbox,
   };
 }
 
 /** Does any role run its agents sandboxed (the default)? Then a worker needs the sandbox's tools. */
 export const usesSandbox = (config: FleetConfig): boolean => AGENT_TYPES.some((t) => roleOf(t, config).sandbox !== 'none');
+
+/** Each role's sandbox under `config`, for a mission's sorties (see MissionWorkflowInput.sandboxes). */
+export const roleSandboxes = (config: FleetConfig): Record<AgentType, SandboxPolicy> =>
+  Object.fromEntries(AGENT_TYPES.map((t) => [t, roleOf(t, config).sandbox])) as Record<AgentType, SandboxPolicy>;

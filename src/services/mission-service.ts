@@ -36,6 +36,7 @@ import type { CoordinationService } from './coordination-service';
 import { causes, conflict, notFound, UnavailableError } from './errors';
 import { mapLimit } from './map-limit';
 import { makeId } from '../domain/ids';
+import { roleSandboxes } from '../domain/roles';
 import type { ListMissionsQuery } from '../domain/api';
 
 const MissionMemo = z.object({ title: z.string(), sortieCount: z.number().int() });
@@ -112,6 +113,7 @@ export class MissionService {
       seed,
       createdBy,
       createdAt: new Date().toISOString(),
+      sandboxes: roleSandboxes(this.opts.agents.config),
     };
     const handle = await this.opts.client.workflow.start('MissionWorkflow', {
       workflowId: missionId,

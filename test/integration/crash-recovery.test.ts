@@ -259,7 +259,7 @@ describe('crash recovery', { timeout: 600_000 }, () => {
       });
       const created = await upCall<Mission>('POST', '/missions', {
         title: 'survives kill -9',
-        cwd: fx.dataDir,
+        cwd: fx.recordsDir,
         sorties: [
           sortie('a', {}, ['--sleep-ms', '200']),
           sortie('b', { dependsOn: ['a'], files: ['b.ts'] }, ['--hang-on', '1', '--sleep-ms', '800']),

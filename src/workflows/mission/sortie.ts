@@ -100,6 +100,7 @@ function agentRequest(mission: MissionRun, s: SortieState, spec: SortieSpec): Ag
       ...(input.seed ? { recoverFrom: { checkpointId: input.seed.checkpointId, sortieId: s.id } } : {}),
     },
     roles.DEFAULT_FLEET_CONFIG,
+    input.sandboxes?.[spec.type],
   );
 }
 
