@@ -138,6 +138,7 @@ export class AgentProcess {
 
   private constructor(
     private readonly child: ChildProcess,
+    ends: ChildEnds,
     readonly identity: ProcessIdentity,
     readonly log: AgentLog,
     private readonly reaper: Reaper,
@@ -147,13 +148,11 @@ export class AgentProcess {
     private readonly sandbox: SandboxLaunch | undefined,
   ) {
     if (parser) this.run = emptySummary();
-    this.exited = new Promise<ExitInfo>((resolveExit) => {
-      child.once('exit', (exitCode, signal) => {
-        this.exitInfo = sandbox ? sandboxedExit(exitCode, signal) : { exitCode, signal };
-        resolveExit(this.exitInfo);
-      });
+    this.exited = ends.exited.then(({ exitCode, signal }) => {
+      this.exitInfo = sandbox ? sandboxedExit(exitCode, signal) : { exitCode, signal };
+      return this.exitInfo;
     });
-    this.closed = new Promise<void>((resolveClose) => child.once('close', () => resolveClose()));
+    this.closed = ends.closed;
     const splitter = new LineSplitter(
       (line) => {
         const parsed = parseProgressLine(line);
@@ -231,6 +230,8 @@ export class AgentProcess {
       throw err instanceof SandboxUnavailable ? new SpawnError(err.message, 'spawnFailed') : err;
     }
     const child = startChild(executable, args, cmd!, cwd, spec, sandbox);
+    // At once: a process that ends while its sandbox's pid is read must not end unseen.
+    const ends = childEnds(child);
     let pid: number;
     try {
       await new Promise<void>((resolveSpawn, rejectSpawn) => {
@@ -253,7 +254,7 @@ export class AgentProcess {
       startTicks: readProcStat(pid)?.startTicks ?? 0,
       workerQueue: spec.workerQueue,
     };
-    return new AgentProcess(child, identity, log, reaper, sampler, spec.parser, spec.tag, sandbox);
+    return new AgentProcess(child, ends, identity, log, reaper, sampler, spec.parser, spec.tag, sandbox);
   }
 
   get exitStatus(): ExitInfo | undefined {
@@ -319,6 +320,19 @@ function startChild(executable: string, args: string[], cmd: string, cwd: string
   const [file, ...rest] = sandbox.argv([cmd, ...args]);
   const env = Object.fromEntries(Object.entries(spec.env).filter(([k]) => k !== PROCESS_TAG_VAR));
   return spawn(file!, rest, { cwd: '/', env, detached: true, stdio: ['ignore', 'pipe', 'pipe', 'pipe'] });
+}
+
+interface ChildEnds {
+  exited: Promise<ExitInfo>;
+  /** The process has exited and its stdout and stderr are closed. */
+  closed: Promise<void>;
+}
+
+function childEnds(child: ChildProcess): ChildEnds {
+  return {
+    exited: new Promise((resolveExit) => child.once('exit', (exitCode, signal) => resolveExit({ exitCode, signal }))),
+    closed: new Promise((resolveClose) => child.once('close', () => resolveClose())),
+  };
 }
 
 /** The sandbox's init pid; when bwrap fails before it, bwrap's own message (it is still unread on stderr). */
