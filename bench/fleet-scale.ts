@@ -192,14 +192,7 @@ function startedCount(file: string): number {
  */
 async function startWorkerProcess(h: Harness, queue: string, dataDir: string, nodeArgs: string[]): Promise<ChildProcess> {
   const child = spawn(process.execPath, [...nodeArgs, FLEET_BIN, 'worker', '--queue', queue, '--data-dir', dataDir], {
-    env: {
-      ...process.env,
-      TEMPORAL_ADDRESS: h.server.address,
-      TEMPORAL_NAMESPACE: h.server.namespace,
-      FLEET_HEARTBEAT_THROTTLE_MS: String(DEFAULT_HEARTBEAT_THROTTLE_MS),
-      FLEET_API_TOKEN: TOKEN,
-      FLEET_PAYLOAD_KEY_FILE: h.keyFile,
-    },
+    env: h.fleetEnv({ FLEET_HEARTBEAT_THROTTLE_MS: String(DEFAULT_HEARTBEAT_THROTTLE_MS) }),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   h.children.push(child);
@@ -222,13 +215,7 @@ function startApiProcess(h: Harness, queue: string, dataDir: string, port: numbe
     process.execPath,
     [FLEET_BIN, 'api', '--queue', queue, '--data-dir', dataDir, '--api-port', String(port), '--api-host', '127.0.0.1'],
     {
-      env: {
-        ...process.env,
-        TEMPORAL_ADDRESS: h.server.address,
-        TEMPORAL_NAMESPACE: h.server.namespace,
-        FLEET_API_TOKEN: TOKEN,
-        FLEET_PAYLOAD_KEY_FILE: h.keyFile,
-      },
+      env: h.fleetEnv(),
       stdio: ['ignore', 'pipe', 'pipe'],
     },
   );

@@ -44,6 +44,4 @@ export const optionalCount = (name: string, env: NodeJS.ProcessEnv = process.env
 
 /** Files of the fleet's secrets named by the environment (they may lie outside the data dir): agents' sandboxes hide them. */
 export const secretFiles = (env: NodeJS.ProcessEnv = process.env): string[] =>
-  ['FLEET_PAYLOAD_KEY_FILE', 'FLEET_API_TOKEN_FILE', 'TEMPORAL_API_KEY_FILE', 'TEMPORAL_TLS_KEY']
-    .map((name) => env[name])
-    .filter((p): p is string => Boolean(p));
+  ['FLEET_PAYLOAD_KEY_FILE', 'TEMPORAL_API_KEY_FILE', 'TEMPORAL_TLS_KEY'].map((name) => env[name]).filter((p): p is string => Boolean(p));

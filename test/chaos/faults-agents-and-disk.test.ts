@@ -649,13 +649,7 @@ describe('chaos: misbehaving agents and a sick disk', { timeout: 420_000 }, () =
         });
         // `fleet worker` on that data dir: exits non-zero with the same message.
         const w = spawn(process.execPath, [FLEET_BIN, 'worker', '--queue', q, '--data-dir', disk.dir], {
-          env: {
-            ...process.env,
-            TEMPORAL_ADDRESS: h.server.address,
-            TEMPORAL_NAMESPACE: h.server.namespace,
-            FLEET_API_TOKEN: TOKEN,
-            FLEET_PAYLOAD_KEY_FILE: h.keyFile,
-          },
+          env: h.fleetEnv(),
           stdio: ['ignore', 'pipe', 'pipe'],
         });
         h.children.push(w);

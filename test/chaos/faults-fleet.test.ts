@@ -126,13 +126,7 @@ describe("chaos: the fleet's own processes killed", { timeout: 900_000 }, () => 
     const dataDir = h.path('api-restart');
     const startApiProcess = async (): Promise<ChildProcess> => {
       const child = spawn(process.execPath, [FLEET_BIN, 'api', '--api-port', String(port), '--queue', queue, '--data-dir', dataDir], {
-        env: {
-          ...process.env,
-          TEMPORAL_ADDRESS: h.server.address,
-          TEMPORAL_NAMESPACE: h.server.namespace,
-          FLEET_API_TOKEN: TOKEN,
-          FLEET_PAYLOAD_KEY_FILE: h.keyFile,
-        },
+        env: h.fleetEnv(),
         stdio: ['ignore', 'pipe', 'pipe'],
       });
       h.children.push(child);

@@ -318,7 +318,7 @@ describe('REST API', { timeout: 300_000 }, () => {
       [FLEET_BIN, 'api', '--api-port', String(port), '--queue', queue, '--data-dir', h.path('api-alone')],
       {
         // The fleet's payload key, as a copy of fleet up's key file on another host would be.
-        env: { ...process.env, TEMPORAL_ADDRESS: h.server.address, FLEET_API_TOKEN: 'alone-token', FLEET_PAYLOAD_KEY_FILE: h.keyFile },
+        env: h.fleetEnv({ FLEET_API_TOKEN: 'alone-token' }),
         stdio: ['ignore', 'pipe', 'pipe'],
       },
     );

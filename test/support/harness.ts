@@ -226,6 +226,18 @@ export class Harness {
     return worker;
   }
 
+  /** The environment of a `fleet worker` or `fleet api` process of this harness: its server, the token and the key file. */
+  fleetEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+    return {
+      ...process.env,
+      TEMPORAL_ADDRESS: this.server.address,
+      TEMPORAL_NAMESPACE: this.server.namespace,
+      FLEET_API_TOKEN: TOKEN,
+      [PAYLOAD_KEY_FILE_ENV]: this.keyFile,
+      ...extra,
+    };
+  }
+
   /**
    * `fleet worker` as its own process (to be killed with SIGKILL by a test), of this build or of the one whose
    * `fleet` is `bin`; what it prints is in `outputs`.
@@ -237,15 +249,7 @@ export class Harness {
     bin = FLEET_BIN,
   ): Promise<ChildProcess> {
     const child = spawn(process.execPath, [bin, 'worker', '--queue', taskQueue, '--data-dir', dataDir], {
-      env: {
-        ...process.env,
-        TEMPORAL_ADDRESS: this.server.address,
-        TEMPORAL_NAMESPACE: this.server.namespace,
-        FLEET_HEARTBEAT_THROTTLE_MS: '500',
-        FLEET_API_TOKEN: TOKEN,
-        [PAYLOAD_KEY_FILE_ENV]: this.keyFile,
-        ...extraEnv,
-      },
+      env: this.fleetEnv({ FLEET_HEARTBEAT_THROTTLE_MS: '500', ...extraEnv }),
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     this.children.push(child);
