@@ -3,7 +3,7 @@
  * server, worker and API on free ports, in a temporary data dir), reading the token `fleet up` stored.
  */
 import assert from 'node:assert/strict';
-import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,8 +12,7 @@ import { after, before, describe, it } from 'node:test';
 import { Agent } from '../../src/domain/agent';
 import { AgentHealth, type AgentList, type AgentLogTail, SystemHealth } from '../../src/domain/api';
 import type { Mission } from '../../src/domain/mission';
-import { freePort } from '../../src/temporal/dev-server';
-import { FLEET_BIN, REPO, TEST_AGENT, waitFor, writeTestFleetConfig } from '../support/harness';
+import { FLEET_BIN, FleetUp, REPO, TEST_AGENT, waitFor, writeTestFleetConfig } from '../support/harness';
 
 interface Run {
   code: number;
@@ -24,7 +23,7 @@ interface Run {
 describe('fleet CLI against fleet up', { timeout: 300_000 }, () => {
   let dataDir: string;
   let recordsDir: string;
-  let up: ChildProcess;
+  let up: FleetUp | undefined;
   const env = () => ({ ...process.env, FLEET_DATA_DIR: dataDir, FLEET_API_TOKEN: '', FLEET_API_URL: '', NO_COLOR: '' });
 
   const fleet = (...args: string[]): Promise<Run> =>
@@ -44,34 +43,10 @@ describe('fleet CLI against fleet up', { timeout: 300_000 }, () => {
     // The agents' records: outside the data dir, which every sandbox hides.
     recordsDir = mkdtempSync(join(tmpdir(), 'fleet-cli-records-'));
     const config = writeTestFleetConfig(recordsDir);
-    const ports = [await freePort(), await freePort(), await freePort()].map(String);
-    const ui = ['--ui-port', ports[2]!, '--config', config];
-    up = spawn(process.execPath, [FLEET_BIN, 'up', '--api-port', ports[0]!, '--temporal-port', ports[1]!, ...ui], {
-      env: { ...env(), FLEET_HEARTBEAT_THROTTLE_MS: '500' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    let errOut = '';
-    up.stdout!.on('data', (d) => (out += d));
-    up.stderr!.on('data', (d) => (errOut += d));
-    await waitFor(
-      'fleet up',
-      () => {
-        if (up.exitCode !== null) throw new Error(`fleet up exited: ${errOut.slice(-2000)}`);
-        return out.includes('FleetTools is up.');
-      },
-      120_000,
-      200,
-    );
+    up = await FleetUp.start({ dataDir, config, env: env() });
   });
   after(async () => {
-    if (up && up.exitCode === null) {
-      up.kill('SIGTERM');
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([new Promise((r) => up.once('exit', r)), new Promise((r) => (timer = setTimeout(r, 30_000)))]);
-      clearTimeout(timer); // a pending 30 s timer would keep the test process alive after the suite
-      if (up.exitCode === null) up.kill('SIGKILL');
-    }
+    await up?.stop();
     rmSync(dataDir, { recursive: true, force: true });
     rmSync(recordsDir, { recursive: true, force: true });
   });

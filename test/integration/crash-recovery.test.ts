@@ -4,7 +4,7 @@
  * and a dev server left behind by a dead run.
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -16,7 +16,7 @@ import type { Mission } from '../../src/domain/mission';
 import { isProcessAlive, listProcesses } from '../../src/process/proc';
 import { findTemporalCli } from '../../src/temporal/cli-binary';
 import { DevServer, freePort, PortInUse } from '../../src/temporal/dev-server';
-import { agentEnded, api, FLEET_BIN, Harness, readRecords, sleep, TEST_AGENT, waitFor, writeTestFleetConfig } from '../support/harness';
+import { agentEnded, api, FleetUp, Harness, readRecords, sleep, TEST_AGENT, waitFor, writeTestFleetConfig } from '../support/harness';
 
 function reaperOf(workerPid: number): number | undefined {
   return listProcesses().find((p) => p.ppid === workerPid && readFileSync(`/proc/${p.pid}/cmdline`, 'utf8').includes('reaper-main'))?.pid;
@@ -129,47 +129,14 @@ describe('crash recovery', { timeout: 600_000 }, () => {
     // The agents' records: outside the data dir, which every sandbox hides.
     const recordsDir = mkdtempSync(join(tmpdir(), 'fleet-up-records-'));
     const config = writeTestFleetConfig(recordsDir);
-    const [apiPort, temporalPort, uiPort] = [await freePort(), await freePort(), await freePort()];
+    const fleet = await FleetUp.create({ dataDir, config });
+    const { api: apiPort, ui: uiPort } = fleet.ports;
     const children: ChildProcess[] = [];
     const up = async () => {
-      const child = spawn(
-        process.execPath,
-        [
-          FLEET_BIN,
-          'up',
-          '--data-dir',
-          dataDir,
-          '--api-port',
-          String(apiPort),
-          '--temporal-port',
-          String(temporalPort),
-          '--ui-port',
-          String(uiPort),
-          '--config',
-          config,
-        ],
-        {
-          env: { ...process.env, FLEET_API_TOKEN: '', FLEET_HEARTBEAT_THROTTLE_MS: '500' },
-          stdio: ['ignore', 'pipe', 'pipe'],
-        },
-      );
-      children.push(child);
-      let out = '';
-      let err = '';
-      child.stdout!.on('data', (d) => (out += d));
-      child.stderr!.on('data', (d) => (err += d));
-      await waitFor(
-        'fleet up to be ready',
-        () => {
-          if (child.exitCode !== null) throw new Error(`fleet up exited ${child.exitCode}: ${err.slice(-2000)}`);
-          return out.includes('FleetTools is up.');
-        },
-        120_000,
-        200,
-      );
-      return { child, out: () => out };
+      children.push(await fleet.start());
+      return { child: fleet.child, out: () => fleet.output() };
     };
-    const call = () => api(`http://127.0.0.1:${apiPort}`, readFileSync(join(dataDir, 'api-token'), 'utf8').trim());
+    const call = () => fleet.client();
     const serverPid = () => JSON.parse(readFileSync(join(dataDir, 'temporal', 'server.pid.json'), 'utf8')).pid as number;
     const dispose = async () => {
       for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');

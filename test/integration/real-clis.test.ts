@@ -8,13 +8,12 @@
  * Nothing here is skipped: a CLI that cannot be had fails the test and says what is missing.
  */
 import assert from 'node:assert/strict';
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Agent } from '../../src/domain/agent';
-import { freePort } from '../../src/temporal/dev-server';
-import { agentEnded, api, FLEET_BIN, waitFor } from '../support/harness';
+import { agentEnded, type api, FleetUp } from '../support/harness';
 import { anthropicMock, responsesMock, type MockModelServer, type MockRequest } from '../support/mock-models';
 import { ensureRealCli, REAL_CLIS } from '../support/real-clis';
 
@@ -33,8 +32,7 @@ describe('the real Claude Code and Codex in the sandbox', { timeout: 900_000 }, 
   let dataDir: string;
   let home: string;
   let repo: string;
-  let up: ChildProcess;
-  let upOutput = '';
+  let up: FleetUp | undefined;
   let client: ReturnType<typeof api>;
   let anthropic: MockModelServer;
   let openai: MockModelServer;
@@ -74,34 +72,12 @@ describe('the real Claude Code and Codex in the sandbox', { timeout: 900_000 }, 
   });
 
   async function startFleet(): Promise<void> {
-    const ports = { api: await freePort(), temporal: await freePort(), ui: await freePort() };
-    const args = [FLEET_BIN, 'up', '--data-dir', dataDir, '--config', join(root, 'fleet.config.json'), '--api-port', String(ports.api)];
-    up = spawn(process.execPath, [...args, '--temporal-port', String(ports.temporal), '--ui-port', String(ports.ui)], {
-      env: { ...process.env, FLEET_API_TOKEN: '', FLEET_HEARTBEAT_THROTTLE_MS: '500' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    up.stdout!.on('data', (d) => (upOutput += d));
-    up.stderr!.on('data', (d) => (upOutput += d));
-    await waitFor(
-      'fleet up',
-      () => {
-        if (up.exitCode !== null) throw new Error(`fleet up exited: ${upOutput.slice(-2000)}`);
-        return upOutput.includes('FleetTools is up.');
-      },
-      120_000,
-      200,
-    );
-    client = api(`http://127.0.0.1:${ports.api}`, readFileSync(join(dataDir, 'api-token'), 'utf8').trim());
+    up = await FleetUp.start({ dataDir, config: join(root, 'fleet.config.json') });
+    client = up.client();
   }
 
   after(async () => {
-    if (up && up.exitCode === null) {
-      up.kill('SIGTERM');
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([new Promise((r) => up.once('exit', r)), new Promise((r) => (timer = setTimeout(r, 30_000)))]);
-      clearTimeout(timer);
-      if (up.exitCode === null) up.kill('SIGKILL');
-    }
+    await up?.stop();
     await anthropic?.close();
     await openai?.close();
     if (root) rmSync(root, { recursive: true, force: true });
@@ -122,7 +98,7 @@ describe('the real Claude Code and Codex in the sandbox', { timeout: 900_000 }, 
     assert.equal(spawned.status, 201, JSON.stringify(spawned.body));
     const agent = await agentEnded(client, (spawned.body as { id: string }).id, 240_000, 300);
     if (agent.status !== 'succeeded') {
-      assert.fail(`${type} agent ${agent.status}: ${agent.lastError}\n${await logsOf(agent)}\n${upOutput.slice(-3000)}`);
+      assert.fail(`${type} agent ${agent.status}: ${agent.lastError}\n${await logsOf(agent)}\n${up!.output().slice(-3000)}`);
     }
     return agent;
   }
@@ -214,7 +190,8 @@ describe('the real Claude Code and Codex in the sandbox', { timeout: 900_000 }, 
 
   /** What the worker logged about `agentId` (JSON lines on fleet up's stderr) with message `msg`. */
   function workerSaid(agentId: string, msg: string): Array<Record<string, unknown>> {
-    return upOutput
+    return up!
+      .output()
       .split('\n')
       .filter((l) => l.startsWith('{') && l.includes(agentId))
       .map((l) => JSON.parse(l) as Record<string, unknown>)

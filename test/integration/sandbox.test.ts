@@ -6,12 +6,11 @@
  * catches its hole.
  */
 import assert from 'node:assert/strict';
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { freePort } from '../../src/temporal/dev-server';
-import { agentEnded, api, FLEET_BIN, REPO, TEST_AGENT, waitFor } from '../support/harness';
+import { agentEnded, type api, FleetUp, REPO, TEST_AGENT } from '../support/harness';
 
 const ATTACKER = join(REPO, 'test', 'agents', 'attacker.js');
 
@@ -34,7 +33,7 @@ interface AttackResult {
 describe('a hostile agent in its sandbox', { timeout: 300_000 }, () => {
   let root: string;
   let dataDir: string;
-  let up: ChildProcess;
+  let up: FleetUp;
   let client: ReturnType<typeof api>;
   let ports: { api: number; temporal: number; ui: number };
   const victimMark = `victim-${process.pid}-${Date.now()}`;
@@ -45,40 +44,13 @@ describe('a hostile agent in its sandbox', { timeout: 300_000 }, () => {
     dataDir = join(root, 'data');
     for (const d of ['home', 'outside', 'work']) mkdirSync(join(root, d));
     writeFileSync(join(root, 'fleet.config.json'), JSON.stringify({ roles: { security: { sandbox: 'none' } } }));
-    ports = { api: await freePort(), temporal: await freePort(), ui: await freePort() };
-    up = spawn(
-      process.execPath,
-      [FLEET_BIN, 'up', '--data-dir', dataDir, '--config', join(root, 'fleet.config.json'), '--api-port', String(ports.api)].concat([
-        '--temporal-port',
-        String(ports.temporal),
-        '--ui-port',
-        String(ports.ui),
-      ]),
-      { env: { ...process.env, FLEET_API_TOKEN: '', FLEET_HEARTBEAT_THROTTLE_MS: '500' }, stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    let out = '';
-    up.stdout!.on('data', (d) => (out += d));
-    up.stderr!.on('data', (d) => (out += d));
-    await waitFor(
-      'fleet up',
-      () => {
-        if (up.exitCode !== null) throw new Error(`fleet up exited: ${out.slice(-2000)}`);
-        return out.includes('FleetTools is up.');
-      },
-      120_000,
-      200,
-    );
-    client = api(`http://127.0.0.1:${ports.api}`, readFileSync(join(dataDir, 'api-token'), 'utf8').trim());
+    up = await FleetUp.start({ dataDir, config: join(root, 'fleet.config.json') });
+    ports = up.ports;
+    client = up.client();
   });
 
   after(async () => {
-    if (up && up.exitCode === null) {
-      up.kill('SIGTERM');
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([new Promise((r) => up.once('exit', r)), new Promise((r) => (timer = setTimeout(r, 30_000)))]);
-      clearTimeout(timer);
-      if (up.exitCode === null) up.kill('SIGKILL');
-    }
+    await up?.stop();
     rmSync(root, { recursive: true, force: true });
   });
 

@@ -275,10 +275,8 @@ export class Harness {
    * where tests have their agents leave records to check (the worker's own logs, stores and worktrees in it stay hidden).
    * A role the test configures a sandbox for keeps it.
    */
-  testConfig(config: FleetConfig = FleetConfig.parse({})): FleetConfig {
-    const roles = { ...config.roles };
-    for (const t of AGENT_TYPES) roles[t] = { ...roles[t], sandbox: roles[t]?.sandbox ?? SandboxOptions.parse({ writable: [this.tmp] }) };
-    return FleetConfig.parse({ ...config, roles });
+  testConfig(config?: FleetConfig): FleetConfig {
+    return withWritableSandbox(this.tmp, config);
   }
 
   async startApi(defaultQueue: string, config?: FleetConfig): Promise<ApiServer> {
@@ -349,14 +347,90 @@ export function hostPids(agentId: string): Map<number, number> {
 }
 
 /**
- * A fleet.config.json (written in `dir`, which is returned) for a `fleet up` of the tests: every role sandboxed, as by
+ * A fleet.config.json in `dir` (its path is returned) for a `fleet up` of the tests: every role sandboxed, as by
  * default, with `dir` writable, where the tests' agents leave their records.
  */
 export function writeTestFleetConfig(dir: string): string {
-  const sandbox = { writable: [dir] };
   const file = join(dir, 'fleet.config.json');
-  writeFileSync(file, JSON.stringify({ roles: Object.fromEntries(AGENT_TYPES.map((t) => [t, { sandbox }])) }));
+  writeFileSync(file, JSON.stringify(withWritableSandbox(dir)));
   return file;
+}
+
+/** `config` with every role that names no sandbox sandboxed, as by default, and with `dir` writable. */
+function withWritableSandbox(dir: string, config: FleetConfig = FleetConfig.parse({})): FleetConfig {
+  const roles = { ...config.roles };
+  for (const t of AGENT_TYPES) roles[t] = { ...roles[t], sandbox: roles[t]?.sandbox ?? SandboxOptions.parse({ writable: [dir] }) };
+  return FleetConfig.parse({ ...config, roles });
+}
+
+/**
+ * `fleet up` of this build as its own process, on `dataDir` and the ports given (free ones by default), started
+ * anew by `start()` (on the same dir and ports after a kill); ready once it says so.
+ */
+export class FleetUp {
+  child!: ChildProcess;
+  private out = '';
+
+  private constructor(
+    readonly dataDir: string,
+    readonly ports: { api: number; temporal: number; ui: number },
+    private readonly args: string[],
+    private readonly env: NodeJS.ProcessEnv,
+  ) {}
+
+  static async create(o: { dataDir: string; config?: string; env?: NodeJS.ProcessEnv }): Promise<FleetUp> {
+    const ports = { api: await freePort(), temporal: await freePort(), ui: await freePort() };
+    const args = ['--data-dir', o.dataDir, '--api-port', String(ports.api), '--temporal-port', String(ports.temporal)];
+    args.push('--ui-port', String(ports.ui), ...(o.config ? ['--config', o.config] : []));
+    const env = { ...process.env, FLEET_API_TOKEN: '', FLEET_HEARTBEAT_THROTTLE_MS: '500', ...o.env };
+    return new FleetUp(o.dataDir, ports, args, env);
+  }
+
+  /** Creates it and starts it. */
+  static async start(o: { dataDir: string; config?: string; env?: NodeJS.ProcessEnv }): Promise<FleetUp> {
+    const up = await FleetUp.create(o);
+    await up.start();
+    return up;
+  }
+
+  async start(): Promise<ChildProcess> {
+    const child = spawn(process.execPath, [FLEET_BIN, 'up', ...this.args], { env: this.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    this.child = child;
+    this.out = '';
+    child.stdout!.on('data', (d) => (this.out += d));
+    child.stderr!.on('data', (d) => (this.out += d));
+    await waitFor(
+      'fleet up',
+      () => {
+        if (child.exitCode !== null) throw new Error(`fleet up exited ${child.exitCode}: ${this.out.slice(-2000)}`);
+        return this.out.includes('FleetTools is up.');
+      },
+      120_000,
+      200,
+    );
+    return child;
+  }
+
+  /** What the current run printed (stdout and stderr). */
+  output(): string {
+    return this.out;
+  }
+
+  /** A REST client with the token this `fleet up` stored. */
+  client(): ReturnType<typeof api> {
+    return api(`http://127.0.0.1:${this.ports.api}`, readFileSync(join(this.dataDir, 'api-token'), 'utf8').trim());
+  }
+
+  /** SIGTERM, and SIGKILL if it is still there after 30 s. */
+  async stop(): Promise<void> {
+    const up = this.child;
+    if (!up || up.exitCode !== null || up.signalCode !== null) return;
+    up.kill('SIGTERM');
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([new Promise((r) => up.once('exit', r)), new Promise((r) => (timer = setTimeout(r, 30_000)))]);
+    clearTimeout(timer); // a pending 30 s timer would keep the test process alive after the suite
+    if (up.exitCode === null) up.kill('SIGKILL');
+  }
 }
 
 /** Minimal REST client for the tests. */
