@@ -212,7 +212,8 @@ function registerLogRoutes(routes: RouteRegistry, agents: AgentService, logsDir:
     {
       method: 'get',
       path: '/agents/:id/logs',
-      summary: "Last lines of an attempt's log; follow=true streams new lines as server-sent events until the agent ends",
+      summary:
+        "Last lines of an attempt's log (from at most its last 2 MiB; a line over 16 KiB keeps its end, cut behind `[… N bytes cut] `); follow=true streams new lines as server-sent events until the agent ends (a line over 16 KiB is sent in pieces ending ` [… line continues]`)",
       access: 'admin-or-own-agent',
       params: IdParams,
       query: LogsQuery,
@@ -232,8 +233,9 @@ function registerLogRoutes(routes: RouteRegistry, agents: AgentService, logsDir:
       const attempt = query.attempt ?? Math.max(1, agent.attempt);
       if (query.attempt && query.attempt > Math.max(1, agent.attempt))
         throw new NotFoundError(`agent ${params.id} has no attempt ${query.attempt} yet (latest ${agent.attempt})`);
-      const tail = await refusingPlantedLogs(() => tailAgentLog(logsDir, params.id, attempt, query.tail));
       if (!query.follow) {
+        // Read asynchronously and bounded (MAX_TAIL_BYTES, lines cut at MAX_LINE_BYTES): never the whole log or line.
+        const tail = await refusingPlantedLogs(() => tailAgentLog(logsDir, params.id, attempt, query.tail));
         if (!tail.exists && agent.attempt > 0)
           throw new NotFoundError(
             `no log for attempt ${attempt} of agent ${params.id} on this host (logs stay on the host of the worker that ran it${agent.host ? `: ${agent.host}` : ''})`,

@@ -4,7 +4,15 @@
  */
 import type { Response } from 'express';
 import { agentLogPath } from '../logs/agent-log-writer';
-import { logFileSize, readLogRange, tailAgentLog, UnsafePathError } from '../logs/agent-log-reader';
+import {
+  LINE_CONTINUES,
+  LineCutter,
+  logFileSize,
+  readLogRange,
+  tailAgentLog,
+  UnsafePathError,
+  type LogPiece,
+} from '../logs/agent-log-reader';
 
 export interface FollowOptions {
   logsDir: string;
@@ -18,71 +26,95 @@ export interface FollowOptions {
   pollMs?: number;
 }
 
+/** How much of a log a follower reads at a time (it sends it before it reads more). */
+const FOLLOW_READ_BYTES = 64 * 1024;
+
+type Send = (event: string | null, data: string) => Promise<void>;
+
 /**
  * Streams a log as server-sent events: `data:` per line, `event: attempt` when a new attempt's log
  * starts, `event: end` when the agent has ended and everything is sent. Stops when the client goes.
+ * Bounded per follower whatever the agent prints: the log is read FOLLOW_READ_BYTES at a time, a line is
+ * sent in pieces of MAX_LINE_BYTES (each but the last ending with LINE_CONTINUES) as soon as it is that
+ * long, and nothing more is read until the client has taken what was sent (the socket drained).
  */
 export async function followAgentLog(res: Response, opts: FollowOptions): Promise<void> {
   // Before the headers: a log that is a planted link is refused with an error status (UnsafePathError).
-  const first = tailAgentLog(opts.logsDir, opts.agentId, opts.attempt, opts.tail).lines;
+  const first = (await tailAgentLog(opts.logsDir, opts.agentId, opts.attempt, opts.tail)).lines;
   res.status(200).set({ 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive' });
   res.flushHeaders();
   let closed = false;
   res.on('close', () => (closed = true));
   // SSE ends a line at \r\n, \r or \n: a log line holding a bare \r (a CLI's progress bar) would
   // otherwise end its data line early, and what follows the \r be read as a field, even `event: end`.
-  const send = (event: string | null, data: string) => {
-    res.write(
+  const send: Send = async (event, data) => {
+    const ok = res.write(
       `${event ? `event: ${event}\n` : ''}${data
         .split(/\r\n|\r|\n/)
         .map((l) => `data: ${l}`)
         .join('\n')}\n\n`,
     );
+    if (!ok && !closed) await drained(res);
   };
-  for (const line of first) send(null, line);
+  for (const line of first) await send(null, line);
   try {
     await followFrom(opts, send, () => closed);
   } catch (err) {
     // A later attempt's log that is a planted link: said once, and the stream ends.
     if (!(err instanceof UnsafePathError) || closed) throw err;
-    send('error', err.message);
+    await send('error', err.message);
     res.end();
     return;
   }
   if (!closed) res.end();
 }
 
+/** Until the response has sent what it holds, or the client has gone. */
+function drained(res: Response): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    res.on('drain', done);
+    res.on('close', done);
+  });
+}
+
+const sendPieces = async (send: Send, pieces: LogPiece[]) => {
+  for (const p of pieces) await send(null, p.continued ? `${p.text}${LINE_CONTINUES}` : p.text);
+};
+
 /** Sends what is appended to the log (and to later attempts' logs), then `end` once the agent has ended. */
-async function followFrom(opts: FollowOptions, send: (event: string | null, data: string) => void, closed: () => boolean): Promise<void> {
+async function followFrom(opts: FollowOptions, send: Send, closed: () => boolean): Promise<void> {
   let attempt = opts.attempt;
   let path = agentLogPath(opts.logsDir, opts.agentId, attempt);
-  let offset = logFileSize(opts.logsDir, path) ?? 0;
-  let partial = '';
+  let offset = (await logFileSize(opts.logsDir, path)) ?? 0;
+  let lines = new LineCutter();
   let lastCheck = 0;
   let ended = false;
   const pollMs = opts.pollMs ?? 250;
   while (!closed()) {
-    const now = logFileSize(opts.logsDir, path);
+    const now = await logFileSize(opts.logsDir, path);
     if (now !== undefined && now < offset) offset = 0; // rotated: start the new file from its beginning
     if (now !== undefined && now > offset) {
-      const text = partial + readLogRange(opts.logsDir, path, offset, now).toString('utf8');
-      offset = now;
-      const lines = text.split('\n');
-      partial = lines.pop() ?? '';
-      for (const l of lines) send(null, l);
-      continue;
+      const chunk = await readLogRange(opts.logsDir, path, offset, Math.min(now, offset + FOLLOW_READ_BYTES));
+      offset += chunk.length;
+      await sendPieces(send, lines.push(chunk));
+      if (chunk.length) continue;
     }
     if (ended) break;
     if (Date.now() - lastCheck >= 1000) {
       lastCheck = Date.now();
       const s = await opts.status().catch(() => ({ attempt, ended: false }));
       if (opts.followAttempts && s.attempt > attempt) {
-        if (partial) send(null, partial);
-        partial = '';
+        await sendPieces(send, lines.flush());
+        lines = new LineCutter();
         attempt = s.attempt;
         path = agentLogPath(opts.logsDir, opts.agentId, attempt);
         offset = 0;
-        send('attempt', String(attempt));
+        await send('attempt', String(attempt));
         continue;
       }
       // One more read after the end is seen, so the last lines are not lost.
@@ -91,7 +123,7 @@ async function followFrom(opts: FollowOptions, send: (event: string | null, data
     await new Promise((r) => setTimeout(r, pollMs));
   }
   if (!closed()) {
-    if (partial) send(null, partial);
-    send('end', JSON.stringify({ attempt }));
+    await sendPieces(send, lines.flush());
+    await send('end', JSON.stringify({ attempt }));
   }
 }

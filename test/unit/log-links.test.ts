@@ -53,7 +53,7 @@ describe('logs under the logs dir are not followed through links an agent plante
     const path = agentLogPath(s.logsDir, s.agentId, 1);
     assert.throws(() => new AgentLog(path, 1000), unsafe(/is a symbolic link or not a directory/));
     assert.throws(() => writeAgentFile(s.logsDir, s.agentId, 'recovery-context.md', 'context'), UnsafePathError);
-    assert.throws(() => tailAgentLog(s.logsDir, s.agentId, 1, 10), UnsafePathError);
+    await assert.rejects(tailAgentLog(s.logsDir, s.agentId, 1, 10), UnsafePathError);
     assert.equal(readFileSync(join(elsewhere, 'attempt-1.log'), 'utf8'), 'the secret\n');
     assert.throws(() => readFileSync(join(elsewhere, 'recovery-context.md')), /ENOENT/);
   });
@@ -62,24 +62,24 @@ describe('logs under the logs dir are not followed through links an agent plante
     const s = setting();
     const path = (n: number) => agentLogPath(s.logsDir, s.agentId, n);
     symlinkSync(s.secret, path(1));
-    assert.throws(() => tailAgentLog(s.logsDir, s.agentId, 1, 10), unsafe(/symbolic link/));
-    assert.throws(() => logFileSize(s.logsDir, path(1)), UnsafePathError);
-    assert.throws(() => readLogRange(s.logsDir, path(1), 0, 100), UnsafePathError);
+    await assert.rejects(tailAgentLog(s.logsDir, s.agentId, 1, 10), unsafe(/symbolic link/));
+    await assert.rejects(logFileSize(s.logsDir, path(1)), UnsafePathError);
+    await assert.rejects(readLogRange(s.logsDir, path(1), 0, 100), UnsafePathError);
     // The rotated file too.
     writeFileSync(path(2), 'short\n');
     symlinkSync(s.secret, `${path(2)}.1`);
-    assert.throws(() => tailAgentLog(s.logsDir, s.agentId, 2, 10), UnsafePathError);
+    await assert.rejects(tailAgentLog(s.logsDir, s.agentId, 2, 10), UnsafePathError);
     linkSync(s.secret, path(3));
-    assert.throws(() => tailAgentLog(s.logsDir, s.agentId, 3, 10), unsafe(/2 hard links/));
+    await assert.rejects(tailAgentLog(s.logsDir, s.agentId, 3, 10), unsafe(/2 hard links/));
     assert.throws(() => new AgentLog(path(3), 1000), unsafe(/2 hard links/));
     execFileSync('mkfifo', [path(4)]);
-    assert.throws(() => tailAgentLog(s.logsDir, s.agentId, 4, 10), unsafe(/not a regular file/));
+    await assert.rejects(tailAgentLog(s.logsDir, s.agentId, 4, 10), unsafe(/not a regular file/));
     assert.throws(() => new AgentLog(path(4), 1000), unsafe(/FIFO/));
     assert.equal(readFileSync(s.secret, 'utf8'), 'the secret\n');
     // A plain log still reads.
     writeFileSync(path(5), 'one\ntwo\n');
-    assert.deepEqual(tailAgentLog(s.logsDir, s.agentId, 5, 10), { exists: true, lines: ['one', 'two'] });
-    assert.deepEqual(tailAgentLog(s.logsDir, s.agentId, 6, 10), { exists: false, lines: [] });
+    assert.deepEqual(await tailAgentLog(s.logsDir, s.agentId, 5, 10), { exists: true, lines: ['one', 'two'] });
+    assert.deepEqual(await tailAgentLog(s.logsDir, s.agentId, 6, 10), { exists: false, lines: [] });
   });
 
   it('replaces a link planted at recovery-context.md or at the rotated log instead of writing through it', async () => {
