@@ -29,7 +29,12 @@ export interface MissionActivityDeps {
   startCoordination: (workflowId: string, taskQueue: string) => Promise<void>;
 }
 
-const LAST_OUTPUT_LINES = 20;
+/**
+ * A checkpoint's last output per in-flight sortie, bounded so that any checkpoint can be exported and imported again
+ * (POST /checkpoints/import takes 16 MB; a mission runs at most 100 sorties at once): the last 20 lines, each cut
+ * to its last 1000 bytes, 16 KiB in all (older lines dropped first), read from at most the last 64 KiB of the log.
+ */
+const LAST_OUTPUT = { lines: 20, lineBytes: 1000, totalBytes: 16 * 1024, readBytes: 64 * 1024 };
 const QUERY_DEADLINE_MS = 5000;
 
 export function createMissionActivities(deps: MissionActivityDeps) {
@@ -104,7 +109,7 @@ async function completeCheckpoint(deps: MissionActivityDeps, draft: Checkpoint, 
     draft.sorties.map(async (s) => {
       if (!s.agentId || (s.status !== 'running' && s.status !== 'waiting')) return s;
       const agent = await deps.readAgent(s.agentId).catch(() => undefined);
-      const lastOutput = agent && agent.attempt > 0 ? lastLines(deps.logsDir, s.agentId, agent.attempt) : [];
+      const lastOutput = agent && agent.attempt > 0 ? await lastLines(deps.logsDir, s.agentId, agent.attempt) : [];
       return {
         ...s,
         attempt: agent?.attempt ?? s.attempt,
@@ -132,9 +137,20 @@ async function completeCheckpoint(deps: MissionActivityDeps, draft: Checkpoint, 
 }
 
 /** The last lines of a sortie's log for its checkpoint; none (and a warning) when the agent replaced its log by a link. */
-function lastLines(logsDir: string, agentId: string, attempt: number): string[] {
+async function lastLines(logsDir: string, agentId: string, attempt: number): Promise<string[]> {
   try {
-    return tailAgentLog(logsDir, agentId, attempt, LAST_OUTPUT_LINES).lines;
+    const { lines } = await tailAgentLog(logsDir, agentId, attempt, LAST_OUTPUT.lines, {
+      lineBytes: LAST_OUTPUT.lineBytes,
+      totalBytes: LAST_OUTPUT.readBytes,
+    });
+    let total = 0;
+    const kept: string[] = [];
+    for (const line of lines.reverse()) {
+      total += Buffer.byteLength(line);
+      if (total > LAST_OUTPUT.totalBytes) break;
+      kept.push(line);
+    }
+    return kept.reverse();
   } catch (err) {
     if (!(err instanceof UnsafePathError)) throw err;
     log.warn('a checkpoint leaves out the last output of an agent whose log is not a plain file', { agentId, attempt, error: err.message });
