@@ -1,6 +1,7 @@
 /** What every `fleet` API command does the same way: its client from the global options, and --json or human output. */
 import type { Command } from 'commander';
 import { ApiClient, CliError } from './api-client';
+import { terminalSafeDeep } from './format';
 
 export interface GlobalOpts {
   apiUrl?: string;
@@ -12,9 +13,12 @@ export interface GlobalOpts {
 export const client = (cmd: Command) => new ApiClient(cmd.optsWithGlobals<GlobalOpts>());
 export const isJson = (cmd: Command) => Boolean(cmd.optsWithGlobals<GlobalOpts>().json);
 
-/** The API's object as JSON with --json, else the human text. */
-export const print = (cmd: Command, value: unknown, human: () => string) => {
-  process.stdout.write(isJson(cmd) ? `${JSON.stringify(value, null, 2)}\n` : `${human()}\n`);
+/**
+ * The API's object as JSON with --json (exactly), else the human text, made by `human` from the object with its
+ * terminal control sequences removed (terminalSafeDeep): what agents wrote reaches the terminal as text only.
+ */
+export const print = <T>(cmd: Command, value: T, human: (safe: T) => string) => {
+  process.stdout.write(isJson(cmd) ? `${JSON.stringify(value, null, 2)}\n` : `${human(terminalSafeDeep(value))}\n`);
 };
 
 export const enc = encodeURIComponent;

@@ -1,16 +1,55 @@
 /** Human output: aligned tables, relative times, progress bars; colour only on a TTY. */
 import { stripVTControlCharacters } from 'node:util';
 
+/**
+ * Control sequences a terminal acts on: CSI (`ESC [` or U+009B … final byte: cursor moves, clear screen, SGR), the
+ * strings OSC/DCS/SOS/PM/APC (`ESC ]`, `ESC P`, `ESC X`, `ESC ^`, `ESC _` or their 8-bit forms, up to BEL or ST:
+ * window titles, OSC 52 clipboard writes, hyperlinks) and the other escapes (`ESC c` reset, `ESC 7`, `ESC ( 0`).
+ */
+const CONTROL_SEQUENCE =
+  // eslint-disable-next-line no-control-regex
+  /(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]|(?:\x1b[\]PX^_]|[\x90\x98\x9d\x9e\x9f])[^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)|\x1b[ -/]*[0-~]/g;
+/** The C0 controls but \t and \n (BEL, backspace, ESC left alone, …), DEL and the C1 controls. */
+// eslint-disable-next-line no-control-regex
+const CONTROL_CHARACTER = /[\x00-\x08\x0b-\x1f\x7f-\x9f]/g;
+// eslint-disable-next-line no-control-regex
+const HAS_CONTROL = /[\x00-\x08\x0b-\x1f\x7f-\x9f]/;
+
+/**
+ * `text` (written by an agent, or anyone but FleetTools) made safe to print on a terminal: control sequences are
+ * removed whole, then every other control character; \r\n and a bare \r become \n. Tabs and newlines stay (table
+ * cells lay them out). Only the human output passes through it: --json prints the API's data exactly (JSON escapes
+ * every control character).
+ */
+export function terminalSafe(text: string): string {
+  if (!HAS_CONTROL.test(text)) return text;
+  return text.replace(/\r\n?/g, '\n').replace(CONTROL_SEQUENCE, '').replace(CONTROL_CHARACTER, '');
+}
+
+/** `value` (data from the API) with every string in it made terminalSafe(), for the human output. */
+export function terminalSafeDeep<T>(value: T): T {
+  if (typeof value === 'string') return terminalSafe(value) as T;
+  if (Array.isArray(value)) return value.map((v: unknown) => terminalSafeDeep(v)) as T;
+  if (typeof value !== 'object' || value === null) return value;
+  return Object.fromEntries(Object.entries(value).map(([k, v]) => [terminalSafe(k), terminalSafeDeep(v)])) as T;
+}
+
+/**
+ * Rows as aligned columns. A cell's tabs are spaces; a newline in the last column goes on indented under it, in any
+ * other column it is a space (so an agent's multi-line text does not break the table).
+ */
 export function table(rows: string[][]): string {
   if (rows.length === 0) return '';
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => visibleLength(r[i] ?? ''))));
-  return rows
-    .map((r) =>
-      r
-        .map((c, i) => (i === r.length - 1 ? c : c + ' '.repeat(widths[i]! - visibleLength(c))))
+  const cells = rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c.replace(/\t/g, ' ') : c.replace(/[\t\n]/g, ' '))));
+  const widths = cells[0]!.map((_, i) => Math.max(...cells.map((r) => visibleLength(r[i] ?? ''))));
+  return cells
+    .map((r) => {
+      const indent = r.slice(0, -1).reduce((n, _c, i) => n + widths[i]! + 2, 0);
+      return r
+        .map((c, i) => (i === r.length - 1 ? c.replace(/\n/g, `\n${' '.repeat(indent)}`) : c + ' '.repeat(widths[i]! - visibleLength(c))))
         .join('  ')
-        .trimEnd(),
-    )
+        .trimEnd();
+    })
     .join('\n');
 }
 

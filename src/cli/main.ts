@@ -5,6 +5,7 @@ import { ConfigError } from '../temporal/connection';
 import { PayloadKeyError } from '../auth/payload-keys';
 import { TemporalCliNotFound } from '../temporal/cli-binary';
 import { CliError } from './api-client';
+import { terminalSafe } from './format';
 import { registerAgentCommands } from './commands/agents';
 import { registerCheckpointCommands } from './commands/checkpoints';
 import { registerCoordinationCommands } from './commands/coordination';
@@ -39,8 +40,9 @@ registerKeyCommands(program);
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof CommanderError) process.exit(err.exitCode);
   const e = err as Error;
-  process.stderr.write(`fleet: error: ${e.message}\n`);
-  if (err instanceof CliError && err.hint) process.stderr.write(`hint: ${err.hint}\n`);
+  // An API error can quote what an agent wrote (a lock's purpose, a path): printed as text only.
+  process.stderr.write(`fleet: error: ${terminalSafe(e.message)}\n`);
+  if (err instanceof CliError && err.hint) process.stderr.write(`hint: ${terminalSafe(err.hint)}\n`);
   if (
     !(err instanceof CliError || err instanceof ConfigError || err instanceof PayloadKeyError || err instanceof TemporalCliNotFound) &&
     process.env.FLEET_DEBUG

@@ -8,7 +8,7 @@ import { issuesText } from '../../domain/issues-text';
 import { CliError } from '../api-client';
 import { client, print, type GlobalOpts } from '../command-io';
 import { agentDetail, agentHealthText, agentRows, resourceRows, systemHealthText } from '../agent-format';
-import { colour, table } from '../format';
+import { colour, table, terminalSafe, terminalSafeDeep } from '../format';
 import { collect, num } from '../options';
 
 export function registerAgentCommands(program: Command): void {
@@ -98,7 +98,7 @@ async function spawnAgent(
     throw new CliError(issuesText(parsed.error.issues, { root: 'input', separator: '\n' }), 'see `fleet agents spawn --help`');
   }
   const agent = await client(cmd).request<Agent>('POST', '/agents/spawn', parsed.data);
-  print(cmd, agent, () => `Spawned ${agent.id} (${agent.type}, ${agent.status})\n${agent.uiUrl ? `Web UI: ${agent.uiUrl}` : ''}`.trimEnd());
+  print(cmd, agent, (a) => `Spawned ${a.id} (${a.type}, ${a.status})\n${a.uiUrl ? `Web UI: ${a.uiUrl}` : ''}`.trimEnd());
 }
 
 /** The spawn request from `fleet agents spawn`'s arguments and options, not yet checked. */
@@ -162,7 +162,7 @@ async function listOrShowAgents(
   const api = client(cmd);
   if (id) {
     const agent = await api.request<Agent>('GET', `/agents/${encodeURIComponent(id)}`);
-    print(cmd, agent, () => agentDetail(agent));
+    print(cmd, agent, (a) => agentDetail(a));
     return;
   }
   const q = new URLSearchParams();
@@ -171,7 +171,7 @@ async function listOrShowAgents(
   if (o.mission) q.set('missionId', o.mission);
   if (o.limit) q.set('limit', o.limit);
   const res = await api.request<{ agents: Agent[]; nextCursor: string | null }>('GET', `/agents${q.size ? `?${q}` : ''}`);
-  print(cmd, res, () => (res.agents.length ? table(agentRows(res.agents)) : 'No agents.'));
+  print(cmd, res, (r) => (r.agents.length ? table(agentRows(r.agents)) : 'No agents.'));
 }
 
 async function terminateAgent(id: string, o: { graceMs?: string; reason?: string }, cmd: Command): Promise<void> {
@@ -179,25 +179,25 @@ async function terminateAgent(id: string, o: { graceMs?: string; reason?: string
   if (o.graceMs !== undefined) q.set('graceMs', o.graceMs);
   if (o.reason) q.set('reason', o.reason);
   const agent = await client(cmd).request<Agent>('DELETE', `/agents/${encodeURIComponent(id)}${q.size ? `?${q}` : ''}`);
-  print(cmd, agent, () => `Terminating ${agent.id}`);
+  print(cmd, agent, (a) => `Terminating ${a.id}`);
 }
 
 async function showHealth(id: string | undefined, o: { queues?: string }, cmd: Command): Promise<void> {
   const api = client(cmd);
   if (id) {
     const h = await api.request<AgentHealth>('GET', `/agents/${encodeURIComponent(id)}/health`);
-    print(cmd, h, () => agentHealthText(h));
+    print(cmd, h, (x) => agentHealthText(x));
     return;
   }
   const s = await api.request<SystemHealth>('GET', `/agents/system-health${o.queues ? `?queues=${encodeURIComponent(o.queues)}` : ''}`);
-  print(cmd, s, () => systemHealthText(s));
+  print(cmd, s, (x) => systemHealthText(x));
 }
 
 async function showResources(id: string | undefined, _o: unknown, cmd: Command): Promise<void> {
   const api = client(cmd);
   const ids = id ? [id] : (await api.request<AgentList>('GET', '/agents?status=running&limit=1000')).agents.map((a) => a.id);
   const all = await Promise.all(ids.map((i) => api.request<AgentResources>('GET', `/agents/${encodeURIComponent(i)}/resources`)));
-  print(cmd, id ? all[0] : { agents: all }, () => (all.length === 0 ? 'No running agents.' : table(resourceRows(all))));
+  print(cmd, id ? all[0] : { agents: all }, () => (all.length === 0 ? 'No running agents.' : table(resourceRows(terminalSafeDeep(all)))));
 }
 
 async function showLogs(id: string, o: { follow?: boolean; tail: string; attempt?: string }, cmd: Command): Promise<void> {
@@ -207,17 +207,18 @@ async function showLogs(id: string, o: { follow?: boolean; tail: string; attempt
   const json = cmd.optsWithGlobals<GlobalOpts>().json;
   if (!o.follow) {
     const res = await api.request<AgentLogTail>('GET', `/agents/${encodeURIComponent(id)}/logs?${q}`);
+    // What the agent printed, as text: its terminal control sequences are removed (exact with --json).
     if (json) process.stdout.write(`${JSON.stringify(res, null, 2)}\n`);
-    else if (res.lines.length) process.stdout.write(`${res.lines.join('\n')}\n`);
+    else if (res.lines.length) process.stdout.write(`${res.lines.map(terminalSafe).join('\n')}\n`);
     return;
   }
   q.set('follow', 'true');
   await api.stream(`/agents/${encodeURIComponent(id)}/logs?${q}`, (event, data) => {
     if (json) process.stdout.write(`${JSON.stringify({ event, data })}\n`);
-    else if (event === 'message') process.stdout.write(`${data}\n`);
-    else if (event === 'attempt') process.stderr.write(colour.dim(`--- attempt ${data} ---\n`));
+    else if (event === 'message') process.stdout.write(`${terminalSafe(data)}\n`);
+    else if (event === 'attempt') process.stderr.write(colour.dim(`--- attempt ${terminalSafe(data)} ---\n`));
     else if (event === 'error') {
-      process.stderr.write(`${data}\n`);
+      process.stderr.write(`${terminalSafe(data)}\n`);
       process.exitCode = 1;
     }
   });

@@ -81,7 +81,7 @@ async function takeCheckpoint(o: { mission?: string; note?: string }, cmd: Comma
     api.request<Checkpoint>('POST', '/checkpoints', { missionId, ...(o.note !== undefined ? { note: o.note } : {}) }),
     LIST_MISSIONS_HINT,
   );
-  print(cmd, c, () => checkpointTakenText(c));
+  print(cmd, c, (x) => checkpointTakenText(x));
 }
 
 async function listCheckpoints(o: { mission?: string; trigger?: string; limit?: number }, cmd: Command): Promise<void> {
@@ -89,7 +89,7 @@ async function listCheckpoints(o: { mission?: string; trigger?: string; limit?: 
     'GET',
     `/checkpoints${query({ missionId: o.mission, trigger: o.trigger, limit: o.limit })}`,
   );
-  print(cmd, res, () => (res.checkpoints.length ? table(checkpointRows(res.checkpoints)) : 'No checkpoints.'));
+  print(cmd, res, (r) => (r.checkpoints.length ? table(checkpointRows(r.checkpoints)) : 'No checkpoints.'));
 }
 
 const getCheckpoint = (cmd: Command, id: string) =>
@@ -97,7 +97,7 @@ const getCheckpoint = (cmd: Command, id: string) =>
 
 async function showCheckpoint(id: string, _o: unknown, cmd: Command): Promise<void> {
   const c = await getCheckpoint(cmd, id);
-  print(cmd, c, () => checkpointDetail(c));
+  print(cmd, c, (x) => checkpointDetail(x));
 }
 
 async function exportCheckpoint(id: string, file: string, _o: unknown, cmd: Command): Promise<void> {
@@ -106,8 +106,8 @@ async function exportCheckpoint(id: string, file: string, _o: unknown, cmd: Comm
   print(
     cmd,
     { exported: c.id, file },
-    () =>
-      `Wrote checkpoint ${c.id} of mission ${c.missionId} to ${file}\nOn the other machine: \`fleet checkpoints import ${file}\`, then \`fleet resume --checkpoint ${c.id}\``,
+    (x) =>
+      `Wrote checkpoint ${x.exported} of mission ${c.missionId} to ${x.file}\nOn the other machine: \`fleet checkpoints import ${x.file}\`, then \`fleet resume --checkpoint ${x.exported}\``,
   );
 }
 
@@ -122,7 +122,7 @@ async function importCheckpoint(file: string, _o: unknown, cmd: Command): Promis
     );
   }
   const c = await client(cmd).request<CheckpointSummary>('POST', '/checkpoints/import', body);
-  print(cmd, c, () => `Imported checkpoint ${c.id} of mission ${c.missionId}\nResume from it with \`fleet resume --checkpoint ${c.id}\``);
+  print(cmd, c, (x) => `Imported checkpoint ${x.id} of mission ${x.missionId}\nResume from it with \`fleet resume --checkpoint ${x.id}\``);
 }
 
 async function deleteCheckpoint(id: string, _o: unknown, cmd: Command): Promise<void> {
@@ -130,7 +130,7 @@ async function deleteCheckpoint(id: string, _o: unknown, cmd: Command): Promise<
     client(cmd).request<z.infer<typeof Deleted>>('DELETE', `/checkpoints/${enc(id)}`),
     LIST_CHECKPOINTS_HINT,
   );
-  print(cmd, res, () => `Deleted checkpoint ${res.deleted}`);
+  print(cmd, res, (r) => `Deleted checkpoint ${r.deleted}`);
 }
 
 async function pruneCheckpoints(o: { olderThan?: number; keep?: number; mission?: string }, cmd: Command): Promise<void> {
@@ -143,9 +143,9 @@ async function pruneCheckpoints(o: { olderThan?: number; keep?: number; mission?
     );
   }
   const res = await client(cmd).request<z.infer<typeof Pruned>>('POST', '/checkpoints/prune', parsed.data);
-  print(cmd, res, () =>
-    res.deleted.length
-      ? `Deleted ${plural(res.deleted.length, 'checkpoint')}:\n${res.deleted.map((d) => `  ${d}`).join('\n')}`
+  print(cmd, res, (r) =>
+    r.deleted.length
+      ? `Deleted ${plural(r.deleted.length, 'checkpoint')}:\n${r.deleted.map((d) => `  ${d}`).join('\n')}`
       : 'Nothing to prune.',
   );
 }

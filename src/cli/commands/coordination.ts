@@ -67,7 +67,7 @@ async function listLocks(o: { mission?: string; holder?: string }, cmd: Command)
   if (o.holder) q.set('holder', o.holder);
   if (o.mission) q.set('missionId', o.mission);
   const res = await client(cmd).request<z.infer<typeof LockList>>('GET', `/locks${q.size ? `?${q}` : ''}`);
-  print(cmd, res, () => lockListText(res));
+  print(cmd, res, (r) => lockListText(r));
 }
 
 function lockListText(res: z.infer<typeof LockList>): string {
@@ -102,11 +102,7 @@ function lockListText(res: z.infer<typeof LockList>): string {
 
 async function releaseLock(lockId: string, _o: unknown, cmd: Command): Promise<void> {
   const lock = await withNotFoundHint(client(cmd).request<Lock>('DELETE', `/locks/${enc(lockId)}`), 'list locks with `fleet locks list`');
-  print(
-    cmd,
-    lock,
-    () => `Released ${lock.id}: ${lock.path} (held by ${lock.holder}${lock.missionId ? `, mission ${lock.missionId}` : ''})`,
-  );
+  print(cmd, lock, (l) => `Released ${l.id}: ${l.path} (held by ${l.holder}${l.missionId ? `, mission ${l.missionId}` : ''})`);
 }
 
 async function sendMessage(to: string, o: { subject: string; body: string; from?: string; mission?: string }, cmd: Command): Promise<void> {
@@ -122,7 +118,7 @@ async function sendMessage(to: string, o: { subject: string; body: string; from?
     throw new CliError(issuesText(parsed.error.issues, { root: 'input', separator: '\n' }), 'see `fleet messages send --help`');
   }
   const m = await withNotFoundHint(client(cmd).request<Message>('POST', '/messages', parsed.data), 'list agents with `fleet agents ls`');
-  print(cmd, m, () => `Sent ${m.id} to ${m.to}: ${m.subject}`);
+  print(cmd, m, (x) => `Sent ${x.id} to ${x.to}: ${x.subject}`);
 }
 
 async function showInbox(agentId: string, _o: unknown, cmd: Command): Promise<void> {
@@ -130,7 +126,7 @@ async function showInbox(agentId: string, _o: unknown, cmd: Command): Promise<vo
     client(cmd).request<z.infer<typeof Inbox>>('GET', `/agents/${enc(agentId)}/inbox`),
     'list agents with `fleet agents ls`',
   );
-  print(cmd, res, () => (res.messages.length ? res.messages.map(messageText).join('\n\n') : `No messages for ${agentId}.`));
+  print(cmd, res, (r) => (r.messages.length ? r.messages.map(messageText).join('\n\n') : `No messages for ${agentId}.`));
 }
 
 async function ackMessage(messageId: string, _o: unknown, cmd: Command): Promise<void> {
@@ -138,5 +134,5 @@ async function ackMessage(messageId: string, _o: unknown, cmd: Command): Promise
     client(cmd).request<z.infer<typeof Acknowledged>>('POST', `/messages/${enc(messageId)}/ack`),
     'see the inbox with `fleet messages inbox <agentId>`',
   );
-  print(cmd, res, () => `Acknowledged ${res.acknowledged.id} (to ${res.acknowledged.to}): ${res.acknowledged.subject}`);
+  print(cmd, res, (r) => `Acknowledged ${r.acknowledged.id} (to ${r.acknowledged.to}): ${r.acknowledged.subject}`);
 }

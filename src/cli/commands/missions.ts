@@ -49,7 +49,7 @@ export function registerMissionCommands(program: Command): void {
 async function createMission(file: string, o: { cwd?: string }, cmd: Command): Promise<void> {
   const request = loadMissionFile(file, o.cwd ?? process.cwd());
   const m = await client(cmd).request<Mission>('POST', '/missions', request);
-  print(cmd, m, () => missionCreatedText(m, request.sorties));
+  print(cmd, m, (x) => missionCreatedText(x, request.sorties));
 }
 
 async function showMission(id: string, _o: unknown, cmd: Command): Promise<void> {
@@ -64,15 +64,15 @@ async function showMission(id: string, _o: unknown, cmd: Command): Promise<void>
   } catch {
     agentTypes = undefined;
   }
-  print(cmd, m, () => missionDetail(m, { agentTypes }));
+  print(cmd, m, (x) => missionDetail(x, { agentTypes }));
 }
 
 async function listMissions(o: { status?: string; limit?: number }, cmd: Command): Promise<void> {
   const res = await client(cmd).request<z.infer<typeof MissionList>>('GET', `/missions${query({ status: o.status, limit: o.limit })}`);
-  print(cmd, res, () => (res.missions.length ? table(missionRows(res.missions)) : 'No missions.'));
+  print(cmd, res, (r) => (r.missions.length ? table(missionRows(r.missions)) : 'No missions.'));
 }
 
 async function cancelMission(id: string, _o: unknown, cmd: Command): Promise<void> {
   const m = await withNotFoundHint(client(cmd).request<Mission>('DELETE', `/missions/${enc(id)}`), LIST_MISSIONS_HINT);
-  print(cmd, m, () => `Cancelling mission ${m.id} "${m.title}" (${countsText(m.progress.counts)})`);
+  print(cmd, m, (x) => `Cancelling mission ${x.id} "${x.title}" (${countsText(x.progress.counts)})`);
 }

@@ -50,7 +50,7 @@ async function resume(o: ResumeOptions, cmd: Command): Promise<void> {
   } catch (err) {
     throw refusal(err, cmd);
   }
-  print(cmd, res, () => resumeText(res, Boolean(o.force)));
+  print(cmd, res, (r) => resumeText(r, Boolean(o.force)));
 }
 
 async function latestCheckpointId(api: ApiClient, missionId: string): Promise<string> {
@@ -69,7 +69,7 @@ function refusal(err: unknown, cmd: Command): unknown {
       : undefined;
   if (!plan?.success) return err;
   const refused: ResumeResult = { plan: plan.data, executed: false, recovery: null };
-  print(cmd, refused, () => planText(plan.data));
+  print(cmd, refused, (r) => planText(r.plan));
   const blockers = plan.data.blockers;
   const listed = isJson(cmd) ? `:\n${blockers.map((b) => `  - ${b}`).join('\n')}` : ' (listed above)';
   return new CliError(
@@ -87,5 +87,5 @@ async function listRecoveries(o: { mission?: string; limit?: number }, cmd: Comm
     'GET',
     `/recoveries${query({ missionId: o.mission, limit: o.limit })}`,
   );
-  print(cmd, res, () => (res.recoveries.length ? table(recoveryRows(res.recoveries)) : 'No recoveries.'));
+  print(cmd, res, (r) => (r.recoveries.length ? table(recoveryRows(r.recoveries)) : 'No recoveries.'));
 }

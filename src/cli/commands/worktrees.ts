@@ -82,11 +82,11 @@ const worktreesDirOf = (cmd: Command) => settings.worktreesDir(settings.dataDir(
 async function listWorktrees(_o: unknown, cmd: Command): Promise<void> {
   const dir = worktreesDirOf(cmd);
   const listed = await listWithStatus(cmd, dir);
-  print(cmd, { worktreesDir: dir, worktrees: listed }, () =>
-    listed.length
+  print(cmd, { worktreesDir: dir, worktrees: listed }, (x) =>
+    x.worktrees.length
       ? table([
           ['AGENT', 'STATUS', 'BRANCH', 'CHANGES', 'REPOSITORY', 'PATH'],
-          ...listed.map((w) => [
+          ...x.worktrees.map((w) => [
             w.agentId,
             w.status ? statusColour(w.status) : 'unknown',
             w.branch ?? '-',
@@ -120,8 +120,8 @@ async function cleanWorktrees(agentIds: string[], o: CleanOptions, cmd: Command)
     if (running && !agentIds.length) continue;
     outcomes.push(await cleanOne(w, o));
   }
-  print(cmd, { worktreesDir: dir, outcomes }, () =>
-    outcomes.length ? outcomes.map(outcomeText).join('\n') : `Nothing to clean in ${dir}.`,
+  print(cmd, { worktreesDir: dir, outcomes }, (x) =>
+    x.outcomes.length ? x.outcomes.map(outcomeText).join('\n') : `Nothing to clean in ${x.worktreesDir}.`,
   );
   if (outcomes.some((x) => x.action === 'skipped')) process.exitCode = 1;
 }
