@@ -8,7 +8,7 @@ import {
   LINE_CONTINUES,
   LineCutter,
   logFileSize,
-  readLogRange,
+  readLogChunks,
   tailAgentLog,
   UnsafePathError,
   type LogPiece,
@@ -28,6 +28,8 @@ export interface FollowOptions {
 
 /** How much of a log a follower reads at a time (it sends it before it reads more). */
 const FOLLOW_READ_BYTES = 64 * 1024;
+/** How much a follower reads from one open of the log before it looks at the file's size again. */
+const FOLLOW_BYTES_PER_OPEN = 4 * 1024 * 1024;
 
 type Send = (event: string | null, data: string) => Promise<void>;
 
@@ -99,10 +101,17 @@ async function followFrom(opts: FollowOptions, send: Send, closed: () => boolean
     const now = await logFileSize(opts.logsDir, path);
     if (now !== undefined && now < offset) offset = 0; // rotated: start the new file from its beginning
     if (now !== undefined && now > offset) {
-      const chunk = await readLogRange(opts.logsDir, path, offset, Math.min(now, offset + FOLLOW_READ_BYTES));
-      offset += chunk.length;
-      await sendPieces(send, lines.push(chunk));
-      if (chunk.length) continue;
+      // Up to FOLLOW_BYTES_PER_OPEN from one open of the file (then its size is looked at again: a rotation).
+      const read = await readLogChunks(
+        opts.logsDir,
+        path,
+        offset,
+        Math.min(now, offset + FOLLOW_BYTES_PER_OPEN),
+        FOLLOW_READ_BYTES,
+        (chunk) => (closed() ? Promise.resolve() : sendPieces(send, lines.push(chunk))),
+      );
+      offset += read;
+      if (read) continue;
     }
     if (ended) break;
     if (Date.now() - lastCheck >= 1000) {

@@ -1,7 +1,7 @@
 /** What every `fleet` API command does the same way: its client from the global options, and --json or human output. */
 import type { Command } from 'commander';
 import { ApiClient, CliError } from './api-client';
-import { terminalSafeDeep } from './format';
+import { jsonText, terminalSafeDeep } from './format';
 
 export interface GlobalOpts {
   apiUrl?: string;
@@ -14,11 +14,11 @@ export const client = (cmd: Command) => new ApiClient(cmd.optsWithGlobals<Global
 export const isJson = (cmd: Command) => Boolean(cmd.optsWithGlobals<GlobalOpts>().json);
 
 /**
- * The API's object as JSON with --json (exactly), else the human text, made by `human` from the object with its
+ * The API's object as JSON with --json (exactly; jsonText), else the human text, made by `human` from the object with its
  * terminal control sequences removed (terminalSafeDeep): what agents wrote reaches the terminal as text only.
  */
 export const print = <T>(cmd: Command, value: T, human: (safe: T) => string) => {
-  process.stdout.write(isJson(cmd) ? `${JSON.stringify(value, null, 2)}\n` : `${human(terminalSafeDeep(value))}\n`);
+  process.stdout.write(isJson(cmd) ? `${jsonText(value, 2)}\n` : `${human(terminalSafeDeep(value))}\n`);
 };
 
 export const enc = encodeURIComponent;

@@ -75,6 +75,33 @@ export async function readLogRange(logsDir: string, path: string, start: number,
   return (await withLog(logsDir, path, (fd) => readFd(fd, start, end))) ?? Buffer.alloc(0);
 }
 
+/**
+ * Bytes [start, end) of the log file `path` under logsDir, opened once and read `chunkBytes` at a time, each chunk
+ * handed to `each` (awaited before the next is read: a follower sends it first). Returns the bytes read (0 when the
+ * file does not exist).
+ */
+export async function readLogChunks(
+  logsDir: string,
+  path: string,
+  start: number,
+  end: number,
+  chunkBytes: number,
+  each: (chunk: Buffer) => Promise<void>,
+): Promise<number> {
+  const read =
+    (await withLog(logsDir, path, async (fd) => {
+      let at = start;
+      while (at < end) {
+        const chunk = await readFd(fd, at, Math.min(end, at + chunkBytes));
+        if (chunk.length === 0) break;
+        at += chunk.length;
+        await each(chunk);
+      }
+      return at - start;
+    })) ?? 0;
+  return read;
+}
+
 /** Where to cut `buf` to keep its first `max` bytes or fewer without splitting a UTF-8 character. */
 function headEnd(buf: Buffer, max: number): number {
   if (buf.length <= max) return buf.length;

@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { table, terminalSafe, terminalSafeDeep } from '../../src/cli/format';
+import { jsonText, table, terminalSafe, terminalSafeDeep } from '../../src/cli/format';
 
 /** Any C0 control but \t and \n, DEL, any C1 control. */
 // eslint-disable-next-line no-control-regex
@@ -47,6 +47,16 @@ describe('terminalSafe', () => {
   it('terminalSafeDeep cleans every string of an object, keys too, and leaves other values', () => {
     const v = { a: '\x1b[2Jx', n: 3, b: null, list: ['\x07y', { c: '\x1b]0;t\x07z' }], ['k\x1b[1m']: true };
     assert.deepEqual(terminalSafeDeep(v), { a: 'x', n: 3, b: null, list: ['y', { c: 'z' }], k: true });
+  });
+});
+
+describe('jsonText (--json)', () => {
+  it('escapes every control character, DEL and C1 too, and parses back to the same data', () => {
+    const v = { message: `a${'\x1b[2J\x9b31m\x7f\x85\x07'}b`, n: [1, null] };
+    const text = jsonText(v, 2);
+    assert.ok(!CONTROL.test(text), text);
+    assert.deepEqual(JSON.parse(text), v);
+    assert.match(text, /\\u009b31m/);
   });
 });
 

@@ -8,7 +8,7 @@ import { issuesText } from '../../domain/issues-text';
 import { CliError } from '../api-client';
 import { client, print, type GlobalOpts } from '../command-io';
 import { agentDetail, agentHealthText, agentRows, resourceRows, systemHealthText } from '../agent-format';
-import { colour, table, terminalSafe, terminalSafeDeep } from '../format';
+import { colour, jsonText, table, terminalSafe, terminalSafeDeep } from '../format';
 import { collect, num } from '../options';
 
 export function registerAgentCommands(program: Command): void {
@@ -208,13 +208,13 @@ async function showLogs(id: string, o: { follow?: boolean; tail: string; attempt
   if (!o.follow) {
     const res = await api.request<AgentLogTail>('GET', `/agents/${encodeURIComponent(id)}/logs?${q}`);
     // What the agent printed, as text: its terminal control sequences are removed (exact with --json).
-    if (json) process.stdout.write(`${JSON.stringify(res, null, 2)}\n`);
+    if (json) process.stdout.write(`${jsonText(res, 2)}\n`);
     else if (res.lines.length) process.stdout.write(`${res.lines.map(terminalSafe).join('\n')}\n`);
     return;
   }
   q.set('follow', 'true');
   await api.stream(`/agents/${encodeURIComponent(id)}/logs?${q}`, (event, data) => {
-    if (json) process.stdout.write(`${JSON.stringify({ event, data })}\n`);
+    if (json) process.stdout.write(`${jsonText({ event, data })}\n`);
     else if (event === 'message') process.stdout.write(`${terminalSafe(data)}\n`);
     else if (event === 'attempt') process.stderr.write(colour.dim(`--- attempt ${terminalSafe(data)} ---\n`));
     else if (event === 'error') {
