@@ -108,7 +108,7 @@ async function followFrom(opts: FollowOptions, send: Send, closed: () => boolean
         offset,
         Math.min(now, offset + FOLLOW_BYTES_PER_OPEN),
         FOLLOW_READ_BYTES,
-        (chunk) => (closed() ? Promise.resolve() : sendPieces(send, lines.push(chunk))),
+        (chunk) => (closed() ? Promise.resolve(false) : sendPieces(send, lines.push(chunk))),
       );
       offset += read;
       if (read) continue;

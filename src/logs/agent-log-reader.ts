@@ -77,8 +77,8 @@ export async function readLogRange(logsDir: string, path: string, start: number,
 
 /**
  * Bytes [start, end) of the log file `path` under logsDir, opened once and read `chunkBytes` at a time, each chunk
- * handed to `each` (awaited before the next is read: a follower sends it first). Returns the bytes read (0 when the
- * file does not exist).
+ * handed to `each` (awaited before the next is read: a follower sends it first; `false` stops the reading). Returns
+ * the bytes read (0 when the file does not exist).
  */
 export async function readLogChunks(
   logsDir: string,
@@ -86,7 +86,7 @@ export async function readLogChunks(
   start: number,
   end: number,
   chunkBytes: number,
-  each: (chunk: Buffer) => Promise<void>,
+  each: (chunk: Buffer) => Promise<boolean | void>,
 ): Promise<number> {
   const read =
     (await withLog(logsDir, path, async (fd) => {
@@ -95,7 +95,7 @@ export async function readLogChunks(
         const chunk = await readFd(fd, at, Math.min(end, at + chunkBytes));
         if (chunk.length === 0) break;
         at += chunk.length;
-        await each(chunk);
+        if ((await each(chunk)) === false) break;
       }
       return at - start;
     })) ?? 0;
