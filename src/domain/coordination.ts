@@ -124,31 +124,31 @@ export const MAX_PENDING_MESSAGE_BYTES = 1_000_000;
 /**
  * Bounds of the CoordinationWorkflow's state. Sizes are UTF-8 bytes of an entry's JSON (what the payload converter
  * writes), so that the state, its query answer and its continue-as-new input stay under these totals whatever is
- * asked: 600 KB of locks and reservations plus 350 KB of messages, well under Temporal's 2 MB payload limit with the
- * codec's ~100 bytes. A holder, sender or recipient cannot use more than a fraction of its mission's share, nor one
- * mission (or the agents of no mission, together) more than a fraction of the total.
+ * asked: 320 KB of locks and reservations plus 160 KB of messages, under the SDK's 512 KB payload warning and far
+ * under Temporal's 2 MB limit (the codec adds ~100 bytes). A holder, sender or recipient gets a fraction of its
+ * mission's share, and a mission (or the holders of no mission, together) a fraction of the total.
  */
 export const COORDINATION_LIMITS = {
   /** One lock path (Linux's PATH_MAX). */
   pathBytes: 4096,
   /** Locks and reserved paths of one holder. */
   locksPerHolder: 100,
-  lockBytesPerHolder: 64_000,
+  lockBytesPerHolder: 32_000,
   /** Locks and reserved paths of one mission (or of no mission). */
   locksPerMission: 1000,
-  lockBytesPerMission: 256_000,
-  lockBytesTotal: 600_000,
+  lockBytesPerMission: 128_000,
+  lockBytesTotal: 320_000,
   /** One message (its JSON, subject and body included). */
-  messageBytes: 40_000,
+  messageBytes: 32_000,
   /** Unacknowledged messages of one sender (to recipients that have not ended). */
   messagesPerSender: 100,
-  messageBytesPerSender: 100_000,
+  messageBytesPerSender: 64_000,
   /** Unacknowledged messages to one recipient (its mailbox). */
   messagesPerRecipient: 100,
-  messageBytesPerRecipient: 100_000,
+  messageBytesPerRecipient: 64_000,
   /** Unacknowledged messages of one mission (or of no mission). */
-  messageBytesPerMission: 200_000,
-  messageBytesTotal: 350_000,
+  messageBytesPerMission: 96_000,
+  messageBytesTotal: 160_000,
   /** How long the unread messages of an ended mission agent are kept for a resume to redeliver. */
   endedRecipientRetentionMs: 86_400_000,
 } as const;
