@@ -277,7 +277,7 @@ describe('coordination limits: shared state cannot be lost or monopolised', { ti
       500,
     );
     const s = done.sorties[0]!;
-    assert.equal(s.status, 'failed', JSON.stringify(s));
+    assert.equal(s.status, 'failed', `the sortie ${s.status}: ${s.lastError}`);
     assert.match(s.lastError ?? '', /lockBytesPerHolder/);
   });
 });
