@@ -31,11 +31,11 @@ describe('coordination limits: shared state cannot be lost or monopolised', { ti
   });
 
   /** A queue with a worker and an API of its own: its own coordination workflow. */
-  async function fresh(name: string): Promise<{ call: Call; base: string; coordinationId: string }> {
+  async function fresh(name: string) {
     const queue = h.queue(name);
-    await h.startWorker(queue);
+    const worker = await h.startWorker(queue);
     const server = await h.startApi(queue);
-    return { call: api(server.url), base: server.url, coordinationId: `fleet-coordination-${queue}` };
+    return { call: api(server.url), base: server.url, coordinationId: `fleet-coordination-${queue}`, queue, worker };
   }
 
   /** A running test agent (cwd: a tree of its own, unless given) and its own token. */
@@ -137,6 +137,32 @@ describe('coordination limits: shared state cannot be lost or monopolised', { ti
     );
     await call('DELETE', `/agents/${a.agent.id}?graceMs=0`);
   });
+
+  it(
+    'case 1c: when the last run cannot be read back, the answer is 503 naming the problem and no empty run starts',
+    { timeout: 180_000 },
+    async () => {
+      const { call, coordinationId, queue, worker } = await fresh('unrecoverable');
+      const lock = await call<Lock>('POST', '/locks', { path: `${h.tmp}/repo/unrecoverable.ts`, holder: 'alice' });
+      assert.equal(lock.status, 201, JSON.stringify(lock.body));
+      // No worker to replay the closed run for the query: its state cannot be read.
+      await worker.shutdown();
+      const handle = h.client.workflow.getHandle(coordinationId);
+      await handle.terminate('issue 16: terminated by hand');
+      const closed = await handle.describe();
+      const refused = await call<ErrorAnswer>('POST', '/locks', { path: `${h.tmp}/repo/unrecoverable.ts`, holder: 'bob' });
+      assert.equal(refused.status, 503, JSON.stringify(refused.body));
+      assert.equal(refused.body.error.code, 'coordination_unrecoverable');
+      assert.match(refused.body.error.message, /TERMINATED.*could not be read back.*not started again empty/);
+      const after = await handle.describe();
+      assert.equal(after.runId, closed.runId, 'no new (empty) run was started');
+      assert.equal(after.status.name, 'TERMINATED');
+      // A worker again: the next request recovers the state.
+      await h.startWorker(queue);
+      const clash = await call<ErrorAnswer>('POST', '/locks', { path: `${h.tmp}/repo/unrecoverable.ts`, holder: 'bob' });
+      assert.equal(clash.status, 409, `alice's lock survived: ${JSON.stringify(clash.body)}`);
+    },
+  );
 
   it("case 2 and 4: an agent token locks only in its mission's tree, with a TTL renewed while it runs, and lists only its own locks", async () => {
     const { call, base } = await fresh('scoped');
