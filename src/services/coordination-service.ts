@@ -193,13 +193,15 @@ export class CoordinationService {
     const trees = [...new Set(dirs.flatMap((d) => (typeof d === 'string' && d.startsWith('/') ? [normaliseLockPath(d)] : [])))].filter(
       (d) => d !== '/',
     );
+    // Kept only when every source answered (null: it could not be read now; asked again next time).
+    if (dirs.includes(null)) return trees;
     if (this.trees.size >= TREE_CACHE_SIZE) this.trees.delete(this.trees.keys().next().value!);
     this.trees.set(agent.id, trees);
     return trees;
   }
 
-  /** `cwd` of the `key` object in the input a workflow's current run started with (undefined: none, or unreadable). */
-  private async startInputCwd(workflowId: string, key: string): Promise<string | undefined> {
+  /** `cwd` of the `key` object in the input a workflow's current run started with (undefined: none; null: unreadable). */
+  private async startInputCwd(workflowId: string, key: string): Promise<string | undefined | null> {
     try {
       const { history } = await this.client.workflowService.getWorkflowExecutionHistory({
         namespace: this.client.options.namespace,
@@ -215,18 +217,19 @@ export class CoordinationService {
       const cwd = input?.[key]?.cwd;
       return typeof cwd === 'string' ? cwd : undefined;
     } catch {
-      return undefined;
+      return null;
     }
   }
 
-  private async missionCwd(missionId: string | null): Promise<string | undefined> {
+  /** The cwd of a mission (undefined: none; null: unreadable now). */
+  private async missionCwd(missionId: string | null): Promise<string | undefined | null> {
     if (!missionId) return undefined;
     try {
       const h = this.client.workflow.getHandle(missionId);
       const s = await this.client.withDeadline(Date.now() + QUERY_DEADLINE_MS, () => h.query(getMissionStateQuery));
       return s.cwd ?? undefined;
     } catch {
-      return undefined;
+      return null;
     }
   }
 

@@ -8,6 +8,12 @@
  * (missions release their sorties' locks at once; a periodic check catches every other way an
  * agent can end, including a `temporal workflow terminate`).
  *
+ * Its state is bounded (COORDINATION_LIMITS, patch `coordination-limits`): per holder, sender, recipient, mission
+ * and in total, by the bytes of each entry's JSON, so that no sequence of accepted requests can push it, its query
+ * answer or its continue-as-new input near Temporal's payload limit. A request past a bound is refused (413/429/409
+ * naming it), a mission's reservation past one is refused to the mission (`locksRefused`). Agents' locks without a
+ * TTL get one, renewed at each holder check while the agent runs.
+ *
  * Its parts, in coordination/: run.ts (the state, releasing locks and granting reservations) and handlers.ts (the
  * query, updates and signals). They were one function, split without changing a command (histories recorded before
  * the split replay): mind that an added `await` of an async helper also moves the commands after it by a microtask.
