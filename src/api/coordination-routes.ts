@@ -18,7 +18,9 @@ const EmptyBody = z.object({}).strict();
 
 const err = (description: string) => ({ description, schema: ErrorBody });
 const E400 = { 400: err('invalid input: each bad field is named in details.fields') };
-const E403 = { 403: err('an agent token acting for another agent') };
+const E403 = { 403: err('an agent token acting for another agent (or, for a lock, outside its working tree or mission)') };
+const E413 = { 413: err('an entry larger than the coordination workflow takes: the message names the limit') };
+const E429 = { 429: err("a quota is used up (the holder's, sender's, mission's or everyone's): the message names the limit") };
 
 /** An agent's own token may only act as that agent. */
 function actingAs(caller: Caller, claimed: string, field: string): void {
@@ -29,17 +31,18 @@ function actingAs(caller: Caller, claimed: string, field: string): void {
 const byOf = (caller: Caller) => (caller.kind === 'agent' ? caller.agentId : null);
 
 export function registerCoordinationRoutes(routes: RouteRegistry, coordination: CoordinationService, agents: AgentService): void {
-  registerLocks(routes, coordination);
+  registerLocks(routes, coordination, agents);
   registerMessages(routes, coordination, agents);
 }
 
 /** File locks (reservations of paths and globs). */
-function registerLocks(routes: RouteRegistry, coordination: CoordinationService): void {
+function registerLocks(routes: RouteRegistry, coordination: CoordinationService, agents: AgentService): void {
   routes.add(
     {
       method: 'post',
       path: '/locks',
-      summary: 'Reserve a path or glob, exclusively; released when its agent ends, its TTL passes, or by DELETE',
+      summary:
+        'Reserve a path or glob, exclusively; released when its agent ends, its TTL passes, or by DELETE. An agent token locks only in its working tree, and its locks get a TTL (10 min without ttlMs, renewed while the agent runs)',
       access: 'admin-or-agent',
       body: LockRequest,
       responses: {
@@ -50,27 +53,31 @@ function registerLocks(routes: RouteRegistry, coordination: CoordinationService)
           description: 'held by someone else: details name the holders',
           schema: ErrorBody.extend({ error: ErrorBody.shape.error.extend({ details: LockConflictDetails }) }),
         },
+        ...E413,
+        ...E429,
       },
     },
     async ({ body, caller }) => {
       actingAs(caller, body.holder, 'holder');
-      if (caller.kind === 'agent' && body.force) throw new ForbiddenError('only the admin token can take a lock over (force)');
-      return [201, await coordination.acquire(body)];
+      if (caller.kind !== 'agent') return [201, await coordination.acquire(body)];
+      if (body.force) throw new ForbiddenError('only the admin token can take a lock over (force)');
+      return [201, await coordination.acquireForAgent(await agents.get(caller.agentId), body)];
     },
   );
   routes.add(
     {
       method: 'get',
       path: '/locks',
-      summary: 'Locks held now, and reservations waiting for them',
+      summary: 'Locks held now, and reservations waiting for them (an agent token sees only its own)',
       access: 'admin-or-agent',
       query: ListLocksQuery,
       responses: { 200: { description: 'locks', schema: LockList }, ...E400 },
     },
-    async ({ query }) => {
+    async ({ query, caller }) => {
       const s = await coordination.state();
+      const own = caller.kind === 'agent' ? caller.agentId : null;
       const keep = (x: { holder: string; missionId: string | null }) =>
-        (!query.holder || x.holder === query.holder) && (!query.missionId || x.missionId === query.missionId);
+        (!own || x.holder === own) && (!query.holder || x.holder === query.holder) && (!query.missionId || x.missionId === query.missionId);
       return [200, { locks: s.locks.filter(keep), waiting: s.waiters.filter(keep) }];
     },
   );
@@ -96,12 +103,23 @@ function registerMessages(routes: RouteRegistry, coordination: CoordinationServi
       summary: 'Send a message to an agent (its inbox)',
       access: 'admin-or-agent',
       body: MessageRequest,
-      responses: { 201: { description: 'the message', schema: Message }, ...E400, ...E403, 404: err('no such agent') },
+      responses: {
+        201: { description: 'the message', schema: Message },
+        ...E400,
+        ...E403,
+        404: err('no such agent'),
+        409: err('the recipient has ended, or its mailbox is full: the message names the limit'),
+        ...E413,
+        ...E429,
+      },
     },
     async ({ body, caller }) => {
       actingAs(caller, body.from, 'from');
       const to = await agents.get(body.to);
-      return [201, await coordination.send({ ...body, missionId: body.missionId ?? to.missionId ?? undefined })];
+      // An agent's message counts against its recipient's mission, not one it names.
+      if (caller.kind === 'agent' && body.missionId !== undefined && body.missionId !== to.missionId)
+        throw new ForbiddenError(`the message's missionId must be its recipient's (${to.missionId ?? 'none'}), not ${body.missionId}`);
+      return [201, await coordination.send({ ...body, missionId: body.missionId ?? to.missionId ?? undefined }, to)];
     },
   );
   routes.add(

@@ -8,6 +8,8 @@ import {
   ForbiddenError,
   InvalidRequestError,
   NotFoundError,
+  QuotaExceededError,
+  TooLargeError,
   UnauthorizedError,
   UnavailableError,
 } from '../services/errors';
@@ -30,6 +32,8 @@ export function statusOf(err: FleetError): number {
   if (err instanceof ForbiddenError) return 403;
   if (err instanceof NotFoundError) return 404;
   if (err instanceof ConflictError) return 409;
+  if (err instanceof TooLargeError) return 413;
+  if (err instanceof QuotaExceededError) return 429;
   // 507 Insufficient Storage: only writes get it, and they work again once there is space.
   if (err instanceof UnavailableError) return err.insufficientStorage ? 507 : 503;
   return 500;

@@ -1,7 +1,7 @@
 /** Signals, queries and updates of every workflow, defined once for the workflows, the activities and the API. */
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { CheckpointSummary, MissionSnapshot } from './checkpoint';
-import type { CoordinationState, Lock, LockRequest, LockWaiter, Message, MessageRequest } from './coordination';
+import type { AcquireLockInput, CoordinationState, Lock, LockWaiter, Message, MessageRequest } from './coordination';
 import type { MissionState } from './mission';
 import type { AgentState, AttemptEnded, AttemptStarted, TerminateRequest } from './agent-workflow';
 import type { ProgressReport } from './agent';
@@ -31,12 +31,14 @@ export interface CheckpointUpdateInput {
 }
 /** From the CoordinationWorkflow: every path of a queued reservation is now held for `requestId`. */
 export const locksGrantedSignal = defineSignal<[{ requestId: string; lockIds: string[] }]>('locksGranted');
+/** From the CoordinationWorkflow: a queued reservation passes a limit of its state (`reason` names it) and was dropped. */
+export const locksRefusedSignal = defineSignal<[{ requestId: string; reason: string }]>('locksRefused');
 
 // ---- CoordinationWorkflow (locks and messages) ---------------------------------------------------
 
 export const getCoordinationStateQuery = defineQuery<CoordinationState>('getCoordinationState');
 /** Take a lock now, or fail with a `LockConflict` naming the holders. */
-export const acquireLockUpdate = defineUpdate<Lock, [LockRequest]>('acquireLock');
+export const acquireLockUpdate = defineUpdate<Lock, [AcquireLockInput]>('acquireLock');
 export const releaseLockUpdate = defineUpdate<Lock, [{ lockId: string; by: string | null }]>('releaseLock');
 export const sendMessageUpdate = defineUpdate<Message, [MessageRequest]>('sendMessage');
 export const ackMessageUpdate = defineUpdate<Message, [{ messageId: string; by: string | null }]>('ackMessage');

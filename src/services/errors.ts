@@ -48,6 +48,18 @@ export class ConflictError extends FleetError {
   readonly code = 'conflict';
 }
 
+/** One entry of the request is larger than the route takes (413): the message names the limit. */
+export class TooLargeError extends FleetError {
+  override name = 'TooLargeError';
+  readonly code = 'payload_too_large';
+}
+
+/** A quota is used up (429): a holder's, a sender's, a recipient's, a mission's or everyone's; the message names it. */
+export class QuotaExceededError extends FleetError {
+  override name = 'QuotaExceededError';
+  readonly code = 'quota_exceeded';
+}
+
 /**
  * The request is fine but cannot be carried out now (no worker, Temporal or a store cannot do its job); `code`
  * says which, for instance `checkpoint_store_full`. `insufficientStorage` marks a full disk.

@@ -261,8 +261,10 @@ describe('missions, locks, messages, checkpoints and resume', { timeout: 600_000
 
     // An agent takes a lock with its own token; another agent's name is refused; the lock goes when the agent ends.
     const rec = h.path('lock-agent.jsonl');
+    // With a cwd: an agent token locks only inside its working tree.
     const spawned = await call<Agent>('POST', '/agents/spawn', {
       type: 'backend',
+      cwd: h.tmp,
       command: ['node', TEST_AGENT, '--record', rec, '--sleep-ms', '3000'],
     });
     const agentId = spawned.body.id;

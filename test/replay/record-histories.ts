@@ -21,7 +21,7 @@ import type { Checkpoint, ResumeResult } from '../../src/domain/checkpoint';
 import type { Lock, Message } from '../../src/domain/coordination';
 import type { Mission, MissionRequestInput } from '../../src/domain/mission';
 import { progressSignal } from '../../src/domain/workflow-messages';
-import { agentEnded, api, Harness, TEST_AGENT, waitFor } from '../support/harness';
+import { agentEnded, api, Harness, readRecords, TEST_AGENT, waitFor } from '../support/harness';
 import { HISTORIES_DIR, historyToJson } from './history-files';
 
 type Event = temporal.api.history.v1.IHistoryEvent;
@@ -359,6 +359,55 @@ const CASES: Record<string, (h: Harness, s: Setup) => Promise<Recorded[]>> = {
         workflowId: `fleet-coordination-${queue}`,
         expect: [update('acquireLock'), update('sendMessage'), signal('requestLocks'), activity('endedAgents')],
       },
+    ];
+  },
+
+  /**
+   * The bounds (patch `coordination-limits`): an agent's own lock in its working tree (a renewed TTL), a lock and a
+   * message past a quota (429), a message to an agent that ends (dropped at the holder check), and a mission
+   * reservation past the holder's limit (refused: a `locksRefused` signal fails the sortie).
+   */
+  async 'coordination-limits'(h, { queue, call }) {
+    const rec = join(h.tmp, `limits-${queue}.jsonl`);
+    const agent = await spawnAgent(call, { cwd: h.tmp, command: testAgent('--record', rec, '--sleep-ms', '1500') });
+    const token = await waitFor('the agent to start', () => readRecords(rec).find((x) => x.event === 'start')?.env?.FLEET_AGENT_TOKEN);
+    const asAgent = api(h.apis.at(-1)!.url, token);
+    const own = await asAgent<Lock>('POST', '/locks', { path: `${h.tmp}/repo/b.ts`, holder: agent.id });
+    assert.equal(own.status, 201, JSON.stringify(own.body));
+    assert.ok(own.body.expiresAt && own.body.renewMs, 'an agent lock gets a renewed TTL');
+    const long = '中'.repeat(900);
+    let refused = 0;
+    for (let i = 0; i < 40 && !refused; i++) {
+      const r = await asAgent('POST', '/locks', { path: `${h.tmp}/repo/${long}/${i}`, holder: agent.id });
+      if (r.status === 429) refused++;
+    }
+    assert.equal(refused, 1, 'a lock past the holder quota');
+    const sent = await call<Message>('POST', '/messages', { from: 'alice', to: agent.id, subject: 'limits', body: 'unread' });
+    assert.equal(sent.status, 201, JSON.stringify(sent.body));
+    await agentEnded(call, agent.id);
+    await waitFor(
+      "the ended agent's locks and message to go",
+      async () => {
+        const locks = (await call<{ locks: Lock[] }>('GET', '/locks')).body.locks;
+        const inbox = (await call<{ messages: Message[] }>('GET', `/agents/${agent.id}/inbox`)).body.messages;
+        return locks.length === 0 && inbox.length === 0 ? true : undefined;
+      },
+      40_000,
+      500,
+    );
+    const m = await createMission(h, call, {
+      title: 'replay refused',
+      sorties: [sortie('greedy', { files: Array.from({ length: 30 }, (_, i) => `big/${long}/${i}.ts`) }, '--sleep-ms', '100')],
+    });
+    const done = await missionUntil(call, m.id, (x) => x.status !== 'running', 'the mission to end');
+    assert.match(done.sorties[0]!.lastError ?? '', /lockBytesPerHolder/);
+    return [
+      {
+        name: 'coordination-limits',
+        workflowId: `fleet-coordination-${queue}`,
+        expect: [patchMarker, update('acquireLock'), update('sendMessage'), signal('requestLocks'), activity('endedAgents')],
+      },
+      { name: 'mission-locks-refused', workflowId: m.id, expect: [ended.completed, signal('locksRefused')] },
     ];
   },
 

@@ -3,13 +3,14 @@
  * between agents. Registered in this order when the workflow starts. Workflow code: deterministic, no schema module
  * at import time (see run.ts).
  */
-import { ApplicationFailure, setHandler, uuid4 } from '@temporalio/workflow';
-import type { Lock, LockRequest, Message, MessageRequest } from '../../domain/coordination';
+import { ApplicationFailure, getExternalWorkflowHandle, setHandler, uuid4 } from '@temporalio/workflow';
+import type { AcquireLockInput, LimitProblem, Lock, LockWaiter, Message, MessageRequest } from '../../domain/coordination';
 import {
   ackMessageUpdate,
   acquireLockUpdate,
   cancelLockRequestSignal,
   getCoordinationStateQuery,
+  locksRefusedSignal,
   redeliverMessagesSignal,
   releaseHolderSignal,
   releaseLockUpdate,
@@ -21,9 +22,9 @@ import { makeId } from '../../domain/ids';
 
 export function registerLockHandlers(coordination: CoordinationRun): void {
   const { state } = coordination;
-  const { LockRequest } = coordination.domain;
+  const { AcquireLockInput } = coordination.domain;
   setHandler(getCoordinationStateQuery, () => state);
-  setHandler(acquireLockUpdate, (raw) => acquireLock(coordination, raw), { validator: (raw) => void LockRequest.parse(raw) });
+  setHandler(acquireLockUpdate, (raw) => acquireLock(coordination, raw), { validator: (raw) => void AcquireLockInput.parse(raw) });
   setHandler(releaseLockUpdate, ({ lockId, by }) => {
     const lock = state.locks.find((l) => l.id === lockId);
     if (!lock)
@@ -47,7 +48,9 @@ export function registerLockHandlers(coordination: CoordinationRun): void {
       state.locks.some((l) => l.holder === w.holder && w.paths.includes(l.path))
     )
       return;
-    state.waiters.push({ ...w, requestedAt: coordination.now() });
+    const waiter: LockWaiter = { ...w, requestedAt: coordination.now() };
+    if (coordination.limited && refuseWaiter(coordination, waiter)) return;
+    state.waiters.push(waiter);
     coordination.grantWaiters();
   });
   setHandler(cancelLockRequestSignal, ({ requestId }) => {
@@ -84,18 +87,44 @@ export function registerMessageHandlers(coordination: CoordinationRun): void {
   });
   setHandler(redeliverMessagesSignal, ({ fromAgentIds, toAgentId }) => {
     for (const m of state.messages) {
-      if (fromAgentIds.includes(m.to)) Object.assign(m, { redeliveredFrom: m.to, to: toAgentId });
+      if (fromAgentIds.includes(m.to))
+        Object.assign(m, { redeliveredFrom: m.to, to: toAgentId }, coordination.limited ? { recipientEndedAt: null } : {});
     }
     coordination.touch();
   });
 }
 
+/** An ApplicationFailure the service answers with the status of its type (see ERROR_OF_FAILURE). */
+const limitFailure = (p: LimitProblem) => ApplicationFailure.create({ type: p.type, message: p.message, nonRetryable: true });
+
+/** A reservation that passes a limit is dropped, and its requester told why (it fails the sortie): true. */
+function refuseWaiter(coordination: CoordinationRun, w: LockWaiter): boolean {
+  const { lockLimitProblem, reservationBytes } = coordination.domain;
+  const problem = lockLimitProblem(coordination.state, { ...w, bytes: reservationBytes(w) });
+  if (!problem) return false;
+  const reason = `the files of ${w.holder} cannot be reserved: ${problem.message}`;
+  void getExternalWorkflowHandle(w.replyTo)
+    .signal(locksRefusedSignal, { requestId: w.requestId, reason })
+    .catch(() => undefined); // the requester is gone
+  return true;
+}
+
 /** A lock on a path, unless someone else holds an overlapping one (then it fails naming them) or it is forced. */
-function acquireLock(coordination: CoordinationRun, raw: LockRequest): Lock {
-  const { state } = coordination;
-  const { conflictingLocks, LockRequest, normaliseLockPath } = coordination.domain;
-  const req = LockRequest.parse(raw);
+function acquireLock(coordination: CoordinationRun, raw: AcquireLockInput): Lock {
+  const { state, limited } = coordination;
+  const { conflictingLocks, AcquireLockInput, lockBytes, lockLimitProblem, normaliseLockPath } = coordination.domain;
+  const req = AcquireLockInput.parse(raw);
   const path = normaliseLockPath(req.path);
+  if (limited) {
+    const [holder, missionId] = [req.holder, req.missionId ?? null];
+    const problem = lockLimitProblem(state, {
+      holder,
+      missionId,
+      paths: [path],
+      bytes: [lockBytes(path, holder, missionId, req.purpose ?? null)],
+    });
+    if (problem) throw limitFailure(problem);
+  }
   const holders = conflictingLocks(state.locks, path, req.holder);
   if (holders.length && !req.force) {
     throw ApplicationFailure.create({
@@ -115,7 +144,10 @@ function acquireLock(coordination: CoordinationRun, raw: LockRequest): Lock {
     purpose: req.purpose ?? null,
     acquiredAt: new Date(t).toISOString(),
     expiresAt: req.ttlMs ? new Date(t + req.ttlMs).toISOString() : null,
+    renewMs: null,
   };
+  if (limited && req.renewMs && !req.ttlMs)
+    Object.assign(lock, { renewMs: req.renewMs, expiresAt: new Date(t + req.renewMs).toISOString() });
   state.locks.push(lock);
   coordination.touch();
   return lock;
@@ -127,7 +159,7 @@ function sendMessage(coordination: CoordinationRun, raw: MessageRequest): Messag
   const { MAX_PENDING_MESSAGE_BYTES, MessageRequest } = coordination.domain;
   const req = MessageRequest.parse(raw);
   const pending = state.messages.reduce((n, m) => n + m.body.length + m.subject.length, 0);
-  if (pending + req.body.length > MAX_PENDING_MESSAGE_BYTES) {
+  if (!coordination.limited && pending + req.body.length > MAX_PENDING_MESSAGE_BYTES) {
     throw ApplicationFailure.create({
       type: 'MailboxFull',
       message: `${pending} bytes of messages are unacknowledged; acknowledge some before sending more`,
@@ -143,7 +175,10 @@ function sendMessage(coordination: CoordinationRun, raw: MessageRequest): Messag
     missionId: req.missionId ?? null,
     sentAt: coordination.now(),
     redeliveredFrom: null,
+    recipientEndedAt: null,
   };
+  const problem = coordination.limited ? coordination.domain.messageLimitProblem(state, msg) : null;
+  if (problem) throw limitFailure(problem);
   state.messages.push(msg);
   coordination.touch();
   return msg;

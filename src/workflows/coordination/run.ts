@@ -22,6 +22,11 @@ export class CoordinationRun {
   readonly state: CoordinationState;
   /** Set by anything the loop's sleep waits for: a lock, a reservation or a message changed. */
   changed = false;
+  /**
+   * Whether this run bounds its state (COORDINATION_LIMITS), renews agents' locks and looks after messages to ended
+   * agents: `patched('coordination-limits')`, false only for runs begun by older code (their histories replay as before).
+   */
+  limited = false;
 
   constructor(input: CoordinationWorkflowInput) {
     this.state = input.state ? this.domain.CoordinationState.parse(input.state) : { locks: [], waiters: [], messages: [] };
@@ -57,6 +62,7 @@ export class CoordinationRun {
           purpose: 'declared files of a sortie',
           acquiredAt: this.now(),
           expiresAt: null,
+          renewMs: null,
         };
         state.locks.push(lock);
         return lock.id;

@@ -4,7 +4,13 @@
  * import time (see run.ts).
  */
 import { ApplicationFailure, setHandler } from '@temporalio/workflow';
-import { checkpointUpdate, getMissionSnapshotQuery, getMissionStateQuery, locksGrantedSignal } from '../../domain/workflow-messages';
+import {
+  checkpointUpdate,
+  getMissionSnapshotQuery,
+  getMissionStateQuery,
+  locksGrantedSignal,
+  locksRefusedSignal,
+} from '../../domain/workflow-messages';
 import { snapshot, takeCheckpoint } from './checkpoints';
 import type { MissionRun } from './run';
 
@@ -12,6 +18,10 @@ export function registerMissionHandlers(mission: MissionRun): void {
   setHandler(getMissionStateQuery, () => mission.state);
   setHandler(locksGrantedSignal, ({ requestId }) => {
     mission.granted.add(requestId);
+    mission.touch();
+  });
+  setHandler(locksRefusedSignal, ({ requestId, reason }) => {
+    mission.refused.set(requestId, reason);
     mission.touch();
   });
   setHandler(getMissionSnapshotQuery, () => snapshot(mission));

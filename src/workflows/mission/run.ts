@@ -35,6 +35,8 @@ export class MissionRun {
   readonly state: MissionState;
   /** Lock requests (by request id: the sortie's agent id) the CoordinationWorkflow has granted. */
   readonly granted = new Set<string>();
+  /** Lock requests the CoordinationWorkflow refused (a limit of its state), with its reason: the sortie fails with it. */
+  readonly refused = new Map<string, string>();
   /** The sorties running now (each ends once its agent has ended and its locks are released). */
   readonly running = new Set<Promise<void>>();
   /** Set by anything the scheduling loop waits for: a sortie's change, a granted lock request. */

@@ -45,11 +45,13 @@ export async function runSortie(mission: MissionRun, s: SortieState): Promise<vo
         replyTo: input.missionId,
       });
       try {
-        await condition(() => mission.granted.has(agentId));
+        await condition(() => mission.granted.has(agentId) || mission.refused.has(agentId));
       } catch (err) {
         await CancellationScope.nonCancellable(() => coordinate(mission, cancelLockRequestSignal, { requestId: agentId }));
         throw err;
       }
+      const refused = mission.refused.get(agentId);
+      if (refused !== undefined) throw ApplicationFailure.nonRetryable(refused, 'LocksRefused');
       s.status = 'running';
     }
     if (s.previousAgentIds.length)
