@@ -26,13 +26,7 @@ export function terminalSafe(text: string): string {
   return text.replace(/\r\n?/g, '\n').replace(CONTROL_SEQUENCE, '').replace(CONTROL_CHARACTER, '');
 }
 
-/**
- * `value` as JSON text for --json: the data exactly. JSON.stringify escapes the C0 controls but leaves DEL and the C1
- * controls (U+007F–U+009F, such as U+009B, an 8-bit CSI) as they are: they are escaped too (\u009b), the same JSON.
- */
-export function jsonText(value: unknown, indent?: number): string {
-  return String(JSON.stringify(value, null, indent)).replace(/[\x7f-\x9f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
-}
+export { jsonText } from '../domain/json-text';
 
 /** `value` (data from the API) with every string in it made terminalSafe(), for the human output. */
 export function terminalSafeDeep<T>(value: T): T {

@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { jsonText, table, terminalSafe, terminalSafeDeep } from '../../src/cli/format';
+import { log } from '../../src/logs/logger';
 
 /** Any C0 control but \t and \n, DEL, any C1 control. */
 // eslint-disable-next-line no-control-regex
@@ -57,6 +58,20 @@ describe('jsonText (--json)', () => {
     assert.ok(!CONTROL.test(text), text);
     assert.deepEqual(JSON.parse(text), v);
     assert.match(text, /\\u009b31m/);
+  });
+
+  it("the structured logs (fleet up's, the worker's) quote an agent's text the same way", () => {
+    const lines: string[] = [];
+    const write = process.stderr.write;
+    process.stderr.write = ((chunk: string) => lines.push(chunk)) as typeof process.stderr.write;
+    try {
+      log.warn('agent said', { text: '\x9b2J\x1b]52;c;aGk=\x07' });
+    } finally {
+      process.stderr.write = write;
+    }
+    assert.equal(lines.length, 1);
+    assert.ok(!CONTROL.test(lines[0]!.trimEnd()), lines[0]);
+    assert.equal(JSON.parse(lines[0]!).text, '\x9b2J\x1b]52;c;aGk=\x07');
   });
 });
 
