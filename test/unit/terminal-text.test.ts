@@ -63,7 +63,7 @@ describe('jsonText (--json)', () => {
   it("the structured logs (fleet up's, the worker's) quote an agent's text the same way", () => {
     const lines: string[] = [];
     const write = process.stderr.write;
-    process.stderr.write = ((chunk: string) => lines.push(chunk)) as typeof process.stderr.write;
+    process.stderr.write = ((chunk: string) => lines.push(chunk) > 0) as typeof process.stderr.write;
     try {
       log.warn('agent said', { text: '\x9b2J\x1b]52;c;aGk=\x07' });
     } finally {
