@@ -1,4 +1,7 @@
-/** The Express app: JSON bodies (size-limited), bearer auth on everything but /health, one error shape. */
+/**
+ * The Express app: bearer auth on everything but /health, checked before any body is read; JSON bodies limited per
+ * route (route-registry.ts); one error shape.
+ */
 import express, { type Express } from 'express';
 import { createHmac } from 'node:crypto';
 import { z } from 'zod';
@@ -10,8 +13,8 @@ import { CheckpointService } from '../services/checkpoint-service';
 import { CoordinationService } from '../services/coordination-service';
 import { registerCoordinationRoutes } from './coordination-routes';
 import { MissionService } from '../services/mission-service';
-import { CHECKPOINT_IMPORT_LIMIT, registerMissionRoutes } from './missions-routes';
-import { Authenticator } from './auth';
+import { registerMissionRoutes } from './missions-routes';
+import { AgentLiveness, Authenticator, describeAgent } from './auth';
 import { ApiError, errorHandler } from './errors';
 import { openApiDocument } from './openapi';
 import { RouteRegistry } from './route-registry';
@@ -26,7 +29,8 @@ export interface AppOptions extends Omit<AgentServiceOptions, 'cursorKey'> {
   coordinationId?: string;
   /** Where the workers on this host write agent logs (`fleet up`: <data dir>/logs); null: no log routes. */
   logsDir: string | null;
-  bodyLimit?: string;
+  /** The largest body of a route that names no limit of its own, in bytes (default: DEFAULT_BODY_LIMIT). */
+  bodyLimit?: number;
   /** The codec of the API's client: served to the Web UI at /codec/decode and /codec/encode (admin token). */
   payloadCodec: PayloadCodec;
 }
@@ -41,9 +45,9 @@ export function createApp(opts: AppOptions): Express {
     res.json({ status: 'ok', version: VERSION });
   });
 
-  const auth = new Authenticator(opts.token);
+  const auth = new Authenticator(opts.token, new AgentLiveness(describeAgent(opts.client)));
   registerCodecRoutes(app, auth, opts.payloadCodec, codecOrigins(opts.uiBaseUrl));
-  const routes = new RouteRegistry(auth);
+  const routes = new RouteRegistry(auth, opts.bodyLimit);
   const cursorKey = createHmac('sha256', opts.token).update('fleettools cursor v1').digest();
   const agents = new AgentService({ ...opts, cursorKey });
   const coordination = new CoordinationService(opts.client, opts.coordinationId ?? COORDINATION_WORKFLOW_ID, opts.defaultQueue);
@@ -100,9 +104,8 @@ export function createApp(opts: AppOptions): Express {
     );
   });
 
-  // Parsed first with its own limit; the general parser then leaves the parsed body alone.
-  app.use('/api/v1/checkpoints/import', express.json({ limit: CHECKPOINT_IMPORT_LIMIT, strict: true }));
-  app.use('/api/v1', express.json({ limit: opts.bodyLimit ?? '256kb', strict: true }), routes.router);
+  // No body parser here: each route reads its own body, with its own limit, once the caller may call it.
+  app.use('/api/v1', routes.router);
   app.use((req, _res, next) => next(new ApiError(404, 'not_found', `no route ${req.method} ${req.path}`)));
   app.use(errorHandler);
   return app;

@@ -40,6 +40,9 @@ export function statusOf(err: FleetError): number {
 }
 
 export const errorHandler: ErrorRequestHandler = (err, req, res, _next) => {
+  // A request refused before its body was read (no token, no such route, too large): the connection is closed after
+  // the answer, rather than kept alive, which would make Node read (and drop) the rest of whatever body was announced.
+  if (!req.complete) res.set('Connection', 'close');
   if (err instanceof FleetError) {
     res
       .status(statusOf(err))

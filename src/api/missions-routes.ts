@@ -3,6 +3,7 @@ import { z } from 'zod';
 import {
   Checkpoint,
   CheckpointId,
+  CheckpointImport,
   CheckpointRequest,
   CheckpointSummary,
   ListCheckpointsQuery,
@@ -19,7 +20,11 @@ import { ListMissionsQuery } from '../domain/api';
 import type { RouteRegistry } from './route-registry';
 
 /** A checkpoint of a 1,000-sortie mission with long recovery contexts is a few MB: more than other bodies. */
-export const CHECKPOINT_IMPORT_LIMIT = '16mb';
+export const CHECKPOINT_IMPORT_LIMIT = 16 * 1024 * 1024;
+/** POST /checkpoints: a mission id and a note of up to 2,000 characters (each up to 6 bytes as a JSON escape). */
+const CHECKPOINT_REQUEST_LIMIT = 16 * 1024;
+/** Prune and resume: a few numbers and booleans. */
+const SMALL_BODY_LIMIT = 1024;
 
 const MissionParams = z.object({ id: MissionId }).strict();
 const CheckpointParams = z.object({ id: CheckpointId }).strict();
@@ -98,6 +103,7 @@ function registerCheckpointTaking(routes: RouteRegistry, checkpoints: Checkpoint
       summary: 'Checkpoint a running mission (an update on its workflow; kept in the checkpoint store)',
       access: 'admin',
       body: CheckpointRequest,
+      bodyLimit: CHECKPOINT_REQUEST_LIMIT,
       responses: {
         201: { description: 'the checkpoint', schema: Checkpoint },
         ...E400,
@@ -111,9 +117,11 @@ function registerCheckpointTaking(routes: RouteRegistry, checkpoints: Checkpoint
     {
       method: 'post',
       path: '/checkpoints/import',
-      summary: `Add a checkpoint exported from another store (GET /checkpoints/:id there), to resume its mission here; bodies up to ${CHECKPOINT_IMPORT_LIMIT}`,
+      summary: `Add a checkpoint exported from another store (GET /checkpoints/:id there), to resume its mission here; bodies up to ${CHECKPOINT_IMPORT_LIMIT / 1024 / 1024} MiB`,
       access: 'admin',
-      body: Checkpoint,
+      body: CheckpointImport,
+      // Only the admin token gets this far: the body is read after the token is checked (route-registry.ts).
+      bodyLimit: CHECKPOINT_IMPORT_LIMIT,
       responses: {
         201: { description: 'imported', schema: CheckpointSummary },
         200: { description: 'already here, identical', schema: CheckpointSummary },
@@ -159,6 +167,7 @@ function registerCheckpointStore(routes: RouteRegistry, checkpoints: CheckpointS
       summary: 'Delete old checkpoints, keeping the newest of each mission',
       access: 'admin',
       body: PruneRequest,
+      bodyLimit: SMALL_BODY_LIMIT,
       responses: { 200: { description: 'ids deleted', schema: Pruned }, ...E400 },
     },
     async ({ body }) => [200, { deleted: checkpoints.prune(body) }],
@@ -200,6 +209,7 @@ function registerResume(routes: RouteRegistry, checkpoints: CheckpointService): 
       access: 'admin',
       params: CheckpointParams,
       body: ResumeRequest,
+      bodyLimit: SMALL_BODY_LIMIT,
       responses: {
         200: { description: 'the plan (dry run)', schema: ResumeResult },
         201: { description: 'resumed: the plan and the recovery event', schema: ResumeResult },

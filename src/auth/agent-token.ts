@@ -1,10 +1,10 @@
 /**
  * Tokens scoped to one agent: `fat_<agent id>.<HMAC(key, agent id)>`. The worker gives one to each
  * agent it spawns (FLEET_AGENT_TOKEN); the API accepts it only on that agent's own routes
- * (heartbeat, progress, reading itself). The key is derived from the admin token, which never
- * reaches an agent.
+ * (heartbeat, progress, reading itself), and only while that agent runs. The key is derived from
+ * the admin token, which never reaches an agent.
  */
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import { AGENT_ID_PATTERN } from '../domain/agent';
 
 export const AGENT_TOKEN_PREFIX = 'fat_';
@@ -14,17 +14,22 @@ export function agentTokenKey(adminToken: string): Buffer {
 }
 
 const sign = (key: Buffer, agentId: string) => createHmac('sha256', key).update(agentId).digest();
+const digest = (s: string) => createHash('sha256').update(s).digest();
 
 export function mintAgentToken(key: Buffer, agentId: string): string {
   return `${AGENT_TOKEN_PREFIX}${agentId}.${sign(key, agentId).toString('base64url')}`;
 }
 
-/** The agent id the token is for, or undefined when it is not a valid agent token. */
+/**
+ * The agent id the token is for, or undefined when it is not a valid agent token. Exactly the string
+ * mintAgentToken makes is accepted: Node's base64url decoder ignores padding, characters of the other
+ * base64 alphabet and the unused low bits of the last character, so comparing decoded bytes would
+ * take several spellings of one token. The whole canonical string is compared instead, in constant
+ * time (as digests, so that neither its length nor its content shows in the timing).
+ */
 export function verifyAgentToken(key: Buffer, token: string): string | undefined {
   if (!token.startsWith(AGENT_TOKEN_PREFIX)) return undefined;
-  const [agentId, sig] = token.slice(AGENT_TOKEN_PREFIX.length).split('.');
-  if (!agentId || !sig || !AGENT_ID_PATTERN.test(agentId)) return undefined;
-  const given = Buffer.from(sig, 'base64url');
-  const expected = sign(key, agentId);
-  return given.length === expected.length && timingSafeEqual(given, expected) ? agentId : undefined;
+  const agentId = token.slice(AGENT_TOKEN_PREFIX.length).split('.')[0];
+  if (!agentId || !AGENT_ID_PATTERN.test(agentId)) return undefined;
+  return timingSafeEqual(digest(token), digest(mintAgentToken(key, agentId))) ? agentId : undefined;
 }

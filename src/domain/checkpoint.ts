@@ -71,6 +71,23 @@ export const Checkpoint = z.object({
 });
 export type Checkpoint = z.infer<typeof Checkpoint>;
 
+/**
+ * POST /checkpoints/import: a checkpoint, strict at every level, as every other request body is: a field this
+ * version does not know is a 400 naming it, not dropped (`Checkpoint` itself stays lenient, for what the store and
+ * the workers build and read back).
+ */
+export const CheckpointImport = Checkpoint.extend({
+  mission: Checkpoint.shape.mission.extend({ progress: Checkpoint.shape.mission.shape.progress.strict() }).strict(),
+  sorties: z.array(
+    SortieSnapshot.extend({
+      progress: Progress.strict().nullable(),
+      worktree: WorktreeInfo.strict().nullable().default(null),
+    }).strict(),
+  ),
+  locks: z.array(Lock.strict()),
+  pendingMessages: z.array(Message.strict()),
+}).strict();
+
 /** A list entry: the checkpoint without its bulk. */
 export const CheckpointSummary = Checkpoint.pick({
   id: true,

@@ -6,7 +6,8 @@
  */
 import type { Client } from '@temporalio/client';
 import { randomUUID } from 'node:crypto';
-import { statSync } from 'node:fs';
+import { lstatSync, statSync } from 'node:fs';
+import { isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { CheckpointStoreError, type CheckpointStore, type CheckpointStoreProblem } from '../store/checkpoint-store';
 import {
   Checkpoint,
@@ -162,9 +163,13 @@ export class CheckpointService {
       locks.filter((l) => l.missionId !== c.missionId && pathsOverlap(l.path, want.path)).map((heldBy: Lock) => ({ ...want, heldBy })),
     );
     const messagesToRedeliver = messages.filter((m) => previous.has(m.to));
-    const filesChangedSince = [...new Set(c.sorties.flatMap((s) => s.files))].filter(
-      (p) => !/[*?[]/.test(p) && modifiedAfter(p, Date.parse(c.createdAt)),
-    );
+    // Only paths in the mission's working tree are looked at (an imported checkpoint may name any path), and no
+    // symbolic link in it is followed: a dry run reveals nothing about the rest of the file system.
+    const tree = workingTree(c.mission.request.cwd);
+    const declared = [...new Set(c.sorties.flatMap((s) => s.files))].filter((p) => !/[*?[]/.test(p));
+    const inTree = tree ? declared.map((p) => resolve(tree, p)).filter((p) => isInside(tree, p)) : [];
+    const filesChangedSince = inTree.filter((p) => modifiedAfter(tree!, p, Date.parse(c.createdAt)));
+    const unchecked = declared.length - inTree.length;
 
     const missionRunning = runningRunId !== null;
     const blockers: string[] = [];
@@ -182,6 +187,10 @@ export class CheckpointService {
     if (filesChangedSince.length)
       reasons.push(
         `${filesChangedSince.length} declared file(s) changed since the checkpoint: ${filesChangedSince.slice(0, 10).join(', ')}`,
+      );
+    if (unchecked)
+      reasons.push(
+        `${unchecked} declared file(s) outside the mission's working tree (${tree ?? 'it has no cwd'}) were not checked for changes`,
       );
     const inFlight = again.filter((s) => s.status === 'running' || s.status === 'waiting');
     if (inFlight.length)
@@ -318,9 +327,30 @@ function dedupe<T extends { path: string }>(items: T[]): T[] {
   return items.filter((i) => !seen.has(i.path) && seen.add(i.path));
 }
 
-function modifiedAfter(path: string, ms: number): boolean {
+/** The mission's cwd, as the tree a dry run may look into; none without a cwd, or when it is the root directory. */
+function workingTree(cwd: string | undefined): string | null {
+  if (!cwd || !isAbsolute(cwd)) return null;
+  const tree = resolve(cwd);
+  return tree === '/' ? null : tree;
+}
+
+const isInside = (tree: string, path: string) => {
+  const rel = relative(tree, path);
+  return rel !== '' && !rel.startsWith('..') && !isAbsolute(rel);
+};
+
+/** Whether `path` (inside `tree`) changed after `ms`: each step below the tree is lstat'ed, and a link is not followed. */
+function modifiedAfter(tree: string, path: string, ms: number): boolean {
   try {
-    return statSync(path).mtimeMs > ms;
+    let at = tree;
+    let st = statSync(tree);
+    for (const part of relative(tree, path).split(sep)) {
+      if (!st.isDirectory()) return false;
+      at = join(at, part);
+      st = lstatSync(at);
+      if (st.isSymbolicLink()) return false;
+    }
+    return st.mtimeMs > ms;
   } catch {
     return false;
   }

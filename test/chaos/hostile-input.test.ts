@@ -274,6 +274,46 @@ describe('chaos: hostile input and secrets', { timeout: 600_000 }, () => {
       status: 400,
     },
     {
+      name: 'an env name __proto__ (JSON.parse makes it an own key; a record would drop it)',
+      method: 'POST',
+      path: '/agents/spawn',
+      body: '{"type":"backend","command":["true"],"env":{"__proto__":"x"}}',
+      status: 400,
+      match: /body\.env\.__proto__/,
+    },
+    {
+      name: 'an env name constructor',
+      method: 'POST',
+      path: '/agents/spawn',
+      body: '{"type":"backend","command":["true"],"env":{"constructor":"x"}}',
+      status: 400,
+      match: /body\.env\.constructor/,
+    },
+    {
+      name: 'an object as __proto__ of a sortie env in a mission',
+      method: 'POST',
+      path: '/missions',
+      body: '{"title":"t","sorties":[{"id":"a","type":"backend","command":["true"],"env":{"__proto__":{"polluted":"yes"}}}]}',
+      status: 400,
+      match: /body\.sorties\.0\.env\.__proto__/,
+    },
+    {
+      name: 'a checkpoint import with a field this version does not know',
+      method: 'POST',
+      path: '/checkpoints/import',
+      body: JSON.stringify({ id: `chk_${randomUUID()}`, schemaVersion: 1, surplus: true }),
+      status: 400,
+      match: /Unrecognized key: "surplus"/,
+    },
+    {
+      name: 'an unauthenticated 2 MB nested body (answered 401 without it being read)',
+      method: 'POST',
+      path: '/checkpoints/import',
+      body: `{"a":${'['.repeat(1_000_000)}${']'.repeat(1_000_000)}}`,
+      token: null,
+      status: 401,
+    },
+    {
       name: 'duplicate keys',
       method: 'POST',
       path: '/agents/spawn',
@@ -369,7 +409,7 @@ describe('chaos: hostile input and secrets', { timeout: 600_000 }, () => {
     });
   }
 
-  it("agent tokens: an agent's token acts only for that agent, never on admin routes, and a deleted agent's token opens nothing", async () => {
+  it("agent tokens: an agent's token acts only for that agent, never on admin routes, and an ended agent's token opens nothing", async () => {
     const { agent } = await dumpAgent([]);
     const own = mintAgentToken(agentTokenKey(TOKEN), agent.id);
     const other = `agt_${randomUUID()}`;
@@ -384,8 +424,11 @@ describe('chaos: hostile input and secrets', { timeout: 600_000 }, () => {
     await expect('GET', '/checkpoints', undefined, 403);
     await expect('POST', `/agents/${other}/progress`, { percent: 5 }, 403);
     await expect('GET', `/agents/${other}/inbox`, undefined, 403);
-    await expect('POST', '/locks', { path: '/repo/src/x.ts', holder: other }, 403);
-    await expect('POST', `/agents/${agent.id}/progress`, { percent: 5 }, 409); // its own, but it has ended
+    // Its own agent has ended: the token no longer works (401), whatever it asks.
+    await expect('POST', '/locks', { path: '/repo/src/x.ts', holder: other }, 401);
+    await expect('POST', '/locks', { path: '/repo/src/x.ts', holder: agent.id }, 401);
+    await expect('POST', '/messages', { from: agent.id, to: agent.id, subject: 's', body: 'b' }, 401);
+    await expect('POST', `/agents/${agent.id}/progress`, { percent: 5 }, 401);
   });
 
   it('replayed requests: a spawn with an Idempotency-Key starts one agent however often it is sent; the key is bound to its request', async () => {

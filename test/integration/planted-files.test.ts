@@ -76,15 +76,17 @@ describe('files an agent plants do not steer the worker', { timeout: 300_000 }, 
     assert.equal(ended.attempt, 2);
     assert.match(ended.lastError ?? '', /attempt-2\.log" is a symbolic link/);
 
-    // The agent reads "its" log with its own token: an error, not the target.
+    // The agent has ended, so its own token no longer reads anything (issue 16); the admin token reads "its" log: an
+    // error, not the target.
     const own = api(apiUrl, mintAgentToken(agentTokenKey(TOKEN), agent.id));
+    assert.equal((await own('GET', `/agents/${agent.id}/logs`)).status, 401);
     for (const query of ['', '?attempt=2', '?follow=true']) {
-      const res = await own<{ error?: { code: string; message: string } }>('GET', `/agents/${agent.id}/logs${query}`);
+      const res = await call<{ error?: { code: string; message: string } }>('GET', `/agents/${agent.id}/logs${query}`);
       assert.equal(res.status, 409, `${query}: ${JSON.stringify(res.body)}`);
       assert.equal(res.body.error?.code, 'conflict');
       assert.doesNotMatch(JSON.stringify(res.body), /the secret/);
     }
-    const first = await own<{ lines: string[] }>('GET', `/agents/${agent.id}/logs?attempt=1`);
+    const first = await call<{ lines: string[] }>('GET', `/agents/${agent.id}/logs?attempt=1`);
     assert.equal(first.status, 200);
     assert.deepEqual(first.body.lines, ['attempt 1']);
   });
