@@ -164,7 +164,7 @@ describe('Claude Code parser (claude -p … --output-format stream-json --verbos
     assert.deepEqual(errors(events), [{ kind: 'error', message, fatal: true }], 'no "ended without a result" error on top');
   });
 
-  it('reads a denied Write: a warning naming the tool, a failed tool call, no changed file, and an ok run', () => {
+  it('reads a denied Write: a refused tool call naming the tool, a failed tool call, no changed file, and an ok run', () => {
     const { events, summary } = summariseOutput(claudeCodeParser(), fixture('claude-code', 'permission-denied.jsonl'));
     assert.equal(summary.sessionId, '369f854c-f79b-45cc-b780-707ded8d94fa');
     assert.equal(summary.toolCalls, 2);
@@ -172,7 +172,11 @@ describe('Claude Code parser (claude -p … --output-format stream-json --verbos
     const denied = "Claude requested permissions to write to /home/dev/acme-api/src/users.js, but you haven't granted it yet.";
     assert.deepEqual(tools(events)[1], { kind: 'tool', name: 'Write', ok: false, detail: denied });
     assert.deepEqual(summary.filesChanged, []);
-    assert.deepEqual(errors(events), [{ kind: 'error', message: `Permission denied for Write: ${denied}`, fatal: false }]);
+    assert.deepEqual(
+      events.filter((e) => e.kind === 'refused'),
+      [{ kind: 'refused', message: `Permission denied for Write: ${denied}` }],
+    );
+    assert.deepEqual(summary.refused, [`Permission denied for Write: ${denied}`]);
     assert.equal(summary.lastError, `Permission denied for Write: ${denied}`);
     assert.equal(summary.lastErrorFatal, false);
     assert.equal(summary.result?.ok, true);
