@@ -223,7 +223,7 @@ const PLANNERS = {
     if (a.has('--version')) return print(0, `${CLI.claude.version}\n`);
     if (a.missing.length) return print(1, '', `error: option '${a.missing[0]}' argument missing\n`);
     // commander: an argument before "--" that starts with "-" and is no option (real 2.1.331: `claude -p "- Create x"`).
-    const bogus = argv.slice(0, argv.includes('--') ? argv.indexOf('--') : argv.length).find((x) => /^-\S*\s/.test(x));
+    const bogus = argv.slice(0, argv.includes('--') ? argv.indexOf('--') : argv.length).find((x) => /^-[^\s=]*\s/.test(x));
     if (bogus !== undefined) return print(1, '', `error: unknown option '${bogus}'\n`);
     if (!a.has('--print')) return standinError('claude without -p/--print (interactive mode) is not imitated');
     const format = a.str('--output-format') || 'text';
@@ -289,7 +289,7 @@ const PLANNERS = {
     });
     if (a.has('--version')) return print(0, `${CLI.codex.version}\n`);
     // clap: an argument before "--" that starts with "-" and is no option (real 0.169.0: `codex exec "- Create x"`).
-    const bogus = argv.slice(0, argv.includes('--') ? argv.indexOf('--') : argv.length).find((x) => /^-\S*\s/.test(x));
+    const bogus = argv.slice(0, argv.includes('--') ? argv.indexOf('--') : argv.length).find((x) => /^-[^\s=]*\s/.test(x));
     if (bogus !== undefined)
       return print(2, '', `error: unexpected argument '${bogus.split(/\s/)[0]} ' found\n\nUsage: codex exec [OPTIONS] [PROMPT]\n`);
     // README.md: "--full-auto no longer exists in 0.169.0 (error: unexpected argument '--full-auto' found, exit 2)".
