@@ -9,6 +9,7 @@ import { ConfigError, loadFleetConfig, readFleetConfig } from '../../src/cli/fle
 import { composePrompt, judgeAttempt, RUNTIMES, type Invocation } from '../../src/runtimes/runtime-catalog';
 import { emptySummary } from '../../src/domain/runtime-events';
 import { sessionToResume } from '../../src/activities/session-to-resume';
+import { launchOf } from '../../src/process/runtime-launch';
 import type { HeartbeatDetails } from '../../src/domain/agent-workflow';
 import type { SortieSnapshot } from '../../src/domain/checkpoint';
 
@@ -302,5 +303,25 @@ describe('which CLI session an attempt resumes', () => {
     );
     assert.equal(sessionToResume(undefined, req(), replaced({ sessionId: null })), null);
     assert.equal(sessionToResume(undefined, req(), null), null);
+  });
+
+  it('a session id out of the CLI’s format, from a heartbeat or an imported checkpoint, never reaches the command line', () => {
+    const claude = join(__dirname, '..', '..', '..', 'test', 'stand-ins', 'bin', 'claude');
+    const launch = (previousSessionId: string | null) =>
+      launchOf(req({ runtime: 'claude-code' }), {
+        agentId: 'agt_1',
+        logsDir: tmpdir(),
+        cwd: tmpdir(),
+        pathVar: undefined,
+        runtimes: { 'claude-code': { executable: claude } },
+        previousSessionId,
+        recoveryText: null,
+      });
+    const fromCheckpoint = sessionToResume(undefined, req(), replaced({ sessionId: '--dangerously-skip-permissions' }));
+    const hostile = launch(fromCheckpoint);
+    assert.ok(!hostile.command.includes('--dangerously-skip-permissions') && !hostile.command.some((x) => x.startsWith('--resume')));
+    assert.deepEqual([hostile.resumedSession, hostile.refusedSession], [null, '--dangerously-skip-permissions']);
+    const good = launch('32685520-a801-4c35-9681-e777b19d9fff');
+    assert.ok(good.command.includes('--resume=32685520-a801-4c35-9681-e777b19d9fff'));
   });
 });
