@@ -112,7 +112,9 @@ export const SUMMARY_LIMITS = {
   activity: 200,
 } as const;
 
-const cut = (text: string, max: number): string => (text.length > max ? `${text.slice(0, max - 1)}…` : text);
+/** `text` cut to `max` characters; a cut one is copied, so that it does not keep the (maybe huge) text it came from alive. */
+const cut = (text: string, max: number): string =>
+  text.length > max ? (JSON.parse(JSON.stringify(`${text.slice(0, max - 1)}…`)) as string) : text;
 /** A session id or model name: visible ASCII only, not starting with "-" (it may reach a command line), bounded. */
 const token = (v: string | undefined): string | undefined =>
   v && /^[\x21-\x7e]+$/.test(v) && !v.startsWith('-') && v.length <= SUMMARY_LIMITS.id ? v : undefined;

@@ -38,6 +38,9 @@ function tellingParameter(params: Obj | undefined): string {
   return list ? firstLine((list[1] as string[]).join(', ')) : '';
 }
 
+/** Characters of one model turn's text kept. */
+const MAX_TURN = 16_000;
+
 /** Tools whose successful calls change a file (`parameters.file_path`). */
 const FILE_TOOLS = new Set(['write_file', 'replace', 'edit']);
 
@@ -99,7 +102,8 @@ function onInit(s: GeminiState, ev: Obj, out: RuntimeEvent[]): void {
 /** An assistant `message` chunk: added to the turn; its first line shown once it is complete. */
 function onMessage(s: GeminiState, ev: Obj, out: RuntimeEvent[]): void {
   if (ev.role !== 'assistant' || typeof ev.content !== 'string') return;
-  s.turn += ev.content;
+  // Bounded: the answer is cut to a few thousand characters anyway (runtime-events.ts).
+  if (s.turn.length < MAX_TURN) s.turn += ev.content.slice(0, MAX_TURN - s.turn.length);
   // Show the first line once it is complete (more chunks would only show a line in pieces).
   const start = s.turn.search(/\S/);
   if (!s.turnShown && start >= 0 && s.turn.indexOf('\n', start) >= 0) {

@@ -64,7 +64,8 @@ const answer = (s: OpencodeState): string => (s.stepText.length > 0 ? s.stepText
 function onText(s: OpencodeState, part: Obj, out: RuntimeEvent[]): void {
   const body = typeof part.text === 'string' ? part.text : '';
   if (body.trim() === '' || part.synthetic === true || part.ignored === true) return;
-  s.stepText.push(body);
+  s.stepText.push(body.slice(0, 16_000));
+  if (s.stepText.length > 20) s.stepText.shift(); // bounded: the answer is cut to a few thousand characters anyway
   s.lastText = body;
   out.push({ kind: 'activity', message: firstLine(body) });
 }

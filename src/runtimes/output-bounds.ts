@@ -15,6 +15,7 @@
  */
 import type { RuntimeName } from '../domain/agent';
 import type { RuntimeEvent } from '../domain/runtime-events';
+import { own } from './json-fields';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const OPENCODE_SESSION = /^ses_[0-9A-Za-z]{26}$/;
@@ -77,7 +78,7 @@ export function modelName(v: string): string | undefined {
 export function boundedPath(p: string): string {
   // eslint-disable-next-line no-control-regex
   const clean = p.replace(/[\x00-\x1f\x7f]/g, '?');
-  return clean.length > OUTPUT_LIMITS.path ? `${clean.slice(0, OUTPUT_LIMITS.path - 1)}…` : clean;
+  return clean.length > OUTPUT_LIMITS.path ? own(`${clean.slice(0, OUTPUT_LIMITS.path - 1)}…`) : clean;
 }
 
 /** Remembers `value` under `key` in a map of at most `max` entries, forgetting the oldest. */
