@@ -14,6 +14,14 @@ import { notifyAttemptEnded, queryState } from './notify-workflow';
 import { handOver } from './process-handover';
 import { retire } from './stop-processes';
 import type { AttemptEnd } from './watch-attempt';
+import { logFileSize, readLogRange } from '../logs/agent-log-reader';
+import { lastPlainLines, redactSecrets } from '../runtimes/output-bounds';
+import { mintAgentToken } from '../auth/agent-token';
+
+/** How much of the end of an attempt's log is read for the CLI's last words. */
+const TAIL_BYTES = 16 * 1024;
+/** Env names whose values are secrets, redacted from what the CLI said. */
+const SECRET_NAME = /KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|AUTH/i;
 
 /** `launch` is the runtime launch of a process this attempt started (none for an adopted one). */
 export async function judgeAttemptEnd(
@@ -24,6 +32,12 @@ export async function judgeAttemptEnd(
   outcome: AttemptEnd,
 ): Promise<ProcessOutcome> {
   if (outcome.kind === 'exit') return await exited(worker, a, p, launch, outcome);
+  if (outcome.kind === 'abort') {
+    // The CLI's output said the run cannot succeed (a 401 it would retry for minutes): stop it now, then judge it.
+    await p.stop(a.req.terminateGraceMs);
+    log.warn('stopped a CLI whose output says no retry can help', { agentId: a.agentId, attempt: a.attempt, why: p.run?.lastError });
+    return await exited(worker, a, p, launch, p.exitStatus ?? { exitCode: null, signal: 'SIGTERM' });
+  }
   if (outcome.kind === 'stall') return await stalled(worker, a, p, outcome.idleMs);
   if (outcome.kind === 'stop') {
     // Terminated or cancelled, told directly (stopAgentProcess) rather than at the next heartbeat: the attempt ends
@@ -45,7 +59,9 @@ async function exited(
   const { agentId, attempt, maxAttempts, req } = a;
   await retire(worker, agentId, p, 1000); // descendants it left in its group
   // A CLI's exit code alone does not tell (Claude Code exits 0 after SIGINT, Aider always does): its output decides.
-  const verdict = launch?.judge && p.run ? launch.judge(exit, p.run) : exit.exitCode === 0 ? { ok: true as const } : undefined;
+  let verdict = launch?.judge && p.run ? launch.judge(exit, p.run) : exit.exitCode === 0 ? { ok: true as const } : undefined;
+  // A failed CLI: what it said outside its JSON (its own error message) is part of the verdict.
+  if (launch?.judge && p.run && verdict && !verdict.ok) verdict = launch.judge(exit, p.run, lastWords(worker, a, p));
   if (verdict?.ok) {
     log.info('agent process succeeded', {
       agentId,
@@ -119,4 +135,24 @@ async function cancelled(worker: AgentWorker, a: Attempt, p: AgentProcess, err: 
 function lostOutput(p: AgentProcess): string {
   const lost = p.log.lost;
   return lost ? `; ${lost.bytes} bytes of its output could not be written to its log ${p.log.path} (${lost.error})` : '';
+}
+
+/** The CLI's last lines of plain output (its stderr, mostly), bounded, with the agent's secrets redacted; null if none. */
+function lastWords(worker: AgentWorker, a: Attempt, p: AgentProcess): string | null {
+  try {
+    const { logsDir, agentTokenKey } = worker.deps;
+    const size = logFileSize(logsDir, p.log.path) ?? 0;
+    const from = Math.max(0, size - TAIL_BYTES);
+    const tail = readLogRange(logsDir, p.log.path, from, size).toString('utf8');
+    const lines = lastPlainLines(tail, { fromStart: from === 0 });
+    if (!lines) return null;
+    const secrets = Object.entries(a.req.env ?? {})
+      .filter(([k]) => SECRET_NAME.test(k))
+      .map(([, v]) => v);
+    if (agentTokenKey) secrets.push(mintAgentToken(agentTokenKey, a.agentId));
+    return redactSecrets(lines, secrets);
+  } catch (err) {
+    log.warn('could not read the end of the attempt log', { agentId: a.agentId, error: (err as Error).message });
+    return null;
+  }
 }

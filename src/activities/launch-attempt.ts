@@ -90,6 +90,13 @@ export async function launchAttempt(
   );
   if (launch.resumedSession)
     log.info('resuming the CLI session of the previous attempt', { agentId, attempt, sessionId: launch.resumedSession });
+  if (launch.refusedSession)
+    log.warn('not resuming a CLI session whose id is not in the CLI format: starting a new session', {
+      agentId,
+      attempt,
+      sessionId: JSON.stringify(launch.refusedSession.slice(0, 60)),
+      length: launch.refusedSession.length,
+    });
   return { proc, launch };
 }
 

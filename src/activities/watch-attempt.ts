@@ -14,7 +14,16 @@ const HISTORY_EVERY_MS = 5000;
 const HISTORY_POINTS = 60;
 
 /** How a running attempt ended. */
-export type AttemptEnd = ({ kind: 'exit' } & ExitInfo) | { kind: 'cancel'; err: unknown } | { kind: 'stall'; idleMs: number } | StopRequest;
+export type AttemptEnd =
+  | ({ kind: 'exit' } & ExitInfo)
+  | { kind: 'cancel'; err: unknown }
+  | { kind: 'stall'; idleMs: number }
+  /** The CLI's output says the run cannot succeed (RunSummary.stop): stop it now rather than wait for its retries. */
+  | { kind: 'abort' }
+  | StopRequest;
+
+/** How often the CLI's summary is looked at for a `stop`. */
+const ABORT_CHECK_MS = 100;
 
 /** Heartbeats and watches the attempt's process until it exits, the activity is cancelled, it stalls or a stop is requested. */
 export async function watchAttempt(
@@ -25,12 +34,18 @@ export async function watchAttempt(
 ): Promise<AttemptEnd> {
   const stopHeartbeats = startHeartbeats(worker, a, p);
   const stallWatch = watchForStall(worker.deps.client, a, p);
+  let abortTimer: NodeJS.Timeout | undefined;
+  const aborted = new Promise<{ kind: 'abort' }>((resolveAbort) => {
+    abortTimer = setInterval(() => p.run?.stop && !p.exitStatus && resolveAbort({ kind: 'abort' }), ABORT_CHECK_MS);
+  });
   const outcome = await Promise.race([
     p.exited.then((e) => ({ kind: 'exit' as const, ...e })),
     a.ctx.cancelled.catch((err: unknown) => ({ kind: 'cancel' as const, err })),
     stallWatch.stalled,
     stopRequested,
+    aborted,
   ]);
+  clearInterval(abortTimer);
   stopHeartbeats();
   stallWatch.stop();
   return outcome;

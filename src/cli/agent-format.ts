@@ -11,12 +11,30 @@ export function agentRows(agents: Agent[]): string[][] {
       a.type,
       statusColour(a.status),
       a.attempt ? `${a.attempt}/${a.maxAttempts}` : '-',
-      progressBar(a.progress?.percent),
+      progressBar(percentOf(a)),
       statusColour(a.health.state),
       relativeTime(a.startedAt),
       a.task.length > 40 ? `${a.task.slice(0, 39)}…` : a.task,
     ]),
   ];
+}
+
+/** A succeeded agent is done, whatever it last reported (a CLI reports no percentage at all). */
+const percentOf = (a: Agent): number | undefined => (a.status === 'succeeded' ? 100 : a.progress?.percent);
+
+/** The model the CLI says it used, and the one asked for when that differs; a CLI that names none is said to. */
+function modelText(a: Agent): string {
+  const asked = a.model ? `asked for ${a.model}` : 'the CLI default asked for';
+  if (a.runtime === 'exec') return a.model ?? '-';
+  const used = a.run?.model;
+  if (!used) return `not reported by ${a.runtime} (${asked})`;
+  return a.model && a.model !== used ? `${used} (${asked})` : used;
+}
+
+/** The last of a list the CLI's output gave, newest last, and how many came before them. */
+function lastOf(items: string[] | undefined, more: number | undefined): string {
+  if (!items?.length) return '-';
+  return `${more ? `(${more} earlier not shown) ` : ''}${items.join('; ')}`;
 }
 
 export function agentDetail(a: Agent): string {
@@ -28,7 +46,7 @@ export function agentDetail(a: Agent): string {
     ['Runtime', `${a.runtime}${a.model ? ` (model ${a.model})` : ''}${a.run?.sessionId ? `, session ${a.run.sessionId}` : ''}`],
     ['Status', statusColour(a.status)],
     ['Attempt', `${a.attempt}/${a.maxAttempts}${a.nextAttemptAt ? ` (next ${relativeTime(a.nextAttemptAt)})` : ''}`],
-    ['Progress', `${progressBar(a.progress?.percent)}${a.progress?.message ? `  ${a.progress.message}` : ''}`],
+    ['Progress', `${progressBar(percentOf(a))}${a.progress?.message ? `  ${a.progress.message}` : ''}`],
     ['Health', `${statusColour(a.health.state)} (last heartbeat ${relativeTime(a.health.lastHeartbeatAt)})`],
     ['Process', a.pid ? `pid ${a.pid} on ${a.host}` : '-'],
     [
@@ -64,9 +82,12 @@ function runRows(a: Agent): [string, string][] {
       .filter(Boolean)
       .join(', ');
   return [
+    ['Model', modelText(a)],
     ['Activity', r.activity ?? '-'],
     ['Tool calls', r.toolCalls ? `${r.toolCalls}${r.failedToolCalls ? ` (${r.failedToolCalls} failed)` : ''}` : '-'],
-    ['Files changed', r.filesChanged.length ? r.filesChanged.join(', ') : '-'],
+    ['Files changed', r.filesChanged.length ? `${r.filesChanged.join(', ')}${r.moreFiles ? ` (and ${r.moreFiles} more)` : ''}` : '-'],
+    ['Refused tools', lastOf(r.refused, r.moreRefused)],
+    ['CLI warnings', lastOf(r.warnings, r.moreWarnings)],
     ['Usage', u ? `${tokens || '-'}${u.costUsd !== undefined ? `; $${u.costUsd.toFixed(4)}` : ''}` : '-'],
     [
       'Result',

@@ -66,6 +66,17 @@ const NoNul = (what: string) =>
     .refine((s) => !s.includes('\0'), `${what} must not contain NUL bytes`)
     .refine((s) => !LONE_SURROGATE.test(s), `${what} must be valid Unicode (it holds a lone UTF-16 surrogate)`);
 
+/**
+ * A coding-agent CLI is given the task as its prompt: an empty or blank one only fails every attempt. Checked on the
+ * request with its role applied (AgentRequest in roles.ts, for spawns and mission sorties alike: the runtime may come
+ * from the role); `exec` agents may run without a task.
+ */
+export function blankTaskProblem(runtime: RuntimeName, task: string): string | null {
+  return runtime !== 'exec' && task.trim() === ''
+    ? `runtime ${runtime} needs a task: it is the prompt its coding agent is given, and it is empty or blank`
+    : null;
+}
+
 export const DEFAULT_HEARTBEAT_TIMEOUT_MS = 20_000;
 export const DEFAULT_STALL_TIMEOUT_MS = 10 * 60_000;
 export const DEFAULT_TERMINATE_GRACE_MS = 5_000;

@@ -8,6 +8,7 @@
 import { z } from 'zod';
 import {
   AGENT_TYPES,
+  blankTaskProblem,
   type AgentType,
   DEFAULT_HEARTBEAT_TIMEOUT_MS,
   DEFAULT_STALL_TIMEOUT_MS,
@@ -140,6 +141,8 @@ export const AgentRequest = SpawnRequest.extend({
       path: ['command'],
       message: 'runtime exec needs a command: an argv array such as ["python3", "agent.py"]',
     });
+  const blank = blankTaskProblem(r.runtime, r.task);
+  if (blank) ctx.addIssue({ code: 'custom', path: ['task'], message: blank });
 });
 export type AgentRequest = z.output<typeof AgentRequest>;
 

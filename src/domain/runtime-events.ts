@@ -33,8 +33,13 @@ export type RuntimeEvent =
   | { kind: 'usage'; usage: Usage }
   /** The agent's final answer; `ok` false when the CLI says the run failed. */
   | { kind: 'result'; ok: boolean; text: string }
-  /** An error the CLI reported; `fatal` when the run cannot go on (a warning or a retry is not). */
-  | { kind: 'error'; message: string; fatal: boolean };
+  /** A tool call the CLI refused to run (a permission denial): also a warning. */
+  | { kind: 'refused'; message: string }
+  /**
+   * An error the CLI reported; `fatal` when the run cannot go on (a warning or a retry is not). `stop`: the CLI would
+   * only wait and retry in vain (a 401 from its model API): the attempt is stopped at once, and not retried.
+   */
+  | { kind: 'error'; message: string; fatal: boolean; stop?: boolean };
 
 /** A runtime's parser; stateful, one per attempt. */
 export interface OutputParser {
@@ -59,6 +64,17 @@ export const RunSummary = z.object({
   /** The last fatal error, else the last warning. */
   lastError: z.string().nullable(),
   lastErrorFatal: z.boolean(),
+  // Optional: summaries from workers before they existed have none.
+  /** Changed files past the `filesChanged` kept (the last ones are kept). */
+  moreFiles: z.number().int().optional(),
+  /** The CLI's last warnings (API retries, refused tool calls, errors it went on after), newest last, and how many more. */
+  warnings: z.array(z.string()).optional(),
+  moreWarnings: z.number().int().optional(),
+  /** The last tool calls the CLI refused to run (permission denials), newest last, and how many more. */
+  refused: z.array(z.string()).optional(),
+  moreRefused: z.number().int().optional(),
+  /** The output said the run cannot succeed and the CLI is to be stopped now (see the `error` event's `stop`). */
+  stop: z.boolean().optional(),
 });
 export type RunSummary = z.infer<typeof RunSummary>;
 
@@ -77,31 +93,86 @@ export function emptySummary(): RunSummary {
   };
 }
 
-const MAX_FILES = 200;
-const MAX_TEXT = 4000;
+/**
+ * Bounds on what a summary keeps, whatever the CLI printed: it is heartbeated to Temporal and kept in the agent's
+ * workflow state, so its size must not depend on the output (at most about 40 KB).
+ */
+export const SUMMARY_LIMITS = {
+  /** Changed files kept (the last ones); the rest are counted in `moreFiles`. */
+  files: 50,
+  /** Characters of one path, session id or model name. */
+  path: 512,
+  id: 200,
+  /** Characters of the result text and of the last error. */
+  text: 4000,
+  /** Warnings and refused tool calls kept (the last ones), and characters of each. */
+  warnings: 5,
+  refused: 10,
+  line: 500,
+  activity: 200,
+} as const;
 
-/** Folds one event into the summary (a new object; the old one is not changed). */
+/** `text` cut to `max` characters; a cut one is copied, so that it does not keep the (maybe huge) text it came from alive. */
+const cut = (text: string, max: number): string =>
+  text.length > max ? (JSON.parse(JSON.stringify(`${text.slice(0, max - 1)}…`)) as string) : text;
+/** A session id or model name: visible ASCII only, not starting with "-" (it may reach a command line), bounded. */
+const token = (v: string | undefined): string | undefined =>
+  v && /^[\x21-\x7e]+$/.test(v) && !v.startsWith('-') && v.length <= SUMMARY_LIMITS.id ? v : undefined;
+
+/** `list` with `item` added last, the oldest dropped past `max`; `more` counts what was dropped. */
+function keepLast(list: string[] | undefined, more: number | undefined, item: string, max: number): [string[], number] {
+  const next = [...(list ?? []).filter((x) => x !== item), item];
+  const dropped = Math.max(0, next.length - max);
+  return [next.slice(dropped), (more ?? 0) + dropped];
+}
+
+function foldFile(s: RunSummary, path: string): RunSummary {
+  const p = cut(path, SUMMARY_LIMITS.path);
+  if (s.filesChanged.includes(p)) return s;
+  const [filesChanged, moreFiles] = keepLast(s.filesChanged, s.moreFiles, p, SUMMARY_LIMITS.files);
+  return moreFiles ? { ...s, filesChanged, moreFiles } : { ...s, filesChanged };
+}
+
+function foldWarning(s: RunSummary, message: string): RunSummary {
+  const [warnings, moreWarnings] = keepLast(s.warnings, s.moreWarnings, cut(message, SUMMARY_LIMITS.line), SUMMARY_LIMITS.warnings);
+  return moreWarnings ? { ...s, warnings, moreWarnings } : { ...s, warnings };
+}
+
+/** An error: the last error (unless a fatal one is already there); a warning is also kept in `warnings` when `listed`. */
+function foldError(s: RunSummary, e: Extract<RuntimeEvent, { kind: 'error' }>, listed = true): RunSummary {
+  const warned = e.fatal || !listed ? s : foldWarning(s, e.message);
+  // A warning after a fatal error does not hide it, nor does anything after the error that stopped the run.
+  if ((!e.fatal && s.lastErrorFatal) || s.stop) return warned;
+  const next = { ...warned, lastError: cut(e.message, SUMMARY_LIMITS.text), lastErrorFatal: e.fatal };
+  return e.stop ? { ...next, stop: true } : next;
+}
+
+/** Folds one event into the summary (a new object; the old one is not changed). Every field kept is bounded. */
 export function foldEvent(s: RunSummary, e: RuntimeEvent): RunSummary {
   switch (e.kind) {
-    case 'session':
-      return { ...s, sessionId: e.sessionId, model: e.model ?? s.model };
+    case 'session': {
+      const sessionId = token(e.sessionId);
+      return sessionId ? { ...s, sessionId, model: token(e.model) ?? s.model } : s;
+    }
     case 'model':
-      return { ...s, model: e.model };
+      return { ...s, model: token(e.model) ?? s.model };
     case 'activity':
-      return { ...s, activity: e.message.slice(0, 200) };
+      return { ...s, activity: cut(e.message, SUMMARY_LIMITS.activity) };
     case 'tool':
       return { ...s, toolCalls: s.toolCalls + 1, failedToolCalls: s.failedToolCalls + (e.ok ? 0 : 1) };
     case 'file':
-      return s.filesChanged.includes(e.path) || s.filesChanged.length >= MAX_FILES
-        ? s
-        : { ...s, filesChanged: [...s.filesChanged, e.path] };
+      return foldFile(s, e.path);
     case 'usage':
       return { ...s, usage: e.usage };
     case 'result':
-      return { ...s, result: { ok: e.ok, text: e.text.slice(0, MAX_TEXT) } };
+      return { ...s, result: { ok: e.ok, text: cut(e.text, SUMMARY_LIMITS.text) } };
+    case 'refused': {
+      const message = cut(e.message, SUMMARY_LIMITS.line);
+      const [refused, moreRefused] = keepLast(s.refused, s.moreRefused, message, SUMMARY_LIMITS.refused);
+      return foldError(moreRefused ? { ...s, refused, moreRefused } : { ...s, refused }, { kind: 'error', message, fatal: false }, false);
+    }
     case 'error':
-      // A warning after a fatal error does not hide it.
-      return !e.fatal && s.lastErrorFatal ? s : { ...s, lastError: e.message.slice(0, MAX_TEXT), lastErrorFatal: e.fatal };
+      return foldError(s, e);
   }
 }
 

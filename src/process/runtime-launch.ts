@@ -8,6 +8,7 @@
 import type { FleetConfig } from '../domain/roles';
 import type { AgentRequest } from '../domain/roles';
 import { isCliRuntime, judgeAttempt, RUNTIMES, type CliRuntimeName, type RuntimeState, type Verdict } from '../runtimes/runtime-catalog';
+import { validSessionId } from '../runtimes/output-bounds';
 import type { OutputParser, RunSummary } from '../domain/runtime-events';
 import { writeAgentFile } from '../logs/agent-log-writer';
 import { resolveExecutable, SpawnError } from './agent-process';
@@ -18,8 +19,10 @@ export interface Launch {
   env: Record<string, string>;
   parser?: OutputParser;
   /** Decides a CLI attempt from its exit and its output; exec attempts are decided by the exit code. */
-  judge?: (exit: { exitCode: number | null; signal: string | null }, run: RunSummary) => Verdict;
+  judge?: (exit: { exitCode: number | null; signal: string | null }, run: RunSummary, lastLines?: string | null) => Verdict;
   resumedSession: string | null;
+  /** A session id to resume that is not in the CLI's format (from a heartbeat or an imported checkpoint): not used. */
+  refusedSession: string | null;
   /** Files of the fleet's the process reads (aider's instructions file): a sandbox shows them. */
   readFiles: string[];
   /** The CLI's state in $HOME, private to the agent in a sandbox. */
@@ -59,11 +62,14 @@ export function cliExecutable(name: CliRuntimeName, runtimes: FleetConfig['runti
 export function launchOf(req: AgentRequest, ctx: LaunchContext): Launch {
   if (!isCliRuntime(req.runtime)) {
     if (!req.command) throw new SpawnError('runtime exec needs a command: an argv array such as ["python3", "agent.py"]', 'spawnFailed');
-    return { command: req.command, env: {}, resumedSession: null, readFiles: [], state: null };
+    return { command: req.command, env: {}, resumedSession: null, refusedSession: null, readFiles: [], state: null };
   }
   const name = req.runtime;
   const def = RUNTIMES[name];
   const executable = cliExecutable(name, ctx.runtimes, ctx.cwd, ctx.pathVar);
+  // Only an id in the CLI's own format goes back on its command line, wherever it came from.
+  const previous = ctx.previousSessionId;
+  const resumeSessionId = previous !== null && validSessionId(name, previous) ? previous : null;
   const instructionsFile =
     req.instructions && name === 'aider' ? writeAgentFile(ctx.logsDir, ctx.agentId, 'instructions.md', req.instructions) : null;
   const args = def.args({
@@ -72,7 +78,7 @@ export function launchOf(req: AgentRequest, ctx: LaunchContext): Launch {
     instructionsFile,
     model: req.model,
     // Aider has no sessions: a retried aider attempt starts afresh.
-    resumeSessionId: ctx.previousSessionId,
+    resumeSessionId,
     recoveryText: ctx.recoveryText,
     extraArgs: ctx.runtimes[name]?.args ?? [],
     sandboxed: req.sandbox !== 'none',
@@ -81,8 +87,9 @@ export function launchOf(req: AgentRequest, ctx: LaunchContext): Launch {
     command: [executable, ...args],
     env: def.env,
     parser: def.parser(),
-    judge: (exit, run) => judgeAttempt(name, exit, run),
-    resumedSession: ctx.previousSessionId,
+    judge: (exit, run, lastLines) => judgeAttempt(name, exit, run, lastLines),
+    resumedSession: resumeSessionId,
+    refusedSession: previous !== null && resumeSessionId === null && name !== 'aider' ? previous : null,
     readFiles: instructionsFile ? [instructionsFile] : [],
     state: def.state,
   };

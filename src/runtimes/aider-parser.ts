@@ -24,6 +24,10 @@
  */
 import { safeParser } from './json-fields';
 import type { OutputParser, RuntimeEvent, Usage } from '../domain/runtime-events';
+import { boundedPath, modelName } from './output-bounds';
+
+/** Edited files remembered (to count each once); past this, new names are counted as new files. */
+const MAX_EDITED = 1000;
 
 /** `format_tokens`: `420`, `3.6k`, `12k`; also `1.2M`. */
 function tokenCount(text: string): number | undefined {
@@ -58,8 +62,10 @@ interface AiderState {
     cacheSeen: boolean;
     costUsd: number | undefined;
   };
-  /** The files edits were applied to, each once. */
-  edited: string[];
+  /** The files edits were applied to (the last ones, each once), how many more files, and how many edits were applied. */
+  edited: Set<string>;
+  moreEdited: number;
+  edits: number;
   commits: number;
   lastFatal: string | null;
   /** A line that may go on in the next one (output wrapped at 80 columns). */
@@ -111,8 +117,16 @@ function takeTokens(s: AiderState, text: string, out: RuntimeEvent[]): boolean {
   return true;
 }
 
-function applied(s: AiderState, path: string, out: RuntimeEvent[]): void {
-  if (!s.edited.includes(path)) s.edited.push(path);
+function applied(s: AiderState, raw: string, out: RuntimeEvent[]): void {
+  const path = boundedPath(raw);
+  s.edits++;
+  if (!s.edited.has(path)) {
+    s.edited.add(path);
+    if (s.edited.size > MAX_EDITED) {
+      s.edited.delete(s.edited.values().next().value!);
+      s.moreEdited++;
+    }
+  }
   out.push({ kind: 'file', path }, { kind: 'tool', name: 'edit', ok: true, detail: path }, { kind: 'activity', message: `edit: ${path}` });
 }
 
@@ -148,7 +162,8 @@ function continueCarry(s: AiderState, text: string, out: RuntimeEvent[]): boolea
 function progressLine(s: AiderState, text: string, out: RuntimeEvent[]): boolean {
   let m = MODEL_RE.exec(text);
   if (m) {
-    out.push({ kind: 'model', model: m[1]! });
+    const model = modelName(m[1]!);
+    if (model) out.push({ kind: 'model', model });
   } else if (text.startsWith('Tokens:')) {
     if (!takeTokens(s, text, out) && !text.includes('received.')) s.carry = { kind: 'tokens', text };
   } else if (text.startsWith('Cost:')) {
@@ -194,8 +209,8 @@ function onEnd(s: AiderState): RuntimeEvent[] {
     out.push(fatal(s, s.pendingLlmError.message));
     s.pendingLlmError = null;
   }
-  const ok = (s.edited.length > 0 || s.commits > 0) && s.lastFatal === null;
-  const text = ok ? `${s.edited.length} file(s) edited, ${s.commits} commit(s)` : (s.lastFatal ?? 'aider made no changes');
+  const ok = (s.edits > 0 || s.commits > 0) && s.lastFatal === null;
+  const text = ok ? `${s.edited.size + s.moreEdited} file(s) edited, ${s.commits} commit(s)` : (s.lastFatal ?? 'aider made no changes');
   out.push({ kind: 'result', ok, text });
   return out;
 }
@@ -203,7 +218,9 @@ function onEnd(s: AiderState): RuntimeEvent[] {
 export function aiderParser(): OutputParser {
   const s: AiderState = {
     usage: { inputTokens: 0, outputTokens: 0, cacheReadTokens: 0, cacheWriteTokens: 0, cacheSeen: false, costUsd: undefined },
-    edited: [],
+    edited: new Set(),
+    moreEdited: 0,
+    edits: 0,
     commits: 0,
     lastFatal: null,
     carry: null,

@@ -17,7 +17,10 @@
  *   (`error` set) is also a warning; the `result` line that follows carries the fatal error.
  * - `user` with `tool_result` blocks → tool events (ok = !is_error, named after the matching `tool_use`), and a file
  *   event for a successful Edit/Write/MultiEdit/NotebookEdit call.
- * - `system`/`api_retry` and `system`/`permission_denied` → warnings (non-fatal errors).
+ * - `system`/`api_retry` → a warning; with `error_status` 401 or 403 (`"error":"authentication_failed"`, seen with the real
+ *   2.1.331 against a model server answering 401) a fatal error that stops the attempt: the CLI would retry it ten
+ *   times, about three minutes, and no retry fixes a key. `system`/`permission_denied` → a refused tool call.
+ * - Session ids must be UUIDs and paths are bounded (output-bounds.ts): what does not fit is dropped with a warning.
  * - `result` → result (ok = !is_error && subtype "success"; text = `result`, else `errors` joined), usage (tokens from
  *   `usage`, cost from `total_cost_usd`), and a fatal error when not ok. `is_error` can be true with subtype "success"
  *   (API and auth errors).
@@ -26,6 +29,7 @@
  */
 import { type Obj, obj, arr, str, num, clip, firstLine, jsonObjectLine, safeParser, usageOf, tellingInput } from './json-fields';
 import type { OutputParser, RuntimeEvent, Usage } from '../domain/runtime-events';
+import { boundedPath, rememberBounded, sessionEvent, validSessionId } from './output-bounds';
 
 /** Tools whose successful calls change the file named in their input. */
 const FILE_TOOLS = new Set(['Edit', 'Write', 'MultiEdit', 'NotebookEdit']);
@@ -84,8 +88,10 @@ function onToolUse(s: ClaudeCodeState, block: Obj, out: RuntimeEvent[]): void {
   const summary = describeCall(name, input, s.cwd);
   const id = str(block.id);
   if (id) {
-    const file = FILE_TOOLS.has(name) ? (str(input?.file_path) ?? str(input?.notebook_path)) : undefined;
-    s.calls.set(id, file ? { name, summary, file } : { name, summary });
+    const path = FILE_TOOLS.has(name) ? (str(input?.file_path) ?? str(input?.notebook_path)) : undefined;
+    const file = path === undefined ? undefined : boundedPath(path);
+    // Bounded: calls whose results never come are forgotten, oldest first.
+    rememberBounded(s.calls, id.slice(0, 200), file ? { name: name.slice(0, 100), summary, file } : { name: name.slice(0, 100), summary });
   }
   out.push({ kind: 'activity', message: summary });
 }
@@ -140,11 +146,11 @@ function onUser(s: ClaudeCodeState, ev: Obj, out: RuntimeEvent[]): void {
 /** `system`/`init`: the session (again only when it changed or names the model). */
 function onInit(s: ClaudeCodeState, ev: Obj, out: RuntimeEvent[]): void {
   const sid = str(ev.session_id);
-  s.cwd = str(ev.cwd)?.replace(/\/+$/, '') ?? s.cwd;
+  s.cwd = str(ev.cwd)?.slice(0, 4096).replace(/\/+$/, '') ?? s.cwd;
   if (!sid) return;
   const model = str(ev.model);
-  if (sid !== s.sessionId || model) out.push(model ? { kind: 'session', sessionId: sid, model } : { kind: 'session', sessionId: sid });
-  s.sessionId = sid;
+  if (sid !== s.sessionId || model) out.push(...sessionEvent('claude-code', sid, model));
+  if (validSessionId('claude-code', sid)) s.sessionId = sid;
 }
 
 /** `system`/`api_retry`: "API overloaded (529); retry 2/10". */
@@ -159,9 +165,27 @@ function apiRetryMessage(ev: Obj): string {
 
 /** `system`/`permission_denied`: "Permission denied for Bash: …". */
 function permissionDeniedMessage(ev: Obj): string {
-  const tool = str(ev.tool_name) ?? 'a tool';
+  const tool = str(ev.tool_name)?.slice(0, 100) ?? 'a tool';
   const why = str(ev.message);
   return why ? `Permission denied for ${tool}: ${firstLine(why, 500)}` : `Permission denied for ${tool}`;
+}
+
+/** Model API answers no retry can change: a key that is wrong (401) or not allowed (403). */
+const HOPELESS_STATUS = new Set([401, 403]);
+
+function onApiRetry(ev: Obj, out: RuntimeEvent[]): void {
+  const status = num(ev.error_status);
+  if (status === undefined || !HOPELESS_STATUS.has(status)) {
+    out.push({ kind: 'error', message: apiRetryMessage(ev), fatal: false });
+    return;
+  }
+  const what = [str(ev.error)?.slice(0, 100), `(${status})`].filter(Boolean).join(' ');
+  out.push({
+    kind: 'error',
+    message: `the model API refused the credentials: ${what}; claude-code would retry it ${num(ev.max_retries) ?? 'several'} times, it was stopped instead (no retry fixes this)`,
+    fatal: true,
+    stop: true,
+  });
 }
 
 function onSystem(s: ClaudeCodeState, ev: Obj, out: RuntimeEvent[]): void {
@@ -170,10 +194,10 @@ function onSystem(s: ClaudeCodeState, ev: Obj, out: RuntimeEvent[]): void {
       onInit(s, ev, out);
       break;
     case 'api_retry':
-      out.push({ kind: 'error', message: apiRetryMessage(ev), fatal: false });
+      onApiRetry(ev, out);
       break;
     case 'permission_denied':
-      out.push({ kind: 'error', message: permissionDeniedMessage(ev), fatal: false });
+      out.push({ kind: 'refused', message: permissionDeniedMessage(ev) });
       break;
   }
 }

@@ -12,7 +12,8 @@
  * @ 029bf4d55c5d33e77bdbdfaec25d06836ae9e213. Fixtures and notes: test/fixtures/runtimes/codex/ (README.md,
  * SOURCES.md, *.jsonl).
  *
- * - `thread.started` → session (`thread_id`, which `codex exec resume` takes). The stream does not name the model.
+ * - `thread.started` → session (`thread_id`, a UUID, which `codex exec resume` takes; anything else is dropped with a
+ *   warning). The stream does not name the model.
  * - `item.started`: command_execution → activity "$ <command>" (the `/bin/bash -lc '…'` wrapper removed);
  *   file_change and mcp_tool_call → activity.
  * - `item.completed`: command_execution → tool "shell" (ok: exit code 0, status completed); file_change → a file event
@@ -28,6 +29,7 @@
  */
 import { type Obj, obj, arr, str, num, clip, firstLine, jsonObjectLine, safeParser, usageOf } from './json-fields';
 import type { OutputParser, RuntimeEvent } from '../domain/runtime-events';
+import { boundedPath, OUTPUT_LIMITS, sessionEvent, validSessionId } from './output-bounds';
 
 /**
  * The command the agent wrote, without the shell wrapper Codex adds: `/bin/bash -lc 'node --test'` → `node --test`
@@ -58,11 +60,13 @@ function todoActivity(item: Obj, out: RuntimeEvent[]): void {
   if (next) out.push({ kind: 'activity', message: `todo: ${firstLine(next.text as string)}` });
 }
 
-/** The paths a file_change item names. */
+/** The paths a file_change item names (the first of them, each bounded). */
 function fileChangeSummary(item: Obj): string[] {
   return arr(item.changes)
+    .slice(0, OUTPUT_LIMITS.pathsPerCall)
     .map((c) => str(obj(c)?.path))
-    .filter((p): p is string => p !== undefined);
+    .filter((p): p is string => p !== undefined)
+    .map(boundedPath);
 }
 
 function onItemStarted(item: Obj, out: RuntimeEvent[]): void {
@@ -174,8 +178,8 @@ function onItemCompleted(s: CodexState, item: Obj, out: RuntimeEvent[]): void {
 function onThreadStarted(s: CodexState, ev: Obj, out: RuntimeEvent[]): void {
   const sid = str(ev.thread_id);
   if (sid && sid !== s.sessionId) {
-    s.sessionId = sid;
-    out.push({ kind: 'session', sessionId: sid });
+    out.push(...sessionEvent('codex', sid));
+    if (validSessionId('codex', sid)) s.sessionId = sid;
   }
 }
 

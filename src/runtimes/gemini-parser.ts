@@ -9,7 +9,7 @@
  * (tool ids), and `packages/cli/src/nonInteractiveCli.ts` / `utils/errors.ts` in `@google/gemini-cli` `bundle/`.
  * Fixtures and notes: test/fixtures/runtimes/gemini/ (SOURCES.md, success.jsonl, failure.jsonl, failure-auth.jsonl).
  *
- * - `init` → session (`session_id`, `model`).
+ * - `init` → session (`session_id`, a UUID, else dropped with a warning; `model`).
  * - `message` role assistant (`delta: true` chunks) → concatenated; the text of the last model turn (the text after
  *   the last tool call, like the CLI's own `--output-format json` `response`) is the final answer; activity with its
  *   first line once that line is complete.
@@ -22,6 +22,7 @@
  */
 import { type Obj, obj, str, num, firstLine, jsonObjectLine, safeParser, usageOf, tellingInput } from './json-fields';
 import type { OutputParser, RuntimeEvent, Usage } from '../domain/runtime-events';
+import { boundedPath, modelName, rememberBounded, sessionEvent, validSessionId } from './output-bounds';
 
 /** Parameters that say the most about a call, best first. */
 const TELLING_KEYS = ['file_path', 'command', 'pattern', 'dir_path', 'absolute_path', 'path', 'query', 'url', 'prompt', 'description'];
@@ -36,6 +37,9 @@ function tellingParameter(params: Obj | undefined): string {
   );
   return list ? firstLine((list[1] as string[]).join(', ')) : '';
 }
+
+/** Characters of one model turn's text kept. */
+const MAX_TURN = 16_000;
 
 /** Tools whose successful calls change a file (`parameters.file_path`). */
 const FILE_TOOLS = new Set(['write_file', 'replace', 'edit']);
@@ -89,15 +93,17 @@ function closeTurn(s: GeminiState, out: RuntimeEvent[]): void {
 function onInit(s: GeminiState, ev: Obj, out: RuntimeEvent[]): void {
   const sid = str(ev.session_id);
   if (!sid) return;
-  s.sessionId = sid;
-  s.model = str(ev.model) ?? s.model;
-  out.push(s.model ? { kind: 'session', sessionId: sid, model: s.model } : { kind: 'session', sessionId: sid });
+  const model = str(ev.model);
+  s.model = (model && modelName(model)) ?? s.model;
+  out.push(...sessionEvent('gemini', sid, s.model ?? undefined));
+  if (validSessionId('gemini', sid)) s.sessionId = sid;
 }
 
 /** An assistant `message` chunk: added to the turn; its first line shown once it is complete. */
 function onMessage(s: GeminiState, ev: Obj, out: RuntimeEvent[]): void {
   if (ev.role !== 'assistant' || typeof ev.content !== 'string') return;
-  s.turn += ev.content;
+  // Bounded: the answer is cut to a few thousand characters anyway (runtime-events.ts).
+  if (s.turn.length < MAX_TURN) s.turn += ev.content.slice(0, MAX_TURN - s.turn.length);
   // Show the first line once it is complete (more chunks would only show a line in pieces).
   const start = s.turn.search(/\S/);
   if (!s.turnShown && start >= 0 && s.turn.indexOf('\n', start) >= 0) {
@@ -111,7 +117,7 @@ function onToolUse(s: GeminiState, ev: Obj, out: RuntimeEvent[]): void {
   const name = str(ev.tool_name) ?? 'tool';
   const params = obj(ev.parameters);
   const id = str(ev.tool_id);
-  if (id) s.tools.set(id, { name, params });
+  if (id) rememberBounded(s.tools, id.slice(0, 200), { name: name.slice(0, 100), params });
   const summary = tellingParameter(params);
   out.push({ kind: 'activity', message: summary ? `${name}: ${summary}` : name });
 }
@@ -127,7 +133,7 @@ function onToolResult(s: GeminiState, ev: Obj, out: RuntimeEvent[]): void {
   const detail = ok ? summary : (str(obj(ev.error)?.message) ?? str(ev.output) ?? summary);
   out.push(detail ? { kind: 'tool', name, ok, detail: firstLine(detail, 500) } : { kind: 'tool', name, ok });
   const path = str(call?.params?.file_path);
-  if (ok && path && FILE_TOOLS.has(name)) out.push({ kind: 'file', path });
+  if (ok && path && FILE_TOOLS.has(name)) out.push({ kind: 'file', path: boundedPath(path) });
 }
 
 /** The `stats` of a `result` line: usage, and the model (from the per-model stats) if `init` did not name it. */
@@ -135,9 +141,10 @@ function onStats(s: GeminiState, stats: Obj, out: RuntimeEvent[]): void {
   const usage = usageFrom(stats);
   if (usage) out.push({ kind: 'usage', usage });
   const models = Object.keys(obj(stats.models) ?? {});
-  if (s.model === null && s.sessionId !== null && models.length > 0) {
-    s.model = models[0]!;
-    out.push({ kind: 'session', sessionId: s.sessionId, model: s.model });
+  const model = models[0] !== undefined ? modelName(models[0]) : undefined;
+  if (s.model === null && model) {
+    s.model = model;
+    out.push({ kind: 'model', model });
   }
 }
 

@@ -9,7 +9,8 @@
  * in the binary. Fixtures and notes: test/fixtures/runtimes/opencode/ (SOURCES.md, success.jsonl, failure.jsonl,
  * failure-connect.jsonl).
  *
- * - `sessionID` on every line → one `session` event (the first time). The stream does not name the model.
+ * - `sessionID` on every line → one `session` event (the first time; `ses_` and 26 letters and digits, else dropped with a
+ *   warning). The stream does not name the model.
  * - `tool_use` (one per finished call, input and result together) → activity, tool (ok when `state.status` is
  *   "completed"), and file events for the edit/write/patch tools once completed.
  * - `text` (whole finished blocks) → activity (first line); the text of the last step is the final answer.
@@ -20,6 +21,7 @@
  */
 import { type Obj, obj, str, num, firstLine, jsonObjectLine, safeParser, tellingInput } from './json-fields';
 import type { OutputParser, RuntimeEvent, Usage } from '../domain/runtime-events';
+import { boundedPath, OUTPUT_LIMITS, sessionEvent, validSessionId } from './output-bounds';
 
 /** Inputs that say the most about a call, best first. */
 const TELLING_KEYS = ['filePath', 'command', 'pattern', 'path', 'url', 'query', 'description', 'prompt', 'file_path'];
@@ -36,12 +38,12 @@ function changedFiles(state: Obj): string[] {
   const paths = [str(input?.filePath), str(metadata?.filepath), str(obj(metadata?.filediff)?.file)];
   const patch = str(input?.patchText);
   if (patch) {
-    for (const l of patch.split('\n')) {
-      const m = /^\*\*\* (?:Add File|Update File|Delete File|Move to): (.+)$/.exec(l.trim());
-      if (m) paths.push(m[1]!.trim());
+    for (const m of patch.matchAll(/^\s*\*\*\* (?:Add File|Update File|Delete File|Move to): (.+)$/gm)) {
+      paths.push(m[1]!.trim());
+      if (paths.length >= OUTPUT_LIMITS.pathsPerCall) break;
     }
   }
-  return [...new Set(paths.filter((p): p is string => p !== undefined))];
+  return [...new Set(paths.filter((p): p is string => p !== undefined).map(boundedPath))];
 }
 
 /** What the parser keeps between lines of one attempt's output. */
@@ -62,7 +64,8 @@ const answer = (s: OpencodeState): string => (s.stepText.length > 0 ? s.stepText
 function onText(s: OpencodeState, part: Obj, out: RuntimeEvent[]): void {
   const body = typeof part.text === 'string' ? part.text : '';
   if (body.trim() === '' || part.synthetic === true || part.ignored === true) return;
-  s.stepText.push(body);
+  s.stepText.push(body.slice(0, 16_000));
+  if (s.stepText.length > 20) s.stepText.shift(); // bounded: the answer is cut to a few thousand characters anyway
   s.lastText = body;
   out.push({ kind: 'activity', message: firstLine(body) });
 }
@@ -113,8 +116,10 @@ function onLine(s: OpencodeState, text: string): RuntimeEvent[] {
   const out: RuntimeEvent[] = [];
   const sid = str(ev.sessionID);
   if (sid && s.sessionId === null) {
+    // A sessionID not in opencode's format is reported once (as a warning), then ignored.
     s.sessionId = sid;
-    out.push({ kind: 'session', sessionId: sid });
+    out.push(...sessionEvent('opencode', sid));
+    if (!validSessionId('opencode', sid)) s.sessionId = '';
   }
   const part = obj(ev.part) ?? {};
   switch (ev.type) {

@@ -6,6 +6,11 @@
  *
  * Flags were checked against each CLI's --help and source at the versions recorded in
  * test/fixtures/runtimes/<runtime>/ (SOURCES.md there cites them).
+ *
+ * The task is a prompt, never an option: each CLI gets it where its option parser cannot read it as one, after `--`
+ * (claude, codex, opencode) or joined to its option (`--prompt=<task>` for gemini, `--message=<task>` for aider), and
+ * so does every other value that may start with "-" (`--model=<m>`, `--resume=<session id>`, …). Each form was run with
+ * the real CLI, a task "--version" and "- Create x" reaching the model as the prompt (SOURCES.md, "Where the task goes").
  * Pure: no Node imports.
  */
 import type { RuntimeName } from '../domain/agent';
@@ -79,7 +84,8 @@ export function composePrompt(inv: Invocation, opts: { instructionsInPrompt: boo
   return `${parts.join('\n\n---\n\n')}\n\n---\n\nThe task: ${inv.task}`;
 }
 
-const opt = (flag: string, value: string | null): string[] => (value ? [flag, value] : []);
+/** `--flag=value`: one argument, so that a value starting with "-" cannot be read as another option. */
+const joined = (flag: string, value: string | null): string[] => (value ? [`${flag}=${value}`] : []);
 
 /** A string as TOML parses it (codex `-c key=value` values are TOML): JSON's string escapes are TOML's. */
 const tomlString = (s: string): string => JSON.stringify(s);
@@ -94,16 +100,17 @@ export const RUNTIMES: Record<CliRuntimeName, RuntimeDefinition> = {
     versionArgs: ['--version'],
     args: (inv) => [
       '-p',
-      composePrompt(inv, { instructionsInPrompt: false }),
       '--output-format',
       'stream-json',
       '--verbose',
       '--permission-mode',
       'acceptEdits',
-      ...opt('--model', inv.model),
-      ...(inv.resumeSessionId ? [] : opt('--append-system-prompt', inv.instructions)),
-      ...opt('--resume', inv.resumeSessionId),
+      ...joined('--model', inv.model),
+      ...(inv.resumeSessionId ? [] : joined('--append-system-prompt', inv.instructions)),
+      ...joined('--resume', inv.resumeSessionId),
       ...inv.extraArgs,
+      '--',
+      composePrompt(inv, { instructionsInPrompt: false }),
     ],
     env: {},
     parser: claudeCodeParser,
@@ -132,10 +139,10 @@ export const RUNTIMES: Record<CliRuntimeName, RuntimeDefinition> = {
       '--skip-git-repo-check',
       '--sandbox',
       inv.sandboxed ? 'danger-full-access' : 'workspace-write',
-      ...opt('-m', inv.model),
+      ...joined('--model', inv.model),
       ...(inv.instructions ? ['-c', `developer_instructions=${tomlString(inv.instructions)}`] : []),
       ...inv.extraArgs,
-      ...(inv.resumeSessionId ? ['resume', inv.resumeSessionId] : []),
+      ...(inv.resumeSessionId ? ['resume', '--', inv.resumeSessionId] : ['--']),
       composePrompt(inv, { instructionsInPrompt: false }),
     ],
     env: {},
@@ -155,9 +162,10 @@ export const RUNTIMES: Record<CliRuntimeName, RuntimeDefinition> = {
       '--format',
       'json',
       '--auto',
-      ...opt('-m', inv.model),
-      ...opt('--session', inv.resumeSessionId),
+      ...joined('--model', inv.model),
+      ...joined('--session', inv.resumeSessionId),
       ...inv.extraArgs,
+      '--',
       composePrompt(inv, { instructionsInPrompt: true }),
     ],
     env: {},
@@ -173,14 +181,13 @@ export const RUNTIMES: Record<CliRuntimeName, RuntimeDefinition> = {
     install: 'npm install -g @google/gemini-cli (then set GEMINI_API_KEY in the agent env)',
     versionArgs: ['--version'],
     args: (inv) => [
-      '-p',
-      composePrompt(inv, { instructionsInPrompt: true }),
+      `--prompt=${composePrompt(inv, { instructionsInPrompt: true })}`,
       '--output-format',
       'stream-json',
       '--yolo',
       '--skip-trust',
-      ...opt('-m', inv.model),
-      ...opt('-r', inv.resumeSessionId),
+      ...joined('--model', inv.model),
+      ...joined('--resume', inv.resumeSessionId),
       ...inv.extraArgs,
     ],
     env: {},
@@ -195,15 +202,14 @@ export const RUNTIMES: Record<CliRuntimeName, RuntimeDefinition> = {
     install: 'python3 -m pip install aider-install && aider-install (then set the model provider key in the agent env)',
     versionArgs: ['--version'],
     args: (inv) => [
-      '--message',
-      composePrompt({ ...inv, resumeSessionId: null }, { instructionsInPrompt: false }),
+      `--message=${composePrompt({ ...inv, resumeSessionId: null }, { instructionsInPrompt: false })}`,
       '--yes-always',
       '--no-pretty',
       '--no-stream',
       '--no-check-update',
       '--no-analytics',
-      ...opt('--model', inv.model),
-      ...opt('--read', inv.instructionsFile),
+      ...joined('--model', inv.model),
+      ...joined('--read', inv.instructionsFile),
       ...inv.extraArgs,
     ],
     env: { COLUMNS: '1000' },
@@ -216,18 +222,41 @@ export const isCliRuntime = (name: RuntimeName): name is CliRuntimeName => name 
 
 /** Errors that another attempt cannot fix: credentials, quota, a CLI that refuses its arguments. */
 const NOT_RETRYABLE =
-  /not logged in|please run \/login|authentication|unauthori[sz]ed|invalid api key|api[_ ]key[_ ]invalid|insufficient_quota|permission denied \(publickey\)|\b401\b|\b403\b/i;
+  /not logged in|please run \/login|authentication|unauthori[sz]ed|invalid api key|api[_ ]key[_ ]invalid|insufficient_quota|quota exceeded|exceeded your current quota|credit balance is too low|permission denied \(publickey\)|\b401\b|\b403\b/i;
+
+/**
+ * A CLI refusing its command line (unknown option, missing value, bad value): the same command line fails again.
+ * commander (claude): "error: unknown option '--x'", "error: option '--x <v>' argument missing"; clap (codex):
+ * "error: unexpected argument '--x' found", "error: invalid value 'x' for '--sandbox <SANDBOX_MODE>'", "error: a value is
+ * required for"; yargs (gemini, opencode): "Unknown argument: x", "Not enough arguments following: x"; argparse (aider):
+ * "aider: error: unrecognized arguments: --x", "error: argument --x: expected one argument".
+ */
+const USAGE_ERROR =
+  /error: unknown option|error: unexpected argument|error: invalid value .* for '|error: a value is required for|error: option '.*' argument missing|\bunknown arguments?: |not enough arguments following|error: unrecognized arguments|error: argument .*: (?:expected|invalid)/i;
+
+/** Is this error text one that no retry can fix? */
+export const hopeless = (text: string): boolean => NOT_RETRYABLE.test(text) || USAGE_ERROR.test(text);
 
 /**
  * Did the attempt succeed? The exit code alone does not say: Claude Code exits 0 after SIGINT with a
  * failed result, Gemini exits 0 when cancelled, Aider always exits 0. So: exit 0, no fatal error, and
  * a final result that is not a failure (every parser reports a missing final result as a fatal error).
+ * `lastLines`: the CLI's last lines of output that were not its JSON (its own error message, when it ended without a
+ * result), already bounded and with secrets redacted; they are part of the message and of deciding on a retry.
  */
-export function judgeAttempt(runtime: CliRuntimeName, exit: { exitCode: number | null; signal: string | null }, run: RunSummary): Verdict {
+export function judgeAttempt(
+  runtime: CliRuntimeName,
+  exit: { exitCode: number | null; signal: string | null },
+  run: RunSummary,
+  lastLines: string | null = null,
+): Verdict {
   const failedResult = run.result !== null && !run.result.ok;
   if (exit.exitCode === 0 && !run.lastErrorFatal && !failedResult) return { ok: true };
   const why = run.lastErrorFatal ? run.lastError : failedResult ? run.result!.text : null;
   const how = exit.exitCode !== null ? `exited with code ${exit.exitCode}` : `was killed by signal ${exit.signal}`;
-  const message = `${runtime} ${how}${why ? `: ${why}` : ''}`;
-  return { ok: false, message, retryable: !(why && NOT_RETRYABLE.test(why)) };
+  // Without a result (or with a failed exit) the CLI's own words tell why: an unknown option, a missing key, a crash.
+  const said = lastLines && (run.result === null || exit.exitCode !== 0) ? `; its last output: ${lastLines}` : '';
+  const message = `${runtime} ${how}${why ? `: ${why}` : ''}${said}`;
+  const retryable = !(run.stop || (why && hopeless(why)) || (said && hopeless(said)));
+  return { ok: false, message, retryable };
 }

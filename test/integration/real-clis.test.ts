@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Agent } from '../../src/domain/agent';
 import { agentEnded, type api, FleetUp } from '../support/harness';
-import { anthropicMock, responsesMock, type MockModelServer, type MockRequest } from '../support/mock-models';
+import { anthropicMock, responsesMock, unauthorizedMock, type MockModelServer, type MockRequest } from '../support/mock-models';
 import { ensureRealCli, REAL_CLIS } from '../support/real-clis';
 
 const RETRY = { maxAttempts: 2, initialIntervalMs: 200, backoffCoefficient: 1, maxIntervalMs: 200 };
@@ -36,12 +36,14 @@ describe('the real Claude Code and Codex in the sandbox', { timeout: 900_000 }, 
   let client: ReturnType<typeof api>;
   let anthropic: MockModelServer;
   let openai: MockModelServer;
+  let refusing: MockModelServer;
 
   before(async () => {
     const claude = ensureRealCli(REAL_CLIS['claude-code']);
     const codex = ensureRealCli(REAL_CLIS.codex);
     anthropic = await anthropicMock();
     openai = await responsesMock();
+    refusing = await unauthorizedMock();
     // /var/tmp, not /tmp: a sandbox has its own /tmp, which would hide the data dir by itself (see sandbox.test.ts).
     root = mkdtempSync('/var/tmp/fleet-real-clis-test-');
     dataDir = join(root, 'data');
@@ -59,7 +61,7 @@ describe('the real Claude Code and Codex in the sandbox', { timeout: 900_000 }, 
     const provider = `{name="mock",base_url="${openai.url}/v1",env_key="OPENAI_API_KEY",wire_api="responses",supports_websockets=false,request_max_retries=0,stream_max_retries=0}`;
     const config = {
       roles: {
-        backend: { runtime: 'claude-code', retry: RETRY, sandbox: { hostPorts: [anthropic.port] } },
+        backend: { runtime: 'claude-code', retry: RETRY, sandbox: { hostPorts: [anthropic.port, refusing.port] } },
         testing: { runtime: 'codex', model: 'gpt-5.5', retry: RETRY, sandbox: { hostPorts: [openai.port] } },
       },
       runtimes: {
@@ -80,6 +82,7 @@ describe('the real Claude Code and Codex in the sandbox', { timeout: 900_000 }, 
     await up?.stop();
     await anthropic?.close();
     await openai?.close();
+    await refusing?.close();
     if (root) rmSync(root, { recursive: true, force: true });
   });
 
@@ -186,6 +189,50 @@ describe('the real Claude Code and Codex in the sandbox', { timeout: 900_000 }, 
       `the thread is in ${state}: ${filesUnder(state).join(', ')}`,
     );
     assert.deepEqual(filesUnder(join(home, '.codex')), [], 'nothing was written to the real ~/.codex');
+  });
+
+  it('a task "--version" or "- Create x" reaches the real Claude Code and Codex as their prompt', async () => {
+    const tasks: Array<['backend' | 'testing', string]> = [
+      ['backend', '--version'],
+      ['testing', '--version'],
+      ['backend', '- Create x'],
+      ['testing', '- Create x'],
+    ];
+    const agents = await Promise.all(tasks.map(([type, task]) => run(type, task, type === 'backend' ? claudeEnv() : codexEnv())));
+    for (const [i, agent] of agents.entries()) {
+      const [type, task] = tasks[i]!;
+      assert.ok(agent.run?.result?.ok, `${type} ${task}: a result`);
+      const mock = type === 'backend' ? anthropic : openai;
+      const asked = mock.requests.filter(
+        (r) => r.answer === 'text' && JSON.stringify(r.body ?? {}).includes(JSON.stringify(task).slice(1, -1)),
+      );
+      assert.ok(asked.length > 0, `${agent.runtime} sent the task ${JSON.stringify(task)} to its model as the prompt`);
+    }
+    const codex = agents[1]!;
+    assert.equal(codex.run?.model, null, 'codex names no model in its output');
+  });
+
+  it('a 401 from the model API ends the real Claude Code’s attempt at once, instead of after its ten retries', async () => {
+    const started = Date.now();
+    const env = { ...claudeEnv(), ANTHROPIC_BASE_URL: refusing.url, CLAUDE_CODE_MAX_RETRIES: '10' };
+    const spawned = await client('POST', '/agents/spawn', {
+      type: 'backend',
+      task: 'Please WRITE_FILE never.txt',
+      cwd: repo,
+      worktree: true,
+      env,
+    });
+    assert.equal(spawned.status, 201, JSON.stringify(spawned.body));
+    const agent = await agentEnded(client, (spawned.body as { id: string }).id, 240_000, 300);
+    const seconds = (Date.now() - started) / 1000;
+    assert.deepEqual([agent.status, agent.attempt], ['failed', 1], agent.lastError ?? '');
+    assert.match(agent.lastError!, /authentication_failed \(401\).*would retry it 10 times, it was stopped instead/);
+    assert.ok(!agent.lastError!.includes('sk-ant-mock'), 'no key in the message');
+    const retries = (await logsOf(agent, 1)).split('\n').filter((l) => l.includes('"subtype":"api_retry"')).length;
+    assert.ok(retries >= 1 && retries < 10, `stopped after ${retries} of the CLI's 10 retries`);
+    console.log(
+      `figure: a Claude Code 401 failed the agent in ${seconds.toFixed(1)} s (${retries} api_retry line(s) seen, ${refusing.requests.length} requests)`,
+    );
   });
 
   /** What the worker logged about `agentId` (JSON lines on fleet up's stderr) with message `msg`. */

@@ -63,6 +63,7 @@ const EXIT_CODES = {
     'failure-api-error': 1,
     'failure-not-logged-in': 1,
     'startup-failure-bypass-root': 1,
+    'failure-auth-retry': 1, // recorded with CLAUDE_CODE_MAX_RETRIES=2 against a model API answering 401
     'permission-denied': 0,
     'cancelled-sigint': 0, // "0 (!)": SIGINT ends with a result line and exit 0
     resume: 0,
@@ -99,6 +100,11 @@ function parseArgs(argv, spec) {
   const value = new Set(spec.value || []);
   const optional = new Set(spec.optional || []);
   const alias = spec.alias || {};
+  // yargs (gemini, opencode) and argparse (aider) do not take an argument that starts with "-" as a flag's value: it is
+  // another option (`gemini -p --version` prints the version; `aider --message --version` is "expected one argument").
+  // argparse takes one that holds a space as a value all the same (`aider --message "- Create x"`).
+  const isOption = (x) => /^-./.test(x) && !(spec.dashValue === 'argparse' && /\s/.test(x));
+  const dashValue = spec.dashValue === undefined;
   const flags = new Map();
   const positionals = [];
   const missing = [];
@@ -126,7 +132,7 @@ function parseArgs(argv, spec) {
     name = alias[name] || name;
     if (v === undefined) {
       if (value.has(name)) {
-        if (i + 1 < argv.length) v = argv[++i];
+        if (i + 1 < argv.length && (dashValue || !isOption(argv[i + 1]))) v = argv[++i];
         else {
           missing.push(a);
           v = '';
@@ -216,6 +222,9 @@ const PLANNERS = {
     });
     if (a.has('--version')) return print(0, `${CLI.claude.version}\n`);
     if (a.missing.length) return print(1, '', `error: option '${a.missing[0]}' argument missing\n`);
+    // commander: an argument before "--" that starts with "-" and is no option (real 2.1.331: `claude -p "- Create x"`).
+    const bogus = argv.slice(0, argv.includes('--') ? argv.indexOf('--') : argv.length).find((x) => /^-[^\s=]*\s/.test(x));
+    if (bogus !== undefined) return print(1, '', `error: unknown option '${bogus}'\n`);
     if (!a.has('--print')) return standinError('claude without -p/--print (interactive mode) is not imitated');
     const format = a.str('--output-format') || 'text';
     // README.md / SOURCES.md: "-p --output-format stream-json" without --verbose: stderr message, no stdout, exit 1.
@@ -279,6 +288,10 @@ const PLANNERS = {
       },
     });
     if (a.has('--version')) return print(0, `${CLI.codex.version}\n`);
+    // clap: an argument before "--" that starts with "-" and is no option (real 0.169.0: `codex exec "- Create x"`).
+    const bogus = argv.slice(0, argv.includes('--') ? argv.indexOf('--') : argv.length).find((x) => /^-[^\s=]*\s/.test(x));
+    if (bogus !== undefined)
+      return print(2, '', `error: unexpected argument '${bogus.split(/\s/)[0]} ' found\n\nUsage: codex exec [OPTIONS] [PROMPT]\n`);
     // README.md: "--full-auto no longer exists in 0.169.0 (error: unexpected argument '--full-auto' found, exit 2)".
     if (a.has('--full-auto')) {
       return print(
@@ -331,6 +344,7 @@ const PLANNERS = {
   // opencode run --format json [-m provider/model] [--session SESSION_ID] <prompt>
   opencode(argv, env, cwd) {
     const a = parseArgs(argv, {
+      dashValue: false,
       value: [
         '--format',
         '--model',
@@ -375,6 +389,7 @@ const PLANNERS = {
   // gemini -p <prompt> --output-format stream-json --yolo --skip-trust [-m M] [-r SESSION_ID]
   gemini(argv, env, cwd) {
     const a = parseArgs(argv, {
+      dashValue: false,
       value: [
         '--prompt',
         '--output-format',
@@ -431,6 +446,7 @@ const PLANNERS = {
   // aider --message <prompt> --yes-always --no-pretty --no-stream --no-check-update [--model M] [--read FILE]... [files]
   aider(argv, env, cwd) {
     const a = parseArgs(argv, {
+      dashValue: 'argparse',
       value: [
         '--message',
         '--message-file',

@@ -252,3 +252,15 @@ export function responsesMock(): Promise<MockModelServer> {
     return 'tool';
   });
 }
+
+// ---------------------------------------------------------------------------------------------------------------------
+// A model API that refuses every key
+
+/** An Anthropic Messages API that answers every request 401 (a wrong key), as api.anthropic.com does. */
+export function unauthorizedMock(): Promise<MockModelServer> {
+  return serve((_req, _body, res) => {
+    res.writeHead(401, { 'content-type': 'application/json', connection: 'close' });
+    res.end(JSON.stringify({ type: 'error', error: { type: 'authentication_error', message: 'invalid x-api-key' } }));
+    return 'unauthorized';
+  });
+}

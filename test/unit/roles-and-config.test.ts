@@ -9,6 +9,7 @@ import { ConfigError, loadFleetConfig, readFleetConfig } from '../../src/cli/fle
 import { composePrompt, judgeAttempt, RUNTIMES, type Invocation } from '../../src/runtimes/runtime-catalog';
 import { emptySummary } from '../../src/domain/runtime-events';
 import { sessionToResume } from '../../src/activities/session-to-resume';
+import { launchOf } from '../../src/process/runtime-launch';
 import type { HeartbeatDetails } from '../../src/domain/agent-workflow';
 import type { SortieSnapshot } from '../../src/domain/checkpoint';
 
@@ -131,23 +132,22 @@ describe('runtime command lines', () => {
   it('claude-code: print mode with stream-json (which needs --verbose), the role as an appended system prompt, --resume for a retry', () => {
     assert.deepEqual(RUNTIMES['claude-code'].args(inv({ model: 'sonnet' })), [
       '-p',
-      'Implement the users endpoint',
       '--output-format',
       'stream-json',
       '--verbose',
       '--permission-mode',
       'acceptEdits',
-      '--model',
-      'sonnet',
-      '--append-system-prompt',
-      'Be a backend engineer.',
+      '--model=sonnet',
+      '--append-system-prompt=Be a backend engineer.',
+      '--',
+      'Implement the users endpoint',
     ]);
     const resumed = RUNTIMES['claude-code'].args(inv({ resumeSessionId: 's-1' }));
-    assert.deepEqual(resumed.slice(-2), ['--resume', 's-1']);
-    assert.match(resumed[1]!, /interrupted\. Continue where you left off[\s\S]*The task: Implement the users endpoint/);
+    assert.deepEqual(resumed.slice(-3, -1), ['--resume=s-1', '--']);
+    assert.match(resumed.at(-1)!, /interrupted\. Continue where you left off[\s\S]*The task: Implement the users endpoint/);
   });
 
-  it('codex: exec --json, instructions as a TOML string in developer_instructions, `resume <id>` before the prompt', () => {
+  it('codex: exec --json, instructions as a TOML string in developer_instructions, `resume -- <id>` before the prompt', () => {
     const a = RUNTIMES.codex.args(inv({ instructions: 'Say "hi"\nthen go', extraArgs: ['-c', 'model_reasoning_effort="low"'] }));
     assert.deepEqual(a, [
       'exec',
@@ -159,10 +159,11 @@ describe('runtime command lines', () => {
       'developer_instructions="Say \\"hi\\"\\nthen go"',
       '-c',
       'model_reasoning_effort="low"',
+      '--',
       'Implement the users endpoint',
     ]);
     const r = RUNTIMES.codex.args(inv({ resumeSessionId: 't-1' }));
-    assert.deepEqual(r.slice(-3, -1), ['resume', 't-1']);
+    assert.deepEqual(r.slice(-4, -1), ['resume', '--', 't-1']);
     // In FleetTools' sandbox codex's own (a nested bubblewrap) cannot start: FleetTools' is its boundary.
     assert.deepEqual(RUNTIMES.codex.args(inv({ sandboxed: true })).slice(3, 5), ['--sandbox', 'danger-full-access']);
   });
@@ -170,30 +171,56 @@ describe('runtime command lines', () => {
   it('opencode, gemini: no system-prompt flag, so the instructions and the recovery context lead the prompt', () => {
     const o = RUNTIMES.opencode.args(inv({ recoveryText: 'sortie a is done' }));
     assert.deepEqual(o.slice(0, 4), ['run', '--format', 'json', '--auto']);
+    assert.equal(o.at(-2), '--');
     assert.match(
       o.at(-1)!,
       /^Instructions for your role:\nBe a backend engineer\.[\s\S]*What it left:\nsortie a is done[\s\S]*The task: Implement the users endpoint$/,
     );
-    assert.deepEqual(RUNTIMES.opencode.args(inv({ resumeSessionId: 'ses_1' })).slice(4, 6), ['--session', 'ses_1']);
+    assert.deepEqual(RUNTIMES.opencode.args(inv({ resumeSessionId: 'ses_1' })).slice(4, 6), ['--session=ses_1', '--']);
     const g = RUNTIMES.gemini.args(inv({ model: 'gemini-2.5-pro', resumeSessionId: 'g-1' }));
-    assert.deepEqual(g.slice(2), ['--output-format', 'stream-json', '--yolo', '--skip-trust', '-m', 'gemini-2.5-pro', '-r', 'g-1']);
+    assert.match(g[0]!, /^--prompt=Your previous attempt/);
+    assert.deepEqual(g.slice(1), ['--output-format', 'stream-json', '--yolo', '--skip-trust', '--model=gemini-2.5-pro', '--resume=g-1']);
   });
 
   it('aider: --message, instructions as a --read file, no sessions (a retry starts afresh), COLUMNS wide', () => {
     const a = RUNTIMES.aider.args(inv({ instructionsFile: '/x/instructions.md', resumeSessionId: 'ignored' }));
     assert.deepEqual(a, [
-      '--message',
-      'Implement the users endpoint',
+      '--message=Implement the users endpoint',
       '--yes-always',
       '--no-pretty',
       '--no-stream',
       '--no-check-update',
       '--no-analytics',
-      '--read',
-      '/x/instructions.md',
+      '--read=/x/instructions.md',
     ]);
     assert.equal(RUNTIMES.aider.env.COLUMNS, '1000');
     assert.equal(composePrompt(inv(), { instructionsInPrompt: false }), 'Implement the users endpoint');
+  });
+
+  it('a task, model, instructions or session id that starts with "-" is never a separate argument an option parser could read', () => {
+    const hostile = inv({
+      task: '--version',
+      instructions: '--dangerously-skip-permissions',
+      model: '-x',
+      resumeSessionId: '--hostile-session',
+    });
+    for (const name of Object.keys(RUNTIMES) as Array<keyof typeof RUNTIMES>) {
+      const args = RUNTIMES[name].args(hostile);
+      const end = args.indexOf('--');
+      const options = end >= 0 ? args.slice(0, end) : args;
+      for (const x of ['--version', '--dangerously-skip-permissions', '-x', '--hostile-session'])
+        assert.ok(!options.includes(x), `${name}: ${x} is an argument of its own before any "--": ${JSON.stringify(args)}`);
+      if (end >= 0)
+        assert.ok(
+          args.slice(end + 1).some((x) => x.endsWith('--version')),
+          `${name}: the task comes after "--"`,
+        );
+      else
+        assert.ok(
+          args.some((x) => /^--(prompt|message)=[\s\S]*--version$/.test(x)),
+          `${name}: the task is an option's value`,
+        );
+    }
   });
 });
 
@@ -230,6 +257,28 @@ describe('judging a CLI attempt', () => {
     );
     assert.equal(busy.ok === false && busy.retryable, true);
   });
+
+  it('a CLI that ended without a result says why in its own words, and a usage error is not retried', () => {
+    const noResult = run({ lastError: 'claude-code ended without a result (cancelled or crashed)', lastErrorFatal: true });
+    const usage = judgeAttempt('claude-code', { exitCode: 1, signal: null }, noResult, "error: unknown option '--bogus'");
+    assert.deepEqual(usage, {
+      ok: false,
+      message:
+        "claude-code exited with code 1: claude-code ended without a result (cancelled or crashed); its last output: error: unknown option '--bogus'",
+      retryable: false,
+    });
+    const clap = judgeAttempt(
+      'codex',
+      { exitCode: 2, signal: null },
+      noResult,
+      "error: unexpected argument '--bogus' found | Usage: codex exec",
+    );
+    assert.equal(clap.ok === false && clap.retryable, false);
+    const crash = judgeAttempt('codex', { exitCode: 1, signal: null }, noResult, 'Segmentation fault');
+    assert.equal(crash.ok === false && crash.retryable, true);
+    const stopped = judgeAttempt('claude-code', { exitCode: null, signal: 'SIGTERM' }, run({ ...noResult, stop: true }), null);
+    assert.equal(stopped.ok === false && stopped.retryable, false);
+  });
 });
 
 describe('which CLI session an attempt resumes', () => {
@@ -254,5 +303,25 @@ describe('which CLI session an attempt resumes', () => {
     );
     assert.equal(sessionToResume(undefined, req(), replaced({ sessionId: null })), null);
     assert.equal(sessionToResume(undefined, req(), null), null);
+  });
+
+  it('a session id out of the CLI’s format, from a heartbeat or an imported checkpoint, never reaches the command line', () => {
+    const claude = join(__dirname, '..', '..', '..', 'test', 'stand-ins', 'bin', 'claude');
+    const launch = (previousSessionId: string | null) =>
+      launchOf(req({ runtime: 'claude-code' }), {
+        agentId: 'agt_1',
+        logsDir: tmpdir(),
+        cwd: tmpdir(),
+        pathVar: undefined,
+        runtimes: { 'claude-code': { executable: claude } },
+        previousSessionId,
+        recoveryText: null,
+      });
+    const fromCheckpoint = sessionToResume(undefined, req(), replaced({ sessionId: '--dangerously-skip-permissions' }));
+    const hostile = launch(fromCheckpoint);
+    assert.ok(!hostile.command.includes('--dangerously-skip-permissions') && !hostile.command.some((x) => x.startsWith('--resume')));
+    assert.deepEqual([hostile.resumedSession, hostile.refusedSession], [null, '--dangerously-skip-permissions']);
+    const good = launch('32685520-a801-4c35-9681-e777b19d9fff');
+    assert.ok(good.command.includes('--resume=32685520-a801-4c35-9681-e777b19d9fff'));
   });
 });

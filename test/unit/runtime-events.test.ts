@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { emptySummary, foldEvent, summariseOutput, type OutputParser, type RuntimeEvent } from '../../src/domain/runtime-events';
+import { lastPlainLines, redactSecrets } from '../../src/runtimes/output-bounds';
 
 const fold = (events: RuntimeEvent[]) => events.reduce(foldEvent, emptySummary());
 
@@ -51,5 +52,36 @@ describe('runtime events', () => {
     assert.equal(events.length, 3);
     assert.equal(summary.activity, 'two');
     assert.deepEqual(summary.result, { ok: false, text: 'no result' });
+  });
+});
+
+describe('a run summary stays bounded whatever the output (issue 16)', () => {
+  it('keeps the last warnings and refused tools, counts the rest, and cuts long texts', () => {
+    let s = emptySummary();
+    for (let i = 0; i < 1000; i++) {
+      s = foldEvent(s, { kind: 'error', message: `${i} ${'w'.repeat(100_000)}`, fatal: false });
+      s = foldEvent(s, { kind: 'refused', message: `${i} ${'r'.repeat(100_000)}` });
+      s = foldEvent(s, { kind: 'file', path: `${i}/${'f'.repeat(100_000)}` });
+      s = foldEvent(s, { kind: 'session', sessionId: `--option-${i}` });
+    }
+    assert.deepEqual(
+      [s.warnings!.length, s.moreWarnings, s.refused!.length, s.moreRefused, s.filesChanged.length, s.moreFiles],
+      [5, 995, 10, 990, 50, 950],
+    );
+    assert.equal(s.sessionId, null, 'an id starting with "-" is never kept');
+    assert.ok(JSON.stringify(s).length < 40_000, `${JSON.stringify(s).length} characters`);
+  });
+});
+
+describe('what a CLI said, for lastError', () => {
+  it('takes its last plain lines (not its JSON), without escapes, and redacts secrets', () => {
+    const tail = `partial line\n{"type":"system"}\n\x1b[31merror: unknown option '--bogus'\x1b[0m\nkey sk-ant-api03-abcdefghijklmnop and Bearer abcdefghijk123\n`;
+    const lines = lastPlainLines(tail, { fromStart: false })!;
+    assert.equal(lines, "error: unknown option '--bogus' | key sk-ant-api03-abcdefghijklmnop and Bearer abcdefghijk123");
+    assert.equal(
+      redactSecrets(`${lines} fat_agt_1.AAAAAAAAAAAAAAAAAAAAAAAA my-own-secret-value`, ['my-own-secret-value']),
+      "error: unknown option '--bogus' | key sk-[redacted] and Bearer [redacted] [redacted agent token] [redacted]",
+    );
+    assert.equal(lastPlainLines('{"a":1}\n', { fromStart: true }), null);
   });
 });

@@ -164,7 +164,7 @@ describe('Claude Code parser (claude -p … --output-format stream-json --verbos
     assert.deepEqual(errors(events), [{ kind: 'error', message, fatal: true }], 'no "ended without a result" error on top');
   });
 
-  it('reads a denied Write: a warning naming the tool, a failed tool call, no changed file, and an ok run', () => {
+  it('reads a denied Write: a refused tool call naming the tool, a failed tool call, no changed file, and an ok run', () => {
     const { events, summary } = summariseOutput(claudeCodeParser(), fixture('claude-code', 'permission-denied.jsonl'));
     assert.equal(summary.sessionId, '369f854c-f79b-45cc-b780-707ded8d94fa');
     assert.equal(summary.toolCalls, 2);
@@ -172,7 +172,11 @@ describe('Claude Code parser (claude -p … --output-format stream-json --verbos
     const denied = "Claude requested permissions to write to /home/dev/acme-api/src/users.js, but you haven't granted it yet.";
     assert.deepEqual(tools(events)[1], { kind: 'tool', name: 'Write', ok: false, detail: denied });
     assert.deepEqual(summary.filesChanged, []);
-    assert.deepEqual(errors(events), [{ kind: 'error', message: `Permission denied for Write: ${denied}`, fatal: false }]);
+    assert.deepEqual(
+      events.filter((e) => e.kind === 'refused'),
+      [{ kind: 'refused', message: `Permission denied for Write: ${denied}` }],
+    );
+    assert.deepEqual(summary.refused, [`Permission denied for Write: ${denied}`]);
     assert.equal(summary.lastError, `Permission denied for Write: ${denied}`);
     assert.equal(summary.lastErrorFatal, false);
     assert.equal(summary.result?.ok, true);
@@ -511,5 +515,54 @@ describe('Codex parser (codex exec --json, 0.169.0)', () => {
       assert.deepEqual(codexParser().line(l.slice(0, Math.floor(l.length / 2))), []);
       assert.deepEqual(codexParser().line(l.slice(0, -1)), []);
     }
+  });
+});
+
+describe('output is data: what a parser keeps is checked and bounded (issue 16)', () => {
+  const init = (sid: string) => JSON.stringify({ type: 'system', subtype: 'init', session_id: sid, model: 'claude-sonnet-5-5', cwd: '/w' });
+
+  it('a session id not in the CLI’s format is dropped with a warning (Claude Code, Codex: UUIDs)', () => {
+    for (const sid of ['--dangerously-skip-permissions', 's'.repeat(3 * 1024 * 1024), 'abc def']) {
+      const c = summariseOutput(claudeCodeParser(), [init(sid)]);
+      assert.equal(c.summary.sessionId, null);
+      assert.equal(c.summary.model, 'claude-sonnet-5-5', 'the model is still kept');
+      assert.match(c.summary.warnings![0]!, /session id that is not in its format/);
+      assert.ok(JSON.stringify(c.summary).length < 2000, 'the summary stays small');
+      const x = summariseOutput(codexParser(), [JSON.stringify({ type: 'thread.started', thread_id: sid })]);
+      assert.equal(x.summary.sessionId, null);
+    }
+    const ok = summariseOutput(claudeCodeParser(), [init('32685520-a801-4c35-9681-e777b19d9fff')]);
+    assert.equal(ok.summary.sessionId, '32685520-a801-4c35-9681-e777b19d9fff');
+  });
+
+  it('400 Write calls on 1 MB paths: the last 50 files are kept, cut to 512 characters, and calls without results are forgotten', () => {
+    const lines = [init('32685520-a801-4c35-9681-e777b19d9fff')];
+    const big = 'p'.repeat(1024 * 1024);
+    for (let i = 0; i < 400; i++) {
+      const input = { file_path: `/w/${i}/${big}`, content: 'x' };
+      lines.push(JSON.stringify({ type: 'assistant', message: { content: [{ type: 'tool_use', id: `t${i}`, name: 'Write', input }] } }));
+    }
+    // Results for all of them, the first first: the first calls were forgotten (at most 64 are remembered).
+    for (let i = 0; i < 400; i++)
+      lines.push(JSON.stringify({ type: 'user', message: { content: [{ type: 'tool_result', tool_use_id: `t${i}`, content: 'ok' }] } }));
+    const { events, summary } = summariseOutput(claudeCodeParser(), lines);
+    const named = tools(events).filter((t) => t.name === 'Write').length;
+    assert.equal(named, 64, 'only the last 64 pending calls were remembered');
+    assert.equal(summary.filesChanged.length, 50);
+    assert.equal(summary.moreFiles, 14);
+    assert.ok(summary.filesChanged.every((f) => f.length <= 512));
+    assert.ok(JSON.stringify(summary).length < 40_000, `summary of ${JSON.stringify(summary).length} characters`);
+  });
+
+  it('a 401 that Claude Code would retry stops the run at once (recorded from the real 2.1.331), and its result does not hide why', () => {
+    const { events, summary } = summariseOutput(claudeCodeParser(), fixture('claude-code', 'failure-auth-retry.jsonl'));
+    const first = errors(events)[0]!;
+    assert.deepEqual([first.fatal, first.stop], [true, true]);
+    assert.match(first.message, /authentication_failed \(401\).*would retry it 2 times, it was stopped instead/);
+    assert.equal(summary.stop, true);
+    assert.match(summary.lastError!, /401/);
+    const overloaded = summariseOutput(claudeCodeParser(), fixture('claude-code', 'failure-api-error.jsonl'));
+    assert.equal(overloaded.summary.stop, undefined, 'a 529 is retried by the CLI, as before');
+    assert.equal(overloaded.summary.warnings?.length, 3, 'two retries and the API error message');
   });
 });
