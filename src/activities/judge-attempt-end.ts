@@ -61,7 +61,7 @@ async function exited(
   // A CLI's exit code alone does not tell (Claude Code exits 0 after SIGINT, Aider always does): its output decides.
   let verdict = launch?.judge && p.run ? launch.judge(exit, p.run) : exit.exitCode === 0 ? { ok: true as const } : undefined;
   // A failed CLI: what it said outside its JSON (its own error message) is part of the verdict.
-  if (launch?.judge && p.run && verdict && !verdict.ok) verdict = launch.judge(exit, p.run, lastWords(worker, a, p));
+  if (launch?.judge && p.run && verdict && !verdict.ok) verdict = launch.judge(exit, p.run, await lastWords(worker, a, p));
   if (verdict?.ok) {
     log.info('agent process succeeded', {
       agentId,
@@ -138,12 +138,12 @@ function lostOutput(p: AgentProcess): string {
 }
 
 /** The CLI's last lines of plain output (its stderr, mostly), bounded, with the agent's secrets redacted; null if none. */
-function lastWords(worker: AgentWorker, a: Attempt, p: AgentProcess): string | null {
+async function lastWords(worker: AgentWorker, a: Attempt, p: AgentProcess): Promise<string | null> {
   try {
     const { logsDir, agentTokenKey } = worker.deps;
-    const size = logFileSize(logsDir, p.log.path) ?? 0;
+    const size = (await logFileSize(logsDir, p.log.path)) ?? 0;
     const from = Math.max(0, size - TAIL_BYTES);
-    const tail = readLogRange(logsDir, p.log.path, from, size).toString('utf8');
+    const tail = (await readLogRange(logsDir, p.log.path, from, size)).toString('utf8');
     const lines = lastPlainLines(tail, { fromStart: from === 0 });
     if (!lines) return null;
     const secrets = Object.entries(a.req.env ?? {})
