@@ -9,6 +9,8 @@ import { followAgentLog } from './log-stream';
 import { ConflictError, InvalidRequestError, NotFoundError } from '../services/errors';
 import type { RouteRegistry } from './route-registry';
 
+/** A progress report's body: its message (2,000 characters) as JSON, every character escaped (\uXXXX), in 16 KiB. */
+const PROGRESS_BODY_LIMIT = 16 * 1024;
 const IdParams = z.object({ id: AgentId }).strict();
 const TerminateQuery = z
   .object({ graceMs: z.coerce.number().int().min(0).max(600_000).optional(), reason: z.string().max(1000).optional() })
@@ -173,6 +175,7 @@ function registerOneAgentRoutes(routes: RouteRegistry, agents: AgentService): vo
       access: 'admin-or-own-agent',
       params: IdParams,
       body: ProgressReport,
+      bodyLimit: PROGRESS_BODY_LIMIT,
       responses: { 202: { description: 'recorded', schema: Accepted }, ...E400, ...E404, ...E409 },
     },
     async ({ params, body }) => {

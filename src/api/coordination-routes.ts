@@ -1,6 +1,6 @@
 /** /locks, /messages and /agents/:id/inbox: declared once (validation, access, OpenAPI). */
 import { z } from 'zod';
-import { AgentId } from '../domain/agent';
+import { AgentId, MissionRef } from '../domain/agent';
 import { Acknowledged, ErrorBody, Inbox, LockList } from '../domain/api';
 import { Holder, Lock, LockConflictDetails, LockRequest, Message, MessageRequest } from '../domain/coordination';
 import type { AgentService } from '../services/agent-service';
@@ -13,7 +13,13 @@ import type { RouteRegistry } from './route-registry';
 const LockParams = z.object({ id: idSchema('lock') }).strict();
 const MessageParams = z.object({ id: idSchema('message') }).strict();
 const AgentParams = z.object({ id: AgentId }).strict();
-const ListLocksQuery = z.object({ holder: Holder.optional(), missionId: z.string().max(200).optional() }).strict();
+const ListLocksQuery = z.object({ holder: Holder.optional(), missionId: MissionRef.optional() }).strict();
+/**
+ * Body limits: what the largest valid request can take as JSON, every character escaped (\uXXXX, 6 bytes): a lock's
+ * path (1,000) and purpose (500) in 16 KiB, a message's body (16,000) and subject (200) in 128 KiB.
+ */
+const LOCK_BODY_LIMIT = 16 * 1024;
+const MESSAGE_BODY_LIMIT = 128 * 1024;
 const EmptyBody = z.object({}).strict();
 
 const err = (description: string) => ({ description, schema: ErrorBody });
@@ -45,6 +51,7 @@ function registerLocks(routes: RouteRegistry, coordination: CoordinationService,
         'Reserve a path or glob, exclusively; released when its agent ends, its TTL passes, or by DELETE. An agent token locks only in its working tree, and its locks get a TTL (10 min without ttlMs, renewed while the agent runs)',
       access: 'admin-or-agent',
       body: LockRequest,
+      bodyLimit: LOCK_BODY_LIMIT,
       responses: {
         201: { description: 'the lock', schema: Lock },
         ...E400,
@@ -103,6 +110,7 @@ function registerMessages(routes: RouteRegistry, coordination: CoordinationServi
       summary: 'Send a message to an agent (its inbox)',
       access: 'admin-or-agent',
       body: MessageRequest,
+      bodyLimit: MESSAGE_BODY_LIMIT,
       responses: {
         201: { description: 'the message', schema: Message },
         ...E400,

@@ -9,6 +9,9 @@ import { MISSION_REF_PATTERN } from './ids';
 
 export { AGENT_ID_PATTERN, TERMINAL_STATUSES } from './agent-constants';
 
+/** A mission named in a request or a filter (spawn, lists, locks, messages): the same rule everywhere. */
+export const MissionRef = z.string().min(1).max(200).regex(MISSION_REF_PATTERN, 'may only contain letters, digits and . _ : -');
+
 export const AGENT_TYPES = ['frontend', 'backend', 'testing', 'documentation', 'security', 'performance'] as const;
 export const AgentType = z.enum(AGENT_TYPES);
 export type AgentType = z.infer<typeof AgentType>;
@@ -104,7 +107,7 @@ export const SpawnRequest = z
       .pipe(z.string().min(1).max(4096).regex(/^\//, 'must be an absolute path (the worker resolves nothing against its own directory)'))
       .optional(),
     env: z.record(EnvName, NoNul('env values').pipe(z.string().max(100_000))).optional(),
-    missionId: z.string().min(1).max(200).regex(MISSION_REF_PATTERN).optional(),
+    missionId: MissionRef.optional(),
     queue: QueueName.optional(),
     retry: RetryPolicyInput.optional(),
     /** Exit codes that mean "do not retry": the attempt fails the agent at once. */

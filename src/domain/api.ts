@@ -1,7 +1,6 @@
 /** Shapes of REST responses (and of the error body), shared by the API, its OpenAPI document and the CLI. */
 import { z } from 'zod';
-import { Agent, AgentId, AgentStatus, AgentType, HealthState, ResourceSample } from './agent';
-import { MISSION_REF_PATTERN } from './ids';
+import { Agent, AgentId, AgentStatus, AgentType, HealthState, MissionRef, ResourceSample } from './agent';
 import { CheckpointSummary, RecoveryEvent } from './checkpoint';
 import { Lock, LockWaiter, Message } from './coordination';
 import { Mission, MissionStatus } from './mission';
@@ -93,7 +92,7 @@ export const ListAgentsQuery = z
   .object({
     type: AgentType.optional(),
     status: AgentStatus.optional(),
-    missionId: z.string().regex(MISSION_REF_PATTERN).max(200).optional(),
+    missionId: MissionRef.optional(),
     limit: z.coerce.number().int().min(1).max(1000).default(100),
     cursor: z.string().max(4096).optional(),
   })

@@ -4,7 +4,7 @@
  * Pure zod and pure functions: the workflow uses them.
  */
 import { z } from 'zod';
-import { AgentId } from './agent';
+import { AgentId, MissionRef } from './agent';
 
 /** A path a sortie will touch: relative to the mission's cwd, or absolute; globs (* ** ?) allowed. */
 export const LockPath = z
@@ -51,7 +51,7 @@ export const LockRequest = z
       .min(1000)
       .max(30 * 86_400_000)
       .optional(),
-    missionId: z.string().max(200).optional(),
+    missionId: MissionRef.optional(),
     /** Take the path over from its current holders (admin token only). */
     force: z.boolean().default(false),
   })
@@ -105,7 +105,7 @@ export const MessageRequest = z
       .string()
       .max(16_000)
       .refine((b) => !b.includes('\0'), 'must not contain NUL bytes'),
-    missionId: z.string().max(200).optional(),
+    missionId: MissionRef.optional(),
   })
   .strict();
 export type MessageRequest = z.output<typeof MessageRequest>;

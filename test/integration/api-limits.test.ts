@@ -187,11 +187,29 @@ describe('API limits: authentication before bodies, agent tokens, validation', {
       ['POST', '/checkpoints/prune', { keep: 1, pad: pad(8192) }],
       ['POST', `/checkpoints/chk_${randomUUID()}/resume`, { dryRun: true, pad: pad(8192) }],
       ['POST', '/checkpoints', { missionId: `msn_${randomUUID()}`, note: pad(40_000) }],
+      ['POST', `/agents/agt_${randomUUID()}/progress`, { percent: 1, message: pad(20_000) }],
+      ['POST', '/locks', { path: `/${pad(20_000)}`, holder: 'h' }],
+      ['POST', '/messages', { from: 'h', to: `agt_${randomUUID()}`, subject: 's', body: pad(140_000) }],
     ];
     for (const [method, path, body] of cases) {
       const r = await call<ErrorBody>(method, path, body);
       assert.equal(r.status, 413, `${method} ${path}: ${JSON.stringify(r.body)}`);
       assert.equal(r.body.error.code, 'payload_too_large');
+    }
+    // The largest valid bodies, every character escaped as JSON (\\uXXXX), still fit: they reach validation.
+    const esc = (n: number) => '\\u00e9'.repeat(n);
+    const raw: Array<[string, string]> = [
+      [`/agents/agt_${randomUUID()}/progress`, `{"percent":1,"message":"${esc(2000)}"}`],
+      ['/locks', `{"path":"/${esc(999)}","holder":"h","purpose":"${esc(500)}","missionId":"${'m'.repeat(200)}"}`],
+      ['/messages', `{"from":"h","to":"agt_${randomUUID()}","subject":"${esc(200)}","body":"${esc(16_000)}"}`],
+    ];
+    for (const [path, text] of raw) {
+      const r = await fetch(`${base}/api/v1${path}`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
+        body: text,
+      });
+      assert.notEqual(r.status, 413, `POST ${path} with its largest valid body (${text.length} bytes): ${await r.text()}`);
     }
     // The import's own limit is larger (and reached only with the admin token): a 2 MB checkpoint is read.
     const big = { ...checkpointFixture(queue, h.path('big')), recoveryContext: pad(2 * 1024 * 1024) };
