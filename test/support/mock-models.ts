@@ -5,6 +5,8 @@
  * CLI's working directory; once the tool's result is in the conversation (also a resumed one) it answers with a final text. `FAIL_ONCE`
  * makes it answer the first request that carries a tool result with HTTP 500 (one time per server), so that the attempt
  * fails after the CLI has saved a session that holds the tool call. Every request is recorded for the test to read.
+ * For test/integration/real-clis-task-args.test.ts also: a Gemini API (Gemini CLI) whose model says "ok", and an OpenAI
+ * Chat Completions API (Aider) whose model creates one file with an edit block; OpenCode uses the Anthropic one.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -262,5 +264,86 @@ export function unauthorizedMock(): Promise<MockModelServer> {
     res.writeHead(401, { 'content-type': 'application/json', connection: 'close' });
     res.end(JSON.stringify({ type: 'error', error: { type: 'authentication_error', message: 'invalid x-api-key' } }));
     return 'unauthorized';
+  });
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// Gemini API (POST /v1beta/models/<model>:streamGenerateContent?alt=sse, and :generateContent), as Gemini CLI calls it
+
+type GeminiContent = { role?: string; parts?: Array<{ text?: string }> };
+
+/** The texts of the user's parts in a Gemini request (`contents`), one per part. */
+export const geminiUserTexts = (body: Record<string, unknown> | null): string[] =>
+  ((body?.contents ?? []) as GeminiContent[])
+    .filter((c) => c.role === 'user')
+    .flatMap((c) => c.parts ?? [])
+    .map((p) => p.text ?? '');
+
+/**
+ * A Gemini API whose model answers "ok" to every turn (streamed as one SSE chunk); a plain generateContent call (Gemini
+ * CLI's own side questions, such as who speaks next) gets the JSON it asks for, saying the user does.
+ */
+export function geminiMock(): Promise<MockModelServer> {
+  const usageMetadata = { promptTokenCount: 10, candidatesTokenCount: 2, totalTokenCount: 12 };
+  const answer = (text: string) => ({
+    candidates: [{ content: { role: 'model', parts: [{ text }] }, finishReason: 'STOP', index: 0 }],
+    usageMetadata,
+  });
+  return serve((req, _body, res) => {
+    const url = req.url ?? '';
+    if (req.method === 'POST' && url.includes(':streamGenerateContent')) {
+      res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'close' });
+      res.end(`data: ${JSON.stringify({ ...answer('ok'), modelVersion: 'gemini-mock' })}\n\n`);
+      return 'text';
+    }
+    res.writeHead(req.method === 'POST' ? 200 : 404, { 'content-type': 'application/json' });
+    if (url.includes(':countTokens')) res.end(JSON.stringify({ totalTokens: 10 }));
+    else res.end(JSON.stringify(answer(JSON.stringify({ reasoning: 'the model answered', next_speaker: 'user' }))));
+    return 'other';
+  });
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// OpenAI Chat Completions API (POST /v1/chat/completions, not streamed), as Aider calls it with --no-stream
+
+type ChatMessage = { role: string; content: string | Array<{ type: string; text?: string }> };
+
+/** The texts of the user's messages in a chat-completions request. */
+export const chatUserTexts = (body: Record<string, unknown> | null): string[] =>
+  ((body?.messages ?? []) as ChatMessage[])
+    .filter((m) => m.role === 'user')
+    .map((m) => (typeof m.content === 'string' ? m.content : m.content.map((c) => c.text ?? '').join('')));
+
+/** The file the chat-completions mock's model creates with an edit block, and its text (Aider takes a first line that
+ * ends with the file's name for a file name, and then fails on an empty block: this one does not). */
+export const CHAT_MOCK_FILE = 'mock-edit.txt';
+export const CHAT_MOCK_TEXT = 'written by the mock model\n';
+
+/**
+ * A chat-completions API whose model answers a request that asks for SEARCH/REPLACE blocks (Aider's main model) with one
+ * that creates CHAT_MOCK_FILE, and anything else (a commit message, a summary) with a short text.
+ */
+export function chatCompletionsMock(): Promise<MockModelServer> {
+  return serve((req, body, res) => {
+    if (req.method !== 'POST' || !req.url?.startsWith('/v1/chat/completions')) {
+      res.writeHead(req.url?.startsWith('/v1/models') ? 200 : 404, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ object: 'list', data: [] }));
+      return 'other';
+    }
+    const system = JSON.stringify(((body?.messages ?? []) as ChatMessage[]).filter((m) => m.role === 'system'));
+    const edit = system.includes('SEARCH/REPLACE');
+    const content = edit ? `${CHAT_MOCK_FILE}\n\`\`\`\n<<<<<<< SEARCH\n=======\n${CHAT_MOCK_TEXT}>>>>>>> REPLACE\n\`\`\`\n` : 'ok';
+    res.writeHead(200, { 'content-type': 'application/json', connection: 'close' });
+    res.end(
+      JSON.stringify({
+        id: `chatcmpl-mock-${Date.now()}`,
+        object: 'chat.completion',
+        created: Math.floor(Date.now() / 1000),
+        model: String(body?.model ?? 'gpt-mock'),
+        choices: [{ index: 0, message: { role: 'assistant', content }, finish_reason: 'stop' }],
+        usage: { prompt_tokens: 10, completion_tokens: 5, total_tokens: 15 },
+      }),
+    );
+    return edit ? 'edit' : 'text';
   });
 }
