@@ -225,6 +225,13 @@ describe('payload encryption and authentication (Temporal reached without the ke
     const record = h.path(`terminated-${randomUUID()}.jsonl`);
     const agent = await spawn({ task: 'long', command: ['node', TEST_AGENT, '--sleep-ms', '60000', '--record', record] });
     await waitFor(`agent ${agent.id} to run`, async () => (await status(agent.id)) === 'running', 30_000, 200);
+    // Running is said once the process is spawned; its pid is known once the agent itself has started and said so.
+    const pid = await waitFor(
+      'the agent to record its start',
+      () => readRecords(record).find((r) => r.event === 'start')?.pid,
+      30_000,
+      100,
+    );
     await plain.workflow.getHandle(agent.id).terminate('terminated by hand in the Web UI');
     const a = await waitFor(
       `agent ${agent.id} to read as terminated`,
@@ -236,8 +243,6 @@ describe('payload encryption and authentication (Temporal reached without the ke
       200,
     );
     assert.equal(a.health.state, 'stopped');
-    const pid = readRecords(record).find((r) => r.event === 'start')?.pid;
-    assert.ok(pid, 'the agent recorded no start');
     const alive = () => {
       try {
         process.kill(pid, 0);
