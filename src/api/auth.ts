@@ -6,9 +6,7 @@ import { type Client, WorkflowNotFoundError } from '@temporalio/client';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Request } from 'express';
 import { agentTokenKey, verifyAgentToken } from '../auth/agent-token';
-import { TERMINAL_STATUSES, type AgentStatus } from '../domain/agent';
-import { AgentStatusKey } from '../domain/search-attributes';
-import { closedStatus } from '../services/agent-reader';
+import { endedAgentStatus } from '../services/agent-reader';
 import { ForbiddenError, UnauthorizedError } from '../services/errors';
 import type { Access } from './route-registry';
 
@@ -73,10 +71,8 @@ export function describeAgent(client: Client): AgentLookup {
     try {
       const d = await client.withDeadline(Date.now() + DESCRIBE_DEADLINE_MS, () => client.workflow.getHandle(agentId).describe());
       if (d.type !== 'AgentWorkflow') return `there is no agent ${agentId}`;
-      if (d.status.name === 'RUNNING') return null;
-      const mirrored = d.typedSearchAttributes.get(AgentStatusKey) as AgentStatus | undefined;
-      const status = mirrored && TERMINAL_STATUSES.includes(mirrored) ? mirrored : closedStatus(d.status.name);
-      return `agent ${agentId} has ended (${status})`;
+      const status = endedAgentStatus(d);
+      return status ? `agent ${agentId} has ended (${status})` : null;
     } catch (err) {
       if (err instanceof WorkflowNotFoundError) return `there is no agent ${agentId}`;
       throw err;

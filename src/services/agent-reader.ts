@@ -2,11 +2,12 @@
  * Agents read back: the workflow's queried state (or its result, once it has ended) merged with describe() (the
  * pending activity's attempt, last heartbeat and its details). The API and the worker's checkpoints read agents so.
  */
-import { WorkflowNotFoundError, type Client, type WorkflowHandle } from '@temporalio/client';
+import { WorkflowNotFoundError, type Client, type WorkflowExecutionDescription, type WorkflowHandle } from '@temporalio/client';
 import type { LoadedDataConverter, Payload } from '@temporalio/common';
 import type { temporal } from '@temporalio/proto';
 import { Agent, TERMINAL_STATUSES, type AgentStatus, type HealthState, type Progress } from '../domain/agent';
 import { AgentMemo, AgentState, type HeartbeatDetails } from '../domain/agent-workflow';
+import { AgentStatusKey } from '../domain/search-attributes';
 import { workflowUiUrl } from '../domain/ui-url';
 import { getAgentStateQuery } from '../domain/workflow-messages';
 import { notFound } from './errors';
@@ -175,6 +176,27 @@ export function statusOf(executionStatus: string, state: AgentState | undefined)
   if (executionStatus === 'COMPLETED' || executionStatus === 'CONTINUED_AS_NEW') return state?.status ?? closedStatus(executionStatus);
   if (state && TERMINAL_STATUSES.includes(state.status)) return state.status;
   return closedStatus(executionStatus);
+}
+
+/**
+ * How an agent's workflow ended, from describe(): its own status (the search attribute it mirrors), unless the
+ * workflow was closed from outside FleetTools (it then still says running); undefined while it runs.
+ */
+export function endedAgentStatus(desc: WorkflowExecutionDescription): AgentStatus | undefined {
+  if (desc.status.name === 'RUNNING') return undefined;
+  const mirrored = desc.typedSearchAttributes.get(AgentStatusKey) as AgentStatus | undefined;
+  return mirrored && TERMINAL_STATUSES.includes(mirrored) ? mirrored : closedStatus(desc.status.name);
+}
+
+/** The input a workflow's run started with, from its first history event (the current run without `runId`). */
+export async function startInput<T>(client: Client, workflowId: string, runId?: string): Promise<T | undefined> {
+  const { history } = await client.workflowService.getWorkflowExecutionHistory({
+    namespace: client.options.namespace,
+    execution: { workflowId, runId },
+    maximumPageSize: 1,
+  });
+  const payload = history?.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0];
+  return decodePayload<T>(client.options.loadedDataConverter, payload);
 }
 
 export function closedStatus(name: string): AgentStatus {

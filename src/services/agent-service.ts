@@ -14,7 +14,7 @@ import { conflict, InvalidRequestError, notFound } from './errors';
 import { makeId } from '../domain/ids';
 import type { ListAgentsQuery } from '../domain/api';
 import { mapLimit } from './map-limit';
-import { AgentReader, closedStatus, tsToIso } from './agent-reader';
+import { AgentReader, endedAgentStatus, tsToIso } from './agent-reader';
 import type { AgentHealth, AgentResources, SystemHealth } from '../domain/api';
 
 export interface AgentServiceOptions {
@@ -293,12 +293,8 @@ export class AgentService {
       throw err;
     }
     if (desc.type !== 'AgentWorkflow') throw notFound(`agent ${id}`);
-    if (desc.status.name !== 'RUNNING') {
-      // The search attribute, unless the workflow was closed from outside FleetTools (it then still says running).
-      const mirrored = desc.typedSearchAttributes.get(AgentStatusKey) as AgentStatus | undefined;
-      const status = mirrored && TERMINAL_STATUSES.includes(mirrored) ? mirrored : closedStatus(desc.status.name);
-      throw conflict(`agent ${id} has already ended (${status})`, { status });
-    }
+    const status = endedAgentStatus(desc);
+    if (status) throw conflict(`agent ${id} has already ended (${status})`, { status });
   }
 }
 

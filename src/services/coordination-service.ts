@@ -27,6 +27,7 @@ import {
   sendMessageUpdate,
 } from '../domain/workflow-messages';
 import { log } from '../logs/logger';
+import { startInput } from './agent-reader';
 import {
   ConflictError,
   type FleetError,
@@ -203,17 +204,7 @@ export class CoordinationService {
   /** `cwd` of the `key` object in the input a workflow's current run started with (undefined: none; null: unreadable). */
   private async startInputCwd(workflowId: string, key: string): Promise<string | undefined | null> {
     try {
-      const { history } = await this.client.workflowService.getWorkflowExecutionHistory({
-        namespace: this.client.options.namespace,
-        execution: { workflowId },
-        maximumPageSize: 1,
-      });
-      const payload = history?.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0];
-      if (!payload) return undefined;
-      const converter = this.client.options.loadedDataConverter;
-      let decoded = [payload];
-      for (const codec of [...converter.payloadCodecs].reverse()) decoded = await codec.decode(decoded);
-      const input = converter.payloadConverter.fromPayload<Record<string, { cwd?: unknown } | undefined>>(decoded[0]!);
+      const input = await startInput<Record<string, { cwd?: unknown } | undefined>>(this.client, workflowId);
       const cwd = input?.[key]?.cwd;
       return typeof cwd === 'string' ? cwd : undefined;
     } catch {

@@ -3,7 +3,7 @@
  * (the result, once it has ended) and filling in each running sortie's live agent progress.
  */
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
-import { decodePayload } from './agent-reader';
+import { startInput } from './agent-reader';
 import {
   WorkflowNotFoundError,
   WorkflowUpdateFailedError,
@@ -141,13 +141,7 @@ export class MissionService {
 
   /** The state a run starts from, read from its first history event: what a mission no worker has picked up shows. */
   private async startState(id: string, runId: string): Promise<MissionState | undefined> {
-    const { history } = await this.opts.client.workflowService.getWorkflowExecutionHistory({
-      namespace: this.opts.namespace,
-      execution: { workflowId: id, runId },
-      maximumPageSize: 1,
-    });
-    const payload = history?.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0];
-    const raw = await decodePayload(this.opts.client.options.loadedDataConverter, payload);
+    const raw = await startInput(this.opts.client, id, runId);
     const input = raw !== undefined ? MissionWorkflowInput.safeParse(raw) : undefined;
     return input?.success ? initialMissionState(input.data) : undefined;
   }
