@@ -6,6 +6,7 @@ import { type Client, WorkflowNotFoundError } from '@temporalio/client';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Request } from 'express';
 import { agentTokenKey, verifyAgentToken } from '../auth/agent-token';
+import { rememberBounded } from '../domain/bounded';
 import { endedAgentStatus } from '../services/agent-reader';
 import { ForbiddenError, UnauthorizedError } from '../services/errors';
 import type { Access } from './route-registry';
@@ -60,10 +61,7 @@ export class AgentLiveness {
   }
 }
 
-function remember<V>(map: Map<string, V>, key: string, value: V): void {
-  map.set(key, value);
-  if (map.size > MAX_REMEMBERED) map.delete(map.keys().next().value!);
-}
+const remember = <V>(map: Map<string, V>, key: string, value: V) => rememberBounded(map, key, value, MAX_REMEMBERED);
 
 /** An AgentLookup that describes the agent's workflow (an error of Temporal's is thrown: the API answers 503). */
 export function describeAgent(client: Client): AgentLookup {

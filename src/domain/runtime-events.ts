@@ -5,6 +5,7 @@
  * Pure code: no Node imports, so workflows, activities and tests can all use it.
  */
 import { z } from 'zod';
+import { clip } from './bounded';
 
 /** Token usage and cost of a run so far. Counts the CLI did not report stay undefined. */
 export const Usage = z.object({
@@ -112,9 +113,6 @@ export const SUMMARY_LIMITS = {
   activity: 200,
 } as const;
 
-/** `text` cut to `max` characters; a cut one is copied, so that it does not keep the (maybe huge) text it came from alive. */
-const cut = (text: string, max: number): string =>
-  text.length > max ? (JSON.parse(JSON.stringify(`${text.slice(0, max - 1)}…`)) as string) : text;
 /** A session id or model name: visible ASCII only, not starting with "-" (it may reach a command line), bounded. */
 const token = (v: string | undefined): string | undefined =>
   v && /^[\x21-\x7e]+$/.test(v) && !v.startsWith('-') && v.length <= SUMMARY_LIMITS.id ? v : undefined;
@@ -127,14 +125,14 @@ function keepLast(list: string[] | undefined, more: number | undefined, item: st
 }
 
 function foldFile(s: RunSummary, path: string): RunSummary {
-  const p = cut(path, SUMMARY_LIMITS.path);
+  const p = clip(path, SUMMARY_LIMITS.path);
   if (s.filesChanged.includes(p)) return s;
   const [filesChanged, moreFiles] = keepLast(s.filesChanged, s.moreFiles, p, SUMMARY_LIMITS.files);
   return moreFiles ? { ...s, filesChanged, moreFiles } : { ...s, filesChanged };
 }
 
 function foldWarning(s: RunSummary, message: string): RunSummary {
-  const [warnings, moreWarnings] = keepLast(s.warnings, s.moreWarnings, cut(message, SUMMARY_LIMITS.line), SUMMARY_LIMITS.warnings);
+  const [warnings, moreWarnings] = keepLast(s.warnings, s.moreWarnings, clip(message, SUMMARY_LIMITS.line), SUMMARY_LIMITS.warnings);
   return moreWarnings ? { ...s, warnings, moreWarnings } : { ...s, warnings };
 }
 
@@ -143,7 +141,7 @@ function foldError(s: RunSummary, e: Extract<RuntimeEvent, { kind: 'error' }>, l
   const warned = e.fatal || !listed ? s : foldWarning(s, e.message);
   // A warning after a fatal error does not hide it, nor does anything after the error that stopped the run.
   if ((!e.fatal && s.lastErrorFatal) || s.stop) return warned;
-  const next = { ...warned, lastError: cut(e.message, SUMMARY_LIMITS.text), lastErrorFatal: e.fatal };
+  const next = { ...warned, lastError: clip(e.message, SUMMARY_LIMITS.text), lastErrorFatal: e.fatal };
   return e.stop ? { ...next, stop: true } : next;
 }
 
@@ -157,7 +155,7 @@ export function foldEvent(s: RunSummary, e: RuntimeEvent): RunSummary {
     case 'model':
       return { ...s, model: token(e.model) ?? s.model };
     case 'activity':
-      return { ...s, activity: cut(e.message, SUMMARY_LIMITS.activity) };
+      return { ...s, activity: clip(e.message, SUMMARY_LIMITS.activity) };
     case 'tool':
       return { ...s, toolCalls: s.toolCalls + 1, failedToolCalls: s.failedToolCalls + (e.ok ? 0 : 1) };
     case 'file':
@@ -165,9 +163,9 @@ export function foldEvent(s: RunSummary, e: RuntimeEvent): RunSummary {
     case 'usage':
       return { ...s, usage: e.usage };
     case 'result':
-      return { ...s, result: { ok: e.ok, text: cut(e.text, SUMMARY_LIMITS.text) } };
+      return { ...s, result: { ok: e.ok, text: clip(e.text, SUMMARY_LIMITS.text) } };
     case 'refused': {
-      const message = cut(e.message, SUMMARY_LIMITS.line);
+      const message = clip(e.message, SUMMARY_LIMITS.line);
       const [refused, moreRefused] = keepLast(s.refused, s.moreRefused, message, SUMMARY_LIMITS.refused);
       return foldError(moreRefused ? { ...s, refused, moreRefused } : { ...s, refused }, { kind: 'error', message, fatal: false }, false);
     }

@@ -29,7 +29,7 @@
  */
 import { type Obj, obj, arr, str, num, clip, firstLine, jsonObjectLine, safeParser, usageOf, tellingInput } from './json-fields';
 import type { OutputParser, RuntimeEvent, Usage } from '../domain/runtime-events';
-import { boundedPath, rememberBounded, sessionEvent, validSessionId } from './output-bounds';
+import { boundedPath, rememberPending, sessionEvent, validSessionId } from './output-bounds';
 
 /** Tools whose successful calls change the file named in their input. */
 const FILE_TOOLS = new Set(['Edit', 'Write', 'MultiEdit', 'NotebookEdit']);
@@ -91,7 +91,7 @@ function onToolUse(s: ClaudeCodeState, block: Obj, out: RuntimeEvent[]): void {
     const path = FILE_TOOLS.has(name) ? (str(input?.file_path) ?? str(input?.notebook_path)) : undefined;
     const file = path === undefined ? undefined : boundedPath(path);
     // Bounded: calls whose results never come are forgotten, oldest first.
-    rememberBounded(s.calls, id.slice(0, 200), file ? { name: name.slice(0, 100), summary, file } : { name: name.slice(0, 100), summary });
+    rememberPending(s.calls, id.slice(0, 200), file ? { name: name.slice(0, 100), summary, file } : { name: name.slice(0, 100), summary });
   }
   out.push({ kind: 'activity', message: summary });
 }

@@ -22,7 +22,7 @@
  */
 import { type Obj, obj, str, num, firstLine, jsonObjectLine, safeParser, usageOf, tellingInput } from './json-fields';
 import type { OutputParser, RuntimeEvent, Usage } from '../domain/runtime-events';
-import { boundedPath, modelName, rememberBounded, sessionEvent, validSessionId } from './output-bounds';
+import { boundedPath, modelName, rememberPending, sessionEvent, validSessionId } from './output-bounds';
 
 /** Parameters that say the most about a call, best first. */
 const TELLING_KEYS = ['file_path', 'command', 'pattern', 'dir_path', 'absolute_path', 'path', 'query', 'url', 'prompt', 'description'];
@@ -117,7 +117,7 @@ function onToolUse(s: GeminiState, ev: Obj, out: RuntimeEvent[]): void {
   const name = str(ev.tool_name) ?? 'tool';
   const params = obj(ev.parameters);
   const id = str(ev.tool_id);
-  if (id) rememberBounded(s.tools, id.slice(0, 200), { name: name.slice(0, 100), params });
+  if (id) rememberPending(s.tools, id.slice(0, 200), { name: name.slice(0, 100), params });
   const summary = tellingParameter(params);
   out.push({ kind: 'activity', message: summary ? `${name}: ${summary}` : name });
 }

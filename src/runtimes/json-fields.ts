@@ -3,6 +3,7 @@
  * shape and returns it typed, or undefined, so that parsers never throw on output they did not expect.
  * Pure: no Node imports.
  */
+import { clip } from '../domain/bounded';
 import type { OutputParser, RuntimeEvent, Usage } from '../domain/runtime-events';
 
 export type Obj = Record<string, unknown>;
@@ -13,13 +14,7 @@ export const arr = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
 export const str = (v: unknown): string | undefined => (typeof v === 'string' && v.trim().length > 0 ? v : undefined);
 export const num = (v: unknown): number | undefined => (typeof v === 'number' && Number.isFinite(v) ? v : undefined);
 
-/**
- * A copy of `s` that shares no memory with the string it was cut from: V8 keeps a slice as a view of its parent, so a
- * short piece of a 1 MB line would keep the whole line alive for as long as the piece is kept.
- */
-export const own = (s: string): string => (s.length > 0 ? (JSON.parse(JSON.stringify(s)) as string) : s);
-
-export const clip = (s: string, max: number): string => (s.length > max ? own(`${s.slice(0, max - 1)}…`) : s);
+export { clip, own } from '../domain/bounded';
 
 /** The first non-blank line of a text, trimmed and clipped. */
 export function firstLine(text: string, max = 120): string {

@@ -14,8 +14,8 @@
  * Pure: no Node imports.
  */
 import type { RuntimeName } from '../domain/agent';
-import type { RuntimeEvent } from '../domain/runtime-events';
-import { own } from './json-fields';
+import { SUMMARY_LIMITS, type RuntimeEvent } from '../domain/runtime-events';
+import { clip, rememberBounded } from '../domain/bounded';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const OPENCODE_SESSION = /^ses_[0-9A-Za-z]{26}$/;
@@ -37,10 +37,10 @@ export function validSessionId(runtime: Exclude<RuntimeName, 'exec'>, id: unknow
 
 /** Limits on what one attempt's output may keep (see also runtime-events.ts, which folds it). */
 export const OUTPUT_LIMITS = {
-  /** A path (a changed file's, a tool's argument): longer ones are cut. PATH_MAX is 4096; no source path is near it. */
-  path: 512,
+  /** A path (a changed file's, a tool's argument): longer ones are cut, as the summary cuts them. */
+  path: SUMMARY_LIMITS.path,
   /** A model name. */
-  model: 200,
+  model: SUMMARY_LIMITS.id,
   /** Tool calls a parser remembers while waiting for their results: the oldest are forgotten past this. */
   pendingCalls: 64,
   /** Paths taken from one tool call (a patch naming many files). */
@@ -78,14 +78,12 @@ export function modelName(v: string): string | undefined {
 export function boundedPath(p: string): string {
   // eslint-disable-next-line no-control-regex
   const clean = p.replace(/[\x00-\x1f\x7f]/g, '?');
-  return clean.length > OUTPUT_LIMITS.path ? own(`${clean.slice(0, OUTPUT_LIMITS.path - 1)}…`) : clean;
+  return clip(clean, OUTPUT_LIMITS.path);
 }
 
-/** Remembers `value` under `key` in a map of at most `max` entries, forgetting the oldest. */
-export function rememberBounded<K, V>(map: Map<K, V>, key: K, value: V, max: number = OUTPUT_LIMITS.pendingCalls): void {
-  map.delete(key);
-  map.set(key, value);
-  while (map.size > max) map.delete(map.keys().next().value as K);
+/** Remembers a tool call waiting for its result, forgetting the oldest past OUTPUT_LIMITS.pendingCalls. */
+export function rememberPending<K, V>(map: Map<K, V>, key: K, value: V): void {
+  rememberBounded(map, key, value, OUTPUT_LIMITS.pendingCalls);
 }
 
 /** Secrets in text by their shape: API keys (Anthropic, OpenAI, Google), bearer tokens, FleetTools agent tokens, `key=…`. */

@@ -26,6 +26,7 @@ import {
   releaseLockUpdate,
   sendMessageUpdate,
 } from '../domain/workflow-messages';
+import { rememberBounded } from '../domain/bounded';
 import { log } from '../logs/logger';
 import { startInput } from './agent-reader';
 import {
@@ -196,8 +197,7 @@ export class CoordinationService {
     );
     // Kept only when every source answered (null: it could not be read now; asked again next time).
     if (dirs.includes(null)) return trees;
-    if (this.trees.size >= TREE_CACHE_SIZE) this.trees.delete(this.trees.keys().next().value!);
-    this.trees.set(agent.id, trees);
+    rememberBounded(this.trees, agent.id, trees, TREE_CACHE_SIZE);
     return trees;
   }
 
