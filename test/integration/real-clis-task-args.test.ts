@@ -10,13 +10,12 @@
  * Nothing here is skipped: a CLI that cannot be had fails the test and says what is missing.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Agent } from '../../src/domain/agent';
 import { FleetConfig } from '../../src/domain/roles';
-import { agentEnded, api, Harness } from '../support/harness';
+import { agentEnded, api, Harness, initTestRepo } from '../support/harness';
 import {
   anthropicMock,
   CHAT_MOCK_FILE,
@@ -72,12 +71,7 @@ describe('a task that looks like an option reaches the real Gemini CLI, OpenCode
     // Gemini CLI needs its auth type chosen in its settings (a private copy is the agent's, in its sandbox).
     const geminiSettings = { security: { auth: { selectedType: 'gemini-api-key' } }, privacy: { usageStatisticsEnabled: false } };
     writeFileSync(join(home, '.gemini', 'settings.json'), JSON.stringify(geminiSettings));
-    const git = (...args: string[]) =>
-      execFileSync('git', ['-c', 'user.name=t', '-c', 'user.email=t@t', '-c', 'commit.gpgsign=false', ...args], { cwd: repo });
-    git('init', '-q');
-    writeFileSync(join(repo, 'README.md'), 'acme\n');
-    git('add', '.');
-    git('commit', '-qm', 'init');
+    initTestRepo(repo);
     h = await Harness.start();
     const queue = h.queue('task-args');
     await h.startWorker(queue, {

@@ -8,12 +8,11 @@
  * Nothing here is skipped: a CLI that cannot be had fails the test and says what is missing.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Agent } from '../../src/domain/agent';
-import { agentEnded, type api, FleetUp } from '../support/harness';
+import { agentEnded, type api, FleetUp, initTestRepo } from '../support/harness';
 import { anthropicMock, responsesMock, unauthorizedMock, type MockModelServer, type MockRequest } from '../support/mock-models';
 import { ensureRealCli, REAL_CLIS } from '../support/real-clis';
 
@@ -50,12 +49,7 @@ describe('the real Claude Code and Codex in the sandbox', { timeout: 900_000 }, 
     home = join(root, 'home');
     repo = join(root, 'repo');
     for (const d of [home, repo]) mkdirSync(d);
-    const git = (...args: string[]) =>
-      execFileSync('git', ['-c', 'user.name=t', '-c', 'user.email=t@t', '-c', 'commit.gpgsign=false', ...args], { cwd: repo });
-    git('init', '-q');
-    writeFileSync(join(repo, 'README.md'), 'acme\n');
-    git('add', '.');
-    git('commit', '-qm', 'init');
+    initTestRepo(repo);
     // Codex talks to the mock through a model provider of its own, given as `-c` overrides; no retries, so that the
     // mock's one failure ends the attempt at once.
     const provider = `{name="mock",base_url="${openai.url}/v1",env_key="OPENAI_API_KEY",wire_api="responses",supports_websockets=false,request_max_retries=0,stream_max_retries=0}`;

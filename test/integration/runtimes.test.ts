@@ -11,7 +11,7 @@ import type { Agent } from '../../src/domain/agent';
 import type { Checkpoint, ResumeResult } from '../../src/domain/checkpoint';
 import type { Mission } from '../../src/domain/mission';
 import { FleetConfig } from '../../src/domain/roles';
-import { agentEnded, api, FLEET_BIN, Harness, REPO, waitFor } from '../support/harness';
+import { agentEnded, api, FLEET_BIN, gitAs, Harness, initTestRepo, REPO, waitFor } from '../support/harness';
 
 const STAND_INS = join(REPO, 'test', 'stand-ins', 'bin');
 
@@ -46,12 +46,7 @@ describe('coding-agent CLI runtimes', { timeout: 300_000 }, () => {
     call = api((await h.startApi(queue, config)).url);
     repo = h.path('acme-api');
     mkdirSync(repo, { recursive: true });
-    const git = (...args: string[]) =>
-      execFileSync('git', ['-c', 'user.name=t', '-c', 'user.email=t@t', '-c', 'commit.gpgsign=false', ...args], { cwd: repo });
-    git('init', '-q');
-    writeFileSync(join(repo, 'README.md'), 'acme\n');
-    git('add', '.');
-    git('commit', '-qm', 'init');
+    initTestRepo(repo);
   });
   after(async () => {
     await h?.teardown();
@@ -219,10 +214,8 @@ describe('coding-agent CLI runtimes', { timeout: 300_000 }, () => {
       // The replaced agent committed work on its branch: its successor must start from it.
       const wt = firstTree!.worktree!.path;
       writeFileSync(join(wt, 'users.sql'), 'create table users();\n');
-      execFileSync('git', ['-c', 'user.name=t', '-c', 'user.email=t@t', '-c', 'commit.gpgsign=false', 'add', 'users.sql'], { cwd: wt });
-      execFileSync('git', ['-c', 'user.name=t', '-c', 'user.email=t@t', '-c', 'commit.gpgsign=false', 'commit', '-qm', 'users table'], {
-        cwd: wt,
-      });
+      gitAs(wt, 'add', 'users.sql');
+      gitAs(wt, 'commit', '-qm', 'users table');
 
       const res = await call<ResumeResult>('POST', `/checkpoints/${made.body.id}/resume`, { force: true });
       assert.equal(res.status, 201, JSON.stringify(res.body));

@@ -5,7 +5,7 @@
  */
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, existsSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -29,6 +29,22 @@ export const REPO = resolve(__dirname, '..', '..', '..');
 export const TEST_AGENT = join(REPO, 'test', 'agents', 'test-agent.js');
 export const FLEET_BIN = join(REPO, 'dist', 'src', 'cli', 'main.js');
 export const TOKEN = 'test-token-not-a-secret';
+
+/** Runs git in `cwd` as a test user (no global config needed, nothing signed). */
+export function gitAs(cwd: string, ...args: string[]): string {
+  return execFileSync('git', ['-c', 'user.name=t', '-c', 'user.email=t@t', '-c', 'commit.gpgsign=false', ...args], {
+    cwd,
+    encoding: 'utf8',
+  });
+}
+
+/** A git repository at `dir` (which exists) with one commit holding README.md, as the agents' tests work in. */
+export function initTestRepo(dir: string): void {
+  gitAs(dir, 'init', '-q');
+  writeFileSync(join(dir, 'README.md'), 'acme\n');
+  gitAs(dir, 'add', '.');
+  gitAs(dir, 'commit', '-qm', 'init');
+}
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
