@@ -3,6 +3,7 @@
  * same declaration validates requests, authorises them and generates the OpenAPI document, so
  * the document and the server cannot disagree.
  */
+import { PROTOTYPE_KEYS } from '../domain/agent';
 import express, { Router, type Request, type RequestHandler, type Response } from 'express';
 import { z } from 'zod';
 import { ApiError } from './errors';
@@ -105,9 +106,6 @@ async function readBody<S extends z.ZodType>(schema: S, parseJson: RequestHandle
   refusePrototypeKeys(req.body);
   return check(schema, req.body ?? {}, 'body');
 }
-
-/** Keys that JSON.parse makes own properties but that an object built from them drops or turns into its prototype. */
-export const PROTOTYPE_KEYS: readonly string[] = ['__proto__', 'constructor', 'prototype'];
 
 /**
  * A 400 naming the first `__proto__`, `constructor` or `prototype` key anywhere in a body: a record (env, say) would

@@ -54,12 +54,15 @@ export const RetryPolicyInput = z
   });
 export type RetryPolicyInput = z.infer<typeof RetryPolicyInput>;
 
+/** Keys that JSON.parse makes own properties but that an object built from them drops or takes as its prototype. */
+export const PROTOTYPE_KEYS: readonly string[] = ['__proto__', 'constructor', 'prototype'];
+
 const EnvName = z
   .string()
   .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be a valid environment variable name')
   .refine((k) => !k.startsWith('FLEET_'), 'FLEET_* variables are set by FleetTools itself (agent id, task, token, …) and cannot be passed')
   // JSON.parse makes `__proto__` an own key; a record built from it would drop it (or take it as its prototype).
-  .refine((k) => !['__proto__', 'constructor', 'prototype'].includes(k), 'is not allowed as a name (__proto__, constructor, prototype)');
+  .refine((k) => !PROTOTYPE_KEYS.includes(k), 'is not allowed as a name (__proto__, constructor, prototype)');
 /** A lone UTF-16 surrogate cannot be encoded as UTF-8: it would reach the agent as U+FFFD, not as sent. */
 const LONE_SURROGATE = /\p{Cs}/u;
 /** Text that reaches an agent's argv or environment: no NUL (execve cannot pass it) and valid Unicode. */
