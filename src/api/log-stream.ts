@@ -2,6 +2,7 @@
  * Following an agent's log as server-sent events (GET /agents/:id/logs?follow=true). Paths are built from a
  * validated agent id and an attempt number only.
  */
+import { drainedOrClosed } from '../logs/drained';
 import type { Response } from 'express';
 import { agentLogPath } from '../logs/agent-log-writer';
 import {
@@ -56,7 +57,7 @@ export async function followAgentLog(res: Response, opts: FollowOptions): Promis
         .map((l) => `data: ${l}`)
         .join('\n')}\n\n`,
     );
-    if (!ok && !closed) await drained(res);
+    if (!ok && !closed) await drainedOrClosed(res);
   };
   for (const line of first) await send(null, line);
   try {
@@ -69,19 +70,6 @@ export async function followAgentLog(res: Response, opts: FollowOptions): Promis
     return;
   }
   if (!closed) res.end();
-}
-
-/** Until the response has sent what it holds, or the client has gone. */
-function drained(res: Response): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      res.off('drain', done);
-      res.off('close', done);
-      resolve();
-    };
-    res.on('drain', done);
-    res.on('close', done);
-  });
 }
 
 const sendPieces = async (send: Send, pieces: LogPiece[]) => {

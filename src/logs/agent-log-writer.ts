@@ -3,6 +3,7 @@
  * to `<file>.1` (replacing an older one) and a new file starts, so an attempt never keeps more than
  * twice `maxBytes` on disk however much the agent prints.
  */
+import { drainedOrClosed } from './drained';
 import { StringDecoder } from 'node:string_decoder';
 import { createWriteStream, fstatSync, type WriteStream } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -140,15 +141,7 @@ export class AgentLog {
     this.size += len;
     const s = this.stream;
     if (s.write(chunk)) return undefined;
-    return new Promise((resolve) => {
-      const done = () => {
-        s.off('drain', done);
-        s.off('close', done);
-        resolve();
-      };
-      s.on('drain', done);
-      s.on('close', done);
-    });
+    return drainedOrClosed(s);
   }
 
   /** Moves the file to `<file>.1` and starts a new one; false (and failing) if the new one cannot be opened. */
